@@ -1,0 +1,106 @@
+# guardiand — top-level build.
+#
+#   make            build everything under build/ (the source tree stays clean)
+#   make test       check deps, build, run every test suite, then all of it again
+#                   under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make run        check deps, build, start the daemon on the demo configuration
+#   make deps       check (and as root, install) the Debian packages we need
+#   make bench      build the benchmarks (build/bin/bench-*)
+#
+# BUILD selects the output folder; SANITIZE=1 builds with ASan+UBSan.
+
+BUILD ?= build
+SANITIZE ?=
+CC ?= gcc
+
+CFLAGS := -std=gnu11 -Wall -Wextra -Werror -g -I. -MMD -MP -D_GNU_SOURCE
+LDFLAGS :=
+ifeq ($(SANITIZE),1)
+CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+else
+CFLAGS += -O2
+endif
+
+LIBS_CORE := -lev -lm
+LIBS_LIBCA := -lca -lCom
+LIBS_TEST := -lcriterion
+
+# Modules that make up the daemon, one folder each.
+CORE_SRC := $(wildcard pvdb/*.c) $(wildcard ca/*.c)
+SUP_SRC := $(wildcard supervisor/*.c)
+
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+SUP_OBJ := $(SUP_SRC:%.c=$(BUILD)/obj/%.o)
+CORE_LIB := $(BUILD)/lib/libguardcore.a
+
+# Tests mirror the tree: tests/<module>/test_*.c become one criterion binary each.
+UNIT_SRC := $(wildcard tests/pvdb/test_*.c) $(wildcard tests/ca/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
+INTEG_BIN := $(INTEG_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_HELPER_SRC := $(wildcard tests/lib/*.c)
+TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/obj/%.o)
+
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bin/bench-%)
+
+BINS := $(BUILD)/bin/guardiand
+
+.PHONY: all deps test check check-unit check-integration check-python check-asan run bench clean
+all: $(BINS) $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/guardiand: $(SUP_OBJ) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(SUP_OBJ) $(CORE_LIB) $(LIBS_CORE)
+
+$(BUILD)/tests/pvdb/% $(BUILD)/tests/ca/%: $(BUILD)/obj/tests/%.o
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(CORE_LIB) $(TEST_HELPER_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(CORE_LIB) $(LIBS_TEST) $(LIBS_LIBCA) $(LIBS_CORE)
+
+$(BUILD)/bin/bench-%: $(BUILD)/obj/bench/%.o $(CORE_LIB) $(TEST_HELPER_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(CORE_LIB) $(LIBS_LIBCA) $(LIBS_CORE)
+
+bench: $(BENCH_BIN) $(BINS)
+
+deps:
+	@sh tools/deps.sh
+
+# The test command: everything, then everything again under the sanitizers.
+test: deps
+	$(MAKE) check BUILD=build
+	$(MAKE) check-asan
+
+check: check-unit check-integration check-python
+
+check-unit: $(UNIT_BIN)
+	@sh tools/run-tests.sh unit $(BUILD) $(UNIT_BIN)
+
+check-integration: $(INTEG_BIN) $(BINS)
+	@sh tools/run-tests.sh integration $(BUILD) $(INTEG_BIN)
+
+check-python: $(BINS)
+	@sh tools/run-tests.sh python $(BUILD)
+
+check-asan:
+	@rm -rf build/asan/reports && mkdir -p build/asan/reports
+	$(MAKE) check BUILD=build/asan SANITIZE=1
+	@sh tools/run-tests.sh sanitizer-reports build/asan
+
+run: deps $(BINS)
+	$(BUILD)/bin/guardiand --demo
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

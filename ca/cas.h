@@ -1,0 +1,72 @@
+/* cas.h — the Channel Access server (protocol 4.13), on one libev loop.
+ *
+ * The server answers UDP name searches for the PVs of a pvdb, sends beacons,
+ * and serves TCP circuits: channels, reads, writes and monitors. It knows PVs,
+ * never nodes. Every socket is non-blocking and every reply is queued per
+ * client and flushed once per loop iteration (an ev_prepare watcher), so a
+ * slow client never delays another. No threads.
+ */
+#ifndef GUARDIAND_CAS_H
+#define GUARDIAND_CAS_H
+
+#include <ev.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pvdb/pvdb.h"
+
+#define CAS_MAX_ADDRS 32
+
+/* Server settings; cas_config_from_env() fills them from the EPICS_CAS_* and
+ * EPICS_CA_* variables as rsrv does (see ca-protocol.md 1.3). */
+struct cas_config {
+    uint16_t port;                        /* UDP search port, preferred TCP port */
+    struct in_addr intf[CAS_MAX_ADDRS];   /* interfaces to bind; none = 0.0.0.0 */
+    unsigned n_intf;
+    struct in_addr ignore[CAS_MAX_ADDRS]; /* UDP sources to ignore */
+    unsigned n_ignore;
+    struct sockaddr_in beacon[CAS_MAX_ADDRS]; /* explicit beacon destinations */
+    unsigned n_beacon;
+    bool auto_beacon;                     /* add interface broadcast addresses */
+    uint16_t beacon_port;
+    double beacon_period;                 /* the longest beacon interval, seconds */
+    uint32_t max_array_bytes;             /* EPICS_CA_MAX_ARRAY_BYTES (>= 16384) */
+    bool auto_array_bytes;                /* EPICS_CA_AUTO_ARRAY_BYTES */
+    size_t client_backlog;                /* output bytes queued before a client is throttled */
+};
+
+/* Fill cfg from the environment. Returns 0, or -1 with a message in err for a
+ * setting that cannot be used (an unparseable address, say). */
+int cas_config_from_env(struct cas_config *cfg, char *err, size_t errlen);
+
+typedef struct cas cas;
+
+/* Start serving db on loop. Returns NULL with a message in err on failure
+ * (no socket could be bound, say). */
+cas *cas_new(struct ev_loop *loop, pvdb *db, const struct cas_config *cfg, char *err,
+             size_t errlen);
+/* Close every circuit and socket. The pvdb is left alone. */
+void cas_free(cas *s);
+
+uint16_t cas_tcp_port(const cas *s);
+uint16_t cas_udp_port(const cas *s);
+
+/* Access rights (CA_ACCESS_READ 1 | CA_ACCESS_WRITE 2) for one client on one
+ * PV. host and user are what the client sent ("" if nothing). The default
+ * gives read to everyone and write where the PV is writable. */
+typedef unsigned (*cas_access_fn)(const pv *pv, const char *host, const char *user, void *arg);
+void cas_set_access(cas *s, cas_access_fn fn, void *arg);
+/* Re-evaluate every channel's rights (after the rules changed); clients whose
+ * rights changed get ACCESS_RIGHTS and one update per subscription. */
+void cas_access_changed(cas *s);
+
+struct cas_stats {
+    size_t clients, channels, subscriptions;
+    uint64_t searches, search_hits, messages_in, bytes_out, updates_sent, updates_dropped;
+    uint64_t protocol_errors;
+};
+void cas_get_stats(const cas *s, struct cas_stats *st);
+
+#endif
