@@ -62,7 +62,6 @@ $(BUILD)/bin/guardiand: $(SUP_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(SUP_OBJ) $(CORE_LIB) $(LIBS_CORE)
 
-$(BUILD)/tests/pvdb/% $(BUILD)/tests/ca/%: $(BUILD)/obj/tests/%.o
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(CORE_LIB) $(TEST_HELPER_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(CORE_LIB) $(LIBS_TEST) $(LIBS_LIBCA) $(LIBS_CORE)

@@ -69,4 +69,12 @@ struct cas_stats {
 };
 void cas_get_stats(const cas *s, struct cas_stats *st);
 
+/* The CA repeater (port 5065 or EPICS_CA_REPEATER_PORT), for hosts without
+ * EPICS's caRepeater. Returns NULL with a message if the port is taken (then
+ * another repeater serves this host, which is fine). */
+typedef struct cas_repeater cas_repeater;
+cas_repeater *cas_repeater_new(struct ev_loop *loop, uint16_t port, char *err, size_t errlen);
+void cas_repeater_free(cas_repeater *r);
+unsigned cas_repeater_clients(const cas_repeater *r);
+
 #endif

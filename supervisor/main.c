@@ -19,6 +19,7 @@ struct options {
     bool demo;
     unsigned demo_count;
     long port; /* 0: from the environment */
+    bool no_repeater;
 };
 
 static void usage(FILE *f)
@@ -32,6 +33,7 @@ static void usage(FILE *f)
           "  --demo              serve the demo PV set (docs/demo-pvs.md)\n"
           "  --demo-count N      number of DEMO:N:<i> PVs (default 1000)\n"
           "  --port P            CA server port (overrides EPICS_CAS_SERVER_PORT)\n"
+          "  --no-repeater       do not serve a CA repeater on the beacon port\n"
           "  --version           print the version and exit\n"
           "  -h, --help          this text\n"
           "\n"
@@ -58,7 +60,8 @@ static int parse_options(int argc, char **argv, struct options *o)
     static const struct option longopts[] = {
         {"demo", no_argument, NULL, 'd'},      {"demo-count", required_argument, NULL, 'n'},
         {"port", required_argument, NULL, 'p'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},      {"no-repeater", no_argument, NULL, 'R'},
+        {NULL, 0, NULL, 0},
     };
     *o = (struct options){.demo_count = 1000};
     int c;
@@ -79,6 +82,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                 return -1;
             }
             break;
+        case 'R': o->no_repeater = true; break;
         case 'V': printf("guardiand %s\n", GUARDIAND_VERSION); return 1;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return -1;
@@ -101,6 +105,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 static void sup_teardown(sup *s)
 {
     cas_free(s->ca);
+    cas_repeater_free(s->repeater);
     demo_free(s->demo);
     pvdb_free(s->db);
     ev_signal_stop(s->loop, &s->sigterm);
@@ -152,6 +157,10 @@ int main(int argc, char **argv)
     }
     if (opt.demo)
         cas_set_access(s.ca, demo_access, s.demo);
+    /* A host without EPICS tools has no caRepeater: serve one, unless one runs. */
+    if (!opt.no_repeater && !(s.repeater = cas_repeater_new(s.loop, cfg.beacon_port, err, sizeof(err))))
+        fprintf(stderr, "guardiand: no CA repeater of our own (%s): another one serves this host\n",
+                err);
 
     fprintf(stderr, "guardiand: ready: ca port %u (tcp %u), %zu PVs\n", cas_udp_port(s.ca),
             cas_tcp_port(s.ca), pvdb_count(s.db));

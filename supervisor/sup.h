@@ -19,6 +19,7 @@ typedef struct sup {
     struct ev_loop *loop;
     pvdb *db;
     cas *ca;
+    cas_repeater *repeater;
     ev_signal sigterm, sigint;
     struct demo *demo;
 } sup;
