@@ -20,8 +20,26 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-void cas_log(const char *fmt, ...)
+/* Log a line, at most LOG_BURST per second: a client sending garbage in a
+ * loop must not flood the log (or the disk). What was held back is counted
+ * and reported with the next line that gets through. */
+#define LOG_BURST 20
+void cas_log(cas *s, const char *fmt, ...)
 {
+    ev_tstamp now = s->loop ? ev_now(s->loop) : 0;
+    if (now - s->log_window >= 1.0) {
+        s->log_window = now;
+        s->log_lines = 0;
+    }
+    if (s->log_lines >= LOG_BURST) {
+        s->log_suppressed++;
+        return;
+    }
+    s->log_lines++;
+    if (s->log_suppressed) {
+        fprintf(stderr, "guardiand: ca: (%u similar messages suppressed)\n", s->log_suppressed);
+        s->log_suppressed = 0;
+    }
     va_list ap;
     va_start(ap, fmt);
     fputs("guardiand: ca: ", stderr);
@@ -250,7 +268,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         int fd = accept4(w->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                cas_log("accept: %s; not accepting circuits for a second", strerror(errno));
+                cas_log(s, "accept: %s; not accepting circuits for a second", strerror(errno));
                 pause_accepting(s);
             }
             return;
@@ -291,11 +309,11 @@ static int open_listeners(cas *s, char *err, size_t errlen)
         uint16_t bound = 0;
         int fd = tcp_listen(a, want, &bound);
         if (fd < 0 && i == 0 && (errno == EADDRINUSE || errno == EACCES)) {
-            cas_log("TCP port %u is in use; using an ephemeral port", want);
+            cas_log(s, "TCP port %u is in use; using an ephemeral port", want);
             fd = tcp_listen(a, 0, &bound);
         }
         if (fd < 0) {
-            cas_log("cannot listen on %s:%u: %s", inet_ntoa(a), want, strerror(errno));
+            cas_log(s, "cannot listen on %s:%u: %s", inet_ntoa(a), want, strerror(errno));
             continue;
         }
         want = bound;

@@ -130,11 +130,13 @@ struct cas {
     size_t scratch_cap;
     size_t max_payload;        /* largest request payload we accept */
     struct cas_stats stats;
+    ev_tstamp log_window;      /* rate limit of cas_log() */
+    unsigned log_lines, log_suppressed;
     uint8_t udp_buf[CA_MAX_UDP_RECV]; /* one datagram at a time */
 };
 
 /* cas.c */
-void cas_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cas_log(cas *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 unsigned cas_rights(cas *s, const pv *pv, const cas_client *c);
 
 /* udp.c: name service and beacons */

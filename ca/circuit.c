@@ -55,7 +55,7 @@ uint8_t *cas_out_reserve(cas_client *c, size_t n)
                 cap *= 2;
             uint8_t *p = realloc(c->out, cap);
             if (!p) {
-                cas_log("%s: out of memory for output; closing", c->peer_text);
+                cas_log(c->srv, "%s: out of memory for output; closing", c->peer_text);
                 c->dead = true;
                 return NULL;
             }
@@ -319,7 +319,7 @@ struct req {
 
 static void bad_resource(cas_client *c, const struct req *r)
 {
-    cas_log("%s: bad resource id %u in command %u; closing the circuit", c->peer_text, r->h.p1,
+    cas_log(c->srv, "%s: bad resource id %u in command %u; closing the circuit", c->peer_text, r->h.p1,
             r->h.cmd);
     cas_send_error(c, r->raw, r->raw_len, 0xFFFFFFFFu, ECA_INTERNAL, "Bad Resource ID");
     halt_input(c);
@@ -347,7 +347,7 @@ static void on_name(cas_client *c, const struct req *r, char **slot)
     const char *what = r->h.cmd == CA_PROTO_CLIENT_NAME ? "user" : "host";
     size_t len = r->h.postsize ? strnlen((const char *)r->payload, r->h.postsize) : 0;
     if (len == r->h.postsize || len >= CAS_NAME_MAX) {
-        cas_log("%s: bad (unterminated or very long) %s name; closing", c->peer_text, what);
+        cas_log(c->srv, "%s: bad (unterminated or very long) %s name; closing", c->peer_text, what);
         cas_send_error(c, r->raw, r->raw_len, 0xFFFFFFFFu, ECA_INTERNAL, "bad %s name", what);
         halt_input(c);
         return;
@@ -525,7 +525,7 @@ static void on_write(cas_client *c, const struct req *r)
     if (r->h.cmd == CA_PROTO_WRITE)
         cas_send_error(c, r->raw, r->raw_len, ch->cid, st, "%s", pv_name(ch->pv));
     if (st != ECA_NOWTACCESS)
-        cas_log("%s: write to %s refused (status %u)", c->peer_text, pv_name(ch->pv), st);
+        cas_log(c->srv, "%s: write to %s refused (status %u)", c->peer_text, pv_name(ch->pv), st);
 }
 
 static void on_event_add(cas_client *c, const struct req *r)
@@ -610,7 +610,7 @@ static void on_echo(cas_client *c, const struct req *r)
 
 static void on_bad_command(cas_client *c, const struct req *r)
 {
-    cas_log("%s: invalid request code %u; closing the circuit", c->peer_text, r->h.cmd);
+    cas_log(c->srv, "%s: invalid request code %u; closing the circuit", c->peer_text, r->h.cmd);
     /* libca indexes a table with the copied command: never copy one >= 28. */
     if (r->h.cmd <= CA_PROTO_LAST)
         cas_send_error(c, r->raw, r->raw_len, 0xFFFFFFFFu, ECA_INTERNAL,
@@ -714,7 +714,7 @@ static void process_input(cas_client *c)
         if (!hlen)
             break;
         if (r.h.postsize > s->max_payload) {
-            cas_log("%s: request of %u bytes refused (max %zu)", c->peer_text, r.h.postsize,
+            cas_log(c->srv, "%s: request of %u bytes refused (max %zu)", c->peer_text, r.h.postsize,
                     s->max_payload);
             cas_send_error(c, c->in + pos, hlen, 0xFFFFFFFFu, ECA_TOLARGE,
                            "Server unable to load large request message. Max bytes=%zu",
@@ -725,7 +725,7 @@ static void process_input(cas_client *c)
         }
         if (avail < hlen + r.h.postsize) {
             if (!ensure_in(c, hlen + r.h.postsize)) {
-                cas_log("%s: out of memory for a request; closing", c->peer_text);
+                cas_log(c->srv, "%s: out of memory for a request; closing", c->peer_text);
                 c->dead = true;
             }
             /* ensure_in may have moved the buffer; pos is an offset, so fine. */

@@ -88,7 +88,8 @@ static void on_register(cas_repeater *r, const struct sockaddr_in *from)
         known = known || same(&r->clients[i], from);
     if (!known) {
         if (r->n_clients == REPEATER_MAX_CLIENTS) {
-            cas_log("repeater: %u clients registered; refusing more", REPEATER_MAX_CLIENTS);
+            fprintf(stderr, "guardiand: ca: repeater: %u clients registered; refusing more\n",
+                    REPEATER_MAX_CLIENTS);
             return;
         }
         r->clients[r->n_clients++] = *from;

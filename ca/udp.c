@@ -286,7 +286,7 @@ int cas_udp_open(cas *s, char *err, size_t errlen)
         struct in_addr a = s->cfg.n_intf ? s->cfg.intf[i] : any;
         int fd = udp_bind(a, s->cfg.port);
         if (fd < 0) {
-            cas_log("cannot bind UDP %s:%u: %s", inet_ntoa(a), s->cfg.port, strerror(errno));
+            cas_log(s, "cannot bind UDP %s:%u: %s", inet_ntoa(a), s->cfg.port, strerror(errno));
             continue;
         }
         add_udp(s, fd);
