@@ -22,12 +22,12 @@ else
 CFLAGS += -O2
 endif
 
-LIBS_CORE := -lev -lm
+LIBS_CORE := -lev -lm -ldl -linih
 LIBS_LIBCA := -lca -lCom
 LIBS_TEST := -lcriterion
 
 # Modules that make up the daemon, one folder each.
-CORE_SRC := $(wildcard pvdb/*.c) $(wildcard ca/*.c)
+CORE_SRC := $(wildcard pvdb/*.c) $(wildcard ca/*.c) $(wildcard node/*.c)
 SUP_SRC := $(wildcard supervisor/*.c)
 
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
@@ -35,7 +35,7 @@ SUP_OBJ := $(SUP_SRC:%.c=$(BUILD)/obj/%.o)
 CORE_LIB := $(BUILD)/lib/libguardcore.a
 
 # Tests mirror the tree: tests/<module>/test_*.c become one criterion binary each.
-UNIT_SRC := $(wildcard tests/pvdb/test_*.c) $(wildcard tests/ca/test_*.c)
+UNIT_SRC := $(wildcard tests/pvdb/test_*.c) $(wildcard tests/ca/test_*.c) $(wildcard tests/node/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 INTEG_SRC := $(wildcard tests/integration/test_*.c)
 INTEG_BIN := $(INTEG_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -45,10 +45,17 @@ TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/obj/%.o)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bin/bench-%)
 
-BINS := $(BUILD)/bin/guardiand
+# System modules (dlopen'ed by guardiand): systems/*.c, and the test modules
+# tests/node/mod_*.c, each built as a shared object.
+SYSTEM_SRC := $(wildcard systems/*.c)
+SYSTEM_SO := $(SYSTEM_SRC:systems/%.c=$(BUILD)/systems/%.so)
+TEST_MOD_SRC := $(wildcard tests/node/mod_*.c)
+TEST_MOD_SO := $(TEST_MOD_SRC:tests/node/%.c=$(BUILD)/tests/node/%.so)
+
+BINS := $(BUILD)/bin/guardiand $(SYSTEM_SO)
 
 .PHONY: all deps test check check-unit check-integration check-python check-asan run bench clean
-all: $(BINS) $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN)
+all: $(BINS) $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) $(TEST_MOD_SO)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -58,13 +65,25 @@ $(CORE_LIB): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# Programs that load systems export the whole guardian.h API (-rdynamic, and
+# every object of the core library, used by this program or not).
+WHOLE_CORE = -rdynamic -Wl,--whole-archive $(CORE_LIB) -Wl,--no-whole-archive
+
 $(BUILD)/bin/guardiand: $(SUP_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(SUP_OBJ) $(CORE_LIB) $(LIBS_CORE)
+	$(CC) $(LDFLAGS) -o $@ $(SUP_OBJ) $(WHOLE_CORE) $(LIBS_CORE)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(CORE_LIB) $(TEST_HELPER_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(CORE_LIB) $(LIBS_TEST) $(LIBS_LIBCA) $(LIBS_CORE)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(WHOLE_CORE) $(LIBS_TEST) $(LIBS_LIBCA) $(LIBS_CORE)
+
+# A system module: position-independent, resolved against guardiand at load.
+$(BUILD)/systems/%.so: systems/%.c node/guardian.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
+$(BUILD)/tests/node/%.so: tests/node/%.c node/guardian.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
 
 $(BUILD)/bin/bench-%: $(BUILD)/obj/bench/%.o $(CORE_LIB) $(TEST_HELPER_OBJ)
 	@mkdir -p $(dir $@)
@@ -82,7 +101,7 @@ test: deps
 
 check: check-unit check-integration check-python
 
-check-unit: $(UNIT_BIN)
+check-unit: $(UNIT_BIN) $(TEST_MOD_SO) $(SYSTEM_SO)
 	@sh tools/run-tests.sh unit $(BUILD) $(UNIT_BIN)
 
 check-integration: $(INTEG_BIN) $(BINS)
@@ -97,7 +116,7 @@ check-asan:
 	@sh tools/run-tests.sh sanitizer-reports build/asan
 
 run: deps $(BINS)
-	$(BUILD)/bin/guardiand --demo
+	$(BUILD)/bin/guardiand --config etc/demo.ini
 
 clean:
 	rm -rf build

@@ -382,8 +382,8 @@ void cas_free(cas *s)
 {
     if (!s)
         return;
-    while (s->clients)
-        cas_client_close(s->clients);
+    for (cas_client *c = s->clients; c; c = c->next)
+        cas_client_close(c);
     cas_client_reap(s);
     cas_udp_close(s);
     for (unsigned i = 0; i < s->n_tcp; i++) {

@@ -450,7 +450,7 @@ static void on_read(cas_client *c, const struct req *r)
         return;
     }
     uint32_t count = cas_reply_count(ch->pv, r->h.count);
-    uint32_t size = ca_align8((uint32_t)dbr_size_n(type, count));
+    uint32_t size = ca_align8((uint32_t)dbr_struct_size_n(type, count));
     if (reply_check(c, r, ch, size, count) != ECA_NORMAL)
         return;
     if (!(ch->rights & CA_ACCESS_READ)) {
@@ -463,7 +463,7 @@ static void on_read(cas_client *c, const struct req *r)
     uint8_t *p = cas_put_hdr(c, r->h.cmd, size, type, count, notify ? 0 : ch->cid, r->h.p2);
     if (!p)
         return;
-    size_t used = dbr_size_n(type, count);
+    size_t used = dbr_struct_size_n(type, count);
     uint32_t status = dbr_encode(p, type, count, ch->pv);
     memset(p + used, 0, size - used);
     if (notify) {
@@ -546,7 +546,7 @@ static void on_event_add(cas_client *c, const struct req *r)
         return;
     }
     uint32_t count = cas_reply_count(ch->pv, r->h.count);
-    uint32_t size = ca_align8((uint32_t)dbr_size_n(type, count));
+    uint32_t size = ca_align8((uint32_t)dbr_struct_size_n(type, count));
     if (reply_check(c, r, ch, size, count) != ECA_NORMAL)
         return;
     cas_sub *old = NULL;

@@ -84,13 +84,13 @@ static const struct {
 
 bool dbr_valid(unsigned type) { return type <= DBR_LAST; }
 
-size_t dbr_size(unsigned type) { return dbr_valid(type) ? dbr_table[type].size : 0; }
+size_t dbr_struct_size(unsigned type) { return dbr_valid(type) ? dbr_table[type].size : 0; }
 
-size_t dbr_value_size(unsigned type) { return dbr_valid(type) ? dbr_table[type].value_size : 0; }
+size_t dbr_elem_size(unsigned type) { return dbr_valid(type) ? dbr_table[type].value_size : 0; }
 
-size_t dbr_value_offset(unsigned type) { return dbr_valid(type) ? dbr_table[type].value_off : 0; }
+size_t dbr_elem_offset(unsigned type) { return dbr_valid(type) ? dbr_table[type].value_off : 0; }
 
-size_t dbr_size_n(unsigned type, uint32_t n)
+size_t dbr_struct_size_n(unsigned type, uint32_t n)
 {
     if (!dbr_valid(type))
         return SIZE_MAX;
@@ -595,7 +595,7 @@ uint32_t dbr_encode(uint8_t *out, unsigned type, uint32_t n, const pv *pv)
 {
     if (!dbr_valid(type))
         return ECA_BADTYPE;
-    size_t size = dbr_size_n(type, n);
+    size_t size = dbr_struct_size_n(type, n);
     /* Zeroing first makes every pad field and every missing element 0. */
     memset(out, 0, size);
     uint32_t status = encode_body(out, type, n, pv);

@@ -32,18 +32,20 @@ enum dbr_type {
 #define DBR_LAST 38
 
 bool dbr_valid(unsigned type);              /* 0..38 */
-size_t dbr_size(unsigned type);             /* struct size holding one element */
-size_t dbr_value_size(unsigned type);       /* size of each further element */
-size_t dbr_value_offset(unsigned type);     /* offset of the first element */
-/* dbr_size + (n-1)*value_size for n >= 1; the metadata alone for n == 0. Not
+/* Named apart from libca's exported tables dbr_size, dbr_value_size and
+ * dbr_value_offset: a test or bench that links libca must not interpose them. */
+size_t dbr_struct_size(unsigned type); /* struct size holding one element */
+size_t dbr_elem_size(unsigned type);   /* size of each further element */
+size_t dbr_elem_offset(unsigned type); /* offset of the first element */
+/* dbr_struct_size + (n-1)*elem_size for n >= 1; the metadata alone for n == 0. Not
  * rounded to 8. Returns SIZE_MAX for an invalid type. */
-size_t dbr_size_n(unsigned type, uint32_t n);
+size_t dbr_struct_size_n(unsigned type, uint32_t n);
 /* The value type (0..6) of a type code, or -1 (PUT_ACKT/ACKS, STSACK and
  * CLASS_NAME have value types of their own: they return -1 too). */
 int dbr_value_type(unsigned type);
 
 /* Encode pv as DBR type `type` with n elements (n >= 1) into out, which holds
- * at least dbr_size_n(type, n) bytes. Elements past pv_nelm() are zero; all
+ * at least dbr_struct_size_n(type, n) bytes. Elements past pv_nelm() are zero; all
  * padding is zero. Returns ECA_NORMAL, or ECA_GETFAIL with out zeroed when the
  * type cannot be read (PUT_ACKT, PUT_ACKS) or a conversion fails. */
 uint32_t dbr_encode(uint8_t *out, unsigned type, uint32_t n, const pv *pv);

@@ -62,7 +62,7 @@ static cas_msg *encode_shared(cas *s, const pv *pv, uint16_t type, uint32_t coun
             return e->msg;
         }
     }
-    size_t used = dbr_size_n(type, count);
+    size_t used = dbr_struct_size_n(type, count);
     uint32_t size = ca_align8((uint32_t)used);
     cas_msg *m = msg_new(size);
     if (!m)
@@ -82,7 +82,7 @@ static cas_msg *encode_shared(cas *s, const pv *pv, uint16_t type, uint32_t coun
 /* A status-only update (no read access): a zeroed payload of the right size. */
 static cas_msg *encode_denied(uint16_t type, uint32_t count)
 {
-    uint32_t size = ca_align8((uint32_t)dbr_size_n(type, count));
+    uint32_t size = ca_align8((uint32_t)dbr_struct_size_n(type, count));
     cas_msg *m = msg_new(size);
     if (!m)
         return NULL;
@@ -154,7 +154,7 @@ void cas_sub_post(cas_sub *sub)
     cas_channel *ch = sub->ch;
     cas_client *c = ch->client;
     uint32_t count = cas_reply_count(ch->pv, sub->count);
-    if (cas_needs_ext(ca_align8((uint32_t)dbr_size_n(sub->type, count)), count) && c->minor < 9)
+    if (cas_needs_ext(ca_align8((uint32_t)dbr_struct_size_n(sub->type, count)), count) && c->minor < 9)
         return; /* refused at EVENT_ADD already; nothing a pre-4.9 client can take */
     cas_msg *m = (ch->rights & CA_ACCESS_READ) ? encode_shared(c->srv, ch->pv, sub->type, count)
                                                 : encode_denied(sub->type, count);

@@ -370,6 +370,40 @@ static unsigned define(pv *p)
     return 0;
 }
 
+static bool is_limit_alarm(int16_t status)
+{
+    return status == PV_ALARM_HIHI || status == PV_ALARM_HIGH || status == PV_ALARM_LOW ||
+           status == PV_ALARM_LOLO;
+}
+
+/* Numeric PVs with alarm limits raise HIHI/HIGH/LOW/LOLO from their first
+ * element, as an EPICS ai record does (a NaN limit is disabled). Only a limit
+ * alarm, or none, is replaced: an alarm the owner set with pv_set_alarm()
+ * stays until the owner clears it. */
+static unsigned check_limits(pv *p)
+{
+    if (!p->alarm_limits || p->type == PV_STRING || p->type == PV_ENUM)
+        return 0;
+    if (p->status != PV_ALARM_NONE && !is_limit_alarm(p->status))
+        return 0;
+    const pv_limits *l = &p->limits;
+    double v = element_double(p, 0);
+    int16_t status = PV_ALARM_NONE, sev = PV_SEV_NONE;
+    if (v >= l->alarm_hi)
+        status = PV_ALARM_HIHI, sev = PV_SEV_MAJOR;
+    else if (v <= l->alarm_lo)
+        status = PV_ALARM_LOLO, sev = PV_SEV_MAJOR;
+    else if (v >= l->warn_hi)
+        status = PV_ALARM_HIGH, sev = PV_SEV_MINOR;
+    else if (v <= l->warn_lo)
+        status = PV_ALARM_LOW, sev = PV_SEV_MINOR;
+    if (status == p->status && sev == p->severity)
+        return 0;
+    p->status = status;
+    p->severity = sev;
+    return PV_EV_ALARM;
+}
+
 static int store(pv *p, const void *value, uint32_t n)
 {
     if (n < 1 || n > p->count)
@@ -382,6 +416,7 @@ static int store(pv *p, const void *value, uint32_t n)
         if (n < p->count)
             memset((uint8_t *)p->value + n * sz, 0, (p->count - n) * sz);
         p->nelm = n;
+        ev |= check_limits(p);
     }
     if (changed || ev) {
         p->stamp = pv_time_now();
@@ -559,6 +594,31 @@ int pv_write(pv *p, const void *value, uint32_t n, const pv_client *who)
             return PVDB_OK;
     }
     return store(p, value, n);
+}
+
+int pv_write_double(pv *p, double v, const pv_client *who)
+{
+    uint8_t buf[PV_STRING_SIZE] = {0};
+    from_double(p, v, buf);
+    return pv_write(p, buf, 1, who);
+}
+
+int pv_write_string(pv *p, const char *s, const pv_client *who)
+{
+    uint8_t buf[PV_STRING_SIZE] = {0};
+    if (p->type == PV_STRING) {
+        strncpy((char *)buf, s, PV_STRING_SIZE - 1);
+        return pv_write(p, buf, 1, who);
+    }
+    if (p->type == PV_ENUM)
+        for (unsigned i = 0; i < p->n_enums; i++)
+            if (strlen(s) <= PV_ENUM_STRING_SIZE && strncmp(p->enums[i], s, PV_ENUM_STRING_SIZE) == 0)
+                return pv_write_double(p, i, who);
+    char *end;
+    double d = strtod(s, &end);
+    if (end == s)
+        return PVDB_EINVAL;
+    return pv_write_double(p, d, who);
 }
 
 /* ---- watching ---- */

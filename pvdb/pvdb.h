@@ -204,6 +204,10 @@ void pv_post(pv *pv, unsigned events);
 /* Enforces writable, count and enum range, then runs the handler. value is in
  * the native type, host order, n elements. Returns 0 or a negative pvdb_err. */
 int pv_write(pv *pv, const void *value, uint32_t n, const pv_client *who);
+/* The same from a double or a string, converted as the pv_set_* setters do
+ * (an ENUM takes a state name or an index). */
+int pv_write_double(pv *pv, double v, const pv_client *who);
+int pv_write_string(pv *pv, const char *s, const pv_client *who);
 
 /* ---- watching a PV ---- */
 

@@ -1,9 +1,15 @@
-/* main.c — guardiand: one process, one libev loop, one CA server.
+/* main.c — guardiand: one process, one libev loop, one CA server, many nodes.
  *
- * Start-up order: options, the PV database, what it serves, then the CA
- * server; a "ready" line on stderr once every socket is bound. SIGTERM and
- * SIGINT end the loop; everything is then torn down in reverse order, so a
- * clean exit leaks nothing (the sanitizer runs check that).
+ * Start-up order: options and the configuration file, the PV database, the
+ * nodes (a node that cannot start is reported and skipped; the others run),
+ * the supervisor channels, then the CA server; a "ready" line on stderr once
+ * every node is served. SIGTERM and SIGINT end the loop; everything is torn
+ * down in reverse order, so a clean exit leaks nothing (the sanitizer runs
+ * check that).
+ *
+ * `guardiand --run SYSTEM STATE [REQUEST]` runs one state (or the path from
+ * STATE to REQUEST) of a system without serving channels, like Guardian's
+ * `guardian MODULE STATE [REQUEST]`, for testing a system.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -13,27 +19,39 @@
 
 #include "supervisor/sup.h"
 
-#define GUARDIAND_VERSION "0.1.0"
-
 struct options {
+    const char *config;
+    const char *ifo, *systems, *database;
+    double rate;
     bool demo;
     unsigned demo_count;
     long port; /* 0: from the environment */
     bool no_repeater;
+    bool run;  /* --run SYSTEM STATE [REQUEST] [key=value...] */
+    char **run_args;
+    int n_run_args;
 };
 
 static void usage(FILE *f)
 {
-    fputs("usage: guardiand [options]\n"
+    fputs("usage: guardiand [--config FILE] [options]\n"
+          "       guardiand --run SYSTEM STATE [REQUEST] [key=value...] [--systems PATH]\n"
           "\n"
           "Runs Guardian-style automation nodes on one event loop and serves their\n"
           "channels over EPICS Channel Access.\n"
           "\n"
           "options:\n"
-          "  --demo              serve the demo PV set (docs/demo-pvs.md)\n"
-          "  --demo-count N      number of DEMO:N:<i> PVs (default 1000)\n"
+          "  -c, --config FILE   configuration file (see etc/guardiand.ini)\n"
+          "  --ifo IFO           override the configuration's IFO prefix\n"
+          "  --systems PATH      override the system search path (dirs separated by ':')\n"
+          "  --rate HZ           override the node cycle rate (default 16)\n"
+          "  --database PATH     override the database path\n"
           "  --port P            CA server port (overrides EPICS_CAS_SERVER_PORT)\n"
           "  --no-repeater       do not serve a CA repeater on the beacon port\n"
+          "  --demo              also serve the demo PV set (docs/demo-pvs.md)\n"
+          "  --demo-count N      number of DEMO:N:<i> PVs (default 1000)\n"
+          "  --run               run SYSTEM from STATE (to REQUEST) without channels;\n"
+          "                      exits 0 when done, 1 on a state error\n"
           "  --version           print the version and exit\n"
           "  -h, --help          this text\n"
           "\n"
@@ -44,54 +62,112 @@ static void usage(FILE *f)
           f);
 }
 
-static int parse_uint(const char *text, long min, long max, long *out)
+static int parse_long(const char *opt, const char *text, long min, long max, long *out)
 {
     char *end;
     long v = strtol(text, &end, 10);
-    if (end == text || *end || v < min || v > max)
+    if (end == text || *end || v < min || v > max) {
+        fprintf(stderr, "guardiand: %s: expected %ld..%ld, got '%s'\n", opt, min, max, text);
         return -1;
+    }
     *out = v;
     return 0;
 }
 
-/* Returns 0 to run, 1 to exit 0 (help, version), -1 to exit 2. */
+/* Returns 0 to go on, 1 to exit 0 (help, version), -1 to exit 2. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
+    enum { O_IFO = 256, O_SYSTEMS, O_RATE, O_DATABASE, O_PORT, O_NOREP, O_DEMO, O_DEMO_COUNT,
+           O_RUN, O_VERSION };
     static const struct option longopts[] = {
-        {"demo", no_argument, NULL, 'd'},      {"demo-count", required_argument, NULL, 'n'},
-        {"port", required_argument, NULL, 'p'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},      {"no-repeater", no_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},  {"ifo", required_argument, NULL, O_IFO},
+        {"systems", required_argument, NULL, O_SYSTEMS}, {"rate", required_argument, NULL, O_RATE},
+        {"database", required_argument, NULL, O_DATABASE},
+        {"port", required_argument, NULL, O_PORT}, {"no-repeater", no_argument, NULL, O_NOREP},
+        {"demo", no_argument, NULL, O_DEMO},       {"demo-count", required_argument, NULL, O_DEMO_COUNT},
+        {"run", no_argument, NULL, O_RUN},         {"version", no_argument, NULL, O_VERSION},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     *o = (struct options){.demo_count = 1000};
     int c;
     long v;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'd': o->demo = true; break;
-        case 'n':
-            if (parse_uint(optarg, 0, 1000000, &v) < 0) {
-                fprintf(stderr, "guardiand: --demo-count: expected 0..1000000, got '%s'\n", optarg);
+        case 'c': o->config = optarg; break;
+        case O_IFO:
+            if (!config_valid_ifo(optarg)) {
+                fprintf(stderr, "guardiand: --ifo: expected 1-8 characters of A-Z, 0-9\n");
                 return -1;
             }
+            o->ifo = optarg;
+            break;
+        case O_SYSTEMS: o->systems = optarg; break;
+        case O_DATABASE: o->database = optarg; break;
+        case O_RATE: {
+            char *end;
+            o->rate = strtod(optarg, &end);
+            if (end == optarg || *end || !(o->rate >= 0.1 && o->rate <= 1000)) {
+                fprintf(stderr, "guardiand: --rate: expected 0.1..1000 Hz, got '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        }
+        case O_PORT:
+            if (parse_long("--port", optarg, 1, 65535, &o->port) < 0)
+                return -1;
+            break;
+        case O_NOREP: o->no_repeater = true; break;
+        case O_DEMO: o->demo = true; break;
+        case O_DEMO_COUNT:
+            if (parse_long("--demo-count", optarg, 0, 1000000, &v) < 0)
+                return -1;
             o->demo_count = (unsigned)v;
             break;
-        case 'p':
-            if (parse_uint(optarg, 1, 65535, &o->port) < 0) {
-                fprintf(stderr, "guardiand: --port: expected 1..65535, got '%s'\n", optarg);
-                return -1;
-            }
-            break;
-        case 'R': o->no_repeater = true; break;
-        case 'V': printf("guardiand %s\n", GUARDIAND_VERSION); return 1;
+        case O_RUN: o->run = true; break;
+        case O_VERSION: printf("guardiand %s\n", GUARDIAND_VERSION); return 1;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return -1;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "guardiand: unexpected argument '%s'\n", argv[optind]);
+    if (o->run) {
+        if (argc - optind < 2) {
+            fprintf(stderr, "guardiand: --run needs SYSTEM and STATE\n");
+            return -1;
+        }
+        o->run_args = argv + optind;
+        o->n_run_args = argc - optind;
+    } else if (optind < argc) {
+        fprintf(stderr, "guardiand: unexpected argument '%s' (see --help)\n", argv[optind]);
         return -1;
     }
+    return 0;
+}
+
+static int replace(char **slot, const char *value)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return -1;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+/* The configuration file (or the defaults), then the command line's overrides. */
+static int load_config(struct config *cfg, const struct options *o)
+{
+    char err[512];
+    if (o->config ? config_load(cfg, o->config, err, sizeof(err)) < 0 : config_defaults(cfg) < 0) {
+        fprintf(stderr, "guardiand: %s\n", o->config ? err : "out of memory");
+        return -1;
+    }
+    if ((o->ifo && replace(&cfg->ifo, o->ifo)) || (o->systems && replace(&cfg->systems, o->systems)) ||
+        (o->database && replace(&cfg->database, o->database))) {
+        fprintf(stderr, "guardiand: out of memory\n");
+        return -1;
+    }
+    if (o->rate)
+        cfg->rate = o->rate;
     return 0;
 }
 
@@ -104,13 +180,96 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 static void sup_teardown(sup *s)
 {
+    sched_stop(s);
     cas_free(s->ca);
     cas_repeater_free(s->repeater);
+    supchan_free(s->supchan);
+    sup_nodes_free(s);
     demo_free(s->demo);
     pvdb_free(s->db);
     ev_signal_stop(s->loop, &s->sigterm);
     ev_signal_stop(s->loop, &s->sigint);
     ev_loop_destroy(s->loop);
+    config_free(&s->cfg);
+}
+
+static int start_nodes(sup *s)
+{
+    unsigned failed = 0;
+    for (unsigned i = 0; i < s->cfg.n_nodes; i++) {
+        const struct config_node *cn = &s->cfg.nodes[i];
+        char err[512];
+        if (sup_node_add(s, cn->name, cn->system, (const char *const *)cn->args, cn->n_args, err,
+                         sizeof(err)) < 0) {
+            fprintf(stderr, "guardiand: %s:%d: %s; the other nodes run\n", s->cfg.path, cn->line, err);
+            failed++;
+        }
+    }
+    return (int)failed;
+}
+
+/* ---- guardiand --run SYSTEM STATE [REQUEST] [key=value...] ---- */
+
+struct run {
+    sup *sup;
+    node *node;
+    ev_timer timer;
+    int status;
+};
+
+static void run_step(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct run *r = w->data;
+    node_step(r->node);
+    if (node_error(r->node) == NODE_ERROR_TRUE) {
+        r->status = 1;
+        ev_break(loop, EVBREAK_ALL);
+    } else if (node_done(r->node)) {
+        r->status = 0;
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+static int run_system(sup *s, const struct options *o)
+{
+    const char *system = o->run_args[0], *state = o->run_args[1], *request = NULL;
+    int first_arg = 2;
+    if (o->n_run_args > 2 && !strchr(o->run_args[2], '=')) {
+        request = o->run_args[2];
+        first_arg = 3;
+    }
+    char err[512];
+    node_system *sys = node_system_load(system, s->cfg.systems, err, sizeof(err));
+    if (!sys) {
+        fprintf(stderr, "guardiand: %s\n", err);
+        return 2;
+    }
+    /* A node named after the system, as Guardian does. */
+    char name[CONFIG_NAME_MAX];
+    snprintf(name, sizeof(name), "%s", system);
+    for (char *p = name; *p; p++)
+        *p = (*p >= 'a' && *p <= 'z') ? (char)(*p - 32) : *p;
+    node *n = node_new(name, s->cfg.ifo, sys, (const char *const *)o->run_args + first_arg,
+                       (unsigned)(o->n_run_args - first_arg), &s->host, err, sizeof(err));
+    int status = 2;
+    if (!n) {
+        fprintf(stderr, "guardiand: %s\n", err);
+    } else if (node_start_at(n, state, request) != NODE_OK) {
+        fprintf(stderr, "guardiand: %s: no state %s%s%s in system %s\n", name, state,
+                request ? " or " : "", request ? request : "", system);
+    } else {
+        struct run r = {.sup = s, .node = n, .status = 130};
+        ev_timer_init(&r.timer, run_step, 0, 1.0 / s->cfg.rate);
+        r.timer.data = &r;
+        ev_timer_start(s->loop, &r.timer);
+        ev_run(s->loop, 0);
+        ev_timer_stop(s->loop, &r.timer);
+        status = r.status;
+    }
+    node_free(n);
+    node_system_unref(sys);
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -124,33 +283,50 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    char err[256];
-    struct cas_config cfg;
-    if (cas_config_from_env(&cfg, err, sizeof(err)) < 0) {
+    sup s = {0};
+    if (load_config(&s.cfg, &opt) < 0)
+        return 2;
+    char err[512];
+    struct cas_config cacfg;
+    if (!opt.run && cas_config_from_env(&cacfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "guardiand: %s\n", err);
+        config_free(&s.cfg);
         return 2;
     }
     if (opt.port)
-        cfg.port = (uint16_t)opt.port;
+        cacfg.port = (uint16_t)opt.port;
 
-    sup s = {0};
+    s.started = sup_now();
     s.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     s.db = pvdb_new();
     if (!s.loop || !s.db) {
         fprintf(stderr, "guardiand: cannot create the event loop\n");
         return 1;
     }
+    sup_host_init(&s);
     ev_signal_init(&s.sigterm, signal_cb, SIGTERM);
     ev_signal_init(&s.sigint, signal_cb, SIGINT);
     ev_signal_start(s.loop, &s.sigterm);
     ev_signal_start(s.loop, &s.sigint);
+
+    if (opt.run) {
+        int status = run_system(&s, &opt);
+        sup_teardown(&s);
+        return status;
+    }
 
     if (opt.demo && !(s.demo = demo_new(&s, opt.demo_count, err, sizeof(err)))) {
         fprintf(stderr, "guardiand: %s\n", err);
         sup_teardown(&s);
         return 1;
     }
-    if (!(s.ca = cas_new(s.loop, s.db, &cfg, err, sizeof(err)))) {
+    int failed = start_nodes(&s);
+    if (!(s.supchan = supchan_new(&s, err, sizeof(err)))) {
+        fprintf(stderr, "guardiand: %s\n", err);
+        sup_teardown(&s);
+        return 1;
+    }
+    if (!(s.ca = cas_new(s.loop, s.db, &cacfg, err, sizeof(err)))) {
         fprintf(stderr, "guardiand: channel access: %s\n", err);
         sup_teardown(&s);
         return 1;
@@ -158,12 +334,14 @@ int main(int argc, char **argv)
     if (opt.demo)
         cas_set_access(s.ca, demo_access, s.demo);
     /* A host without EPICS tools has no caRepeater: serve one, unless one runs. */
-    if (!opt.no_repeater && !(s.repeater = cas_repeater_new(s.loop, cfg.beacon_port, err, sizeof(err))))
+    if (!opt.no_repeater &&
+        !(s.repeater = cas_repeater_new(s.loop, cacfg.beacon_port, err, sizeof(err))))
         fprintf(stderr, "guardiand: no CA repeater of our own (%s): another one serves this host\n",
                 err);
+    sched_start(&s);
 
-    fprintf(stderr, "guardiand: ready: ca port %u (tcp %u), %zu PVs\n", cas_udp_port(s.ca),
-            cas_tcp_port(s.ca), pvdb_count(s.db));
+    fprintf(stderr, "guardiand: ready: ca port %u (tcp %u), %u nodes (%d failed), %zu PVs\n",
+            cas_udp_port(s.ca), cas_tcp_port(s.ca), s.n_nodes, failed, pvdb_count(s.db));
     ev_run(s.loop, 0);
     sup_teardown(&s);
     return 0;

@@ -95,10 +95,10 @@ static uint32_t encode(uint8_t *buf, unsigned type, uint32_t n, const pv *p)
 {
     memset(buf, 0xAA, BUF);
     if (dbr_valid(type))
-        cr_assert_leq(dbr_size_n(type, n), BUF);
+        cr_assert_leq(dbr_struct_size_n(type, n), BUF);
     uint32_t st = dbr_encode(buf, type, n, p);
     if (dbr_valid(type))
-        assert_fill(buf, dbr_size_n(type, n), BUF);
+        assert_fill(buf, dbr_struct_size_n(type, n), BUF);
     return st;
 }
 
@@ -149,26 +149,26 @@ Test(dbr, size_table_matches_spec)
 {
     for (unsigned t = 0; t < 39; t++) {
         cr_assert(dbr_valid(t), "type %u", t);
-        cr_assert_eq(dbr_size(t), spec[t].size, "dbr_size(%u)", t);
-        cr_assert_eq(dbr_value_size(t), spec[t].value_size, "value_size(%u)", t);
-        cr_assert_eq(dbr_value_offset(t), spec[t].value_off, "value_off(%u)", t);
-        cr_assert_eq(dbr_size_n(t, 1), spec[t].size, "size_n(%u, 1)", t);
-        cr_assert_eq(ca_align8((uint32_t)dbr_size_n(t, 1)), spec[t].payload1, "payload(%u)", t);
-        cr_assert_eq(dbr_size_n(t, 0), spec[t].size - spec[t].value_size, "size_n(%u, 0)", t);
+        cr_assert_eq(dbr_struct_size(t), spec[t].size, "dbr_struct_size(%u)", t);
+        cr_assert_eq(dbr_elem_size(t), spec[t].value_size, "value_size(%u)", t);
+        cr_assert_eq(dbr_elem_offset(t), spec[t].value_off, "value_off(%u)", t);
+        cr_assert_eq(dbr_struct_size_n(t, 1), spec[t].size, "size_n(%u, 1)", t);
+        cr_assert_eq(ca_align8((uint32_t)dbr_struct_size_n(t, 1)), spec[t].payload1, "payload(%u)", t);
+        cr_assert_eq(dbr_struct_size_n(t, 0), spec[t].size - spec[t].value_size, "size_n(%u, 0)", t);
     }
     cr_assert_not(dbr_valid(39));
-    cr_assert_eq(dbr_size_n(39, 1), SIZE_MAX);
+    cr_assert_eq(dbr_struct_size_n(39, 1), SIZE_MAX);
 }
 
 Test(dbr, size_n_examples)
 {
-    cr_assert_eq(dbr_size_n(DBR_DOUBLE, 1000), 8000);
-    cr_assert_eq(dbr_size_n(DBR_TIME_DOUBLE, 10), 16 + 80);
-    cr_assert_eq(dbr_size_n(DBR_CTRL_DOUBLE, 7), 80 + 56);
-    cr_assert_eq(dbr_size_n(DBR_TIME_SHORT, 3), 20);
-    cr_assert_eq(ca_align8((uint32_t)dbr_size_n(DBR_TIME_SHORT, 3)), 24);
-    cr_assert_eq(dbr_size_n(DBR_STS_STRING, 2), 84);
-    cr_assert_eq(dbr_size_n(DBR_CTRL_ENUM, 1), 424);
+    cr_assert_eq(dbr_struct_size_n(DBR_DOUBLE, 1000), 8000);
+    cr_assert_eq(dbr_struct_size_n(DBR_TIME_DOUBLE, 10), 16 + 80);
+    cr_assert_eq(dbr_struct_size_n(DBR_CTRL_DOUBLE, 7), 80 + 56);
+    cr_assert_eq(dbr_struct_size_n(DBR_TIME_SHORT, 3), 20);
+    cr_assert_eq(ca_align8((uint32_t)dbr_struct_size_n(DBR_TIME_SHORT, 3)), 24);
+    cr_assert_eq(dbr_struct_size_n(DBR_STS_STRING, 2), 84);
+    cr_assert_eq(dbr_struct_size_n(DBR_CTRL_ENUM, 1), 424);
 }
 
 Test(dbr, value_types)

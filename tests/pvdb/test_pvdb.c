@@ -302,3 +302,36 @@ Test(pvdb, time_is_epics_epoch)
     cr_assert_lt(t.nsec, 1000000000u);
     cr_assert_str_eq(pvdb_strerror(PVDB_EREADONLY), "PV is read-only");
 }
+
+/* Alarm limits drive the alarm state the way an EPICS ai record's do; an alarm
+ * the owner set itself is not overridden by them. */
+Test(pvdb, alarm_limits_raise_and_clear_limit_alarms)
+{
+    pv_group *g = pvdb_group_new(db, "X:");
+    pv_limits lim = {.disp_hi = 100, .disp_lo = -100, .alarm_hi = 90, .warn_hi = 80,
+                     .warn_lo = -80, .alarm_lo = -90};
+    pv *p;
+    cr_assert_eq(pv_group_add(g, &(pv_def){.name = "L", .type = PV_DOUBLE, .limits = lim,
+                                            .alarm_limits = true},
+                              &p),
+                 0);
+    struct {
+        double v;
+        int16_t status, severity;
+    } cases[] = {{0, PV_ALARM_NONE, PV_SEV_NONE},    {85, PV_ALARM_HIGH, PV_SEV_MINOR},
+                 {90, PV_ALARM_HIHI, PV_SEV_MAJOR},  {-85, PV_ALARM_LOW, PV_SEV_MINOR},
+                 {-95, PV_ALARM_LOLO, PV_SEV_MAJOR}, {10, PV_ALARM_NONE, PV_SEV_NONE}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_assert_eq(pv_set_double(p, cases[i].v), 0);
+        cr_expect_eq(pv_status(p), cases[i].status, "value %g", cases[i].v);
+        cr_expect_eq(pv_severity(p), cases[i].severity, "value %g", cases[i].v);
+    }
+    pv_set_alarm(p, PV_ALARM_COMM, PV_SEV_INVALID);
+    cr_assert_eq(pv_set_double(p, 95), 0);
+    cr_expect_eq(pv_status(p), PV_ALARM_COMM);
+
+    pv *q; /* without .alarm_limits the limits are display-only */
+    cr_assert_eq(pv_group_add(g, &(pv_def){.name = "M", .type = PV_DOUBLE, .limits = lim}, &q), 0);
+    cr_assert_eq(pv_set_double(q, 95), 0);
+    cr_expect_eq(pv_status(q), PV_ALARM_NONE);
+}

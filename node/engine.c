@@ -1,0 +1,396 @@
+/* engine.c — the execution cycle: Guardian's semantics, one step at a time.
+ *
+ * node_step() is one cycle:
+ *   1. apply the controls that came since the last cycle: OP, MODE, then
+ *      REQUEST (logged "OP: X", "MODE: X", "REQUEST: X");
+ *   2. unless OP is EXEC, stop here (PAUSE freezes, STOP halts; EXECTIME
+ *      keeps counting since it is computed from the clock); EXEC after STOP
+ *      starts again from INIT, which is entered on the next cycle;
+ *   3. act on a new request if the current state allows it (see can_react):
+ *      restart the state, move along an edge, redirect, or go straight to
+ *      the request in MANUAL. A move or restart ends the cycle: the state
+ *      moved to is entered on the next cycle, so STATUS shows EDGE, JUMP,
+ *      REDIRECT or ENTER for one cycle;
+ *   4. in ERROR nothing more runs;
+ *   5. otherwise run the current state's checks and then one method: main
+ *      when the state is entered, run on every later cycle; then act on what
+ *      it returned: DONE moves along the path at once (or holds at the
+ *      request), a jump moves to its target at once, CONTINUE waits, an
+ *      error holds the node in ERROR;
+ *   6. clear the notification if nobody notified during the cycle.
+ * The full rules, with the decisions taken where Guardian is silent, are in
+ * docs/systems.md; node_priv.h defines the words used here.
+ */
+#include "node/node_priv.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define PROCEED (-100) /* run_checks: no check jumped or failed */
+
+static const char *sname(const node *n, int pos) { return node_state_name_at(n, pos); }
+static const grd_state *cur_state(const node *n) { return node_system_at(n->sys, n->cur); }
+
+static const char *const op_names[] = {"STOP", "PAUSE", "EXEC"};
+static const char *const mode_names[] = {"AUTO", "MANAGED", "MANUAL"};
+
+/* ---- notifications, targets, paths ---- */
+
+void engine_notify(node *n, const char *text)
+{
+    if (!n->notification || strcmp(text, n->notice) != 0) {
+        node_log(n, "USERMSG: %s", text);
+        snprintf(n->notice, sizeof(n->notice), "%s", text);
+    }
+    /* USERMSG holds 39 bytes: cut there, but not inside a UTF-8 character. */
+    size_t len = strnlen(text, NODE_USERMSG_MAX + 1);
+    if (len > NODE_USERMSG_MAX) {
+        len = NODE_USERMSG_MAX;
+        while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
+            len--;
+    }
+    memcpy(n->usermsg, text, len);
+    n->usermsg[len] = '\0';
+    n->notification = true;
+    n->notified = true;
+}
+
+static void clear_notification(node *n)
+{
+    n->notification = false;
+    n->usermsg[0] = n->notice[0] = '\0';
+}
+
+static void notify_nopath(node *n)
+{
+    char msg[2 * GRD_NAME_MAX + 32];
+    snprintf(msg, sizeof(msg), "no path from %s to %s", sname(n, n->cur), sname(n, n->req));
+    engine_notify(n, msg);
+}
+
+static void set_target(node *n, int t)
+{
+    n->target = t;
+    if (t != n->logged_target) {
+        node_log(n, "new target: %s", sname(n, t));
+        n->logged_target = t;
+    }
+}
+
+/* Recompute TARGET: the next state on the shortest path to REQUEST, or the
+ * current state when the node is at the request, stalled, in MANUAL or has
+ * no path. Logged when the path's ends or the target change. */
+void engine_repath(node *n)
+{
+    n->nopath = false;
+    if (n->stalled || n->mode == NODE_MODE_MANUAL) {
+        set_target(n, n->cur);
+        return;
+    }
+    bool ends_changed = n->cur != n->logged_from || n->req != n->logged_to;
+    if (ends_changed) {
+        node_log(n, "calculating path: %s->%s", sname(n, n->cur), sname(n, n->req));
+        n->logged_from = n->cur;
+        n->logged_to = n->req;
+    }
+    int path[GRD_MAX_STATES];
+    unsigned len = graph_path(n->sys, n->cur, n->req, path);
+    if (len == 0) {
+        if (ends_changed)
+            node_log(n, "no path from %s to %s", sname(n, n->cur), sname(n, n->req));
+        n->nopath = true;
+        set_target(n, n->cur);
+        notify_nopath(n);
+        return;
+    }
+    set_target(n, len > 1 ? path[1] : n->cur);
+}
+
+/* ---- moving between states ---- */
+
+static double elapsed(const node *n, double now)
+{
+    double t = now - n->entered_at;
+    return t > 0 ? t : 0;
+}
+
+/* Leave the current state for `to` at once; `to` is entered next cycle. */
+static void move(node *n, int to, enum node_transition how, const char *word,
+                 enum node_status status)
+{
+    node_log(n, "%s: %s->%s", word, sname(n, n->cur), sname(n, to));
+    double now = node_now(n);
+    char from[GRD_NAME_MAX + 1];
+    snprintf(from, sizeof(from), "%s", sname(n, n->cur));
+    n->exectime_last = elapsed(n, now);
+    n->entered_at = now;
+    n->cur = to;
+    n->entered = n->in_run = n->done = false;
+    n->status = status;
+    node_record(n, from, to, how);
+    engine_repath(n);
+}
+
+/* Start the current state again at main, next cycle (re-request, recovery). */
+static void restart(node *n)
+{
+    double now = node_now(n);
+    n->exectime_last = elapsed(n, now);
+    n->entered_at = now;
+    n->entered = n->in_run = n->done = false;
+    n->status = NODE_STATUS_ENTER;
+}
+
+/* A fresh start in `pos` (node start, STOP then EXEC, reload without the
+ * current state, node_start_at): REQUEST is kept, everything else resets. */
+void engine_restart_init(node *n, const char *from, int pos, enum node_status status)
+{
+    double now = node_now(n);
+    n->exectime_last = from && from[0] ? elapsed(n, now) : 0;
+    n->entered_at = now;
+    n->cur = pos;
+    n->entered = n->in_run = n->done = false;
+    n->status = status;
+    n->error = n->stalled = n->react = n->nopath = n->stopped = false;
+    node_timers_clear(n);
+    clear_notification(n);
+    node_record(n, from ? from : "", pos, NODE_TRANS_INIT);
+    engine_repath(n);
+}
+
+/* ---- requests ---- */
+
+/* May the engine act on a new request now? Not while the current state has
+ * been moved to but not started (it runs first), nor while a no_redirect
+ * state that has started is not DONE. A request for the current state and
+ * recovery from ERROR are always taken at once. */
+static bool can_react(const node *n)
+{
+    if (n->error || n->req == n->cur)
+        return true;
+    if (!n->entered)
+        return false;
+    return !(cur_state(n)->no_redirect && !n->done);
+}
+
+/* Act on the new request; true if that used up the cycle (a move or a
+ * restart), false if the current state goes on executing. */
+static bool react(node *n)
+{
+    bool was_error = n->error;
+    n->react = n->stalled = n->error = false;
+    if (n->req == n->cur) {
+        engine_repath(n);
+        if (!n->entered && !was_error)
+            return false; /* about to be entered anyway */
+        restart(n);
+        return true;
+    }
+    if (was_error && cur_state(n)->no_redirect) {
+        restart(n); /* it has to complete first, but cannot go on mid-way */
+        n->react = true;
+        engine_repath(n);
+        return true;
+    }
+    if (n->mode == NODE_MODE_MANUAL) {
+        move(n, n->req, NODE_TRANS_JUMP, "MANUAL", NODE_STATUS_JUMP);
+        return true;
+    }
+    engine_repath(n);
+    if (n->nopath) {
+        if (!was_error)
+            return false; /* hold where it is */
+        restart(n);
+        return true;
+    }
+    if (n->done)
+        move(n, n->target, NODE_TRANS_EDGE, "EDGE", NODE_STATUS_EDGE);
+    else
+        move(n, n->target, NODE_TRANS_REDIRECT, "REDIRECT", NODE_STATUS_REDIRECT);
+    return true;
+}
+
+/* ---- controls ---- */
+
+/* Returns true if the node started again from INIT (the cycle is used up). */
+static bool apply_controls(node *n)
+{
+    bool restarted = false;
+    if (n->op_pending) {
+        n->op_pending = false;
+        if (n->stop_seen && n->op != NODE_OP_STOP) {
+            node_log(n, "OP: STOP");
+            n->op = NODE_OP_STOP;
+            n->stopped = true;
+        }
+        n->stop_seen = false;
+        if (n->op_next != n->op) {
+            node_log(n, "OP: %s", op_names[n->op_next]);
+            n->op = n->op_next;
+            if (n->op == NODE_OP_STOP)
+                n->stopped = true;
+        }
+        if (n->op == NODE_OP_EXEC && n->stopped) {
+            char from[GRD_NAME_MAX + 1];
+            snprintf(from, sizeof(from), "%s", sname(n, n->cur));
+            engine_restart_init(n, from, n->sys->init, NODE_STATUS_INIT);
+            restarted = true;
+        }
+    }
+    if (n->mode_pending) {
+        n->mode_pending = false;
+        if (n->mode_next != n->mode) {
+            node_log(n, "MODE: %s", mode_names[n->mode_next]);
+            n->mode = n->mode_next;
+            if (n->mode == NODE_MODE_AUTO)
+                n->stalled = false; /* AUTO recovers */
+            engine_repath(n);
+        }
+    }
+    if (n->req_pending) {
+        n->req_pending = false;
+        bool changed = n->req_next != n->req;
+        n->req = n->req_next;
+        node_log(n, "REQUEST: %s", sname(n, n->req));
+        /* The same request again only matters to a node that is at it (a
+         * restart), stalled (a revive), in ERROR (recovery) or in MANUAL. */
+        if (changed || n->req == n->cur || n->stalled || n->error || n->mode == NODE_MODE_MANUAL)
+            n->react = true;
+        engine_repath(n);
+    }
+    return restarted;
+}
+
+/* ---- running state code ---- */
+
+/* Call one function of the state code; returns a grd_ret, with GRD_ERROR
+ * whenever grd_error was called or the return value makes no sense. */
+static int call(node *n, grd_state_fn fn, enum node_ctx ctx)
+{
+    if (!fn)
+        return GRD_DONE;
+    n->ctx = ctx;
+    n->jump_to = -1;
+    n->err_set = false;
+    n->in_code = true;
+    int r = (int)fn((grd_node *)n);
+    n->in_code = false;
+    if (n->err_set)
+        return GRD_ERROR;
+    switch (r) {
+    case GRD_CONTINUE:
+    case GRD_DONE:
+        return r;
+    case GRD_JUMP:
+        if (n->jump_to >= 0)
+            return r;
+        snprintf(n->err_msg, sizeof(n->err_msg), "returned GRD_JUMP without calling grd_jump()");
+        return GRD_ERROR;
+    case GRD_ERROR:
+        snprintf(n->err_msg, sizeof(n->err_msg), "returned GRD_ERROR without calling grd_error()");
+        return GRD_ERROR;
+    default:
+        snprintf(n->err_msg, sizeof(n->err_msg), "returned %d, which is not a grd_ret", r);
+        return GRD_ERROR;
+    }
+}
+
+static int run_checks(node *n, const grd_state *st)
+{
+    for (unsigned i = 0; st->checks && i < GRD_MAX_CHECKS && st->checks[i]; i++) {
+        int r = call(n, st->checks[i], CTX_CHECK);
+        if (r == GRD_JUMP || r == GRD_ERROR)
+            return r;
+    }
+    return PROCEED;
+}
+
+static void fail(node *n)
+{
+    n->error = true;
+    n->done = false;
+    node_log(n, "ERROR in [%s.%s]: %s", sname(n, n->cur), node_ctx_name(n->ctx), n->err_msg);
+}
+
+static void jump(node *n, int to, bool from_check)
+{
+    node_log(n, from_check ? "JUMP target: %s" : "state returned jump target: %s", sname(n, to));
+    if (n->react && n->mode != NODE_MODE_MANUAL) {
+        n->react = n->stalled = false; /* the waiting request applies from here */
+    } else if (n->mode != NODE_MODE_AUTO) {
+        n->stalled = true;
+        node_log(n, "STALLED");
+    }
+    move(n, to, NODE_TRANS_JUMP, "JUMP", NODE_STATUS_JUMP);
+}
+
+/* The current state completed: go on along the path, or hold. */
+static void after_done(node *n)
+{
+    if (n->react) {
+        react(n);
+        return;
+    }
+    if (n->cur == n->req || n->stalled || n->mode == NODE_MODE_MANUAL)
+        return;
+    engine_repath(n);
+    if (!n->nopath)
+        move(n, n->target, NODE_TRANS_EDGE, "EDGE", NODE_STATUS_EDGE);
+}
+
+static void execute(node *n)
+{
+    const grd_state *st = cur_state(n);
+    bool entry = !n->in_run;
+    if (entry) {
+        /* STATUS passes ENTER and shows MAIN: both happen in this cycle. */
+        node_log(n, "executing state: %s (%d)", st->name, st->index);
+        n->entered = true;
+        n->status = NODE_STATUS_MAIN;
+    } else {
+        n->status = NODE_STATUS_RUN;
+    }
+    n->conn_fail = false;
+    int r = run_checks(n, st);
+    bool from_check = r != PROCEED;
+    if (!from_check)
+        r = call(n, entry ? st->main : st->run, entry ? CTX_MAIN : CTX_RUN);
+    n->connected = !n->conn_fail;
+    switch (r) {
+    case GRD_ERROR:
+        fail(n);
+        break;
+    case GRD_JUMP:
+        jump(n, n->jump_to, from_check);
+        break;
+    case GRD_CONTINUE:
+        n->in_run = true;
+        n->done = false;
+        n->status = entry ? NODE_STATUS_MAIN : NODE_STATUS_RUN;
+        break;
+    default: /* GRD_DONE */
+        n->in_run = true;
+        n->done = true;
+        n->status = NODE_STATUS_DONE;
+        after_done(n);
+        break;
+    }
+    n->ctx = CTX_NONE;
+}
+
+void node_step(node *n)
+{
+    if (!n || n->magic != NODE_MAGIC || n->in_code)
+        return;
+    bool restarted = apply_controls(n);
+    if (n->op == NODE_OP_EXEC) {
+        n->notified = false;
+        if (!restarted && !(n->react && can_react(n) && react(n)) && !n->error)
+            execute(n);
+        if (n->nopath && !n->notified)
+            notify_nopath(n);
+        if (!n->notified)
+            clear_notification(n);
+    }
+    node_publish(n);
+}

@@ -1,0 +1,109 @@
+/* graph.c — a system's state graph and shortest paths over it.
+ *
+ * The graph is the system's edges plus an implicit edge from every state to
+ * each goto state. It is built once per system, in compressed adjacency
+ * form: the explicit edges leaving a state in the order the system lists
+ * them, then the implicit ones in state order (self-loops and repeats
+ * dropped). Paths are unweighted shortest paths found by breadth-first
+ * search in that order, so among equally short paths the one using earlier
+ * edges wins, deterministically. A search is O(states + edges), at most a
+ * few thousand steps; it runs on requests, jumps and transitions, not every
+ * cycle.
+ */
+#include "node/node_priv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Add s->def edge from->to to the adjacency being built, unless present. */
+static void add(node_system *s, unsigned *fill, unsigned from, unsigned to)
+{
+    if (from == to)
+        return;
+    for (unsigned k = s->adj_start[from]; k < fill[from]; k++)
+        if (s->adj[k] == to)
+            return;
+    s->adj[fill[from]++] = to;
+}
+
+int graph_build(node_system *s)
+{
+    unsigned n = s->n_states, goto_count = 0;
+    for (unsigned i = 0; i < n; i++)
+        goto_count += s->def->states[i].goto_;
+    unsigned *out = calloc(n + 1, sizeof(*out)); /* upper bound of each state's degree */
+    if (!out)
+        return NODE_ENOMEM;
+    for (unsigned e = 0; e < s->n_edges; e++)
+        out[node_system_pos(s, s->def->edges[e].from)]++;
+    s->adj_start = calloc(n + 1, sizeof(*s->adj_start));
+    s->adj = calloc((size_t)s->n_edges + (size_t)n * goto_count + 1, sizeof(*s->adj));
+    unsigned *fill = calloc(n + 1, sizeof(*fill));
+    if (!s->adj_start || !s->adj || !fill) {
+        free(out);
+        free(fill);
+        return NODE_ENOMEM; /* node_system_unref frees adj and adj_start */
+    }
+    /* Reserve room for each state's edges, then fill; then compact. */
+    for (unsigned i = 0; i < n; i++)
+        s->adj_start[i + 1] = s->adj_start[i] + out[i] + goto_count;
+    for (unsigned i = 0; i < n; i++)
+        fill[i] = s->adj_start[i];
+    for (unsigned e = 0; e < s->n_edges; e++)
+        add(s, fill, (unsigned)node_system_pos(s, s->def->edges[e].from),
+            (unsigned)node_system_pos(s, s->def->edges[e].to));
+    for (unsigned i = 0; i < n; i++)
+        for (unsigned g = 0; g < n; g++)
+            if (s->def->states[g].goto_)
+                add(s, fill, i, g);
+    unsigned w = 0;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned start = s->adj_start[i];
+        s->adj_start[i] = w;
+        memmove(&s->adj[w], &s->adj[start], (fill[i] - start) * sizeof(*s->adj));
+        w += fill[i] - start;
+    }
+    s->adj_start[n] = w;
+    free(out);
+    free(fill);
+    return NODE_OK;
+}
+
+unsigned graph_path(const node_system *s, int from, int to, int *path)
+{
+    if (from < 0 || to < 0 || (unsigned)from >= s->n_states || (unsigned)to >= s->n_states)
+        return 0;
+    if (from == to) {
+        path[0] = from;
+        return 1;
+    }
+    int parent[GRD_MAX_STATES];
+    unsigned queue[GRD_MAX_STATES], head = 0, tail = 0;
+    for (unsigned i = 0; i < s->n_states; i++)
+        parent[i] = -1;
+    parent[from] = from;
+    queue[tail++] = (unsigned)from;
+    while (head < tail && parent[to] < 0) {
+        unsigned u = queue[head++];
+        for (unsigned k = s->adj_start[u]; k < s->adj_start[u + 1]; k++) {
+            unsigned v = s->adj[k];
+            if (parent[v] < 0) {
+                parent[v] = (int)u;
+                queue[tail++] = v;
+            }
+        }
+    }
+    if (parent[to] < 0)
+        return 0;
+    unsigned len = 0;
+    for (int v = to; v != from; v = parent[v])
+        len++;
+    len++;
+    unsigned i = len;
+    for (int v = to;; v = parent[v]) {
+        path[--i] = v;
+        if (v == from)
+            break;
+    }
+    return len;
+}

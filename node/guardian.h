@@ -1,0 +1,185 @@
+/* guardian.h — the API for writing guardiand systems in C.
+ *
+ * A *system* is a shared object that defines a state graph with GRD_SYSTEM().
+ * guardiand loads it with dlopen and runs it as any number of *nodes*, each
+ * with its own name, arguments and private data (SUS_ETMX and SUS_ITMX both
+ * run `sus`, with optic=ETMX and optic=ITMX).
+ *
+ * State code runs on the daemon's one loop, next to hundreds of other nodes:
+ * it must never block. Wait with timers and return GRD_CONTINUE; you will be
+ * called again next cycle (16 times a second by default).
+ *
+ * The semantics are Guardian's:
+ *   - a state's main() runs once when the state is entered, then run() runs
+ *     every cycle until one of them returns GRD_DONE;
+ *   - a missing main or run counts as "done at once";
+ *   - returning grd_jump(n, "X") moves to state X at once, edge or not;
+ *   - checks (Guardian's decorators) run before every main() and run() of
+ *     their state, in order; a check that returns a jump wins, GRD_CONTINUE
+ *     (or GRD_DONE) lets the next check and then the state's own code run;
+ *   - grd_error() puts the node in ERROR: it holds until a state is
+ *     requested again or the system is reloaded. An error reported with
+ *     grd_error() wins over whatever the function then returns.
+ *
+ * Every grd_* function checks its arguments: a NULL or unknown node, a NULL
+ * name or an over-long string gives an error return (or NULL, or false),
+ * never a crash; long strings are truncated.
+ *
+ * A complete example is systems/sus.c; docs/systems.md is the guide.
+ */
+#ifndef GUARDIAND_GUARDIAN_H
+#define GUARDIAND_GUARDIAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Bumped whenever this header changes in a way that breaks built systems;
+ * guardiand refuses a system built against another version. */
+#define GRD_API_VERSION 1
+
+#define GRD_MAX_CHECKS 8
+#define GRD_MAX_STATES 256
+#define GRD_MAX_EDGES 4096         /* explicit edges; goto states need none */
+#define GRD_NAME_MAX 39            /* longest state name: an EPICS string holds 39 */
+#define GRD_MAX_PRIV (16u << 20)   /* largest priv_size */
+
+typedef struct grd_node grd_node;
+
+/* What state code returns. */
+typedef enum grd_ret {
+    GRD_CONTINUE = 0, /* not done: run() again next cycle */
+    GRD_DONE = 1,     /* done: move on along the path, or hold here if requested */
+    GRD_JUMP = 2,     /* use grd_jump(): go to the named state */
+    GRD_ERROR = 3,    /* use grd_error(): report an error and hold */
+} grd_ret;
+
+typedef grd_ret (*grd_state_fn)(grd_node *n);
+
+typedef struct grd_state {
+    const char *name;      /* 1..GRD_NAME_MAX characters of A-Z a-z 0-9 _ */
+    int index;             /* published in STATE_N; unique within the system */
+    bool request;          /* requestable: offered in the REQUEST_ENUM menu */
+    bool goto_;            /* reachable from every state (an implicit edge from each) */
+    bool no_redirect;      /* a new request does not interrupt this state */
+    grd_state_fn main;     /* once, on entry */
+    grd_state_fn run;      /* every cycle after main, until done */
+    const grd_state_fn *checks; /* GRD_CHECKS(...): run before main and run */
+} grd_state;
+
+typedef struct grd_edge {
+    const char *from, *to;
+} grd_edge;
+
+typedef struct grd_system {
+    unsigned api_version;  /* GRD_API_VERSION, filled in by GRD_SYSTEM */
+    const char *name;
+    const char *request;   /* the initial REQUEST */
+    const char *nominal;   /* the state in which the node is OK */
+    const grd_state *states; /* GRD_STATES(...): must include INIT */
+    const grd_edge *edges;   /* GRD_EDGES(...) */
+    size_t priv_size;        /* bytes of zeroed private data per node (grd_priv) */
+    /* Optional: called once when a node starts running this system (after
+     * its private data is allocated) and when it stops or is reloaded. */
+    void (*node_init)(grd_node *n);
+    void (*node_fini)(grd_node *n);
+} grd_system;
+
+/* The symbol guardiand looks up in a system module. */
+#define GRD_SYSTEM_SYMBOL "grd_system_entry"
+
+/* Define the system of this module:
+ *
+ *   GRD_SYSTEM(sus,
+ *       .request = "ALIGNED", .nominal = "ALIGNED",
+ *       .states = GRD_STATES(
+ *           GRD_STATE("INIT", 0, .goto_ = true, .main = init_main),
+ *           GRD_STATE("SAFE", 10, .request = true, .goto_ = true, .main = safe_main),
+ *           GRD_STATE("DAMPED", 100, .request = true, .main = damped_main,
+ *                     .run = damped_run, .checks = GRD_CHECKS(watchdog_ok))),
+ *       .edges = GRD_EDGES({"SAFE", "DAMPED"}, {"DAMPED", "SAFE"}));
+ */
+#define GRD_SYSTEM(sysname, ...)                                                                   \
+    const grd_system grd_system_entry = {.api_version = GRD_API_VERSION, .name = #sysname,       \
+                                         __VA_ARGS__}
+#define GRD_STATE(NAME, INDEX, ...) {.name = (NAME), .index = (INDEX), __VA_ARGS__}
+#define GRD_STATES(...) ((const grd_state[]){__VA_ARGS__, {.name = NULL}})
+#define GRD_EDGES(...) ((const grd_edge[]){__VA_ARGS__, {NULL, NULL}})
+#define GRD_CHECKS(...) ((const grd_state_fn[]){__VA_ARGS__, NULL})
+
+/* ---- return helpers ---- */
+
+/* Jump to a state by name: `return grd_jump(n, "TRIPPED");` An unknown name
+ * is an error (the node goes to ERROR and says which name): then, and when
+ * called outside main/run/check, it returns GRD_ERROR. */
+grd_ret grd_jump(grd_node *n, const char *state);
+/* Report an error: logged as "ERROR in [STATE.main]: text", ERROR=True, the
+ * node holds. Returns GRD_ERROR. */
+grd_ret grd_error(grd_node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- the node ---- */
+
+const char *grd_name(const grd_node *n);       /* e.g. "SUS_ETMX" */
+const char *grd_ifo(const grd_node *n);        /* e.g. "H1" */
+const char *grd_state_name(const grd_node *n); /* the state being executed */
+const char *grd_request(const grd_node *n);    /* the requested state */
+/* A node argument (key=value in the node's configuration), or NULL. */
+const char *grd_arg(const grd_node *n, const char *key);
+double grd_arg_double(const grd_node *n, const char *key, double fallback);
+/* The node's private data: priv_size zeroed bytes, kept across states. */
+void *grd_priv(grd_node *n);
+/* Seconds since the current state was entered. */
+double grd_state_time(const grd_node *n);
+
+/* ---- log and notifications ---- */
+
+/* A line in the node's log: "[STATE.main] text" (.run, .check; .init and
+ * .fini in node_init/node_fini). Control characters become '?'. */
+void grd_log(grd_node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An operator notification: logged, shown in USERMSG with NOTIFICATION=True.
+ * It stays while state code keeps calling grd_notify() each cycle, and
+ * clears after a cycle without one (Guardian's pattern: notify while the
+ * condition holds). */
+void grd_notify(grd_node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- timers ---- */
+
+/* Start (or restart) the named countdown; logged as timer['name'] = seconds.
+ * Timers belong to the node and live across states. Names are truncated to
+ * GRD_NAME_MAX characters; at most 32 timers run at once (starting one more
+ * is an error), expired ones are reused. 0, negative or NaN = expired. */
+void grd_timer_start(grd_node *n, const char *name, double seconds);
+/* True once the named timer has expired (or was never started). */
+bool grd_timer_done(grd_node *n, const char *name);
+
+/* ---- plant channels ----
+ * Channel names are full EPICS names; grd_chan() builds "<IFO>:<suffix>".
+ * Reads return the latest monitored value and never block; until a channel
+ * has connected they return GRD_ENOTCONN and the node shows CONNECT=ERROR.
+ * Writes are queued and sent without waiting. */
+enum grd_chan_status {
+    GRD_OK = 0,
+    GRD_ENOTCONN = -1, /* not (yet) connected: the node shows CONNECT=ERROR */
+    GRD_EBADCHAN = -2, /* no such channel (or node), or a NULL/over-long name */
+    GRD_ETYPE = -3,    /* the value does not convert (e.g. NaN to long) */
+    GRD_EINVAL = -4,   /* a NULL node or output argument */
+};
+
+/* "<IFO>:" + printf(fmt, ...), at most 255 characters. The string lives as
+ * long as the node and identical names share one copy, so calling this every
+ * cycle costs no memory. NULL if fmt is NULL or the node already holds 4096
+ * distinct names. Writes are echoed to the log: "[STATE.run] ezca: CHAN => 1". */
+const char *grd_chan(grd_node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int grd_get_double(grd_node *n, const char *chan, double *out);
+int grd_get_long(grd_node *n, const char *chan, long *out);
+int grd_get_string(grd_node *n, const char *chan, char *out, size_t len);
+int grd_put(grd_node *n, const char *chan, double value);
+int grd_put_string(grd_node *n, const char *chan, const char *value);
+
+/* ---- other nodes (managers and monitors) ----
+ * Read another node's status by name. Returns GRD_OK, or GRD_EBADCHAN if no
+ * such node is known. The state name stays valid during this call of your
+ * state code (not across cycles: the other node may be reloaded). */
+int grd_node_ok(grd_node *n, const char *node, bool *ok);
+int grd_node_state(grd_node *n, const char *node, const char **state);
+
+#endif

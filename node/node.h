@@ -1,0 +1,193 @@
+/* node.h — the node runtime: systems, nodes and the execution cycle.
+ *
+ * This is the interface the supervisor uses. A node is driven one cycle at a
+ * time by node_step(); nothing here knows of sockets, PVs or the loop. What
+ * the runtime needs from outside (the time, where log lines go, plant
+ * channels, other nodes) comes through a node_host table, so the engine can
+ * be driven cycle by cycle in tests with a fake clock.
+ *
+ * Requests, mode and op changes are validated when they are made (so that a
+ * bad CA put can be refused) and take effect at the start of the next cycle;
+ * they may be called at any time, even from inside a host callback made by
+ * state code. node_reload, node_start_at and node_set_manager act at once
+ * (the first two refuse to run from inside the node's own state code).
+ * docs/systems.md gives the execution semantics in full.
+ *
+ * Lifetimes: the grd_state pointers returned below point into the node's
+ * system; they stay valid until the node is reloaded or freed. Strings
+ * returned by accessors stay valid until the next call on the node.
+ */
+#ifndef GUARDIAND_NODE_H
+#define GUARDIAND_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node/guardian.h"
+
+/* Enum values are those of the node channels (guardian.md Part A). */
+enum node_op { NODE_OP_STOP = 0, NODE_OP_PAUSE = 1, NODE_OP_EXEC = 2 };
+enum node_mode { NODE_MODE_AUTO = 0, NODE_MODE_MANAGED = 1, NODE_MODE_MANUAL = 2 };
+enum node_status {
+    NODE_STATUS_ENTER = 0,
+    NODE_STATUS_MAIN = 1,
+    NODE_STATUS_RUN = 2,
+    NODE_STATUS_DONE = 3,
+    NODE_STATUS_JUMP = 4,
+    NODE_STATUS_REDIRECT = 5,
+    NODE_STATUS_EDGE = 6,
+    NODE_STATUS_INIT = 7,
+};
+enum node_error { NODE_ERROR_NONE = 0, NODE_ERROR_TRUE = 1, NODE_ERROR_CONNECT = 3 };
+enum node_load_status {
+    NODE_LOAD_DONE = 0,
+    NODE_LOAD_REQUEST = 1,
+    NODE_LOAD_SET = 2,
+    NODE_LOAD_INPROGRESS = 3,
+    NODE_LOAD_ERROR = 4,
+};
+/* How the node came to its current state (for history and the log). */
+enum node_transition { NODE_TRANS_INIT, NODE_TRANS_EDGE, NODE_TRANS_JUMP, NODE_TRANS_REDIRECT };
+
+enum node_err {
+    NODE_OK = 0,
+    NODE_ENOMEM = -1,
+    NODE_ENOSTATE = -2,   /* no state of that name */
+    NODE_EINVAL = -3,
+    NODE_ENOSYS = -4,     /* system module missing or unusable */
+};
+
+/* ---- systems ---- */
+
+typedef struct node_system node_system;
+
+/* Load `name` from the first directory of the ':'-separated search path that
+ * has <dir>/<name>.so, and validate it. On failure returns NULL and says why
+ * in err (missing, wrong API version, duplicate or unknown state names, edges
+ * to unknown states, no INIT, bad request or nominal), naming the module path
+ * and the state or edge. The caller owns one reference.
+ *
+ * Loading a module again after its file was replaced (a rebuild, or
+ * `install`) gives the new code even while nodes still run the old one. Replace
+ * module files, never rewrite them in place: running code is mapped from them. */
+node_system *node_system_load(const char *name, const char *search_path, char *err, size_t errlen);
+/* Validate a system that is already in memory (built into a program); *sys
+ * must outlive the returned object. The caller owns one reference. */
+node_system *node_system_wrap(const grd_system *sys, char *err, size_t errlen);
+/* References: a node holds its own; the last unref frees (and dlcloses). */
+void node_system_ref(node_system *s);
+void node_system_unref(node_system *s);
+const grd_system *node_system_def(const node_system *s);
+const char *node_system_path(const node_system *s); /* "" for wrapped systems */
+/* State lookup by name; NULL if unknown. */
+const grd_state *node_system_state(const node_system *s, const char *name);
+/* The requestable states in index order (for REQUEST_ENUM), at most max. */
+unsigned node_system_requestable(const node_system *s, const grd_state **out, unsigned max);
+
+/* ---- what a node needs from its host ---- */
+
+typedef struct node node;
+
+typedef struct node_host {
+    void *arg;
+    double (*now)(void *arg);                         /* seconds, monotonic */
+    double (*wall)(void *arg);                        /* seconds since 1970, for log stamps */
+    void (*log)(void *arg, node *n, const char *line); /* a complete log line */
+    /* Plant channels; NULL means "not connected" for everything. get fills
+     * num (when non-NULL) with the value as a number, or str (when non-NULL,
+     * len > 0) with it as a string; put writes str when non-NULL, else num.
+     * Both return a grd_chan_status. */
+    int (*get)(void *arg, node *n, const char *chan, double *num, char *str, size_t len);
+    int (*put)(void *arg, node *n, const char *chan, double num, const char *str);
+    /* Another node by name (managers, monitors); NULL if unknown. */
+    node *(*find)(void *arg, const char *name);
+} node_host;
+
+/* ---- nodes ---- */
+
+/* A node named `name` (1-63 characters of A-Z a-z 0-9 _) running sys, with
+ * key=value arguments (args may be NULL; n_args pairs as "key=value"
+ * strings, keys unique). It starts in INIT with REQUEST = the system's
+ * request, MODE AUTO, OP EXEC. It takes its own reference on sys; now and
+ * wall must be set in host, which is copied. */
+node *node_new(const char *name, const char *ifo, node_system *sys, const char *const *args,
+               unsigned n_args, const node_host *host, char *err, size_t errlen);
+void node_free(node *n);
+
+/* One execution cycle (Guardian's semantics; see guardian.h). */
+void node_step(node *n);
+
+/* Operator controls: validated now, applied at the start of the next cycle.
+ * node_request returns NODE_ENOSTATE for an unknown state name. */
+int node_request(node *n, const char *state);
+int node_set_mode(node *n, enum node_mode mode);
+int node_set_op(node *n, enum node_op op);
+/* Switch to another (reloaded) system without leaving the current state if
+ * it still exists; otherwise start again from INIT. Clears ERROR. Takes its
+ * own reference on sys and drops the one on the old system. Errors (sys NULL:
+ * NODE_ENOSYS) leave the node as it was and set LOAD_STATUS=ERROR. */
+int node_reload(node *n, node_system *sys, char *err, size_t errlen);
+/* The supervisor could not load the new code: LOAD_STATUS=ERROR, `why` goes
+ * to the node's log; the old code keeps running. */
+void node_load_failed(node *n, const char *why);
+/* Lift the manager field, etc.: who manages this node ("" for none). */
+void node_set_manager(node *n, const char *manager);
+
+/* ---- what a node shows (the node channels read these) ---- */
+
+const char *node_name(const node *n);
+const node_system *node_system_of(const node *n);
+const grd_state *node_state(const node *n);   /* current */
+const grd_state *node_target(const node *n);  /* next on the path (or current) */
+const grd_state *node_requested(const node *n);
+const grd_state *node_nominal(const node *n); /* NULL if the system has none */
+enum node_op node_op(const node *n);
+enum node_mode node_mode(const node *n);
+enum node_status node_status(const node *n);
+enum node_error node_error(const node *n);
+enum node_load_status node_load_status(const node *n);
+bool node_connected(const node *n);
+/* Jumped while MANAGED or MANUAL and waiting for a new request. */
+bool node_stalled(const node *n);
+bool node_ok(const node *n);
+bool node_active(const node *n);
+const char *node_usermsg(const node *n);      /* "" when there is no notification */
+bool node_notification(const node *n);
+double node_exectime(const node *n);           /* seconds in the current state */
+double node_exectime_last(const node *n);      /* seconds the previous state took */
+const char *node_manager(const node *n);
+double node_load_time(const node *n);          /* wall time the system was loaded */
+/* Incremented whenever anything above changes except exectime: lets the
+ * channel layer skip nodes that did nothing this cycle. */
+uint64_t node_generation(const node *n);
+
+/* A transition, for history: from, to and how. The names are copies, so they
+ * outlive reloads ("" for `from` when the node starts). */
+struct node_transition_info {
+    char from[GRD_NAME_MAX + 1], to[GRD_NAME_MAX + 1], request[GRD_NAME_MAX + 1];
+    enum node_transition how;
+    double wall;
+};
+/* A node queues at most this many; when the caller takes none, the oldest go. */
+#define NODE_TRANSITIONS_MAX 64
+/* Transitions since the last call (at most max), oldest first. */
+unsigned node_take_transitions(node *n, struct node_transition_info *out, unsigned max);
+
+/* ---- the per-node log ring (for guardctl log) ---- */
+
+#define NODE_LOG_RING 256
+/* The last at most max lines, oldest first; returns how many. The pointers
+ * stay valid until the node logs again. */
+unsigned node_log_lines(const node *n, const char **out, unsigned max);
+
+/* ---- running a system from the command line (guardian MODULE STATE [REQUEST]) ---- */
+
+/* Start `n` in `state` instead of INIT, heading for `request` (NULL: stay in
+ * state), at once. NODE_ENOSTATE if either is unknown (nothing changes).
+ * Private data of the state code and its arguments are those of a normal
+ * node; the caller steps it with node_step() until it is done. */
+int node_start_at(node *n, const char *state, const char *request);
+bool node_done(const node *n); /* at the requested state with status DONE, no error */
+
+#endif

@@ -1,0 +1,183 @@
+/* node_priv.h — what the files of node/ share; nothing outside node/ uses it.
+ *
+ * Files: system.c (loading and validation), graph.c (edges and shortest
+ * paths), node.c (a node's life, operator controls, what it shows),
+ * engine.c (the execution cycle), api.c (the grd_* functions for state code),
+ * chan.c (plant channels: names, reads, writes), timer.c (state-code
+ * timers), log.c (log lines and the per-node ring).
+ *
+ * Words used throughout:
+ *   position   a state's place in its system's state table (0..n_states-1);
+ *              the node keeps positions, never grd_state pointers, so a
+ *              reload only has to map names to new positions.
+ *   entered    the current state's main has been called since the node moved
+ *              there (or restarted it); a state moved to but not entered is
+ *              "pending": its main runs on the next executing cycle.
+ *   done       the last main/run of the current state returned DONE.
+ *   react      a request has been made that the engine has not acted on yet.
+ *
+ * Invariants: cur, req and target are valid positions in sys; when !entered,
+ * !in_run and !done; error implies no state code runs.
+ */
+#ifndef GUARDIAND_NODE_PRIV_H
+#define GUARDIAND_NODE_PRIV_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node/node.h"
+
+#define NODE_MAGIC 0x4752444eu     /* "GRDN": a live node */
+#define NODE_NAME_MAX 63           /* node names */
+#define NODE_IFO_MAX 15
+#define NODE_ARGS_MAX 64
+#define NODE_ARG_MAX 1024          /* one "key=value" */
+#define NODE_TIMERS_MAX 32
+#define NODE_CHANS_MAX 4096        /* distinct interned channel names */
+#define NODE_CHAN_MAX 255          /* longest channel name */
+#define NODE_MSG_MAX 1024          /* longest log message (before the stamp) */
+#define NODE_USERMSG_MAX 39        /* USERMSG is an EPICS string */
+
+struct node_system {
+    const grd_system *def;
+    void *handle;          /* dlopen handle; NULL for wrapped systems */
+    char *path;            /* "" for wrapped systems */
+    unsigned refs;
+    unsigned n_states, n_edges;
+    int init, request, nominal; /* positions; request/nominal -1 if unset */
+    /* The graph, explicit edges first (in edge order), then the implicit
+     * edges to goto states (in state order): adj[adj_start[s]..adj_start[s+1]). */
+    unsigned *adj_start;
+    unsigned *adj;
+};
+
+enum node_ctx { CTX_NONE, CTX_MAIN, CTX_RUN, CTX_CHECK, CTX_INIT, CTX_FINI };
+
+struct node_arg {
+    char *key, *value;
+};
+
+struct node_timer {
+    char name[GRD_NAME_MAX + 1]; /* "" = free slot */
+    double expiry;               /* host->now seconds */
+    bool reported;               /* "done" has been logged */
+};
+
+struct node_chan; /* chan.c */
+
+/* The values a node shows; compared after each change to bump generation. */
+struct node_shown {
+    int cur, target, req;
+    int op, mode, status, error, load_status;
+    bool connected, ok, active, notification, stalled;
+    double exectime_last, load_time;
+    const node_system *sys;
+    char usermsg[NODE_USERMSG_MAX + 1];
+    char manager[NODE_NAME_MAX + 1];
+};
+
+struct node {
+    unsigned magic;
+    char name[NODE_NAME_MAX + 1];
+    char ifo[NODE_IFO_MAX + 1];
+    node_host host;
+    node_system *sys;
+    struct node_arg *args;
+    unsigned n_args;
+    void *priv;
+
+    /* execution (engine.c) */
+    int cur, req, target;
+    bool entered, in_run, done;
+    bool stalled, nopath, error, connected, stopped;
+    enum node_op op;
+    enum node_mode mode;
+    enum node_status status;
+    enum node_load_status load_status;
+    double entered_at, exectime_last, load_time;
+    int logged_from, logged_to, logged_target; /* -1: not logged yet */
+
+    /* operator controls waiting for the next cycle (node.c) */
+    bool react;
+    bool req_pending;
+    int req_next;
+    bool op_pending, stop_seen;
+    enum node_op op_next;
+    bool mode_pending;
+    enum node_mode mode_next;
+
+    /* the state code being run */
+    bool in_code;
+    enum node_ctx ctx;
+    int jump_to;           /* set by grd_jump, -1 if none */
+    bool err_set;          /* grd_error (or a bad grd_jump) was called */
+    char err_msg[NODE_MSG_MAX];
+    bool conn_fail;        /* a read found a channel not connected */
+    bool notified;         /* grd_notify this cycle */
+
+    /* what operators see */
+    bool notification;
+    char usermsg[NODE_USERMSG_MAX + 1];
+    char notice[NODE_MSG_MAX]; /* the full text of the last notification */
+    char manager[NODE_NAME_MAX + 1];
+    uint64_t generation;
+    struct node_shown shown;
+
+    /* resources of the state code */
+    struct node_timer timers[NODE_TIMERS_MAX];
+    struct node_chan *chans; /* uthash */
+    unsigned n_chans;
+    bool chans_full_logged;
+
+    /* log ring (log.c) */
+    char *ring[NODE_LOG_RING];
+    size_t ring_cap[NODE_LOG_RING];
+    unsigned ring_next, ring_count;
+
+    /* transitions not yet taken (node.c) */
+    struct node_transition_info trans[NODE_TRANSITIONS_MAX];
+    unsigned trans_first, trans_count;
+};
+
+/* system.c */
+int node_system_pos(const node_system *s, const char *name); /* -1 if unknown */
+const grd_state *node_system_at(const node_system *s, int pos);
+
+/* graph.c: build the adjacency of a validated system; 0 or NODE_ENOMEM. */
+int graph_build(node_system *s);
+/* The shortest path from `from` to `to` (both included) into path[], at most
+ * GRD_MAX_STATES entries; returns its length, 0 if there is none. */
+unsigned graph_path(const node_system *s, int from, int to, int *path);
+
+/* node.c */
+const char *node_state_name_at(const node *n, int pos);
+void node_publish(node *n);    /* bump generation if anything shown changed */
+void node_record(node *n, const char *from, int to, enum node_transition how);
+node *node_live(const grd_node *g); /* NULL unless g is a live node */
+double node_now(const node *n);
+
+/* engine.c */
+void engine_repath(node *n);
+void engine_restart_init(node *n, const char *from, int pos, enum node_status status);
+void engine_notify(node *n, const char *text);
+
+/* log.c */
+void node_log(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void node_vlog(node *n, const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+const char *node_ctx_name(enum node_ctx ctx); /* "main", "run", ... */
+/* "[STATE.main] " for the code being run, "[STATE] " outside state code. */
+void node_code_prefix(const node *n, char *buf, size_t len);
+void node_log_free(node *n);
+/* printf into buf; control characters become '?' (tabs spaces). */
+void node_format(char *buf, size_t len, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
+/* timer.c */
+void node_timers_clear(node *n);
+
+/* chan.c */
+void node_chans_free(node *n);
+
+#endif

@@ -1,0 +1,386 @@
+/* system.c — system modules: finding, loading, validating, sharing.
+ *
+ * A system is a grd_system table that a module exports as GRD_SYSTEM_SYMBOL
+ * (or that a program wraps). It is validated once, here, and everything
+ * downstream relies on the result: names are unique, non-empty, short and
+ * made of A-Z a-z 0-9 _; indexes are unique; INIT exists; every edge names
+ * known states; request and nominal, when set, name states; every array is
+ * bounded (states, edges, checks). A refusal names the module and the state
+ * or edge at fault.
+ *
+ * node_system objects are reference counted: each node holds one, so a
+ * module stays mapped while any node runs its code, and the last unref
+ * dlcloses it.
+ *
+ * Reloading: glibc returns the already loaded object when dlopen is given a
+ * path it has loaded before, even if the file has since been replaced. So
+ * when the path is still loaded, the module is opened through a fresh
+ * symlink in a private temporary folder: a name glibc has not seen. glibc
+ * still recognises an unchanged file by its device and inode and hands back
+ * the loaded copy; a replaced file (new inode) is loaded anew. The symlink
+ * and folder are removed at once. Modules rewritten in place (same inode)
+ * are not detected, and would crash the code mapped from them anyway.
+ */
+#include "node/node_priv.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const grd_state *node_system_at(const node_system *s, int pos)
+{
+    if (!s || pos < 0 || (unsigned)pos >= s->n_states)
+        return NULL;
+    return &s->def->states[pos];
+}
+
+int node_system_pos(const node_system *s, const char *name)
+{
+    if (!s || !name)
+        return -1;
+    /* O(states) with states <= GRD_MAX_STATES: requests and jumps are rare
+     * next to cycles, so a hash table would not pay for itself. */
+    size_t len = strnlen(name, GRD_NAME_MAX + 1);
+    if (len > GRD_NAME_MAX)
+        return -1;
+    for (unsigned i = 0; i < s->n_states; i++)
+        if (strcmp(s->def->states[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+const grd_state *node_system_state(const node_system *s, const char *name)
+{
+    return node_system_at(s, node_system_pos(s, name));
+}
+
+const grd_system *node_system_def(const node_system *s) { return s ? s->def : NULL; }
+const char *node_system_path(const node_system *s) { return s ? s->path : ""; }
+
+unsigned node_system_requestable(const node_system *s, const grd_state **out, unsigned max)
+{
+    unsigned n = 0;
+    if (!s || !out)
+        return 0;
+    /* Selection by index: repeatedly the smallest index above the last one. */
+    long last = (long)INT_MIN - 1;
+    while (n < max) {
+        const grd_state *best = NULL;
+        for (unsigned i = 0; i < s->n_states; i++) {
+            const grd_state *st = &s->def->states[i];
+            if (st->request && st->index > last && (!best || st->index < best->index))
+                best = st;
+        }
+        if (!best)
+            break;
+        out[n++] = best;
+        last = best->index;
+    }
+    return n;
+}
+
+void node_system_ref(node_system *s)
+{
+    if (s)
+        s->refs++;
+}
+
+void node_system_unref(node_system *s)
+{
+    if (!s || s->refs == 0)
+        return;
+    if (--s->refs > 0)
+        return;
+    if (s->handle)
+        dlclose(s->handle);
+    free(s->adj_start);
+    free(s->adj);
+    free(s->path);
+    free(s);
+}
+
+/* ---- validation ---- */
+
+static bool valid_name(const char *name)
+{
+    size_t len = strnlen(name, GRD_NAME_MAX + 1);
+    if (len == 0 || len > GRD_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* A name safe to quote in a message: at most 60 characters, printable. */
+static const char *quote(const char *name, char *buf, size_t len)
+{
+    if (!name)
+        return "(null)";
+    size_t i = 0;
+    for (; name[i] && i < 60 && i + 1 < len; i++)
+        buf[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i] : '?';
+    buf[i] = '\0';
+    if (name[i] && i + 4 < len)
+        strcpy(buf + i, "...");
+    return buf;
+}
+
+static int validate_states(node_system *s, const char *who, char *err, size_t errlen)
+{
+    const grd_system *d = s->def;
+    char q[80];
+    unsigned n = 0;
+    if (!d->states) {
+        snprintf(err, errlen, "%s: no states", who);
+        return -1;
+    }
+    for (; d->states[n].name; n++) {
+        if (n == GRD_MAX_STATES) {
+            snprintf(err, errlen, "%s: more than %d states", who, GRD_MAX_STATES);
+            return -1;
+        }
+    }
+    s->n_states = n;
+    s->init = s->request = s->nominal = -1;
+    for (unsigned i = 0; i < n; i++) {
+        const grd_state *st = &d->states[i];
+        if (!valid_name(st->name)) {
+            snprintf(err, errlen,
+                     "%s: state %u: bad name '%s' (1-%d characters of A-Z, a-z, 0-9, _)", who, i,
+                     quote(st->name, q, sizeof(q)), GRD_NAME_MAX);
+            return -1;
+        }
+        for (unsigned j = 0; j < i; j++) {
+            if (strcmp(d->states[j].name, st->name) == 0) {
+                snprintf(err, errlen, "%s: duplicate state name '%s' (states %u and %u)", who,
+                         st->name, j, i);
+                return -1;
+            }
+            if (d->states[j].index == st->index) {
+                snprintf(err, errlen, "%s: states '%s' and '%s' have the same index %d", who,
+                         d->states[j].name, st->name, st->index);
+                return -1;
+            }
+        }
+        unsigned c = 0;
+        for (; st->checks && st->checks[c]; c++) {
+            if (c == GRD_MAX_CHECKS) {
+                snprintf(err, errlen, "%s: state '%s' has more than %d checks", who, st->name,
+                         GRD_MAX_CHECKS);
+                return -1;
+            }
+        }
+        if (strcmp(st->name, "INIT") == 0)
+            s->init = (int)i;
+    }
+    if (s->init < 0) {
+        snprintf(err, errlen, "%s: no INIT state", who);
+        return -1;
+    }
+    return 0;
+}
+
+static int validate_edges(node_system *s, const char *who, char *err, size_t errlen)
+{
+    const grd_system *d = s->def;
+    char q[80];
+    unsigned n = 0;
+    for (; d->edges && (d->edges[n].from || d->edges[n].to); n++) {
+        const grd_edge *e = &d->edges[n];
+        if (n == GRD_MAX_EDGES) {
+            snprintf(err, errlen, "%s: more than %d edges", who, GRD_MAX_EDGES);
+            return -1;
+        }
+        const char *bad = !e->from || node_system_pos(s, e->from) < 0 ? e->from
+                          : !e->to || node_system_pos(s, e->to) < 0  ? e->to
+                                                                      : NULL;
+        if (bad || !e->from || !e->to) {
+            char qf[80], qt[80];
+            snprintf(err, errlen, "%s: edge %u %s->%s: unknown state '%s'", who, n,
+                     quote(e->from, qf, sizeof(qf)), quote(e->to, qt, sizeof(qt)),
+                     quote(bad, q, sizeof(q)));
+            return -1;
+        }
+    }
+    s->n_edges = n;
+    return 0;
+}
+
+static int validate(node_system *s, const char *who, char *err, size_t errlen)
+{
+    const grd_system *d = s->def;
+    char q[80];
+    if (d->api_version != GRD_API_VERSION) {
+        snprintf(err, errlen, "%s: built for guardian API version %u, this guardiand has %d", who,
+                 d->api_version, GRD_API_VERSION);
+        return -1;
+    }
+    if (!d->name || !d->name[0] || strnlen(d->name, 256) == 256) {
+        snprintf(err, errlen, "%s: the system has no name", who);
+        return -1;
+    }
+    if (d->priv_size > GRD_MAX_PRIV) {
+        snprintf(err, errlen, "%s: priv_size %zu is larger than %u", who, d->priv_size,
+                 GRD_MAX_PRIV);
+        return -1;
+    }
+    if (validate_states(s, who, err, errlen) < 0 || validate_edges(s, who, err, errlen) < 0)
+        return -1;
+    if (d->request && (s->request = node_system_pos(s, d->request)) < 0) {
+        snprintf(err, errlen, "%s: request '%s' is not a state", who, quote(d->request, q, sizeof(q)));
+        return -1;
+    }
+    if (d->nominal && (s->nominal = node_system_pos(s, d->nominal)) < 0) {
+        snprintf(err, errlen, "%s: nominal '%s' is not a state", who, quote(d->nominal, q, sizeof(q)));
+        return -1;
+    }
+    if (graph_build(s) != NODE_OK) {
+        snprintf(err, errlen, "%s: out of memory", who);
+        return -1;
+    }
+    return 0;
+}
+
+/* A new node_system for def (one reference), validated; NULL with err. */
+static node_system *system_new(const grd_system *def, void *handle, const char *path,
+                               const char *who, char *err, size_t errlen)
+{
+    node_system *s = calloc(1, sizeof(*s));
+    if (!s || !(s->path = strdup(path))) {
+        free(s);
+        snprintf(err, errlen, "%s: out of memory", who);
+        return NULL;
+    }
+    s->def = def;
+    s->refs = 1;
+    if (validate(s, who, err, errlen) < 0) {
+        node_system_unref(s); /* does not dlclose: the handle is not ours yet */
+        return NULL;
+    }
+    s->handle = handle;
+    return s;
+}
+
+node_system *node_system_wrap(const grd_system *sys, char *err, size_t errlen)
+{
+    char dummy[1];
+    if (!err || !errlen)
+        err = dummy, errlen = sizeof(dummy);
+    if (!sys) {
+        snprintf(err, errlen, "no system");
+        return NULL;
+    }
+    char who[300], q[80];
+    snprintf(who, sizeof(who), "system '%s'", sys->name ? quote(sys->name, q, sizeof(q)) : "");
+    return system_new(sys, NULL, "", who, err, errlen);
+}
+
+/* ---- loading ---- */
+
+/* dlerror() names the file it was given; say the module's own path. */
+static void dl_failed(const char *path, const char *opened, char *err, size_t errlen)
+{
+    const char *why = dlerror();
+    size_t olen = strlen(opened);
+    if (!why)
+        why = "cannot load";
+    else if (strncmp(why, opened, olen) == 0 && why[olen] == ':')
+        why += olen + 1 + (why[olen + 1] == ' ');
+    snprintf(err, errlen, "%s: %s", path, why);
+}
+
+/* Open a module file, newly loaded if the file changed since it was loaded
+ * under this path (see the top of the file). */
+static void *open_module(const char *path, char *err, size_t errlen)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (!h) {
+        if (!(h = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+            dl_failed(path, path, err, errlen);
+        return h;
+    }
+    dlclose(h); /* RTLD_NOLOAD counted a reference */
+
+    char real[PATH_MAX];
+    if (!realpath(path, real)) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    const char *tmp = getenv("TMPDIR");
+    char dir[PATH_MAX], alias[PATH_MAX + 32];
+    if (snprintf(dir, sizeof(dir), "%s/guardiand-load-XXXXXX", tmp && *tmp ? tmp : "/tmp") >=
+            (int)sizeof(dir) ||
+        !mkdtemp(dir)) {
+        snprintf(err, errlen, "%s: cannot reload (temporary folder: %s)", path, strerror(errno));
+        return NULL;
+    }
+    snprintf(alias, sizeof(alias), "%s/module.so", dir);
+    h = NULL;
+    if (symlink(real, alias) < 0)
+        snprintf(err, errlen, "%s: cannot reload (symlink: %s)", path, strerror(errno));
+    else if (!(h = dlopen(alias, RTLD_NOW | RTLD_LOCAL)))
+        dl_failed(path, alias, err, errlen);
+    unlink(alias);
+    rmdir(dir);
+    return h;
+}
+
+/* The first <dir>/<name>.so of the search path into buf; false if none. */
+static bool find_module(const char *name, const char *search_path, char *buf, size_t len)
+{
+    const char *p = search_path;
+    while (*p) {
+        size_t dl = strcspn(p, ":");
+        if (dl > 0 && snprintf(buf, len, "%.*s/%s.so", (int)dl, p, name) < (int)len) {
+            struct stat st;
+            if (stat(buf, &st) == 0 && S_ISREG(st.st_mode))
+                return true;
+        }
+        p += dl;
+        if (*p == ':')
+            p++;
+    }
+    return false;
+}
+
+node_system *node_system_load(const char *name, const char *search_path, char *err, size_t errlen)
+{
+    char dummy[1], q[80];
+    if (!err || !errlen)
+        err = dummy, errlen = sizeof(dummy);
+    if (!name || !name[0] || strchr(name, '/') || strnlen(name, 256) == 256 || name[0] == '.') {
+        snprintf(err, errlen, "bad system name '%s'", quote(name, q, sizeof(q)));
+        return NULL;
+    }
+    if (!search_path)
+        search_path = "";
+    char path[PATH_MAX];
+    if (!find_module(name, search_path, path, sizeof(path))) {
+        snprintf(err, errlen, "system %s: no %s.so in the search path '%s'", name, name,
+                 search_path);
+        return NULL;
+    }
+    void *h = open_module(path, err, errlen);
+    if (!h)
+        return NULL;
+    dlerror();
+    const grd_system *def = dlsym(h, GRD_SYSTEM_SYMBOL);
+    if (!def) {
+        snprintf(err, errlen, "%s: no symbol %s: not a guardiand system (GRD_SYSTEM missing?)",
+                 path, GRD_SYSTEM_SYMBOL);
+        dlclose(h);
+        return NULL;
+    }
+    node_system *s = system_new(def, h, path, path, err, errlen);
+    if (!s)
+        dlclose(h);
+    return s;
+}

@@ -1,0 +1,256 @@
+/* config.c — reading guardiand's INI configuration (format in config.h).
+ *
+ * libinih calls us once per key; we check each value as it comes and stop
+ * at the first problem, naming its line. Nothing of a half-read file is used.
+ */
+#include "supervisor/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_SYSTEMS "/usr/local/lib/guardiand/systems:/usr/lib/guardiand/systems"
+
+struct parse {
+    struct config *cfg;
+    char *err;
+    size_t errlen;
+    bool failed;
+    char section[128]; /* the section of the previous key */
+    FILE *file;
+    int line;          /* lines read so far: the line libinih is looking at */
+};
+
+/* libinih as Debian builds it does not pass line numbers; count them here. */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct parse *p = stream;
+    char *r = fgets(str, num, p->file);
+    if (r)
+        p->line++;
+    return r;
+}
+
+bool config_valid_node_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= CONFIG_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isupper((unsigned char)name[i]) || isdigit((unsigned char)name[i]) || name[i] == '_'))
+            return false;
+    return true;
+}
+
+bool config_valid_ifo(const char *ifo)
+{
+    size_t n = strlen(ifo);
+    if (n == 0 || n > 8)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isupper((unsigned char)ifo[i]) || isdigit((unsigned char)ifo[i])))
+            return false;
+    return true;
+}
+
+static int fail(struct parse *p, int line, const char *fmt, const char *a, const char *b)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg), fmt, a, b);
+    snprintf(p->err, p->errlen, "%s:%d: %s", p->cfg->path, line, msg);
+    p->failed = true;
+    return 0; /* tells libinih to stop */
+}
+
+static int set_string(char **slot, const char *value)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return -1;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int global_key(struct parse *p, const char *key, const char *value, int line)
+{
+    struct config *cfg = p->cfg;
+    if (strcmp(key, "ifo") == 0) {
+        if (!config_valid_ifo(value))
+            return fail(p, line, "ifo '%s': expected 1-8 characters of A-Z, 0-9%s", value, "");
+        return set_string(&cfg->ifo, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
+    }
+    if (strcmp(key, "systems") == 0)
+        return set_string(&cfg->systems, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
+    if (strcmp(key, "supervisor_prefix") == 0) {
+        if (!*value || strlen(value) > 100)
+            return fail(p, line, "supervisor_prefix '%s': expected 1-100 characters%s", value, "");
+        return set_string(&cfg->supervisor_prefix, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
+    }
+    if (strcmp(key, "database") == 0)
+        return set_string(&cfg->database, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
+    if (strcmp(key, "rate") == 0) {
+        char *end;
+        errno = 0;
+        double r = strtod(value, &end);
+        if (end == value || *end || errno || !(r >= 0.1 && r <= 1000))
+            return fail(p, line, "rate '%s': expected a number of cycles per second, 0.1 to 1000%s",
+                        value, "");
+        cfg->rate = r;
+        return 1;
+    }
+    return fail(p, line, "unknown key '%s' in [guardiand]%s", key, "");
+}
+
+static struct config_node *find_node(struct config *cfg, const char *name)
+{
+    for (unsigned i = 0; i < cfg->n_nodes; i++)
+        if (strcmp(cfg->nodes[i].name, name) == 0)
+            return &cfg->nodes[i];
+    return NULL;
+}
+
+/* A [node NAME] section: create the node on its first key. */
+static struct config_node *section_node(struct parse *p, const char *section, int line)
+{
+    const char *name = section + 5;
+    while (*name == ' ')
+        name++;
+    if (!config_valid_node_name(name)) {
+        fail(p, line, "node name '%s': expected 1-63 characters of A-Z, 0-9 and _%s", name, "");
+        return NULL;
+    }
+    struct config *cfg = p->cfg;
+    struct config_node *n = find_node(cfg, name);
+    /* libinih reports keys, not section headers: a node seen before under
+     * another section than the previous key's is a second definition. */
+    bool same_section = strncmp(p->section, section, sizeof(p->section)) == 0;
+    snprintf(p->section, sizeof(p->section), "%s", section);
+    if (n && !same_section) {
+        fail(p, line, "node %s is defined twice%s", name, "");
+        return NULL;
+    }
+    if (n)
+        return n;
+    struct config_node *grown = realloc(cfg->nodes, (cfg->n_nodes + 1) * sizeof(*grown));
+    if (!grown) {
+        fail(p, line, "out of memory%s%s", "", "");
+        return NULL;
+    }
+    cfg->nodes = grown;
+    n = &cfg->nodes[cfg->n_nodes++];
+    memset(n, 0, sizeof(*n));
+    strcpy(n->name, name);
+    n->line = line;
+    return n;
+}
+
+static int node_key(struct parse *p, struct config_node *n, const char *key, const char *value,
+                    int line)
+{
+    if (strcmp(key, "system") == 0) {
+        if (n->system)
+            return fail(p, line, "node %s: system given twice%s", n->name, "");
+        if (!*value || strchr(value, '/') || strlen(value) > 64)
+            return fail(p, line, "node %s: bad system name '%s'", n->name, value);
+        return set_string(&n->system, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
+    }
+    /* A key given again, or an indented continuation line, extends the value
+     * with a comma: long lists (an ifo node's nodes=) stay within INI lines. */
+    size_t klen = strlen(key);
+    for (unsigned i = 0; i < n->n_args; i++) {
+        if (strncmp(n->args[i], key, klen) != 0 || n->args[i][klen] != '=')
+            continue;
+        size_t len = strlen(n->args[i]) + strlen(value) + 2;
+        char *grown = realloc(n->args[i], len);
+        if (!grown)
+            return fail(p, line, "out of memory%s%s", "", "");
+        strcat(strcat(grown, ","), value);
+        n->args[i] = grown;
+        return 1;
+    }
+    if (n->n_args == CONFIG_ARGS_MAX)
+        return fail(p, line, "node %s: more than 32 arguments%s", n->name, "");
+    size_t len = strlen(key) + strlen(value) + 2;
+    char *arg = malloc(len);
+    if (!arg)
+        return fail(p, line, "out of memory%s%s", "", "");
+    snprintf(arg, len, "%s=%s", key, value);
+    n->args[n->n_args++] = arg;
+    return 1;
+}
+
+static int on_key(void *user, const char *section, const char *key, const char *value)
+{
+    struct parse *p = user;
+    int line = p->line;
+    if (p->failed)
+        return 0;
+    if (strcmp(section, "guardiand") == 0) {
+        snprintf(p->section, sizeof(p->section), "%s", section);
+        return global_key(p, key, value, line);
+    }
+    if (strncmp(section, "node ", 5) == 0) {
+        struct config_node *n = section_node(p, section, line);
+        return n ? node_key(p, n, key, value, line) : 0;
+    }
+    return fail(p, line, "unknown section [%s] (expected [guardiand] or [node NAME])%s", section, "");
+}
+
+int config_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->rate = 16;
+    if (set_string(&cfg->ifo, "X1") || set_string(&cfg->systems, DEFAULT_SYSTEMS) ||
+        set_string(&cfg->database, "guardiand.db") || set_string(&cfg->path, "(defaults)"))
+        return -1;
+    return 0;
+}
+
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+    if (config_defaults(cfg) < 0 || set_string(&cfg->path, path) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    struct parse p = {.cfg = cfg, .err = err, .errlen = errlen};
+    p.file = fopen(path, "re");
+    if (!p.file) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    int r = ini_parse_stream(read_line, &p, on_key, &p);
+    fclose(p.file);
+    if (p.failed)
+        return -1;
+    if (r > 0) {
+        snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path, r);
+        return -1;
+    }
+    for (unsigned i = 0; i < cfg->n_nodes; i++)
+        if (!cfg->nodes[i].system) {
+            snprintf(err, errlen, "%s:%d: node %s has no system", path, cfg->nodes[i].line,
+                     cfg->nodes[i].name);
+            return -1;
+        }
+    return 0;
+}
+
+void config_free(struct config *cfg)
+{
+    for (unsigned i = 0; i < cfg->n_nodes; i++) {
+        free(cfg->nodes[i].system);
+        for (unsigned j = 0; j < cfg->nodes[i].n_args; j++)
+            free(cfg->nodes[i].args[j]);
+    }
+    free(cfg->nodes);
+    free(cfg->path);
+    free(cfg->ifo);
+    free(cfg->systems);
+    free(cfg->supervisor_prefix);
+    free(cfg->database);
+    memset(cfg, 0, sizeof(*cfg));
+}

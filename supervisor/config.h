@@ -1,0 +1,56 @@
+/* config.h — guardiand's configuration file.
+ *
+ * An INI file (parsed by Debian's libinih), documented in etc/guardiand.ini:
+ *
+ *   [guardiand]
+ *   ifo = H1                      ; channel prefix <IFO>:GRD-<NODE>_...
+ *   systems = /usr/lib/guardiand/systems:./systems   ; search path for <system>.so
+ *   rate = 16                     ; node cycles per second
+ *   supervisor_prefix = H1:GRD-SUPERVISOR_   ; default <IFO>:GRD-SUPERVISOR_
+ *   database = guardiand.db       ; (persistence, a later issue)
+ *
+ *   [node SUS_ETMX]
+ *   system = sus
+ *   optic = ETMX                  ; every other key is an argument of the node
+ *
+ * Every value is checked; an error names the file, the line and the problem.
+ */
+#ifndef GUARDIAND_CONFIG_H
+#define GUARDIAND_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_NAME_MAX 64   /* node names: A-Z, 0-9, _; at most 63 */
+#define CONFIG_ARGS_MAX 32
+
+struct config_node {
+    char name[CONFIG_NAME_MAX];
+    char *system;
+    char *args[CONFIG_ARGS_MAX]; /* "key=value" */
+    unsigned n_args;
+    int line;
+};
+
+struct config {
+    char *path;
+    char *ifo;
+    char *systems;
+    double rate;
+    char *supervisor_prefix;
+    char *database;
+    struct config_node *nodes;
+    unsigned n_nodes;
+};
+
+/* Read and check a configuration file. Returns 0, or -1 with err set. */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+/* The defaults, with no nodes (for runs without a file). */
+int config_defaults(struct config *cfg);
+void config_free(struct config *cfg);
+/* Whether a node name is acceptable: 1..63 characters of A-Z, 0-9 and _. */
+bool config_valid_node_name(const char *name);
+/* Whether an IFO prefix is acceptable: 1..8 characters of A-Z and 0-9. */
+bool config_valid_ifo(const char *ifo);
+
+#endif

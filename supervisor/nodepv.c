@@ -1,0 +1,277 @@
+/* nodepv.c — a node's channels (guardian.md Part A), bound to the node.
+ *
+ * One pvdb group per node, prefix <IFO>:GRD-<NODE>_. The PVs are created
+ * from one table so the channel set reads as a list; each has a slot in the
+ * binding so publishing is a direct store, not a name lookup.
+ */
+#include "supervisor/nodepv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum chan {
+    C_OP, C_MODE, C_REQUEST, C_REQUEST_S, C_REQUEST_N, C_REQUEST_ENUM,
+    C_STATE, C_STATE_S, C_STATE_N, C_TARGET, C_TARGET_S, C_TARGET_N,
+    C_NOMINAL, C_NOMINAL_S, C_NOMINAL_N, C_STATUS, C_ERROR, C_CONNECT, C_OK, C_ACTIVE,
+    C_NOTIFICATION, C_USERMSG, C_LOAD, C_LOAD_STATUS, C_LOAD_TIME, C_EXECTIME,
+    C_EXECTIME_LAST, C_VERSION, C_MANAGER, C_SUBNODES_TOTAL, C_SUBNODES_NOT_OK,
+    C_SPM_TOTAL, C_SPM_CHANGED, C_CRASHES, C_QUARANTINED,
+    C_COUNT
+};
+
+static const char *const op_strs[] = {"STOP", "PAUSE", "EXEC"};
+static const char *const mode_strs[] = {"AUTO", "MANAGED", "MANUAL"};
+static const char *const status_strs[] = {"ENTER", "MAIN", "RUN", "DONE",
+                                          "JUMP", "REDIRECT", "EDGE", "INIT"};
+static const char *const error_strs[] = {"False", "True", "", "Connect"};
+static const char *const connect_strs[] = {"OK", "ERROR"};
+static const char *const bool_strs[] = {"False", "True"};
+static const char *const load_strs[] = {"DONE", "REQUEST", "SET", "INPROGRESS", "ERROR"};
+
+struct nodepv {
+    node *node;
+    pv_group *group;
+    pv *pv[C_COUNT];
+    const grd_state *menu[PV_ENUM_MAX]; /* REQUEST_ENUM index -> state */
+    unsigned n_menu;
+    uint64_t published;                 /* node generation last copied */
+    bool ever;                          /* published at least once */
+    nodepv_load_fn on_load;
+    void *arg;
+};
+
+/* ---- write handlers: validate, hand to the node, let pvdb store ---- */
+
+static int write_op(pv *pv, const void *value, uint32_t n, const pv_client *who, void *arg)
+{
+    (void)pv, (void)n, (void)who;
+    uint16_t v;
+    memcpy(&v, value, sizeof(v));
+    return node_set_op(((nodepv *)arg)->node, (enum node_op)v) == NODE_OK ? 0 : PVDB_EREJECT;
+}
+
+static int write_mode(pv *pv, const void *value, uint32_t n, const pv_client *who, void *arg)
+{
+    (void)pv, (void)n, (void)who;
+    uint16_t v;
+    memcpy(&v, value, sizeof(v));
+    return node_set_mode(((nodepv *)arg)->node, (enum node_mode)v) == NODE_OK ? 0 : PVDB_EREJECT;
+}
+
+static int write_request(pv *pv, const void *value, uint32_t n, const pv_client *who, void *arg)
+{
+    (void)pv, (void)n, (void)who;
+    char name[PV_STRING_SIZE];
+    memcpy(name, value, PV_STRING_SIZE);
+    name[PV_STRING_SIZE - 1] = 0;
+    return node_request(((nodepv *)arg)->node, name) == NODE_OK ? 0 : PVDB_EREJECT;
+}
+
+static int write_request_enum(pv *pv, const void *value, uint32_t n, const pv_client *who,
+                              void *arg)
+{
+    (void)pv, (void)n, (void)who;
+    nodepv *np = arg;
+    uint16_t v;
+    memcpy(&v, value, sizeof(v));
+    if (v >= np->n_menu)
+        return PVDB_ERANGE;
+    return node_request(np->node, np->menu[v]->name) == NODE_OK ? 0 : PVDB_EREJECT;
+}
+
+/* LOAD is momentary: True asks for a reload, and the channel reads False
+ * again at once (LOAD_STATUS tells how the reload goes). */
+static int write_load(pv *pv, const void *value, uint32_t n, const pv_client *who, void *arg)
+{
+    (void)n, (void)who;
+    nodepv *np = arg;
+    uint16_t v;
+    memcpy(&v, value, sizeof(v));
+    if (v == 1) {
+        if (!np->on_load || np->on_load(np->node, np->arg) != 0)
+            return PVDB_EREJECT;
+    }
+    pv_set_enum(pv, 0); /* stored by us: pvdb keeps it */
+    return 0;
+}
+
+/* ---- the channel table ---- */
+
+struct chan_def {
+    enum chan id;
+    const char *suffix;
+    enum pv_type type;
+    const char *const *enums;
+    unsigned n_enums;
+    pv_write_fn on_write;
+    const char *units;
+    int16_t precision;
+};
+
+#define ENUM(strs) PV_ENUM, strs, sizeof(strs) / sizeof(strs[0])
+static const struct chan_def chans[] = {
+    {C_OP, "OP", ENUM(op_strs), write_op, NULL, 0},
+    {C_MODE, "MODE", ENUM(mode_strs), write_mode, NULL, 0},
+    {C_REQUEST, "REQUEST", PV_STRING, NULL, 0, write_request, NULL, 0},
+    {C_REQUEST_S, "REQUEST_S", PV_STRING, NULL, 0, NULL, NULL, 0},
+    {C_REQUEST_N, "REQUEST_N", PV_LONG, NULL, 0, NULL, NULL, 0},
+    {C_REQUEST_ENUM, "REQUEST_ENUM", PV_ENUM, NULL, 0, write_request_enum, NULL, 0},
+    {C_STATE, "STATE", PV_STRING, NULL, 0, NULL, NULL, 0},
+    {C_STATE_S, "STATE_S", PV_STRING, NULL, 0, NULL, NULL, 0},
+    {C_STATE_N, "STATE_N", PV_LONG, NULL, 0, NULL, NULL, 0},
+    {C_TARGET, "TARGET", PV_STRING, NULL, 0, NULL, NULL, 0},
+    {C_TARGET_S, "TARGET_S", PV_STRING, NULL, 0, NULL, NULL, 0},
+    {C_TARGET_N, "TARGET_N", PV_LONG, NULL, 0, NULL, NULL, 0},
+    {C_NOMINAL, "NOMINAL", PV_STRING, NULL, 0, NULL, NULL, 0},
+    {C_NOMINAL_S, "NOMINAL_S", PV_STRING, NULL, 0, NULL, NULL, 0},
+    {C_NOMINAL_N, "NOMINAL_N", PV_LONG, NULL, 0, NULL, NULL, 0},
+    {C_STATUS, "STATUS", ENUM(status_strs), NULL, NULL, 0},
+    {C_ERROR, "ERROR", ENUM(error_strs), NULL, NULL, 0},
+    {C_CONNECT, "CONNECT", ENUM(connect_strs), NULL, NULL, 0},
+    {C_OK, "OK", ENUM(bool_strs), NULL, NULL, 0},
+    {C_ACTIVE, "ACTIVE", ENUM(bool_strs), NULL, NULL, 0},
+    {C_NOTIFICATION, "NOTIFICATION", ENUM(bool_strs), NULL, NULL, 0},
+    {C_USERMSG, "USERMSG", PV_STRING, NULL, 0, NULL, NULL, 0},
+    {C_LOAD, "LOAD", ENUM(bool_strs), write_load, NULL, 0},
+    {C_LOAD_STATUS, "LOAD_STATUS", ENUM(load_strs), NULL, NULL, 0},
+    {C_LOAD_TIME, "LOAD_TIME", PV_STRING, NULL, 0, NULL, NULL, 0},
+    {C_EXECTIME, "EXECTIME", PV_DOUBLE, NULL, 0, NULL, "seconds", 3},
+    {C_EXECTIME_LAST, "EXECTIME_LAST", PV_DOUBLE, NULL, 0, NULL, "seconds", 3},
+    {C_VERSION, "VERSION", PV_STRING, NULL, 0, NULL, NULL, 0},
+    {C_MANAGER, "MANAGER", PV_STRING, NULL, 0, NULL, NULL, 0},
+    {C_SUBNODES_TOTAL, "SUBNODES_TOTAL", PV_LONG, NULL, 0, NULL, NULL, 0},
+    {C_SUBNODES_NOT_OK, "SUBNODES_NOT_OK", PV_LONG, NULL, 0, NULL, NULL, 0},
+    {C_SPM_TOTAL, "SPM_TOTAL", PV_LONG, NULL, 0, NULL, NULL, 0},
+    {C_SPM_CHANGED, "SPM_CHANGED", PV_LONG, NULL, 0, NULL, NULL, 0},
+    {C_CRASHES, "CRASHES", PV_LONG, NULL, 0, NULL, NULL, 0},
+    {C_QUARANTINED, "QUARANTINED", ENUM(bool_strs), NULL, NULL, 0},
+};
+#undef ENUM
+
+/* REQUEST_ENUM lists the requestable states by index (at most 16). */
+static void build_menu(nodepv *np)
+{
+    const grd_state *states[PV_ENUM_MAX];
+    np->n_menu = node_system_requestable(node_system_of(np->node), states, PV_ENUM_MAX);
+    const char *names[PV_ENUM_MAX];
+    for (unsigned i = 0; i < np->n_menu; i++) {
+        np->menu[i] = states[i];
+        names[i] = states[i]->name;
+    }
+    pv_set_enums(np->pv[C_REQUEST_ENUM], names, np->n_menu);
+}
+
+void nodepv_states_changed(nodepv *np)
+{
+    build_menu(np);
+    np->ever = false; /* republish everything */
+}
+
+nodepv *nodepv_new(pvdb *db, const char *ifo, node *n, const char *version,
+                   nodepv_load_fn on_load, void *arg, char *err, size_t errlen)
+{
+    nodepv *np = calloc(1, sizeof(*np));
+    char prefix[128];
+    snprintf(prefix, sizeof(prefix), "%s:GRD-%s_", ifo, node_name(n));
+    if (!np || !(np->group = pvdb_group_new(db, prefix))) {
+        snprintf(err, errlen, "out of memory");
+        free(np);
+        return NULL;
+    }
+    np->node = n;
+    np->on_load = on_load;
+    np->arg = arg;
+    for (size_t i = 0; i < sizeof(chans) / sizeof(chans[0]); i++) {
+        const struct chan_def *c = &chans[i];
+        pv_def def = {.name = c->suffix, .type = c->type, .enums = c->enums,
+                      .n_enums = c->n_enums, .writable = c->on_write != NULL,
+                      .on_write = c->on_write, .arg = np, .units = c->units,
+                      .precision = c->precision};
+        int e = pv_group_add(np->group, &def, &np->pv[c->id]);
+        if (e) {
+            snprintf(err, errlen, "channel %s%s: %s", prefix, c->suffix, pvdb_strerror(e));
+            nodepv_free(np);
+            return NULL;
+        }
+    }
+    build_menu(np);
+    pv_set_string(np->pv[C_VERSION], version);
+    pv_set_string(np->pv[C_MANAGER], "");
+    pv_set_string(np->pv[C_USERMSG], "");
+    long zero_longs[] = {C_SUBNODES_TOTAL, C_SUBNODES_NOT_OK, C_SPM_TOTAL, C_SPM_CHANGED, C_CRASHES};
+    for (size_t i = 0; i < sizeof(zero_longs) / sizeof(zero_longs[0]); i++)
+        pv_set_long(np->pv[zero_longs[i]], 0);
+    pv_set_enum(np->pv[C_QUARANTINED], 0);
+    pv_set_enum(np->pv[C_LOAD], 0);
+    nodepv_publish(np);
+    return np;
+}
+
+void nodepv_free(nodepv *np)
+{
+    if (!np)
+        return;
+    pv_group_free(np->group);
+    free(np);
+}
+
+static void set_state_triplet(nodepv *np, enum chan name, enum chan s, enum chan idx,
+                              const grd_state *st)
+{
+    pv_set_string(np->pv[name], st ? st->name : "");
+    pv_set_string(np->pv[s], st ? st->name : "");
+    pv_set_long(np->pv[idx], st ? st->index : -1);
+}
+
+static void publish_load_time(nodepv *np)
+{
+    time_t t = (time_t)node_load_time(np->node);
+    struct tm tm;
+    char buf[PV_STRING_SIZE];
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%SZ", &tm);
+    pv_set_string(np->pv[C_LOAD_TIME], buf);
+}
+
+void nodepv_publish(nodepv *np)
+{
+    node *n = np->node;
+    pv_set_double(np->pv[C_EXECTIME], node_exectime(n));
+    uint64_t gen = node_generation(n);
+    if (np->ever && gen == np->published)
+        return;
+    np->published = gen;
+    np->ever = true;
+    const grd_state *req = node_requested(n);
+    set_state_triplet(np, C_REQUEST, C_REQUEST_S, C_REQUEST_N, req);
+    set_state_triplet(np, C_STATE, C_STATE_S, C_STATE_N, node_state(n));
+    set_state_triplet(np, C_TARGET, C_TARGET_S, C_TARGET_N, node_target(n));
+    set_state_triplet(np, C_NOMINAL, C_NOMINAL_S, C_NOMINAL_N, node_nominal(n));
+    for (unsigned i = 0; i < np->n_menu; i++)
+        if (np->menu[i] == req)
+            pv_set_enum(np->pv[C_REQUEST_ENUM], i);
+    pv_set_enum(np->pv[C_OP], node_op(n));
+    pv_set_enum(np->pv[C_MODE], node_mode(n));
+    pv_set_enum(np->pv[C_STATUS], node_status(n));
+    pv_set_enum(np->pv[C_ERROR], node_error(n));
+    pv_set_enum(np->pv[C_CONNECT], node_connected(n) ? 0 : 1);
+    pv_set_enum(np->pv[C_OK], node_ok(n));
+    pv_set_enum(np->pv[C_ACTIVE], node_active(n));
+    pv_set_enum(np->pv[C_NOTIFICATION], node_notification(n));
+    pv_set_string(np->pv[C_USERMSG], node_usermsg(n));
+    pv_set_enum(np->pv[C_LOAD_STATUS], node_load_status(n));
+    pv_set_double(np->pv[C_EXECTIME_LAST], node_exectime_last(n));
+    pv_set_string(np->pv[C_MANAGER], node_manager(n));
+    publish_load_time(np);
+}
+
+void nodepv_set_crashes(nodepv *np, long crashes) { pv_set_long(np->pv[C_CRASHES], crashes); }
+
+void nodepv_set_quarantined(nodepv *np, bool q) { pv_set_enum(np->pv[C_QUARANTINED], q); }
+
+void nodepv_set_load_status(nodepv *np, enum node_load_status s)
+{
+    pv_set_enum(np->pv[C_LOAD_STATUS], s);
+}

@@ -1,0 +1,35 @@
+/* nodepv.h — a node's channels: the PV group <IFO>:GRD-<NODE>_ of
+ * guardian.md Part A, bound to one node.
+ *
+ * Writes from clients (OP, MODE, REQUEST, REQUEST_ENUM, LOAD) are validated
+ * here against the node and take effect at its next cycle; a refused write
+ * changes nothing and fails the CA put. After each cycle nodepv_publish()
+ * copies what changed into the PVs (pvdb posts only real changes).
+ */
+#ifndef GUARDIAND_NODEPV_H
+#define GUARDIAND_NODEPV_H
+
+#include <stddef.h>
+
+#include "node/node.h"
+#include "pvdb/pvdb.h"
+
+typedef struct nodepv nodepv;
+
+/* Called when a client writes LOAD=True; returns 0 if a reload was started. */
+typedef int (*nodepv_load_fn)(node *n, void *arg);
+
+nodepv *nodepv_new(pvdb *db, const char *ifo, node *n, const char *version,
+                   nodepv_load_fn on_load, void *arg, char *err, size_t errlen);
+/* Remove the channels (clients see them disconnect). */
+void nodepv_free(nodepv *np);
+/* Copy the node's state into its PVs; cheap when nothing changed. */
+void nodepv_publish(nodepv *np);
+/* Values the supervisor owns (crash count, quarantine, subnode counts...). */
+void nodepv_set_crashes(nodepv *np, long crashes);
+void nodepv_set_quarantined(nodepv *np, bool quarantined);
+void nodepv_set_load_status(nodepv *np, enum node_load_status status);
+/* The system's states changed (after a reload): rebuild REQUEST_ENUM. */
+void nodepv_states_changed(nodepv *np);
+
+#endif

@@ -1,0 +1,109 @@
+/* supchan.c — the supervisor's own channels, under a configurable prefix
+ * (default <IFO>:GUARDIAND-): how many nodes run, how busy the loop is, how
+ * late the node ticks run, and the CA server's load. Refreshed once a second.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "supervisor/sup.h"
+
+enum { S_NODES, S_LOOP_UTIL, S_JITTER_P50, S_JITTER_P99, S_JITTER_MAX, S_OVERRUNS, S_SKIPPED,
+       S_UPTIME, S_VERSION, S_RATE, S_CA_CLIENTS, S_CA_CHANNELS, S_COUNT };
+
+struct supchan {
+    sup *sup;
+    pv_group *group;
+    pv *pv[S_COUNT];
+    ev_timer timer;
+};
+
+static const struct {
+    int id;
+    const char *name;
+    enum pv_type type;
+    const char *units;
+    int16_t prec;
+} defs[] = {
+    {S_NODES, "NODES", PV_LONG, NULL, 0},
+    {S_LOOP_UTIL, "LOOP_UTIL", PV_DOUBLE, "%", 1},
+    {S_JITTER_P50, "JITTER_P50", PV_DOUBLE, "ms", 3},
+    {S_JITTER_P99, "JITTER_P99", PV_DOUBLE, "ms", 3},
+    {S_JITTER_MAX, "JITTER_MAX", PV_DOUBLE, "ms", 3},
+    {S_OVERRUNS, "OVERRUNS", PV_LONG, NULL, 0},
+    {S_SKIPPED, "SKIPPED_CYCLES", PV_LONG, NULL, 0},
+    {S_UPTIME, "UPTIME", PV_DOUBLE, "s", 0},
+    {S_VERSION, "VERSION", PV_STRING, NULL, 0},
+    {S_RATE, "RATE", PV_DOUBLE, "Hz", 2},
+    {S_CA_CLIENTS, "CA_CLIENTS", PV_LONG, NULL, 0},
+    {S_CA_CHANNELS, "CA_CHANNELS", PV_LONG, NULL, 0},
+};
+
+static void refresh(struct supchan *sc)
+{
+    sup *s = sc->sup;
+    double p50, p99, max;
+    sched_jitter(&s->sched, &p50, &p99, &max);
+    pv_set_long(sc->pv[S_NODES], (long)s->n_nodes);
+    pv_set_double(sc->pv[S_LOOP_UTIL], s->sched.util * 100);
+    pv_set_double(sc->pv[S_JITTER_P50], p50 * 1e3);
+    pv_set_double(sc->pv[S_JITTER_P99], p99 * 1e3);
+    pv_set_double(sc->pv[S_JITTER_MAX], max * 1e3);
+    pv_set_long(sc->pv[S_OVERRUNS], (long)s->sched.overruns);
+    pv_set_long(sc->pv[S_SKIPPED], (long)s->sched.skipped_cycles);
+    pv_set_double(sc->pv[S_UPTIME], sup_now() - s->started);
+    pv_set_double(sc->pv[S_RATE], s->cfg.rate);
+    if (s->ca) {
+        struct cas_stats st;
+        cas_get_stats(s->ca, &st);
+        pv_set_long(sc->pv[S_CA_CLIENTS], (long)st.clients);
+        pv_set_long(sc->pv[S_CA_CHANNELS], (long)st.channels);
+    }
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    refresh(w->data);
+}
+
+struct supchan *supchan_new(sup *s, char *err, size_t errlen)
+{
+    struct supchan *sc = calloc(1, sizeof(*sc));
+    char prefix[128];
+    if (s->cfg.supervisor_prefix)
+        snprintf(prefix, sizeof(prefix), "%s", s->cfg.supervisor_prefix);
+    else
+        snprintf(prefix, sizeof(prefix), "%s:GUARDIAND-", s->cfg.ifo);
+    if (!sc || !(sc->group = pvdb_group_new(s->db, prefix))) {
+        free(sc);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    sc->sup = s;
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        int e = pv_group_add(sc->group, &(pv_def){.name = defs[i].name, .type = defs[i].type,
+                                                 .units = defs[i].units, .precision = defs[i].prec},
+                             &sc->pv[defs[i].id]);
+        if (e) {
+            snprintf(err, errlen, "supervisor channel %s%s: %s", prefix, defs[i].name,
+                     pvdb_strerror(e));
+            supchan_free(sc);
+            return NULL;
+        }
+    }
+    pv_set_string(sc->pv[S_VERSION], GUARDIAND_VERSION);
+    refresh(sc);
+    ev_timer_init(&sc->timer, timer_cb, 1.0, 1.0);
+    sc->timer.data = sc;
+    ev_timer_start(s->loop, &sc->timer);
+    return sc;
+}
+
+void supchan_free(struct supchan *sc)
+{
+    if (!sc)
+        return;
+    ev_timer_stop(sc->sup->loop, &sc->timer);
+    pv_group_free(sc->group);
+    free(sc);
+}

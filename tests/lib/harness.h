@@ -1,0 +1,105 @@
+/* harness.h — run a real guardiand for the integration tests and the benchmarks.
+ *
+ * Each test starts its own daemon on free ports of 127.0.0.1 only:
+ *
+ *     harness_daemon d;
+ *     if (harness_start(&d, NULL) != 0) ...          // waits (bounded) for "ready"
+ *     harness_ca_context(&d);                         // client env, then ca_context_create()
+ *     ... libca or raw sockets against d.port ...
+ *     ca_context_destroy();
+ *     int status = harness_stop(&d, 0);               // SIGTERM; 0 means a clean exit
+ *
+ * The daemon binary is $GUARDIAND, or build/bin/guardiand relative to the working directory.
+ * Its environment is ours without any EPICS_* variable, plus:
+ *   EPICS_CAS_INTF_ADDR_LIST=127.0.0.1  EPICS_CAS_BEACON_ADDR_LIST=127.0.0.1
+ *   EPICS_CAS_AUTO_BEACON_ADDR_LIST=NO  EPICS_CAS_BEACON_PORT=<beacon_port>
+ *   the server port as EPICS_CAS_SERVER_PORT (or as the caller chooses, see port_via),
+ * then the caller's opts.env, whose entries replace defaults of the same name. Its stderr and
+ * stdout go to a log file, which is printed (tail) when it fails and removed after a clean
+ * stop. The daemon gets SIGKILL if the thread that started it dies (PR_SET_PDEATHSIG), so a
+ * crashed or timed-out test cannot leave it running.
+ *
+ * Not thread safe; the process-wide environment is changed by harness_client_env().
+ */
+#ifndef GUARDIAND_TESTS_HARNESS_H
+#define GUARDIAND_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "ca/epics_ca.h"
+
+enum harness_port_via {
+    HARNESS_PORT_CAS_ENV = 0, /* EPICS_CAS_SERVER_PORT=<port> (the default) */
+    HARNESS_PORT_CA_ENV,      /* EPICS_CA_SERVER_PORT=<port> only */
+    HARNESS_PORT_OPTION,      /* --port <port>, no port variable */
+};
+
+typedef struct harness_opts {
+    const char *const *args; /* extra arguments after --demo, NULL-terminated (or NULL) */
+    const char *const *env;  /* extra "NAME=value" entries, NULL-terminated (or NULL) */
+    enum harness_port_via port_via;
+    double ready_timeout;    /* seconds to wait for "ready"; 0 means 10 */
+} harness_opts;
+
+typedef struct harness_daemon {
+    pid_t pid;              /* 0 once it has been reaped */
+    int port;               /* CA server port, UDP and TCP, on 127.0.0.1 */
+    int beacon_port;        /* its EPICS_CAS_BEACON_PORT, our EPICS_CA_REPEATER_PORT */
+    int status;             /* raw wait status once reaped */
+    char log_path[256];
+} harness_daemon;
+
+/* Monotonic time in seconds. */
+double harness_now(void);
+
+/* A port free for both UDP and TCP on 127.0.0.1, and a second UDP port for beacons.
+ * Returns 0, or -1 after bounded retries. */
+int harness_free_ports(int *port, int *beacon_port);
+
+/* Start the daemon (opts may be NULL) and wait for its "ready" line. Returns 0, or -1 with a
+ * message and the log tail on stderr (the daemon is then killed and reaped). */
+int harness_start(harness_daemon *d, const harness_opts *opts);
+
+/* Stop it with SIGTERM, wait up to timeout seconds (0 means 10), then SIGKILL. Returns its
+ * exit code (0..255), 128 + the signal number if a signal ended it (137 after our SIGKILL),
+ * or -1 if it was not running. Safe to call twice. */
+int harness_stop(harness_daemon *d, double timeout);
+
+/* Whether the daemon is still running (reaps it if it has exited). */
+bool harness_alive(harness_daemon *d);
+
+/* Its resident set size in KiB from /proc/<pid>/status, or -1. */
+long harness_rss_kb(const harness_daemon *d);
+
+/* Set this process's client environment for the daemon (before ca_context_create()):
+ * EPICS_CA_AUTO_ADDR_LIST=NO, EPICS_CA_ADDR_LIST=127.0.0.1, EPICS_CA_SERVER_PORT=<port>,
+ * EPICS_CA_REPEATER_PORT=<beacon_port>; EPICS_CA_NAME_SERVERS is removed. */
+void harness_client_env(const harness_daemon *d);
+
+/* ---- DBR layouts (../shared/docs/ca-protocol.md 4.2), independent of the server's code ---- */
+
+/* Bytes of a DBR struct holding n elements (n >= 1; unpadded), or 0 for a type above 38. */
+size_t harness_dbr_size_n(unsigned type, unsigned long n);
+size_t harness_dbr_value_offset(unsigned type); /* offset of element 0 */
+size_t harness_dbr_value_size(unsigned type);   /* bytes per element */
+
+/* ---- libca helpers ---- */
+
+/* harness_client_env(), then ca_context_create(ca_disable_preemptive_callback).
+ * Returns the ECA status (ECA_NORMAL on success). */
+int harness_ca_context(const harness_daemon *d);
+
+/* Create n channels (no connection callback) and wait up to timeout seconds for all of them.
+ * Returns how many are connected; unconnected ones stay created. */
+size_t harness_ca_connect(chid *chans, const char *const *names, size_t n, double timeout);
+
+/* Process libca callbacks until done(arg) is true or timeout seconds have passed.
+ * Returns the last value of done(arg). */
+bool harness_ca_wait(bool (*done)(void *arg), void *arg, double timeout);
+
+/* Process libca callbacks for `seconds` (bounded, for "nothing more should arrive"). */
+void harness_ca_idle(double seconds);
+
+#endif
