@@ -7,6 +7,12 @@
  * down in reverse order, so a clean exit leaks nothing (the sanitizer runs
  * check that).
  *
+ * SIGHUP reads the configuration file again and applies its node list: nodes
+ * new to the file start, nodes gone from it stop (their channels disconnect
+ * from clients), nodes whose system or arguments changed restart, and nodes
+ * that failed to start before are tried again. The IFO and the rate need a
+ * restart; a file that does not parse changes nothing.
+ *
  * `guardiand --run SYSTEM STATE [REQUEST]` runs one state (or the path from
  * STATE to REQUEST) of a system without serving channels, like Guardian's
  * `guardian MODULE STATE [REQUEST]`, for testing a system.
@@ -30,6 +36,8 @@ struct options {
     bool run;  /* --run SYSTEM STATE [REQUEST] [key=value...] */
     char **run_args;
     int n_run_args;
+    const char *plant[64];   /* --plant CHAN=VALUE, applied in order */
+    unsigned n_plant;
 };
 
 static void usage(FILE *f)
@@ -52,13 +60,17 @@ static void usage(FILE *f)
           "  --demo-count N      number of DEMO:N:<i> PVs (default 1000)\n"
           "  --run               run SYSTEM from STATE (to REQUEST) without channels;\n"
           "                      exits 0 when done, 1 on a state error\n"
+          "  --plant CHAN=VALUE  start a simulated plant channel at VALUE (repeatable)\n"
           "  --version           print the version and exit\n"
           "  -h, --help          this text\n"
           "\n"
           "The CA server honours EPICS_CAS_SERVER_PORT, EPICS_CAS_INTF_ADDR_LIST,\n"
           "EPICS_CAS_IGNORE_ADDR_LIST, EPICS_CAS_BEACON_ADDR_LIST,\n"
           "EPICS_CAS_AUTO_BEACON_ADDR_LIST, EPICS_CAS_BEACON_PORT, EPICS_CAS_BEACON_PERIOD,\n"
-          "EPICS_CA_MAX_ARRAY_BYTES and EPICS_CA_AUTO_ARRAY_BYTES.\n",
+          "EPICS_CA_MAX_ARRAY_BYTES and EPICS_CA_AUTO_ARRAY_BYTES.\n"
+          "\n"
+          "Signals: SIGTERM/SIGINT shut down cleanly; SIGHUP reads the configuration\n"
+          "file again and starts, stops or restarts nodes to match it.\n",
           f);
 }
 
@@ -78,7 +90,7 @@ static int parse_long(const char *opt, const char *text, long min, long max, lon
 static int parse_options(int argc, char **argv, struct options *o)
 {
     enum { O_IFO = 256, O_SYSTEMS, O_RATE, O_DATABASE, O_PORT, O_NOREP, O_DEMO, O_DEMO_COUNT,
-           O_RUN, O_VERSION };
+           O_RUN, O_VERSION, O_PLANT };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},  {"ifo", required_argument, NULL, O_IFO},
         {"systems", required_argument, NULL, O_SYSTEMS}, {"rate", required_argument, NULL, O_RATE},
@@ -86,6 +98,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"port", required_argument, NULL, O_PORT}, {"no-repeater", no_argument, NULL, O_NOREP},
         {"demo", no_argument, NULL, O_DEMO},       {"demo-count", required_argument, NULL, O_DEMO_COUNT},
         {"run", no_argument, NULL, O_RUN},         {"version", no_argument, NULL, O_VERSION},
+        {"plant", required_argument, NULL, O_PLANT},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     *o = (struct options){.demo_count = 1000};
@@ -124,6 +137,22 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->demo_count = (unsigned)v;
             break;
         case O_RUN: o->run = true; break;
+        case O_PLANT: {
+            const char *eq = strchr(optarg, '=');
+            char *end = NULL;
+            if (eq)
+                strtod(eq + 1, &end);
+            if (!eq || eq == optarg || end == eq + 1 || *end) {
+                fprintf(stderr, "guardiand: --plant: expected CHANNEL=NUMBER, got '%s'\n", optarg);
+                return -1;
+            }
+            if (o->n_plant == sizeof(o->plant) / sizeof(o->plant[0])) {
+                fprintf(stderr, "guardiand: --plant: at most 64\n");
+                return -1;
+            }
+            o->plant[o->n_plant++] = optarg;
+            break;
+        }
         case O_VERSION: printf("guardiand %s\n", GUARDIAND_VERSION); return 1;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return -1;
@@ -176,6 +205,93 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     (void)revents;
     fprintf(stderr, "guardiand: signal %d: shutting down\n", w->signum);
     ev_break(loop, EVBREAK_ALL);
+}
+
+/* ---- SIGHUP: apply the configuration file's node list again ---- */
+
+struct reload {
+    ev_signal sighup;
+    sup *sup;
+    const struct options *opt;
+};
+
+static const struct config_node *config_find(const struct config *cfg, const char *name)
+{
+    for (unsigned i = 0; i < cfg->n_nodes; i++)
+        if (strcmp(cfg->nodes[i].name, name) == 0)
+            return &cfg->nodes[i];
+    return NULL;
+}
+
+static bool same_node(const struct config_node *a, const struct config_node *b)
+{
+    if (strcmp(a->system, b->system) != 0 || a->n_args != b->n_args)
+        return false;
+    for (unsigned i = 0; i < a->n_args; i++)
+        if (strcmp(a->args[i], b->args[i]) != 0)
+            return false;
+    return true;
+}
+
+static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop, (void)revents;
+    struct reload *r = w->data;
+    sup *s = r->sup;
+    if (!r->opt->config) {
+        fprintf(stderr, "guardiand: SIGHUP: no configuration file to read again\n");
+        return;
+    }
+    struct config fresh;
+    if (load_config(&fresh, r->opt) < 0) {
+        fprintf(stderr, "guardiand: SIGHUP: configuration not applied; nothing changed\n");
+        config_free(&fresh);
+        return;
+    }
+    if (strcmp(fresh.ifo, s->cfg.ifo) != 0 || fresh.rate != s->cfg.rate)
+        fprintf(stderr, "guardiand: SIGHUP: a new ifo or rate takes effect at the next start\n");
+    /* Running nodes keep the prefix and rate they were started with. */
+    free(fresh.ifo);
+    fresh.ifo = s->cfg.ifo;
+    s->cfg.ifo = NULL;
+    fresh.rate = s->cfg.rate;
+
+    unsigned removed = 0, restarted = 0, added = 0, failed = 0;
+    sup_node *sn, *tmp;
+    HASH_ITER(hh, s->nodes, sn, tmp) {
+        const struct config_node *now = config_find(&fresh, sn->name);
+        const struct config_node *was = config_find(&s->cfg, sn->name);
+        if (now && was && same_node(now, was))
+            continue;
+        fprintf(stderr, "guardiand: SIGHUP: %s node %s\n", now ? "restarting" : "removing",
+                sn->name);
+        if (now)
+            restarted++;
+        else
+            removed++;
+        sup_node_remove(s, sn->name);
+    }
+    /* Nodes copy their arguments, so the old file's strings can go now. */
+    struct config old = s->cfg;
+    s->cfg = fresh;
+    config_free(&old);
+    for (unsigned i = 0; i < s->cfg.n_nodes; i++) {
+        const struct config_node *cn = &s->cfg.nodes[i];
+        if (sup_node_find(s, cn->name))
+            continue;
+        char err[512];
+        if (sup_node_add(s, cn->name, cn->system, (const char *const *)cn->args, cn->n_args, err,
+                         sizeof(err)) < 0) {
+            fprintf(stderr, "guardiand: SIGHUP: %s:%d: %s\n", s->cfg.path, cn->line, err);
+            failed++;
+        } else {
+            added++;
+        }
+    }
+    fprintf(stderr,
+            "guardiand: SIGHUP: %s applied: %u nodes (%u started, %u removed, %u of them "
+            "restarted, %u failed)\n",
+            s->cfg.path, s->n_nodes, added, removed + restarted, restarted, failed);
 }
 
 static void sup_teardown(sup *s)
@@ -309,6 +425,17 @@ int main(int argc, char **argv)
     ev_signal_start(s.loop, &s.sigterm);
     ev_signal_start(s.loop, &s.sigint);
 
+    for (unsigned i = 0; i < opt.n_plant; i++) {
+        char chan[PV_NAME_MAX + 1];
+        const char *eq = strchr(opt.plant[i], '=');
+        snprintf(chan, sizeof(chan), "%.*s", (int)(eq - opt.plant[i]), opt.plant[i]);
+        if (sup_plant_set(&s, chan, strtod(eq + 1, NULL)) < 0) {
+            fprintf(stderr, "guardiand: --plant: cannot simulate '%s'\n", chan);
+            sup_teardown(&s);
+            return 2;
+        }
+    }
+
     if (opt.run) {
         int status = run_system(&s, &opt);
         sup_teardown(&s);
@@ -333,6 +460,10 @@ int main(int argc, char **argv)
     }
     if (opt.demo)
         cas_set_access(s.ca, demo_access, s.demo);
+    struct reload reload = {.sup = &s, .opt = &opt};
+    ev_signal_init(&reload.sighup, reload_cb, SIGHUP);
+    reload.sighup.data = &reload;
+    ev_signal_start(s.loop, &reload.sighup);
     /* A host without EPICS tools has no caRepeater: serve one, unless one runs. */
     if (!opt.no_repeater &&
         !(s.repeater = cas_repeater_new(s.loop, cacfg.beacon_port, err, sizeof(err))))
@@ -343,6 +474,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "guardiand: ready: ca port %u (tcp %u), %u nodes (%d failed), %zu PVs\n",
             cas_udp_port(s.ca), cas_tcp_port(s.ca), s.n_nodes, failed, pvdb_count(s.db));
     ev_run(s.loop, 0);
+    ev_signal_stop(s.loop, &reload.sighup);
     sup_teardown(&s);
     return 0;
 }

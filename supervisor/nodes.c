@@ -56,6 +56,11 @@ static pv *plant_pv(sup *s, const char *chan)
     pv *p = pvdb_find(s->db, chan);
     if (p)
         return p;
+    /* Node channels are never simulated: a stand-in would take the name of
+     * a node that is added later (or comes back after a reload). */
+    size_t ifo_len = strlen(s->cfg.ifo);
+    if (strncmp(chan, s->cfg.ifo, ifo_len) == 0 && strncmp(chan + ifo_len, ":GRD-", 5) == 0)
+        return NULL;
     if (!s->sim && !(s->sim = pvdb_group_new(s->db, "")))
         return NULL;
     if (pv_group_add(s->sim, &(pv_def){.name = chan, .type = PV_DOUBLE, .writable = true,
@@ -64,6 +69,14 @@ static pv *plant_pv(sup *s, const char *chan)
         return NULL;
     pv_set_double(p, 0);
     return p;
+}
+
+int sup_plant_set(sup *s, const char *chan, double value)
+{
+    pv *p = plant_pv(s, chan);
+    if (!p || pv_get_group(p) != s->sim)
+        return -1;
+    return pv_set_double(p, value) == PVDB_OK ? 0 : -1;
 }
 
 static int host_get(void *arg, node *n, const char *chan, double *num, char *str, size_t len)

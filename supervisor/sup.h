@@ -88,6 +88,9 @@ int sup_node_add(sup *s, const char *name, const char *system, const char *const
 /* Remove a node: its channels disconnect from clients. -1 if unknown. */
 int sup_node_remove(sup *s, const char *name);
 sup_node *sup_node_find(sup *s, const char *name);
+/* Give a simulated plant channel a value (created if need be). -1 if the
+ * name is a channel of ours (a node's, a demo PV) or not acceptable. */
+int sup_plant_set(sup *s, const char *chan, double value);
 void sup_nodes_free(sup *s);
 
 /* sched.c */
