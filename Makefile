@@ -35,7 +35,8 @@ SUP_OBJ := $(SUP_SRC:%.c=$(BUILD)/obj/%.o)
 CORE_LIB := $(BUILD)/lib/libguardcore.a
 
 # Tests mirror the tree: tests/<module>/test_*.c become one criterion binary each.
-UNIT_SRC := $(wildcard tests/pvdb/test_*.c) $(wildcard tests/ca/test_*.c) $(wildcard tests/node/test_*.c)
+UNIT_SRC := $(wildcard tests/pvdb/test_*.c) $(wildcard tests/ca/test_*.c) $(wildcard tests/node/test_*.c) \
+	$(wildcard tests/supervisor/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 INTEG_SRC := $(wildcard tests/integration/test_*.c)
 INTEG_BIN := $(INTEG_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -53,6 +54,9 @@ TEST_MOD_SRC := $(wildcard tests/node/mod_*.c)
 TEST_MOD_SO := $(TEST_MOD_SRC:tests/node/%.c=$(BUILD)/tests/node/%.so)
 
 BINS := $(BUILD)/bin/guardiand $(SYSTEM_SO)
+
+# Keep test objects between runs (they are intermediates of pattern rules).
+.SECONDARY:
 
 .PHONY: all deps test check check-unit check-integration check-python check-asan run bench clean
 all: $(BINS) $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) $(TEST_MOD_SO)
@@ -76,6 +80,11 @@ $(BUILD)/bin/guardiand: $(SUP_OBJ) $(CORE_LIB)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(CORE_LIB) $(TEST_HELPER_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(WHOLE_CORE) $(LIBS_TEST) $(LIBS_LIBCA) $(LIBS_CORE)
+
+# Supervisor unit tests also link the supervisor module they test (not main).
+$(BUILD)/tests/supervisor/test_%: $(BUILD)/obj/tests/supervisor/test_%.o $(BUILD)/obj/supervisor/%.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/obj/supervisor/$*.o $(WHOLE_CORE) $(LIBS_TEST) $(LIBS_CORE)
 
 # A system module: position-independent, resolved against guardiand at load.
 $(BUILD)/systems/%.so: systems/%.c node/guardian.h

@@ -4,16 +4,19 @@
  *
  *   [guardiand]
  *   ifo = H1                      ; channel prefix <IFO>:GRD-<NODE>_...
- *   systems = /usr/lib/guardiand/systems:./systems   ; search path for <system>.so
+ *   systems = /usr/lib/guardiand/systems:./systems  ; search path for <system>.so
  *   rate = 16                     ; node cycles per second
- *   supervisor_prefix = H1:GRD-SUPERVISOR_   ; default <IFO>:GRD-SUPERVISOR_
+ *   supervisor_prefix = H1:GUARDIAND-   ; default <IFO>:GUARDIAND-
  *   database = guardiand.db       ; (persistence, a later issue)
  *
  *   [node SUS_ETMX]
  *   system = sus
  *   optic = ETMX                  ; every other key is an argument of the node
  *
- * Every value is checked; an error names the file, the line and the problem.
+ * A key given twice in a [node] section continues its value after a comma
+ * (long lists stay readable). Every value is checked; an error names the
+ * file, the line and the problem (for a node, the line of its first key:
+ * libinih reports keys, not section headers).
  */
 #ifndef GUARDIAND_CONFIG_H
 #define GUARDIAND_CONFIG_H

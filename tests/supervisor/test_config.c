@@ -1,0 +1,137 @@
+/* test_config.c — reading the INI configuration: good files, and bad ones
+ * refused with the file, the line and the problem. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "supervisor/config.h"
+
+static char path[64];
+static struct config cfg;
+static char err[512];
+
+static void teardown(void)
+{
+    config_free(&cfg);
+    if (path[0])
+        unlink(path);
+}
+
+TestSuite(config, .fini = teardown);
+
+/* Write `text` to a fresh file and load it. */
+static int load(const char *text)
+{
+    snprintf(path, sizeof(path), "/tmp/guardiand-config-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    err[0] = 0;
+    return config_load(&cfg, path, err, sizeof(err));
+}
+
+/* err names the file and line, and contains `what`. */
+static void expect_error(int line, const char *what)
+{
+    char where[96];
+    snprintf(where, sizeof(where), "%s:%d: ", path, line);
+    cr_expect(strncmp(err, where, strlen(where)) == 0, "error '%s' should start '%s'", err, where);
+    cr_expect(strstr(err, what) != NULL, "error '%s' should say '%s'", err, what);
+}
+
+Test(config, a_full_file)
+{
+    cr_assert_eq(load("; comment\n"
+                      "[guardiand]\n"
+                      "ifo = H1\n"
+                      "systems = /a:/b\n"
+                      "rate = 8\n"
+                      "supervisor_prefix = H1:GUARDIAND-\n"
+                      "database = /tmp/x.db\n"
+                      "\n"
+                      "[node SUS_ETMX]\n"
+                      "system = sus\n"
+                      "optic = ETMX\n"
+                      "[node IFO]\n"
+                      "system = ifo\n"
+                      "nodes = A,B\n"
+                      "nodes = C\n"),
+                 0, "%s", err);
+    cr_expect_str_eq(cfg.ifo, "H1");
+    cr_expect_str_eq(cfg.systems, "/a:/b");
+    cr_expect_eq(cfg.rate, 8.0);
+    cr_expect_str_eq(cfg.supervisor_prefix, "H1:GUARDIAND-");
+    cr_expect_str_eq(cfg.database, "/tmp/x.db");
+    cr_assert_eq(cfg.n_nodes, 2);
+    cr_expect_str_eq(cfg.nodes[0].name, "SUS_ETMX");
+    cr_expect_str_eq(cfg.nodes[0].system, "sus");
+    cr_assert_eq(cfg.nodes[0].n_args, 1);
+    cr_expect_str_eq(cfg.nodes[0].args[0], "optic=ETMX");
+    cr_expect_eq(cfg.nodes[0].line, 10);
+    cr_assert_eq(cfg.nodes[1].n_args, 1);
+    cr_expect_str_eq(cfg.nodes[1].args[0], "nodes=A,B,C", "a repeated key continues the value");
+}
+
+Test(config, defaults_without_a_guardiand_section)
+{
+    cr_assert_eq(load("[node A]\nsystem = bench\n"), 0, "%s", err);
+    cr_expect_str_eq(cfg.ifo, "X1");
+    cr_expect_eq(cfg.rate, 16.0);
+    cr_expect_eq(cfg.n_nodes, 1);
+}
+
+Test(config, bad_values_name_their_line)
+{
+    struct {
+        const char *text;
+        int line;
+        const char *what;
+    } cases[] = {
+        {"[guardiand]\nifo = h1\n", 2, "ifo 'h1'"},
+        {"[guardiand]\nifo = TOOLONGIFO\n", 2, "ifo"},
+        {"[guardiand]\nrate = 0\n", 2, "rate '0'"},
+        {"[guardiand]\nrate = 16Hz\n", 2, "rate '16Hz'"},
+        {"[guardiand]\nrate = 1e9\n", 2, "rate"},
+        {"[guardiand]\ncolour = blue\n", 2, "unknown key 'colour'"},
+        {"\n[weird]\nx = 1\n", 3, "unknown section [weird]"},
+        {"[node sus_etmx]\nsystem = sus\n", 2, "node name 'sus_etmx'"},
+        {"[node A]\nsystem = sus\nsystem = sus\n", 3, "system given twice"},
+        {"[node A]\nsystem = ../evil\n", 2, "bad system name"},
+        {"[node A]\nsystem = sus\n[node B]\nsystem = sus\n[node A]\nx = 1\n", 6,
+         "defined twice"},
+        {"[guardiand]\nifo = H1\nthis line is not ini\n", 3, "syntax error"},
+        {"[node A]\nsystem = bench\n[node B]\nx = 1\n", 4, "node B has no system"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cr_expect_eq(load(cases[i].text), -1, "case %zu should be refused", i);
+        expect_error(cases[i].line, cases[i].what);
+        config_free(&cfg);
+        unlink(path);
+        path[0] = 0;
+    }
+}
+
+Test(config, a_missing_file)
+{
+    cr_expect_eq(config_load(&cfg, "/nonexistent/guardiand.ini", err, sizeof(err)), -1);
+    cr_expect(strstr(err, "/nonexistent/guardiand.ini: cannot open") != NULL, "%s", err);
+}
+
+Test(config, node_names)
+{
+    cr_expect(config_valid_node_name("SUS_ETMX"));
+    cr_expect(config_valid_node_name("A"));
+    cr_expect_not(config_valid_node_name(""));
+    cr_expect_not(config_valid_node_name("SUS-ETMX"));
+    cr_expect_not(config_valid_node_name("sus"));
+    char longname[70];
+    memset(longname, 'A', 64);
+    longname[64] = 0;
+    cr_expect_not(config_valid_node_name(longname));
+    longname[63] = 0;
+    cr_expect(config_valid_node_name(longname));
+}
