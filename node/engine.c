@@ -273,7 +273,9 @@ static int call(node *n, grd_state_fn fn, enum node_ctx ctx)
     n->jump_to = -1;
     n->err_set = false;
     n->in_code = true;
+    node_exec_enter(n, ctx);
     int r = (int)fn((grd_node *)n);
+    node_exec_leave();
     n->in_code = false;
     if (n->err_set)
         return GRD_ERROR;

@@ -23,6 +23,22 @@ static const char *const ctx_names[] = {
 
 const char *node_ctx_name(enum node_ctx ctx) { return ctx_names[ctx]; }
 
+struct node_exec node_executing;
+
+void node_exec_enter(const node *n, enum node_ctx ctx)
+{
+    node_executing.node = n->name;
+    node_executing.state = node_state_name_at(n, n->cur);
+    node_executing.phase = ctx_names[ctx];
+}
+
+void node_exec_leave(void)
+{
+    node_executing.phase = NULL;
+    node_executing.state = NULL;
+    node_executing.node = NULL;
+}
+
 void node_format(char *buf, size_t len, const char *fmt, va_list ap)
 {
     if (!len)

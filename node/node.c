@@ -106,7 +106,9 @@ static void call_hook(node *n, void (*hook)(grd_node *), enum node_ctx ctx)
     n->ctx = ctx;
     n->in_code = true;
     n->err_set = false;
+    node_exec_enter(n, ctx);
     hook((grd_node *)n);
+    node_exec_leave();
     n->in_code = false;
     n->ctx = CTX_NONE;
     if (n->err_set && ctx == CTX_INIT) {

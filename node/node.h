@@ -174,6 +174,20 @@ struct node_transition_info {
 /* Transitions since the last call (at most max), oldest first. */
 unsigned node_take_transitions(node *n, struct node_transition_info *out, unsigned max);
 
+/* ---- what is executing, for the crash handler ---- */
+
+/* Set around every call into a system's code (state functions, checks,
+ * init/fini hooks) and cleared after it, so that a crash handler can say
+ * which node, state and phase it interrupted. Plain stores of pointers to
+ * strings that live as long as the node and its system; NULL outside system
+ * code. Read it only from a signal handler or after the fact. */
+struct node_exec {
+    const char *volatile node;
+    const char *volatile state;
+    const char *volatile phase; /* "main", "run", "check", "init", "fini" */
+};
+extern struct node_exec node_executing;
+
 /* ---- the per-node log ring (for guardctl log) ---- */
 
 #define NODE_LOG_RING 256

@@ -168,6 +168,9 @@ void node_log(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 void node_vlog(node *n, const char *prefix, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 const char *node_ctx_name(enum node_ctx ctx); /* "main", "run", ... */
+/* Publish (and clear) what system code runs now: see node_executing. */
+void node_exec_enter(const node *n, enum node_ctx ctx);
+void node_exec_leave(void);
 /* "[STATE.main] " for the code being run, "[STATE] " outside state code. */
 void node_code_prefix(const node *n, char *buf, size_t len);
 void node_log_free(node *n);

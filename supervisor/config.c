@@ -75,6 +75,24 @@ static int set_string(char **slot, const char *value)
     return 0;
 }
 
+/* A number in [min, max] for `key`; 1 when stored, 0 (failed) otherwise. */
+static int number(struct parse *p, int line, const char *key, const char *value, double min,
+                  double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (end == value || *end || errno || !(v >= min && v <= max)) {
+        char range[64];
+        snprintf(range, sizeof(range), ": expected a number from %g to %g", min, max);
+        char what[128];
+        snprintf(what, sizeof(what), "%s '%%s'%%s", key);
+        return fail(p, line, what, value, range);
+    }
+    *out = v;
+    return 1;
+}
+
 static int global_key(struct parse *p, const char *key, const char *value, int line)
 {
     struct config *cfg = p->cfg;
@@ -92,6 +110,23 @@ static int global_key(struct parse *p, const char *key, const char *value, int l
     }
     if (strcmp(key, "database") == 0)
         return set_string(&cfg->database, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
+    if (strcmp(key, "crash_journal") == 0)
+        return set_string(&cfg->crash_journal, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
+    if (strcmp(key, "hang_limit") == 0)
+        return number(p, line, key, value, 0, 3600, &cfg->hang_limit);
+    if (strcmp(key, "quarantine_window") == 0)
+        return number(p, line, key, value, 1, 365 * 86400.0, &cfg->quarantine_window);
+    if (strcmp(key, "retention_days") == 0)
+        return number(p, line, key, value, 1, 100000, &cfg->retention_days);
+    if (strcmp(key, "quarantine_crashes") == 0) {
+        double k;
+        if (!number(p, line, key, value, 1, 1000, &k))
+            return 0;
+        if (k != (unsigned)k)
+            return fail(p, line, "quarantine_crashes '%s': expected a whole number%s", value, "");
+        cfg->quarantine_crashes = (unsigned)k;
+        return 1;
+    }
     if (strcmp(key, "rate") == 0) {
         char *end;
         errno = 0;
@@ -204,6 +239,10 @@ int config_defaults(struct config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->rate = 16;
+    cfg->hang_limit = 5;
+    cfg->quarantine_crashes = 3;
+    cfg->quarantine_window = 3600;
+    cfg->retention_days = 90;
     if (set_string(&cfg->ifo, "X1") || set_string(&cfg->systems, DEFAULT_SYSTEMS) ||
         set_string(&cfg->database, "guardiand.db") || set_string(&cfg->path, "(defaults)"))
         return -1;
@@ -252,5 +291,6 @@ void config_free(struct config *cfg)
     free(cfg->systems);
     free(cfg->supervisor_prefix);
     free(cfg->database);
+    free(cfg->crash_journal);
     memset(cfg, 0, sizeof(*cfg));
 }

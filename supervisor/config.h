@@ -7,7 +7,12 @@
  *   systems = /usr/lib/guardiand/systems:./systems  ; search path for <system>.so
  *   rate = 16                     ; node cycles per second
  *   supervisor_prefix = H1:GUARDIAND-   ; default <IFO>:GUARDIAND-
- *   database = guardiand.db       ; (persistence, a later issue)
+ *   database = guardiand.db       ; node state and crash history (SQLite)
+ *   crash_journal = guardiand.db.crashes   ; written by the crash handler
+ *   hang_limit = 5                ; seconds a node step may run before it is a crash
+ *   quarantine_crashes = 3        ; a node executing in this many crashes ...
+ *   quarantine_window = 3600      ; ... within this many seconds starts quarantined
+ *   retention_days = 90           ; transition, fault and audit history kept
  *
  *   [node SUS_ETMX]
  *   system = sus
@@ -42,6 +47,11 @@ struct config {
     double rate;
     char *supervisor_prefix;
     char *database;
+    char *crash_journal;        /* default: <database>.crashes */
+    double hang_limit;          /* seconds a node step may run; 0 = no hang check */
+    unsigned quarantine_crashes; /* K crashes ... */
+    double quarantine_window;   /* ... within this many seconds quarantine a node */
+    double retention_days;      /* transition, fault and audit history kept */
     struct config_node *nodes;
     unsigned n_nodes;
 };

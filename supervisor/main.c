@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "supervisor/crash.h"
 #include "supervisor/sup.h"
 
 struct options {
@@ -447,6 +448,14 @@ int main(int argc, char **argv)
         sup_teardown(&s);
         return 1;
     }
+    /* Crash capture before any node code runs. */
+    char journal[1024];
+    if (s.cfg.crash_journal)
+        snprintf(journal, sizeof(journal), "%s", s.cfg.crash_journal);
+    else
+        snprintf(journal, sizeof(journal), "%s.crashes", s.cfg.database);
+    if (crash_init(journal, (int64_t)(sup_wall() * 1000), s.cfg.hang_limit, err, sizeof(err)) < 0)
+        fprintf(stderr, "guardiand: %s: crashes will not be recorded\n", err);
     int failed = start_nodes(&s);
     if (!(s.supchan = supchan_new(&s, err, sizeof(err)))) {
         fprintf(stderr, "guardiand: %s\n", err);
@@ -476,5 +485,6 @@ int main(int argc, char **argv)
     ev_run(s.loop, 0);
     ev_signal_stop(s.loop, &reload.sighup);
     sup_teardown(&s);
+    crash_fini();
     return 0;
 }

@@ -40,6 +40,8 @@ struct nodepv {
     bool ever;                          /* published at least once */
     nodepv_load_fn on_load;
     void *arg;
+    bool quarantined;                   /* held out of execution: see nodepv_quarantine */
+    char quarantine_msg[PV_STRING_SIZE];
 };
 
 /* ---- write handlers: validate, hand to the node, let pvdb store ---- */
@@ -265,11 +267,25 @@ void nodepv_publish(nodepv *np)
     pv_set_double(np->pv[C_EXECTIME_LAST], node_exectime_last(n));
     pv_set_string(np->pv[C_MANAGER], node_manager(n));
     publish_load_time(np);
+    if (np->quarantined) {
+        /* The node does not run: say so where operators look. */
+        pv_set_enum(np->pv[C_OK], 0);
+        pv_set_enum(np->pv[C_ACTIVE], 0);
+        pv_set_enum(np->pv[C_NOTIFICATION], 1);
+        pv_set_string(np->pv[C_USERMSG], np->quarantine_msg);
+    }
 }
 
 void nodepv_set_crashes(nodepv *np, long crashes) { pv_set_long(np->pv[C_CRASHES], crashes); }
 
-void nodepv_set_quarantined(nodepv *np, bool q) { pv_set_enum(np->pv[C_QUARANTINED], q); }
+void nodepv_quarantine(nodepv *np, bool q, const char *usermsg)
+{
+    np->quarantined = q;
+    snprintf(np->quarantine_msg, sizeof(np->quarantine_msg), "%s", q && usermsg ? usermsg : "");
+    pv_set_enum(np->pv[C_QUARANTINED], q);
+    np->ever = false; /* republish: USERMSG, OK, ACTIVE change */
+    nodepv_publish(np);
+}
 
 void nodepv_set_load_status(nodepv *np, enum node_load_status s)
 {

@@ -27,7 +27,10 @@ void nodepv_free(nodepv *np);
 void nodepv_publish(nodepv *np);
 /* Values the supervisor owns (crash count, quarantine, subnode counts...). */
 void nodepv_set_crashes(nodepv *np, long crashes);
-void nodepv_set_quarantined(nodepv *np, bool quarantined);
+/* A quarantined node is not executed: QUARANTINED=True, OK and ACTIVE
+ * False, and usermsg (at most 39 characters shown) in USERMSG with
+ * NOTIFICATION=True, until it is lifted. */
+void nodepv_quarantine(nodepv *np, bool quarantined, const char *usermsg);
 void nodepv_set_load_status(nodepv *np, enum node_load_status status);
 /* The system's states changed (after a reload): rebuild REQUEST_ENUM. */
 void nodepv_states_changed(nodepv *np);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "supervisor/crash.h"
 #include "supervisor/sup.h"
 
 static void record_late(struct sched *sc, double late)
@@ -29,7 +30,9 @@ static void record_late(struct sched *sc, double late)
 static void step_slot(sup *s, unsigned slot)
 {
     for (sup_node *sn = s->sched.slots[slot]; sn; sn = sn->slot_next) {
+        crash_step_begin(sn->name);
         node_step(sn->node);
+        crash_step_end();
         nodepv_publish(sn->pv);
         s->sched.steps++;
     }

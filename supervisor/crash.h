@@ -1,0 +1,45 @@
+/* crash.h — crash capture: a record of every fatal signal and every hang.
+ *
+ * A node's C code runs in this process and can crash it. At start-up the
+ * supervisor opens a journal file and installs handlers (on an alternate
+ * stack) for SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT. A handler appends
+ * one text record to the journal with async-signal-safe calls only — the
+ * time, the signal, its code and fault address, the node, state and phase
+ * that were executing (node_executing), the uptime, a backtrace — and then
+ * re-raises the signal with its default action, so the core dump still
+ * happens. The next start imports the journal into SQLite (store/).
+ *
+ * A hang is a crash too: a periodic SIGALRM checks whether the node step in
+ * progress has run longer than the hang limit; if so it writes the same
+ * record (signal SIGALRM, phase of the stuck code) and aborts.
+ *
+ * Journal format, one record per crash (parsed by store_import_journal):
+ *
+ *   CRASH v1 boot=B seq=N time=T signal=S code=C addr=0xA uptime=U node=X state=Y phase=Z
+ *   bt <a backtrace line as backtrace_symbols_fd prints it>
+ *   ...
+ *   END
+ *
+ * Names that are unknown are "-". Everything here is process-global, as
+ * signal dispositions are.
+ */
+#ifndef GUARDIAND_CRASH_H
+#define GUARDIAND_CRASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Open (append) the journal and install the handlers. boot identifies this
+ * run in the journal (the store's boot id). hang_limit in seconds; 0 turns
+ * hang detection off. Returns 0, or -1 with err set (nothing installed). */
+int crash_init(const char *journal, int64_t boot, double hang_limit, char *err, size_t errlen);
+
+/* Around each node step: the node that runs, for the record and the hang
+ * check. name must stay valid until crash_step_end(). */
+void crash_step_begin(const char *name);
+void crash_step_end(void);
+
+/* Restore the default dispositions, stop the hang timer, close the journal. */
+void crash_fini(void);
+
+#endif
