@@ -22,21 +22,25 @@ else
 CFLAGS += -O2
 endif
 
-LIBS_CORE := -lev -lm -ldl -linih
+LIBS_CORE := -lev -lm -ldl -linih -lsqlite3
 LIBS_LIBCA := -lca -lCom
 LIBS_TEST := -lcriterion
 
 # Modules that make up the daemon, one folder each.
-CORE_SRC := $(wildcard pvdb/*.c) $(wildcard ca/*.c) $(wildcard node/*.c)
+CORE_SRC := $(wildcard pvdb/*.c) $(wildcard ca/*.c) $(wildcard node/*.c) $(wildcard store/*.c)
 SUP_SRC := $(wildcard supervisor/*.c)
 
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+# The schema migrations (schema/NNN_name.sql), compiled in as C strings.
+SCHEMA_SQL := $(sort $(wildcard schema/*.sql))
+SCHEMA_C := $(BUILD)/gen/schema.c
+CORE_OBJ += $(BUILD)/obj/gen/schema.o
 SUP_OBJ := $(SUP_SRC:%.c=$(BUILD)/obj/%.o)
 CORE_LIB := $(BUILD)/lib/libguardcore.a
 
 # Tests mirror the tree: tests/<module>/test_*.c become one criterion binary each.
 UNIT_SRC := $(wildcard tests/pvdb/test_*.c) $(wildcard tests/ca/test_*.c) $(wildcard tests/node/test_*.c) \
-	$(wildcard tests/supervisor/test_*.c)
+	$(wildcard tests/supervisor/test_*.c) $(wildcard tests/store/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 INTEG_SRC := $(wildcard tests/integration/test_*.c)
 INTEG_BIN := $(INTEG_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -62,6 +66,14 @@ BINS := $(BUILD)/bin/guardiand $(SYSTEM_SO)
 all: $(BINS) $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) $(TEST_MOD_SO)
 
 $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(SCHEMA_C): $(SCHEMA_SQL) tools/gen-schema.sh
+	@mkdir -p $(dir $@)
+	sh tools/gen-schema.sh $(SCHEMA_SQL) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/schema.o: $(SCHEMA_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

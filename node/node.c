@@ -398,6 +398,7 @@ bool node_connected(const node *n) { return n && n->connected; }
 bool node_stalled(const node *n) { return n && n->stalled; }
 bool node_notification(const node *n) { return n && n->notification; }
 const char *node_usermsg(const node *n) { return n && n->notification ? n->usermsg : ""; }
+const char *node_error_message(const node *n) { return n && n->error ? n->err_msg : ""; }
 double node_exectime_last(const node *n) { return n ? n->exectime_last : 0; }
 const char *node_manager(const node *n) { return n ? n->manager : ""; }
 double node_load_time(const node *n) { return n ? n->load_time : 0; }

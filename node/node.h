@@ -153,6 +153,7 @@ bool node_stalled(const node *n);
 bool node_ok(const node *n);
 bool node_active(const node *n);
 const char *node_usermsg(const node *n);      /* "" when there is no notification */
+const char *node_error_message(const node *n); /* why ERROR is set; "" when it is not */
 bool node_notification(const node *n);
 double node_exectime(const node *n);           /* seconds in the current state */
 double node_exectime_last(const node *n);      /* seconds the previous state took */
@@ -190,7 +191,7 @@ extern struct node_exec node_executing;
 
 /* ---- the per-node log ring (for guardctl log) ---- */
 
-#define NODE_LOG_RING 256
+#define NODE_LOG_RING 128 /* ~18 MB for 1000 busy nodes; the full log goes to stdout */
 /* The last at most max lines, oldest first; returns how many. The pointers
  * stay valid until the node logs again. */
 unsigned node_log_lines(const node *n, const char **out, unsigned max);

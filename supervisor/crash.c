@@ -40,6 +40,8 @@ static struct {
     const char *volatile step_node;
     volatile double step_started; /* monotonic; valid while step_node is set */
     bool installed;
+    const char *pending;
+    const volatile size_t *pending_len;
     struct sigaction old[N_FATAL], old_alarm;
 } crash = {.fd = -1};
 
@@ -140,9 +142,26 @@ static void write_all(const char *p, size_t n)
     }
 }
 
+/* Unwritten stdout first (bounded by the buffer it points into). */
+static void write_pending(void)
+{
+    if (!crash.pending || !crash.pending_len)
+        return;
+    size_t n = *crash.pending_len, done = 0;
+    while (done < n) {
+        ssize_t w = write(STDOUT_FILENO, crash.pending + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        done += (size_t)w;
+    }
+}
+
 /* One journal record: header, backtrace, END. */
 static void write_record(int sig, int code, const void *addr)
 {
+    write_pending();
     if (crash.fd < 0)
         return;
     struct timespec wall;
@@ -254,6 +273,12 @@ int crash_init(const char *journal, int64_t boot, double hang_limit, char *err, 
     }
     crash.installed = true;
     return 0;
+}
+
+void crash_pending_output(const char *buf, const volatile size_t *len)
+{
+    crash.pending = buf;
+    crash.pending_len = len;
 }
 
 void crash_step_begin(const char *name)

@@ -39,6 +39,10 @@ int crash_init(const char *journal, int64_t boot, double hang_limit, char *err, 
 void crash_step_begin(const char *name);
 void crash_step_end(void);
 
+/* A buffer of output not yet written to stdout (node log lines): the
+ * handlers write it out first, so the lines before a crash are not lost. */
+void crash_pending_output(const char *buf, const volatile size_t *len);
+
 /* Restore the default dispositions, stop the hang timer, close the journal. */
 void crash_fini(void);
 

@@ -17,12 +17,14 @@
  * STATE to REQUEST) of a system without serving channels, like Guardian's
  * `guardian MODULE STATE [REQUEST]`, for testing a system.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/store.h"
 #include "supervisor/crash.h"
 #include "supervisor/sup.h"
 
@@ -216,22 +218,71 @@ struct reload {
     const struct options *opt;
 };
 
-static const struct config_node *config_find(const struct config *cfg, const char *name)
+/* Whether a running node was started as spec says (system and arguments). */
+static bool same_node(const sup_node *sn, const struct sup_node_spec *spec)
 {
-    for (unsigned i = 0; i < cfg->n_nodes; i++)
-        if (strcmp(cfg->nodes[i].name, name) == 0)
-            return &cfg->nodes[i];
-    return NULL;
-}
-
-static bool same_node(const struct config_node *a, const struct config_node *b)
-{
-    if (strcmp(a->system, b->system) != 0 || a->n_args != b->n_args)
+    if (strcmp(sn->system, spec->system) != 0 || sn->n_args != spec->n_args)
         return false;
-    for (unsigned i = 0; i < a->n_args; i++)
-        if (strcmp(a->args[i], b->args[i]) != 0)
+    for (unsigned i = 0; i < sn->n_args; i++)
+        if (strcmp(sn->args[i], spec->args[i]) != 0)
             return false;
     return true;
+}
+
+struct apply {
+    unsigned started, restarted, failed;
+    sup_node **keep; /* running nodes that stay (SIGHUP) */
+    unsigned n_keep, cap_keep;
+};
+
+static void keep(struct apply *a, sup_node *sn)
+{
+    if (a->n_keep == a->cap_keep) {
+        unsigned cap = a->cap_keep ? 2 * a->cap_keep : 64;
+        sup_node **grown = realloc(a->keep, cap * sizeof(*grown));
+        if (!grown)
+            return; /* worst case: a node not kept is stopped, and logged */
+        a->keep = grown;
+        a->cap_keep = cap;
+    }
+    a->keep[a->n_keep++] = sn;
+}
+
+/* One node of the list: start it, or (SIGHUP) keep or restart it. */
+static void apply_spec(sup *s, const struct sup_node_spec *spec, void *arg)
+{
+    struct apply *a = arg;
+    sup_node *sn = sup_node_find(s, spec->name);
+    if (sn && spec->enabled && same_node(sn, spec)) {
+        keep(a, sn);
+        return;
+    }
+    if (sn) {
+        fprintf(stderr, "guardiand: %s node %s\n", spec->enabled ? "restarting" : "disabling",
+                spec->name);
+        sup_node_remove(s, spec->name);
+        a->restarted += spec->enabled;
+    }
+    if (!spec->enabled)
+        return;
+    char err[512];
+    if (sup_node_add(s, spec->name, spec->system, spec->args, spec->n_args, err, sizeof(err)) < 0) {
+        fprintf(stderr, "guardiand: %s; the other nodes run\n", err);
+        a->failed++;
+        return;
+    }
+    sn = sup_node_find(s, spec->name);
+    persist_node_started(s, sn, spec);
+    keep(a, sn);
+    a->started++;
+}
+
+static int start_nodes(sup *s)
+{
+    struct apply a = {0};
+    persist_node_list(s, apply_spec, &a);
+    free(a.keep);
+    return (int)a.failed;
 }
 
 static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -256,48 +307,37 @@ static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
     fresh.ifo = s->cfg.ifo;
     s->cfg.ifo = NULL;
     fresh.rate = s->cfg.rate;
-
-    unsigned removed = 0, restarted = 0, added = 0, failed = 0;
-    sup_node *sn, *tmp;
-    HASH_ITER(hh, s->nodes, sn, tmp) {
-        const struct config_node *now = config_find(&fresh, sn->name);
-        const struct config_node *was = config_find(&s->cfg, sn->name);
-        if (now && was && same_node(now, was))
-            continue;
-        fprintf(stderr, "guardiand: SIGHUP: %s node %s\n", now ? "restarting" : "removing",
-                sn->name);
-        if (now)
-            restarted++;
-        else
-            removed++;
-        sup_node_remove(s, sn->name);
-    }
-    /* Nodes copy their arguments, so the old file's strings can go now. */
     struct config old = s->cfg;
     s->cfg = fresh;
     config_free(&old);
-    for (unsigned i = 0; i < s->cfg.n_nodes; i++) {
-        const struct config_node *cn = &s->cfg.nodes[i];
-        if (sup_node_find(s, cn->name))
-            continue;
-        char err[512];
-        if (sup_node_add(s, cn->name, cn->system, (const char *const *)cn->args, cn->n_args, err,
-                         sizeof(err)) < 0) {
-            fprintf(stderr, "guardiand: SIGHUP: %s:%d: %s\n", s->cfg.path, cn->line, err);
-            failed++;
-        } else {
-            added++;
+
+    /* The node list (the registry seeded from the new file): start, keep or
+     * restart each; then stop the running nodes it no longer has. */
+    struct apply a = {0};
+    persist_node_list(s, apply_spec, &a);
+    unsigned removed = 0;
+    sup_node *sn, *tmp;
+    HASH_ITER(hh, s->nodes, sn, tmp) {
+        bool kept = false;
+        for (unsigned i = 0; i < a.n_keep && !kept; i++)
+            kept = a.keep[i] == sn;
+        if (!kept) {
+            fprintf(stderr, "guardiand: SIGHUP: removing node %s\n", sn->name);
+            sup_node_remove(s, sn->name);
+            removed++;
         }
     }
+    free(a.keep);
     fprintf(stderr,
-            "guardiand: SIGHUP: %s applied: %u nodes (%u started, %u removed, %u of them "
-            "restarted, %u failed)\n",
-            s->cfg.path, s->n_nodes, added, removed + restarted, restarted, failed);
+            "guardiand: SIGHUP: %s applied: %u nodes (%u started, %u removed, %u restarted, "
+            "%u failed)\n",
+            s->cfg.path, s->n_nodes, a.started - a.restarted, removed, a.restarted, a.failed);
 }
 
 static void sup_teardown(sup *s)
 {
     sched_stop(s);
+    persist_close(s, true); /* a controlled exit is a clean one */
     cas_free(s->ca);
     cas_repeater_free(s->repeater);
     supchan_free(s->supchan);
@@ -308,21 +348,7 @@ static void sup_teardown(sup *s)
     ev_signal_stop(s->loop, &s->sigint);
     ev_loop_destroy(s->loop);
     config_free(&s->cfg);
-}
-
-static int start_nodes(sup *s)
-{
-    unsigned failed = 0;
-    for (unsigned i = 0; i < s->cfg.n_nodes; i++) {
-        const struct config_node *cn = &s->cfg.nodes[i];
-        char err[512];
-        if (sup_node_add(s, cn->name, cn->system, (const char *const *)cn->args, cn->n_args, err,
-                         sizeof(err)) < 0) {
-            fprintf(stderr, "guardiand: %s:%d: %s; the other nodes run\n", s->cfg.path, cn->line, err);
-            failed++;
-        }
-    }
-    return (int)failed;
+    sup_log_flush();
 }
 
 /* ---- guardiand --run SYSTEM STATE [REQUEST] [key=value...] ---- */
@@ -339,6 +365,7 @@ static void run_step(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     struct run *r = w->data;
     node_step(r->node);
+    sup_log_flush();
     if (node_error(r->node) == NODE_ERROR_TRUE) {
         r->status = 1;
         ev_break(loop, EVBREAK_ALL);
@@ -448,14 +475,25 @@ int main(int argc, char **argv)
         sup_teardown(&s);
         return 1;
     }
-    /* Crash capture before any node code runs. */
-    char journal[1024];
-    if (s.cfg.crash_journal)
-        snprintf(journal, sizeof(journal), "%s", s.cfg.crash_journal);
-    else
-        snprintf(journal, sizeof(journal), "%s.crashes", s.cfg.database);
-    if (crash_init(journal, (int64_t)(sup_wall() * 1000), s.cfg.hang_limit, err, sizeof(err)) < 0)
+    /* The database (the previous run's crashes imported), then crash capture
+     * for this run, before any node code runs. */
+    if (persist_open(&s, err, sizeof(err)) < 0) {
+        fprintf(stderr, "guardiand: %s\n", err);
+        sup_teardown(&s);
+        return 2;
+    }
+    struct store_status st = {0};
+    if (s.store)
+        store_status(s.store, &st);
+    /* Without a database the boot is named by its start time in ms, so
+     * journal records stay distinct until a later start imports them. */
+    int64_t boot = st.boot_id > 0 ? st.boot_id : -(int64_t)(sup_wall() * 1000);
+    if (crash_init(s.journal, boot, s.cfg.hang_limit, err, sizeof(err)) < 0)
         fprintf(stderr, "guardiand: %s: crashes will not be recorded\n", err);
+    const char *logbuf;
+    const volatile size_t *loglen;
+    sup_log_buffer(&logbuf, &loglen);
+    crash_pending_output(logbuf, loglen);
     int failed = start_nodes(&s);
     if (!(s.supchan = supchan_new(&s, err, sizeof(err)))) {
         fprintf(stderr, "guardiand: %s\n", err);
@@ -478,12 +516,17 @@ int main(int argc, char **argv)
         !(s.repeater = cas_repeater_new(s.loop, cacfg.beacon_port, err, sizeof(err))))
         fprintf(stderr, "guardiand: no CA repeater of our own (%s): another one serves this host\n",
                 err);
-    sched_start(&s);
+    if (sched_start(&s) < 0) {
+        fprintf(stderr, "guardiand: cannot create the schedule's timer: %s\n", strerror(errno));
+        sup_teardown(&s);
+        return 1;
+    }
 
     fprintf(stderr, "guardiand: ready: ca port %u (tcp %u), %u nodes (%d failed), %zu PVs\n",
             cas_udp_port(s.ca), cas_tcp_port(s.ca), s.n_nodes, failed, pvdb_count(s.db));
     ev_run(s.loop, 0);
     ev_signal_stop(s.loop, &reload.sighup);
+    persist_close(&s, true);
     sup_teardown(&s);
     crash_fini();
     return 0;

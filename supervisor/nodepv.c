@@ -37,65 +37,112 @@ struct nodepv {
     const grd_state *menu[PV_ENUM_MAX]; /* REQUEST_ENUM index -> state */
     unsigned n_menu;
     uint64_t published;                 /* node generation last copied */
+    double load_time;                   /* LOAD_TIME as last published */
     bool ever;                          /* published at least once */
     nodepv_load_fn on_load;
     void *arg;
+    nodepv_audit_fn audit;
+    void *audit_arg;
     bool quarantined;                   /* held out of execution: see nodepv_quarantine */
     char quarantine_msg[PV_STRING_SIZE];
 };
 
 /* ---- write handlers: validate, hand to the node, let pvdb store ---- */
 
+/* A value of an enum PV as text: its state string, or the number. */
+static void enum_text(const pv *pv, unsigned v, char *buf, size_t len)
+{
+    const char *s = pv_enum_string(pv, v);
+    if (s)
+        snprintf(buf, len, "%.*s", PV_ENUM_STRING_SIZE, s);
+    else
+        snprintf(buf, len, "%u", v);
+}
+
+/* Tell the audit hook of a write: the channel, old and new values as text,
+ * who wrote, and whether it was accepted. Returns `result`. */
+static int audited(nodepv *np, pv *pv, const char *new_text, const pv_client *who, int result)
+{
+    if (!np->audit)
+        return result;
+    char old_text[PV_STRING_SIZE];
+    if (pv_type(pv) == PV_ENUM)
+        enum_text(pv, (unsigned)pv_get_long(pv), old_text, sizeof(old_text));
+    else
+        snprintf(old_text, sizeof(old_text), "%s", (const char *)pv_value(pv));
+    const char *channel = pv_name(pv) + strlen(pv_group_prefix(np->group));
+    np->audit(np->audit_arg, np->node, channel, old_text, new_text, who, result == 0);
+    return result;
+}
+
+static int audited_enum(nodepv *np, pv *pv, uint16_t v, const pv_client *who, int result)
+{
+    char text[PV_STRING_SIZE];
+    enum_text(pv, v, text, sizeof(text));
+    return audited(np, pv, text, who, result);
+}
+
 static int write_op(pv *pv, const void *value, uint32_t n, const pv_client *who, void *arg)
 {
-    (void)pv, (void)n, (void)who;
+    (void)n;
+    nodepv *np = arg;
     uint16_t v;
     memcpy(&v, value, sizeof(v));
-    return node_set_op(((nodepv *)arg)->node, (enum node_op)v) == NODE_OK ? 0 : PVDB_EREJECT;
+    int r = node_set_op(np->node, (enum node_op)v) == NODE_OK ? 0 : PVDB_EREJECT;
+    return audited_enum(np, pv, v, who, r);
 }
 
 static int write_mode(pv *pv, const void *value, uint32_t n, const pv_client *who, void *arg)
 {
-    (void)pv, (void)n, (void)who;
+    (void)n;
+    nodepv *np = arg;
     uint16_t v;
     memcpy(&v, value, sizeof(v));
-    return node_set_mode(((nodepv *)arg)->node, (enum node_mode)v) == NODE_OK ? 0 : PVDB_EREJECT;
+    int r = node_set_mode(np->node, (enum node_mode)v) == NODE_OK ? 0 : PVDB_EREJECT;
+    return audited_enum(np, pv, v, who, r);
 }
 
 static int write_request(pv *pv, const void *value, uint32_t n, const pv_client *who, void *arg)
 {
-    (void)pv, (void)n, (void)who;
+    (void)n;
+    nodepv *np = arg;
     char name[PV_STRING_SIZE];
     memcpy(name, value, PV_STRING_SIZE);
     name[PV_STRING_SIZE - 1] = 0;
-    return node_request(((nodepv *)arg)->node, name) == NODE_OK ? 0 : PVDB_EREJECT;
+    int r = node_request(np->node, name) == NODE_OK ? 0 : PVDB_EREJECT;
+    return audited(np, pv, name, who, r);
 }
 
 static int write_request_enum(pv *pv, const void *value, uint32_t n, const pv_client *who,
                               void *arg)
 {
-    (void)pv, (void)n, (void)who;
+    (void)n;
     nodepv *np = arg;
     uint16_t v;
     memcpy(&v, value, sizeof(v));
     if (v >= np->n_menu)
-        return PVDB_ERANGE;
-    return node_request(np->node, np->menu[v]->name) == NODE_OK ? 0 : PVDB_EREJECT;
+        return audited_enum(np, pv, v, who, PVDB_ERANGE);
+    int r = node_request(np->node, np->menu[v]->name) == NODE_OK ? 0 : PVDB_EREJECT;
+    return audited_enum(np, pv, v, who, r);
 }
 
 /* LOAD is momentary: True asks for a reload, and the channel reads False
  * again at once (LOAD_STATUS tells how the reload goes). */
 static int write_load(pv *pv, const void *value, uint32_t n, const pv_client *who, void *arg)
 {
-    (void)n, (void)who;
+    (void)n;
     nodepv *np = arg;
     uint16_t v;
     memcpy(&v, value, sizeof(v));
     if (v == 1) {
         if (!np->on_load || np->on_load(np->node, np->arg) != 0)
-            return PVDB_EREJECT;
+            return audited_enum(np, pv, v, who, PVDB_EREJECT);
     }
-    pv_set_enum(pv, 0); /* stored by us: pvdb keeps it */
+    audited_enum(np, pv, v, who, 0);
+    /* Stored by us, so pvdb keeps it rather than the written value: it tells
+     * by a post, and setting the 0 LOAD already holds posts nothing. */
+    pv_set_enum(pv, 0);
+    pv_post(pv, PV_EV_VALUE | PV_EV_LOG);
     return 0;
 }
 
@@ -229,7 +276,10 @@ static void set_state_triplet(nodepv *np, enum chan name, enum chan s, enum chan
 
 static void publish_load_time(nodepv *np)
 {
-    time_t t = (time_t)node_load_time(np->node);
+    if (np->ever && node_load_time(np->node) == np->load_time)
+        return; /* formatting a time for every state change was measurable */
+    np->load_time = node_load_time(np->node);
+    time_t t = (time_t)np->load_time;
     struct tm tm;
     char buf[PV_STRING_SIZE];
     gmtime_r(&t, &tm);
@@ -277,6 +327,12 @@ void nodepv_publish(nodepv *np)
 }
 
 void nodepv_set_crashes(nodepv *np, long crashes) { pv_set_long(np->pv[C_CRASHES], crashes); }
+
+void nodepv_set_audit(nodepv *np, nodepv_audit_fn fn, void *arg)
+{
+    np->audit = fn;
+    np->audit_arg = arg;
+}
 
 void nodepv_quarantine(nodepv *np, bool q, const char *usermsg)
 {

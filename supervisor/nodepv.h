@@ -27,6 +27,11 @@ void nodepv_free(nodepv *np);
 void nodepv_publish(nodepv *np);
 /* Values the supervisor owns (crash count, quarantine, subnode counts...). */
 void nodepv_set_crashes(nodepv *np, long crashes);
+/* Every client write to a node channel, accepted or refused by the node:
+ * the channel suffix ("REQUEST"), old and new values as text, the client. */
+typedef void (*nodepv_audit_fn)(void *arg, node *n, const char *channel, const char *old_value,
+                                const char *new_value, const pv_client *who, bool accepted);
+void nodepv_set_audit(nodepv *np, nodepv_audit_fn fn, void *arg);
 /* A quarantined node is not executed: QUARANTINED=True, OK and ACTIVE
  * False, and usermsg (at most 39 characters shown) in USERMSG with
  * NOTIFICATION=True, until it is lifted. */

@@ -13,10 +13,12 @@
  * real IOCs through libca replace the simulation in a later issue; the
  * node_host get/put interface stays.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "supervisor/sup.h"
 
@@ -37,11 +39,44 @@ double sup_wall(void)
 static double host_now(void *arg) { (void)arg; return sup_now(); }
 static double host_wall(void *arg) { (void)arg; return sup_wall(); }
 
+/* Node log lines go to stdout through one buffer written once per loop
+ * iteration (sup_log_flush from the scheduler's prepare watcher): a write()
+ * per line was a third of the daemon's time with a thousand nodes. The
+ * crash handler writes what is still buffered before its record. */
+static char log_buf[64 * 1024];
+static volatile size_t log_len;
+
+void sup_log_flush(void)
+{
+    size_t done = 0;
+    while (done < log_len) {
+        ssize_t w = write(STDOUT_FILENO, log_buf + done, log_len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break; /* stdout gone or full: drop rather than block the loop */
+        done += (size_t)w;
+    }
+    log_len = 0;
+}
+
 static void host_log(void *arg, node *n, const char *line)
 {
     (void)arg, (void)n;
-    fputs(line, stdout);
-    fputc('\n', stdout);
+    size_t len = strlen(line);
+    if (log_len + len + 1 > sizeof(log_buf))
+        sup_log_flush();
+    if (len + 1 > sizeof(log_buf))
+        len = sizeof(log_buf) - 1;
+    memcpy(log_buf + log_len, line, len);
+    log_buf[log_len + len] = '\n';
+    log_len += len + 1;
+}
+
+void sup_log_buffer(const char **buf, const volatile size_t **len)
+{
+    *buf = log_buf;
+    *len = &log_len;
 }
 
 static node *host_find(void *arg, const char *name)
@@ -130,6 +165,9 @@ static void sup_node_destroy(sup_node *sn)
     if (sn->sys)
         node_system_unref(sn->sys);
     free(sn->system);
+    for (unsigned i = 0; i < sn->n_args; i++)
+        free(sn->args[i]);
+    free(sn->args);
     free(sn);
 }
 
@@ -176,6 +214,15 @@ int sup_node_add(sup *s, const char *name, const char *system, const char *const
         return -1;
     }
     snprintf(sn->name, sizeof(sn->name), "%s", name);
+    if (n_args && !(sn->args = calloc(n_args, sizeof(char *)))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (; sn->n_args < n_args; sn->n_args++)
+        if (!(sn->args[sn->n_args] = strdup(args[sn->n_args]))) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
     char why[512];
     if (!(sn->sys = node_system_load(system, s->cfg.systems, why, sizeof(why)))) {
         snprintf(err, errlen, "node %s: %s", name, why);

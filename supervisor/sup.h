@@ -29,22 +29,41 @@
 
 struct demo;
 struct supchan;
+struct store;
 
 /* A node as the supervisor holds it. */
 typedef struct sup_node {
     char name[CONFIG_NAME_MAX];
     char *system;               /* system name, for reloads */
+    char **args;                /* "key=value", as started (for SIGHUP's comparison) */
+    unsigned n_args;
     node *node;
     node_system *sys;
     nodepv *pv;
     unsigned slot;
     struct sup_node *slot_next; /* nodes of one slot, in step order */
+    bool quarantined;           /* not stepped: see persist.c */
+    /* What was last queued to the store, to queue only changes. */
+    uint64_t saved_gen;
+    const grd_state *saved_req, *saved_state;
+    int saved_mode, saved_op;
+    bool saved_error;
     UT_hash_handle hh;
 } sup_node;
 
+/* A node to run, from the registry (or the file when there is no store). */
+struct sup_node_spec {
+    const char *name, *system;
+    const char *const *args;
+    unsigned n_args;
+    bool enabled;
+    const char *request, *mode, *op; /* saved controls, NULL if none */
+};
+
 /* The slotted schedule: tick k of cycle c is due at t0 + (c*SLOTS + k) * tick. */
 struct sched {
-    ev_timer timer;
+    ev_io timer;                /* on tfd, a timerfd armed at the next tick's due time */
+    int tfd;
     double tick;                /* seconds between slots */
     double t0;                  /* monotonic time of tick 0 */
     uint64_t next;              /* index of the next tick to run */
@@ -75,10 +94,20 @@ typedef struct sup {
     struct sched sched;
     struct supchan *supchan;
     double started;             /* monotonic */
+    struct store *store;        /* NULL: running without persistence */
+    char store_problem[512];    /* why there is no store ("" if there is one) */
+    char journal[1024];         /* the crash journal's path */
+    bool prev_unclean;          /* the previous boot did not end cleanly */
+    unsigned imported_crashes;  /* crash records imported at this start */
+    ev_timer store_watch;       /* logs degraded mode changes, refreshes channels */
 } sup;
 
 /* nodes.c */
 void sup_host_init(sup *s);
+/* Write the buffered node log lines to stdout (once per loop iteration). */
+void sup_log_flush(void);
+/* The buffer and its fill, for the crash handler. */
+void sup_log_buffer(const char **buf, const volatile size_t **len);
 double sup_now(void);
 double sup_wall(void);
 /* Add a node running `system` (loaded from cfg.systems) with key=value args.
@@ -93,11 +122,33 @@ sup_node *sup_node_find(sup *s, const char *name);
 int sup_plant_set(sup *s, const char *chan, double value);
 void sup_nodes_free(sup *s);
 
+/* persist.c: the supervisor's use of the store (store/store.h).
+ * persist_open: open the database, import the crash journal, begin this
+ * boot; -1 only for a database newer than this binary (refuse to start).
+ * Any other problem leaves s->store NULL with the reason in store_problem:
+ * nodes run from the file, nothing is saved, the file is left untouched. */
+int persist_open(sup *s, char *err, size_t errlen);
+void persist_close(sup *s, bool clean);
+/* The nodes to run: the registry seeded from the file (the registry rule in
+ * store.h), or the file's nodes without a store. Calls fn for each. */
+int persist_node_list(sup *s, void (*fn)(sup *s, const struct sup_node_spec *spec, void *arg),
+                      void *arg);
+/* A node just added: restore its saved controls, quarantine it if it was
+ * executing in too many recent crashes, show its crash count. */
+void persist_node_started(sup *s, sup_node *sn, const struct sup_node_spec *spec);
+/* After each step: queue what changed (controls, state, transitions, faults). */
+void persist_after_step(sup *s, sup_node *sn);
+/* Lift a node's quarantine (C API; guardctl release later). -1 if unknown. */
+int sup_node_release(sup *s, const char *name);
+
 /* sched.c */
-void sched_start(sup *s);
+/* -1 (errno set) if no timerfd can be had. */
+int sched_start(sup *s);
 void sched_stop(sup *s);
 void sched_add(sup *s, sup_node *sn);
 void sched_remove(sup *s, sup_node *sn);
+/* Monotonic time the next tick is due: when the loop is next busy. */
+double sched_next_due(const sup *s);
 /* Jitter percentiles over the recent ticks, in seconds. */
 void sched_jitter(const struct sched *sc, double *p50, double *p99, double *max);
 

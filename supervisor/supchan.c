@@ -5,10 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "store/store.h"
 #include "supervisor/sup.h"
 
 enum { S_NODES, S_LOOP_UTIL, S_JITTER_P50, S_JITTER_P99, S_JITTER_MAX, S_OVERRUNS, S_SKIPPED,
-       S_UPTIME, S_VERSION, S_RATE, S_CA_CLIENTS, S_CA_CHANNELS, S_COUNT };
+       S_UPTIME, S_VERSION, S_RATE, S_CA_CLIENTS, S_CA_CHANNELS, S_DB_STATUS, S_DB_MESSAGE,
+       S_DB_QUEUED, S_DB_COMMITTED, S_PREV_BOOT, S_QUARANTINED, S_COUNT };
+
+static const char *const db_status_strs[] = {"OK", "DEGRADED", "NONE"};
+static const char *const boot_strs[] = {"CLEAN", "UNCLEAN"};
 
 struct supchan {
     sup *sup;
@@ -23,20 +28,55 @@ static const struct {
     enum pv_type type;
     const char *units;
     int16_t prec;
+    const char *const *enums;
+    unsigned n_enums;
 } defs[] = {
-    {S_NODES, "NODES", PV_LONG, NULL, 0},
-    {S_LOOP_UTIL, "LOOP_UTIL", PV_DOUBLE, "%", 1},
-    {S_JITTER_P50, "JITTER_P50", PV_DOUBLE, "ms", 3},
-    {S_JITTER_P99, "JITTER_P99", PV_DOUBLE, "ms", 3},
-    {S_JITTER_MAX, "JITTER_MAX", PV_DOUBLE, "ms", 3},
-    {S_OVERRUNS, "OVERRUNS", PV_LONG, NULL, 0},
-    {S_SKIPPED, "SKIPPED_CYCLES", PV_LONG, NULL, 0},
-    {S_UPTIME, "UPTIME", PV_DOUBLE, "s", 0},
-    {S_VERSION, "VERSION", PV_STRING, NULL, 0},
-    {S_RATE, "RATE", PV_DOUBLE, "Hz", 2},
-    {S_CA_CLIENTS, "CA_CLIENTS", PV_LONG, NULL, 0},
-    {S_CA_CHANNELS, "CA_CHANNELS", PV_LONG, NULL, 0},
+    {S_NODES, "NODES", PV_LONG, NULL, 0, NULL, 0},
+    {S_LOOP_UTIL, "LOOP_UTIL", PV_DOUBLE, "%", 1, NULL, 0},
+    {S_JITTER_P50, "JITTER_P50", PV_DOUBLE, "ms", 3, NULL, 0},
+    {S_JITTER_P99, "JITTER_P99", PV_DOUBLE, "ms", 3, NULL, 0},
+    {S_JITTER_MAX, "JITTER_MAX", PV_DOUBLE, "ms", 3, NULL, 0},
+    {S_OVERRUNS, "OVERRUNS", PV_LONG, NULL, 0, NULL, 0},
+    {S_SKIPPED, "SKIPPED_CYCLES", PV_LONG, NULL, 0, NULL, 0},
+    {S_UPTIME, "UPTIME", PV_DOUBLE, "s", 0, NULL, 0},
+    {S_VERSION, "VERSION", PV_STRING, NULL, 0, NULL, 0},
+    {S_RATE, "RATE", PV_DOUBLE, "Hz", 2, NULL, 0},
+    {S_CA_CLIENTS, "CA_CLIENTS", PV_LONG, NULL, 0, NULL, 0},
+    {S_CA_CHANNELS, "CA_CHANNELS", PV_LONG, NULL, 0, NULL, 0},
+    /* The database: OK, DEGRADED (writes failing, being retried: MAJOR
+     * alarm) or NONE (running without one: MAJOR alarm), and why. */
+    {S_DB_STATUS, "DB_STATUS", PV_ENUM, NULL, 0, db_status_strs, 3},
+    {S_DB_MESSAGE, "DB_MESSAGE", PV_STRING, NULL, 0, NULL, 0},
+    {S_DB_QUEUED, "DB_QUEUED", PV_LONG, NULL, 0, NULL, 0},
+    {S_DB_COMMITTED, "DB_COMMITTED", PV_LONG, NULL, 0, NULL, 0},
+    {S_PREV_BOOT, "PREV_BOOT", PV_ENUM, NULL, 0, boot_strs, 2},
+    {S_QUARANTINED, "QUARANTINED", PV_LONG, NULL, 0, NULL, 0},
 };
+
+static void refresh_db(struct supchan *sc)
+{
+    sup *s = sc->sup;
+    unsigned status = 2;
+    char msg[PV_STRING_SIZE];
+    snprintf(msg, sizeof(msg), "%.39s", s->store_problem);
+    if (s->store) {
+        struct store_status st;
+        store_status(s->store, &st);
+        status = st.ok ? 0 : 1;
+        snprintf(msg, sizeof(msg), "%.39s", st.ok ? "" : st.error);
+        pv_set_long(sc->pv[S_DB_QUEUED], (long)st.queued);
+        pv_set_long(sc->pv[S_DB_COMMITTED], (long)st.committed_total);
+    }
+    pv_set_enum(sc->pv[S_DB_STATUS], status);
+    pv_set_alarm(sc->pv[S_DB_STATUS], status ? PV_ALARM_STATE : PV_ALARM_NONE,
+                 status ? PV_SEV_MAJOR : PV_SEV_NONE);
+    pv_set_string(sc->pv[S_DB_MESSAGE], msg);
+    pv_set_enum(sc->pv[S_PREV_BOOT], s->prev_unclean);
+    long quarantined = 0;
+    for (sup_node *sn = s->nodes; sn; sn = sn->hh.next)
+        quarantined += sn->quarantined;
+    pv_set_long(sc->pv[S_QUARANTINED], quarantined);
+}
 
 static void refresh(struct supchan *sc)
 {
@@ -58,6 +98,7 @@ static void refresh(struct supchan *sc)
         pv_set_long(sc->pv[S_CA_CLIENTS], (long)st.clients);
         pv_set_long(sc->pv[S_CA_CHANNELS], (long)st.channels);
     }
+    refresh_db(sc);
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -82,7 +123,9 @@ struct supchan *supchan_new(sup *s, char *err, size_t errlen)
     sc->sup = s;
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
         int e = pv_group_add(sc->group, &(pv_def){.name = defs[i].name, .type = defs[i].type,
-                                                 .units = defs[i].units, .precision = defs[i].prec},
+                                                 .units = defs[i].units, .precision = defs[i].prec,
+                                                 .enums = defs[i].enums,
+                                                 .n_enums = defs[i].n_enums},
                              &sc->pv[defs[i].id]);
         if (e) {
             snprintf(err, errlen, "supervisor channel %s%s: %s", prefix, defs[i].name,

@@ -65,6 +65,17 @@ static void put_offsets(grd_node *n, double pitch, double yaw)
     grd_put(n, s->offset[1], yaw);
 }
 
+/* A check on every state but INIT (which reports it itself): without an
+ * optic there are no channels, and a state started directly (guardiand --run
+ * sus SAFE) must not report success having written nothing. */
+static grd_ret optic_given(grd_node *n)
+{
+    struct sus *s = grd_priv(n);
+    if (!s->optic || !*s->optic)
+        return grd_error(n, "argument optic=<NAME> missing");
+    return GRD_CONTINUE;
+}
+
 /* A check (Guardian's decorator): before every main and run of the states
  * that need a working suspension. */
 static grd_ret watchdog_ok(grd_node *n)
@@ -164,14 +175,16 @@ GRD_SYSTEM(sus,
     .node_init = sus_init,
     .states = GRD_STATES(
         GRD_STATE("INIT", 0, .goto_ = true, .main = init_main),
-        GRD_STATE("TRIPPED", 1, .no_redirect = true, .main = tripped_main, .run = tripped_run),
-        GRD_STATE("SAFE", 10, .request = true, .goto_ = true, .main = safe_main),
+        GRD_STATE("TRIPPED", 1, .no_redirect = true, .main = tripped_main, .run = tripped_run,
+                  .checks = GRD_CHECKS(optic_given)),
+        GRD_STATE("SAFE", 10, .request = true, .goto_ = true, .main = safe_main,
+                  .checks = GRD_CHECKS(optic_given)),
         GRD_STATE("DAMPED", 100, .request = true, .main = damped_main, .run = damped_run,
-                  .checks = GRD_CHECKS(watchdog_ok)),
+                  .checks = GRD_CHECKS(optic_given, watchdog_ok)),
         GRD_STATE("MISALIGNED", 500, .request = true, .main = misaligned_main, .run = hold,
-                  .checks = GRD_CHECKS(watchdog_ok)),
+                  .checks = GRD_CHECKS(optic_given, watchdog_ok)),
         GRD_STATE("ALIGNED", 1000, .request = true, .main = aligned_main, .run = hold,
-                  .checks = GRD_CHECKS(watchdog_ok))),
+                  .checks = GRD_CHECKS(optic_given, watchdog_ok))),
     .edges = GRD_EDGES({"SAFE", "DAMPED"}, {"DAMPED", "SAFE"},
                        {"DAMPED", "ALIGNED"}, {"ALIGNED", "DAMPED"},
                        {"DAMPED", "MISALIGNED"}, {"MISALIGNED", "DAMPED"},

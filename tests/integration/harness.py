@@ -59,6 +59,8 @@ def daemon_path():
 class Daemon:
     """One guardiand process; its stderr and stdout go to a log file."""
 
+    DEMO_ARGS = ("--demo",)  # what every daemon serves besides its arguments
+
     def __init__(self, args=(), env=None):
         self.port, self.beacon_port = free_ports()
         self.args = list(args)
@@ -84,7 +86,11 @@ class Daemon:
             return f.read()
 
     def start(self, timeout=10.0):
-        self.proc = subprocess.Popen([daemon_path(), "--demo"] + self.args,
+        args = list(self.DEMO_ARGS) + self.args
+        if not {"--database", "--config", "-c"} & set(args):
+            # A database of its own beside the log, not guardiand.db in the working directory.
+            args = ["--database", self.log.name + ".db"] + args
+        self.proc = subprocess.Popen([daemon_path()] + args,
                                      env=self.environment(), stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log, close_fds=True,
                                      preexec_fn=_die_with_parent)
@@ -124,6 +130,11 @@ class Daemon:
         code = self.proc.returncode
         if code == 0:
             os.unlink(self.log.name)
+        for suffix in (".db", ".db-wal", ".db-shm", ".db.crashes"):
+            try:
+                os.unlink(self.log.name + suffix)
+            except FileNotFoundError:
+                pass
         return code
 
     def client_env(self):
@@ -158,3 +169,123 @@ def daemon():
 def epics(daemon):
     import epics as pyepics
     return pyepics
+
+
+# ---- daemons with a configuration file of their own (test_nodes.py) ----
+
+def systems_dir():
+    """The system modules built with the daemon binary: systems/ next to its bin/ (build/systems,
+    build/asan/systems)."""
+    return os.path.normpath(os.path.join(os.path.dirname(daemon_path()), "..", "systems"))
+
+
+def guardiand_version():
+    """The version the daemon binary reports (`guardiand --version` prints "guardiand X")."""
+    out = subprocess.run([daemon_path(), "--version"], capture_output=True, text=True, timeout=10,
+                         check=True).stdout.split()
+    assert len(out) == 2 and out[0] == "guardiand", out
+    return out[1]
+
+
+def write_config(folder, nodes, ifo="X1", rate=16, systems=None):
+    """A guardiand INI file in `folder` (etc/guardiand.ini's format) and a database path beside
+    it. nodes: (name, system, {argument: value}) tuples, in order. Returns (config, database)."""
+    database = os.path.join(str(folder), "guardiand.db")
+    lines = ["[guardiand]", "ifo = %s" % ifo, "systems = %s" % (systems or systems_dir()),
+             "rate = %s" % rate, "database = %s" % database, ""]
+    for name, system, args in nodes:
+        lines += ["[node %s]" % name, "system = %s" % system]
+        lines += ["%s = %s" % (k, v) for k, v in args.items()]
+        lines.append("")
+    config = os.path.join(str(folder), "guardiand.ini")
+    with open(config, "w") as f:
+        f.write("\n".join(lines))
+    return config, database
+
+
+class NodeDaemon(Daemon):
+    """A guardiand that serves only what its configuration file gives (no demo PV set), with its
+    own configuration file and database path."""
+
+    DEMO_ARGS = ()
+
+    def __init__(self, config, database, args=(), env=None):
+        super().__init__(["--config", config, "--database", database] + list(args), env)
+
+    def ready_line(self):
+        m = re.search(r"guardiand: ready: .*", self.log_text())
+        return m.group(0) if m else None
+
+
+EPICS_CLIENT_VARS = ("EPICS_CA_AUTO_ADDR_LIST", "EPICS_CA_ADDR_LIST", "EPICS_CA_SERVER_PORT",
+                     "EPICS_CA_REPEATER_PORT", "EPICS_CA_MAX_ARRAY_BYTES",
+                     "EPICS_CA_NAME_SERVERS")
+
+
+def reset_pyepics():
+    """End pyepics' libca context, if it has one, and forget every cached channel and PV, so that
+    its next call creates a new context, which reads the client environment again: one context
+    per daemon. Channels (chids) and epics.PV objects of the old context must not be used again.
+
+    An epics.PV of an ended context is dangerous even unused: when it is garbage-collected while
+    a newer context runs, its __del__ disconnects through that context's caches and crashes the
+    interpreter (SIGSEGV in libca). So with libca down (PV.__del__ then does nothing) the
+    unreachable ones are collected here, and those still referenced lose their __del__."""
+    import gc
+    import sys
+    epics = sys.modules.get("epics")
+    if epics is None:
+        return
+    epics.ca.finalize_libca()
+    epics.ca._cache.clear()
+    epics.ca._chid_cache.clear()
+    epics.pv._PVcache_.clear()
+    gc.collect()
+    ended = None
+    for obj in gc.get_objects():
+        if type(obj) is epics.pv.PV:
+            if ended is None:
+                ended = type("EndedPV", (epics.pv.PV,),
+                             {"__del__": lambda self: None, "disconnect": lambda self: None})
+            obj.__class__ = ended
+
+
+@pytest.fixture
+def node_daemon(tmp_path):
+    """A factory: node_daemon(nodes, **write_config options) writes a configuration into this
+    test's temporary folder, starts a NodeDaemon on it, points this process's libca at it (a
+    fresh pyepics context) and returns it. At the end the daemon gets SIGTERM while the test's
+    channels are still connected and must exit 0; then the context ends and the client
+    environment is restored, so the session daemon of test_pyepics.py is unaffected."""
+    saved = {k: os.environ.get(k) for k in EPICS_CLIENT_VARS}
+    started = []
+
+    def start(nodes, **options):
+        config, database = write_config(tmp_path, nodes, **options)
+        d = NodeDaemon(config, database)
+        started.append(d)
+        d.start()
+        d.client_env()
+        reset_pyepics()
+        return d
+
+    yield start
+    problems = []
+    for d in started:
+        if d.proc is None:
+            continue
+        alive = d.alive()
+        log = d.log_text()
+        code = d.stop()
+        if not alive:
+            problems.append("guardiand died during the test (exit %s):\n%s" % (code, log[-4000:]))
+        elif code != 0:
+            problems.append("guardiand exited with %s after SIGTERM, expected 0:\n%s"
+                            % (code, log[-4000:]))
+    reset_pyepics()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    assert not problems, "\n".join(problems)

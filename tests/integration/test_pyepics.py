@@ -271,11 +271,11 @@ def test_rejected_put_with_wait(epics):
     assert ca.connect_channel(chid, timeout=5)
     for v in (-5, 3):
         value = ctypes.c_int(v)
+        n = len(statuses)  # before the put: the callback may come before flush_io returns
         ret = ca.libca.ca_array_put_callback(dbr.LONG, 1, chid, ctypes.byref(value), callback,
                                              None)
         assert ret == dbr.ECA_NORMAL
         ca.flush_io()
-        n = len(statuses)
         assert wait_for(lambda: len(statuses) > n, 5)
     assert statuses == [160, 1], "put-callback statuses %r, expected ECA_PUTFAIL then normal" \
         % statuses

@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -163,24 +164,38 @@ static void log_tail(const harness_daemon *d, const char *why)
         fprintf(stderr, "%.*s%s", (int)r, buf, buf[r - 1] == '\n' ? "" : "\n");
 }
 
-/* Does the log contain the word "ready" ("already" does not count)? */
+/* Does the log contain the word "ready" ("already" does not count)? The whole log is read, in
+ * chunks: a daemon with hundreds of nodes logs many lines before its ready line. */
 static bool log_says_ready(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
-    char buf[16384];
-    ssize_t r = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (r <= 0)
-        return false;
-    buf[r] = '\0';
-    for (char *p = buf; (p = strstr(p, "ready")) != NULL; p += 5) {
-        bool start = p == buf || !isalpha((unsigned char)p[-1]);
-        if (start && !isalpha((unsigned char)p[5]))
-            return true;
+    enum { CHUNK = 16384, KEEP = 6 }; /* KEEP: a character before "ready", the word itself */
+    char buf[KEEP + CHUNK + 1];
+    size_t kept = 0;
+    bool found = false;
+    ssize_t r;
+    while (!found && (r = read(fd, buf + kept, CHUNK)) > 0) {
+        size_t n = kept + (size_t)r;
+        buf[n] = '\0';
+        for (char *p = buf; (p = strstr(p, "ready")) != NULL; p += 5) {
+            bool start = p == buf ? kept == 0 : !isalpha((unsigned char)p[-1]);
+            /* A match at the very end may go on in the next chunk: decide it there. */
+            if (p + 5 == buf + n)
+                break;
+            if (start && !isalpha((unsigned char)p[5])) {
+                found = true;
+                break;
+            }
+        }
+        kept = n < KEEP ? n : KEEP;
+        memmove(buf, buf + n - kept, kept);
     }
-    return false;
+    if (!found && kept >= 5 && strncmp(buf + kept - 5, "ready", 5) == 0)
+        found = kept == 5 || !isalpha((unsigned char)buf[kept - 6]); /* "ready" at the end */
+    close(fd);
+    return found;
 }
 
 static int wait_status_code(int status)
@@ -190,6 +205,21 @@ static int wait_status_code(int status)
     if (WIFSIGNALED(status))
         return 128 + WTERMSIG(status);
     return -1;
+}
+
+int harness_systems_dir(char *out, size_t len)
+{
+    char bin[PATH_MAX];
+    const char *path = daemon_path();
+    if (realpath(path, bin) == NULL)
+        snprintf(bin, sizeof bin, "%s", path);
+    char *slash = strrchr(bin, '/');
+    if (slash != NULL)
+        *slash = '\0'; /* .../bin */
+    else
+        snprintf(bin, sizeof bin, ".");
+    int n = snprintf(out, len, "%s/../systems", bin);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
 bool harness_alive(harness_daemon *d)
@@ -230,10 +260,23 @@ int harness_start(harness_daemon *d, const harness_opts *opts)
     const char *argv[HARNESS_MAX_ARGS];
     int argc = 0;
     argv[argc++] = daemon_path();
-    argv[argc++] = "--demo";
+    if (!o->no_demo)
+        argv[argc++] = "--demo";
     if (o->port_via == HARNESS_PORT_OPTION) {
         argv[argc++] = "--port";
         argv[argc++] = port_arg;
+    }
+    /* A database of its own beside the log (the default would be guardiand.db
+     * in the working directory), unless the caller configures one. */
+    bool own_db = true;
+    for (const char *const *a = o->args; a != NULL && *a != NULL; a++)
+        if (strcmp(*a, "--database") == 0 || strcmp(*a, "--config") == 0 || strcmp(*a, "-c") == 0)
+            own_db = false;
+    static char db_arg[300];
+    if (own_db) {
+        snprintf(db_arg, sizeof db_arg, "%s.db", d->log_path);
+        argv[argc++] = "--database";
+        argv[argc++] = db_arg;
     }
     for (const char *const *a = o->args; a != NULL && *a != NULL; a++) {
         if (argc >= HARNESS_MAX_ARGS - 1) {
@@ -328,6 +371,13 @@ int harness_stop(harness_daemon *d, double timeout)
         log_tail(d, why);
     } else {
         unlink(d->log_path);
+    }
+    /* The database the harness gave it, if any, goes either way. */
+    static const char *const db_files[] = {".db", ".db-wal", ".db-shm", ".db.crashes"};
+    for (size_t i = 0; i < sizeof db_files / sizeof db_files[0]; i++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s%s", d->log_path, db_files[i]);
+        unlink(path);
     }
     return code;
 }

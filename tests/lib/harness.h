@@ -38,6 +38,7 @@ enum harness_port_via {
 
 typedef struct harness_opts {
     const char *const *args; /* extra arguments after --demo, NULL-terminated (or NULL) */
+    bool no_demo;            /* leave --demo out (a daemon serving only what args configure) */
     const char *const *env;  /* extra "NAME=value" entries, NULL-terminated (or NULL) */
     enum harness_port_via port_via;
     double ready_timeout;    /* seconds to wait for "ready"; 0 means 10 */
@@ -66,6 +67,11 @@ int harness_start(harness_daemon *d, const harness_opts *opts);
  * exit code (0..255), 128 + the signal number if a signal ended it (137 after our SIGKILL),
  * or -1 if it was not running. Safe to call twice. */
 int harness_stop(harness_daemon *d, double timeout);
+
+/* The folder of system modules (<name>.so) that belong to the daemon binary: the systems/
+ * folder next to its bin/ (build/systems or build/asan/systems). Returns 0, or -1 if it does
+ * not fit in len. */
+int harness_systems_dir(char *out, size_t len);
 
 /* Whether the daemon is still running (reaps it if it has exited). */
 bool harness_alive(harness_daemon *d);

@@ -1,0 +1,1032 @@
+/* nodes.c — bench-nodes: what N Guardian nodes cost one guardiand.
+ *
+ * For each node count N (default 100, 300, 1000) it writes a configuration of N nodes running
+ * the `bench` system (systems/bench.c: never settles, changes state about once a second, does a
+ * little arithmetic every cycle and logs a few lines per state change), starts
+ * `guardiand --config FILE --no-repeater` on free 127.0.0.1 ports, waits for its ready line and
+ * a warm-up, then measures over a window of S seconds:
+ *   - CPU: the daemon's utime + stime (/proc/PID/stat) over the window's wall time, in % of one
+ *     core (it is single threaded, so 100 % is its ceiling); dwait: the time it was runnable
+ *     but had no CPU (/proc/PID/schedstat), i.e. what other work on the host costs its timing;
+ *   - memory: VmRSS at the end of the window, and VmHWM (the peak since start);
+ *   - the scheduler's own figures, read over libca from the supervisor channels X1:GUARDIAND-*
+ *     (supervisor/supchan.c, refreshed once a second): JITTER_P50, _P99, _MAX (ms: lateness of
+ *     the daemon's last SCHED_SAMPLES ticks), OVERRUNS and SKIPPED_CYCLES (read at both ends of
+ *     the window; the difference is shown), LOOP_UTIL (% of a second the loop was awake: the
+ *     mean of its updates during the window) and NODES (must be N).
+ * A second row per N runs a fresh daemon with this process as an operator screen (MEDM-like):
+ * one CA client monitoring every node's STATE and EXECTIME (native DBR_TIME_* type,
+ * DBE_VALUE | DBE_ALARM), counting the updates it receives.
+ *
+ * It prints figures only; the targets line says whether they are met but the exit status does
+ * not depend on timings. Exit status: 1 if a daemon does not start or dies, or a channel cannot
+ * be connected or read; 2 on a usage error; else 0.
+ *
+ * The daemon is started here rather than with harness_start(), which runs it with --demo (the
+ * demo PV set, with a 100 000-element array and two timers, would count in its RSS and CPU) and
+ * keeps no figures from the ready line (nodes started and failed, PVs). It is started the
+ * harness's way all the same (environment built before fork(), output to a log file,
+ * PR_SET_PDEATHSIG) and stopped with harness_stop(). With --no-repeater nothing would hold the
+ * repeater port, so this process serves the repeater (see repeater_start()).
+ *
+ * Usage: bench-nodes [--nodes 100,300,1000] [--seconds S] [--warm-up S] [--quick] [--no-screen]
+ * The daemon is $GUARDIAND, else guardiand next to this program, else build/bin/guardiand; the
+ * systems are the systems/ folder beside its bin/ (else beside ours). Every wait is bounded in
+ * time, every loop in count.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ca/cas.h"
+#include "ca/epics_ca.h"
+#include "tests/lib/harness.h"
+
+extern char **environ;
+
+#define MAX_COUNTS 16          /* node counts in one --nodes list */
+#define MAX_NODES 100000L      /* names stay BENCH<digits> within 63 characters, memory bounded */
+#define MAX_NOTES 12
+#define READY_TIMEOUT_S 60.0
+#define STOP_TIMEOUT_S 10.0
+#define CA_TIMEOUT_S 10.0      /* connect or read the supervisor channels */
+#define SCREEN_TIMEOUT_S 60.0  /* connect the screen's channels, get their first updates */
+#define IFO "X1"
+#define SUP_PREFIX IFO ":GUARDIAND-"
+#define TARGET_NODES 1000L
+#define TARGET_CPU_PCT 15.0
+#define TARGET_RSS_MIB 100.0
+#define TARGET_P99_MS 2.0
+
+/* ---- options and the run's context ---- */
+
+struct bench_opts {
+    long nodes[MAX_COUNTS];
+    int n_counts;
+    double seconds;     /* the measurement window */
+    double warm_up;     /* after the ready line: the first cycles start every node's graph */
+    bool quick;
+    bool screen;        /* also the rows with a monitoring client */
+};
+
+/* The supervisor channels read, as X1:GUARDIAND-<suffix>. */
+enum sup_chan { SC_NODES, SC_LOOP_UTIL, SC_JITTER_P50, SC_JITTER_P99, SC_JITTER_MAX,
+                SC_OVERRUNS, SC_SKIPPED, SC_COUNT };
+static const char *const sup_suffix[SC_COUNT] = {
+    [SC_NODES] = "NODES", [SC_LOOP_UTIL] = "LOOP_UTIL", [SC_JITTER_P50] = "JITTER_P50",
+    [SC_JITTER_P99] = "JITTER_P99", [SC_JITTER_MAX] = "JITTER_MAX", [SC_OVERRUNS] = "OVERRUNS",
+    [SC_SKIPPED] = "SKIPPED_CYCLES",
+};
+
+/* One table row: one daemon, one window. */
+struct row {
+    long nodes;
+    bool screen;
+    double seconds;                /* the window as measured */
+    double cpu_pct, wait_pct;      /* the daemon, % of one core */
+    double self_pct, other_pct;    /* this process (libca threads included); everything else */
+    long rss_kb, hwm_kb;
+    double sup[SC_COUNT];          /* supervisor channels at the end of the window */
+    double overruns, skipped;      /* during the window */
+    double util_mean;              /* mean LOOP_UTIL update in the window, NAN if none came */
+    double updates_per_s;          /* the screen's monitor updates */
+    long subscriptions;
+    double start_s;                /* exec to the ready line */
+    long pvs;                      /* from the ready line */
+    double log_kib_per_s;          /* the daemon's stdout + stderr */
+    double rss_growth;             /* KiB/s over the window: still filling its log rings? */
+};
+
+struct bench {
+    struct bench_opts o;
+    char daemon[PATH_MAX];
+    char systems[PATH_MAX];
+    int n_notes;
+    char notes[MAX_NOTES][240]; /* odd things seen, printed at the end */
+    struct row rows[2 * MAX_COUNTS];
+    int n_rows;
+};
+
+static void note(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void note(struct bench *b, const char *fmt, ...)
+{
+    if (b->n_notes >= MAX_NOTES)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->notes[b->n_notes++], sizeof b->notes[0], fmt, ap);
+    va_end(ap);
+}
+
+/* ---- measuring the daemon and the host ---- */
+
+/* CPU seconds (utime + stime) of process pid, all threads, or NAN. Resolution: one clock tick
+ * (10 ms), i.e. 0.1 % of one core over a 10 s window. */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NAN;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return NAN;
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return NAN;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Seconds process pid has been runnable but waiting for a CPU (its main thread; the daemon
+ * has no other), from /proc/PID/schedstat, or NAN. */
+static double proc_wait_s(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "re");
+    unsigned long long run, queued;
+    int n = f ? fscanf(f, "%llu %llu", &run, &queued) : 0;
+    if (f)
+        fclose(f);
+    return n == 2 ? (double)queued * 1e-9 : NAN;
+}
+
+/* A "Vm...:" line of /proc/PID/status in kB, or -1. */
+static long proc_status_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    long kb = -1;
+    size_t len = strlen(field);
+    while (kb < 0 && fgets(line, sizeof line, f))
+        if (strncmp(line, field, len) == 0 && sscanf(line + len, " %ld", &kb) != 1)
+            kb = -1;
+    fclose(f);
+    return kb;
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* CPU seconds all cores of the host have been busy (anything but idle and iowait), or NAN:
+ * with the daemon's and ours subtracted, what other work ran during the window. */
+static double host_busy_s(void)
+{
+    FILE *f = fopen("/proc/stat", "re");
+    unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal;
+    int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys,
+                       &idle, &iowait, &irq, &softirq, &steal)
+              : 0;
+    if (f)
+        fclose(f);
+    if (n != 8)
+        return NAN;
+    return (double)(user + nice + sys + irq + softirq + steal) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* A point in time with the clocks a row is made of. */
+struct mark {
+    double t, daemon_cpu, daemon_wait, self_cpu, host_busy;
+    long log_bytes, rss_kb;
+};
+
+static struct mark mark_now(const harness_daemon *d)
+{
+    return (struct mark){.t = harness_now(), .daemon_cpu = proc_cpu_s(d->pid),
+                         .daemon_wait = proc_wait_s(d->pid), .self_cpu = self_cpu_s(),
+                         .host_busy = host_busy_s(), .log_bytes = file_size(d->log_path),
+                         .rss_kb = proc_status_kb(d->pid, "VmRSS:")};
+}
+
+/* ---- the daemon ---- */
+
+/* One daemon of one row, in its own temporary folder (configuration, log, database). */
+struct daemon_run {
+    harness_daemon d;      /* pid, ports, log path: what harness_stop() needs */
+    char dir[200];         /* fits, with "/guardiand.log", in d.log_path */
+    char config[256];
+    long nodes, failed, pvs; /* from the ready line */
+    double start_s;
+};
+
+static void node_name(char *out, size_t size, long i) { snprintf(out, size, "BENCH%04ld", i + 1); }
+
+/* N bench nodes at 16 Hz, in the format of etc/guardiand.ini. */
+static int write_config(const struct bench *b, const struct daemon_run *r, long nodes)
+{
+    FILE *f = fopen(r->config, "wxe");
+    if (!f)
+        return -1;
+    fprintf(f, "; bench-nodes: %ld bench nodes\n[guardiand]\nifo = %s\nsystems = %s\n"
+               "rate = 16\ndatabase = %s/bench.db\n",
+            nodes, IFO, b->systems, r->dir);
+    for (long i = 0; i < nodes; i++) {
+        char name[32];
+        node_name(name, sizeof name, i);
+        fprintf(f, "\n[node %s]\nsystem = bench\n", name);
+    }
+    bool bad = ferror(f);
+    return fclose(f) == 0 && !bad ? 0 : -1;
+}
+
+/* Remove the run's folder and what is in it (the daemon may have added database files). */
+static void remove_dir(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    if (dp) {
+        struct dirent *e;
+        for (int i = 0; i < 10000 && (e = readdir(dp)); i++)
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                unlinkat(dirfd(dp), e->d_name, 0);
+        closedir(dp);
+    }
+    rmdir(dir);
+}
+
+/* The daemon's environment, built before fork(): ours without EPICS_*, then the server's
+ * variables for 127.0.0.1 and the run's ports, as tests/lib/harness.c does. */
+struct daemon_env {
+    char **envp;
+    char vars[6][64];
+};
+
+static int env_build(struct daemon_env *e, const harness_daemon *d)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    e->envp = calloc(n + 7, sizeof *e->envp);
+    if (!e->envp)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "EPICS_", 6) != 0)
+            e->envp[k++] = environ[i];
+    snprintf(e->vars[0], 64, "EPICS_CAS_INTF_ADDR_LIST=127.0.0.1");
+    snprintf(e->vars[1], 64, "EPICS_CAS_BEACON_ADDR_LIST=127.0.0.1");
+    snprintf(e->vars[2], 64, "EPICS_CAS_AUTO_BEACON_ADDR_LIST=NO");
+    snprintf(e->vars[3], 64, "EPICS_CAS_SERVER_PORT=%d", d->port);
+    snprintf(e->vars[4], 64, "EPICS_CA_SERVER_PORT=%d", d->port);
+    snprintf(e->vars[5], 64, "EPICS_CAS_BEACON_PORT=%d", d->beacon_port);
+    for (int i = 0; i < 6; i++)
+        e->envp[k++] = e->vars[i];
+    e->envp[k] = NULL;
+    return 0;
+}
+
+/* fork + exec the daemon, its output to log_fd. Returns the pid or -1. */
+static pid_t daemon_spawn(const struct bench *b, const struct daemon_run *r, int log_fd)
+{
+    struct daemon_env env;
+    if (env_build(&env, &r->d) != 0)
+        return -1;
+    const char *argv[] = {b->daemon, "--config", r->config, "--no-repeater", NULL};
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) { /* async-signal-safe calls only */
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a killed benchmark leaves no daemon behind */
+        if (getppid() != parent)
+            _exit(126);
+        int null_fd = open("/dev/null", O_RDONLY);
+        if (null_fd >= 0)
+            dup2(null_fd, STDIN_FILENO);
+        dup2(log_fd, STDOUT_FILENO);
+        dup2(log_fd, STDERR_FILENO);
+        close_range(3, ~0u, 0);
+        execve(argv[0], (char *const *)argv, env.envp);
+        static const char msg[] = "bench-nodes: cannot execute the daemon\n";
+        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1); /* into the log */
+        (void)ignored;
+        _exit(127);
+    }
+    free(env.envp);
+    return pid;
+}
+
+/* Reads the log as it grows, line by line across reads, looking for the ready line. */
+struct log_reader {
+    int fd;
+    char line[512]; /* longer lines are cut: the ready line is short */
+    size_t len;
+};
+
+/* "guardiand: ready: ca port %u (tcp %u), %u nodes (%d failed), %zu PVs" (supervisor/main.c) */
+static bool parse_ready(struct daemon_run *r, const char *line)
+{
+    if (strncmp(line, "guardiand: ready:", 17) != 0)
+        return false;
+    if (sscanf(line, "guardiand: ready: ca port %*u (tcp %*u), %ld nodes (%ld failed), %ld PVs",
+               &r->nodes, &r->failed, &r->pvs) != 3)
+        r->nodes = r->failed = r->pvs = -1; /* the format changed: ready all the same */
+    return true;
+}
+
+static bool log_ready(struct daemon_run *r, struct log_reader *lr)
+{
+    char buf[16384];
+    ssize_t n;
+    /* Bounded: a daemon logging faster than we read must not keep us here. */
+    for (int reads = 0; reads < 4096 && (n = read(lr->fd, buf, sizeof buf)) > 0; reads++)
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] != '\n') {
+                if (lr->len < sizeof lr->line - 1)
+                    lr->line[lr->len++] = buf[i];
+                continue;
+            }
+            lr->line[lr->len] = '\0';
+            lr->len = 0;
+            if (parse_ready(r, lr->line))
+                return true;
+        }
+    return false;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Wait (bounded) for the ready line. Returns 0, or -1 with the daemon killed and reaped. */
+static int daemon_wait_ready(struct daemon_run *r, double t0)
+{
+    struct log_reader lr = {.fd = open(r->d.log_path, O_RDONLY | O_CLOEXEC)};
+    bool ready = false;
+    while (lr.fd >= 0 && !(ready = log_ready(r, &lr)) && harness_alive(&r->d) &&
+           harness_now() - t0 < READY_TIMEOUT_S)
+        sleep_s(0.01);
+    if (lr.fd >= 0)
+        close(lr.fd);
+    r->start_s = harness_now() - t0;
+    if (ready)
+        return 0;
+    fprintf(stderr, "bench-nodes: the daemon %s\n",
+            r->d.pid > 0 ? "was not ready in time" : "exited before it was ready");
+    if (r->d.pid > 0) {
+        kill(r->d.pid, SIGKILL);
+        waitpid(r->d.pid, &r->d.status, 0);
+        r->d.pid = 0;
+    }
+    harness_stop(&r->d, STOP_TIMEOUT_S); /* prints the log's tail: the daemon's reason */
+    return -1;
+}
+
+/* Folder, configuration, ports, then the daemon; 0 once it is ready. */
+static int daemon_start(const struct bench *b, struct daemon_run *r, long nodes)
+{
+    memset(r, 0, sizeof *r);
+    const char *tmp = getenv("TMPDIR");
+    int len = snprintf(r->dir, sizeof r->dir, "%s/bench-nodes.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (len < 0 || (size_t)len >= sizeof r->dir) {
+        fprintf(stderr, "bench-nodes: $TMPDIR is too long\n");
+        return -1;
+    }
+    if (!mkdtemp(r->dir)) {
+        perror("bench-nodes: temporary folder");
+        return -1;
+    }
+    snprintf(r->config, sizeof r->config, "%s/guardiand.ini", r->dir);
+    snprintf(r->d.log_path, sizeof r->d.log_path, "%s/guardiand.log", r->dir);
+    int log_fd = -1;
+    if (write_config(b, r, nodes) != 0 ||
+        (log_fd = open(r->d.log_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+        perror("bench-nodes: configuration or log file");
+        remove_dir(r->dir);
+        return -1;
+    }
+    if (harness_free_ports(&r->d.port, &r->d.beacon_port) != 0) {
+        fprintf(stderr, "bench-nodes: no free port on 127.0.0.1\n");
+        close(log_fd);
+        remove_dir(r->dir);
+        return -1;
+    }
+    double t0 = harness_now();
+    r->d.pid = daemon_spawn(b, r, log_fd);
+    close(log_fd);
+    if (r->d.pid <= 0 || daemon_wait_ready(r, t0) != 0) {
+        r->d.pid = 0;
+        remove_dir(r->dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* Lines the daemon itself logged while running (not its nodes', which start with a time stamp;
+ * not its start-up lines before the ready line, which are information such as the database it
+ * created; not the shutdown line) become notes: they are what went wrong during a row. */
+static void daemon_log_notes(struct bench *b, const struct daemon_run *r, const char *row)
+{
+    FILE *f = fopen(r->d.log_path, "re");
+    if (!f)
+        return;
+    char line[512], first[200] = "";
+    long odd = 0;
+    bool running = false;
+    for (long i = 0; i < 10000000 && fgets(line, sizeof line, f); i++) {
+        if (strncmp(line, "guardiand:", 10) != 0 || strstr(line, "shutting down"))
+            continue;
+        if (!running) {
+            running = strncmp(line, "guardiand: ready:", 17) == 0;
+            continue;
+        }
+        if (!odd++) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(first, sizeof first, "%.199s", line);
+        }
+    }
+    fclose(f);
+    if (odd)
+        note(b, "%s: the daemon logged %ld line(s) of its own, first: %s", row, odd, first);
+}
+
+/* SIGTERM, reap, note a bad exit, remove the folder. */
+static void daemon_finish(struct bench *b, struct daemon_run *r, const char *row)
+{
+    daemon_log_notes(b, r, row);
+    bool alive = harness_alive(&r->d);
+    int code = harness_stop(&r->d, STOP_TIMEOUT_S);
+    if (!alive || code != 0)
+        note(b, "%s: daemon %s (exit status %d)", row, alive ? "stopped badly" : "died", code);
+    remove_dir(r->dir);
+}
+
+/* ---- the CA client: the supervisor channels, and the screen ---- */
+
+/* A screen subscription's callback argument: the first update of each is counted apart, so
+ * that the set-up waits for every subscription rather than for a number of updates. */
+struct screen_sub {
+    struct client *client;
+    bool seen;
+};
+
+struct client {
+    struct ev_loop *loop;  /* for the repeater only */
+    cas_repeater *repeater;
+    bool context;
+    chid sup[SC_COUNT];
+    evid util_sub;
+    bool util_seen;        /* the subscription's first update came */
+    bool util_counting;    /* in the window: add updates up */
+    double util_sum;
+    long util_n;
+    chid *chans;           /* the screen: STATE and EXECTIME of every node */
+    evid *subs;
+    struct screen_sub *sub_args;
+    size_t n_chans;
+    size_t n_first;        /* subscriptions whose first update came */
+    long updates;
+    long exceptions;
+    char first_exception[200];
+};
+
+static void on_exception(struct exception_handler_args args)
+{
+    struct client *c = args.usr;
+    if (c->exceptions++ == 0)
+        snprintf(c->first_exception, sizeof c->first_exception, "%s (op %ld, %s)",
+                 ca_message(args.stat), args.op, args.ctx ? args.ctx : "");
+}
+
+static void on_util(struct event_handler_args args)
+{
+    struct client *c = args.usr;
+    if (args.status != ECA_NORMAL || !args.dbr)
+        return;
+    c->util_seen = true;
+    if (c->util_counting) {
+        c->util_sum += *(const dbr_double_t *)args.dbr;
+        c->util_n++;
+    }
+}
+
+static bool util_seen(void *arg) { return ((struct client *)arg)->util_seen; }
+
+/* Serve libca's callbacks and the repeater until done(arg) (if given) or for `seconds`.
+ * Returns done(arg), or true. */
+static bool client_pump(struct client *c, bool (*done)(void *), void *arg, double seconds)
+{
+    double deadline = harness_now() + seconds;
+    ca_flush_io();
+    while (!(done && done(arg)) && harness_now() < deadline) {
+        ca_pend_event(0.01);
+        if (c->loop)
+            ev_run(c->loop, EVRUN_NOWAIT);
+    }
+    return done ? done(arg) : true;
+}
+
+/* The daemon runs with --no-repeater, and Debian ships no caRepeater: with nothing on the
+ * repeater port, ca_context_create() tries to spawn one and prints four lines, and later
+ * complains that no repeater confirms its registration. So this process serves the host's
+ * repeater on the daemon's beacon port, from the project's own code, as a caRepeater process
+ * would; the daemon's beacons reach our client through it. */
+static void repeater_start(struct bench *b, struct client *c, const struct daemon_run *r)
+{
+    char err[256];
+    c->loop = ev_loop_new(EVFLAG_AUTO);
+    if (c->loop && !(c->repeater = cas_repeater_new(c->loop, (uint16_t)r->d.beacon_port, err,
+                                                    sizeof err)))
+        note(b, "no repeater in bench-nodes (%s): libca may try to spawn caRepeater", err);
+}
+
+/* The repeater, the context, the supervisor channels, and a subscription to LOOP_UTIL (its
+ * updates, once a second, are averaged over the window rather than trusting the last second
+ * alone). */
+static int client_start(struct bench *b, struct client *c, const struct daemon_run *r)
+{
+    memset(c, 0, sizeof *c);
+    repeater_start(b, c, r);
+    int st = harness_ca_context(&r->d);
+    if (st != ECA_NORMAL) {
+        fprintf(stderr, "bench-nodes: ca_context_create: %s\n", ca_message(st));
+        return -1;
+    }
+    c->context = true;
+    ca_add_exception_event(on_exception, c);
+    char names[SC_COUNT][64];
+    const char *p[SC_COUNT];
+    for (int i = 0; i < SC_COUNT; i++) {
+        snprintf(names[i], sizeof names[i], "%s%s", SUP_PREFIX, sup_suffix[i]);
+        p[i] = names[i];
+    }
+    if (harness_ca_connect(c->sup, p, SC_COUNT, CA_TIMEOUT_S) != SC_COUNT) {
+        fprintf(stderr, "bench-nodes: the supervisor channels %s* did not all connect\n",
+                SUP_PREFIX);
+        return -1;
+    }
+    if (ca_create_subscription(DBR_DOUBLE, 1, c->sup[SC_LOOP_UTIL], DBE_VALUE, on_util, c,
+                               &c->util_sub) != ECA_NORMAL ||
+        !client_pump(c, util_seen, c, CA_TIMEOUT_S)) {
+        fprintf(stderr, "bench-nodes: no update of %sLOOP_UTIL\n", SUP_PREFIX);
+        return -1;
+    }
+    return 0;
+}
+
+/* Read every supervisor channel as a double. Returns 0, or -1 with a message. */
+static int read_sup(struct client *c, double v[SC_COUNT])
+{
+    for (int i = 0; i < SC_COUNT; i++) {
+        v[i] = NAN;
+        if (ca_array_get(DBR_DOUBLE, 1, c->sup[i], &v[i]) != ECA_NORMAL)
+            break;
+    }
+    int st = ca_pend_io(CA_TIMEOUT_S);
+    for (int i = 0; i < SC_COUNT; i++)
+        if (st != ECA_NORMAL || isnan(v[i])) {
+            fprintf(stderr, "bench-nodes: cannot read %s%s: %s\n", SUP_PREFIX, sup_suffix[i],
+                    ca_message(st));
+            return -1;
+        }
+    return 0;
+}
+
+static void on_update(struct event_handler_args args)
+{
+    struct screen_sub *s = args.usr;
+    if (args.status != ECA_NORMAL)
+        return;
+    s->client->updates++;
+    if (!s->seen) {
+        s->seen = true;
+        s->client->n_first++;
+    }
+}
+
+static bool first_updates(void *arg)
+{
+    const struct client *c = arg;
+    return c->n_first >= c->n_chans;
+}
+
+/* The screen: connect STATE and EXECTIME of every node, subscribe to each in its native
+ * DBR_TIME type as MEDM does, and wait for every first update. */
+static int screen_start(struct client *c, long nodes)
+{
+    size_t n = (size_t)nodes * 2;
+    const size_t slot = 64;
+    char *text = malloc(n * slot);
+    const char **names = malloc(n * sizeof *names);
+    c->chans = calloc(n, sizeof *c->chans);
+    c->subs = calloc(n, sizeof *c->subs);
+    c->sub_args = calloc(n, sizeof *c->sub_args);
+    c->n_chans = n;
+    int rc = -1;
+    if (!text || !names || !c->chans || !c->subs || !c->sub_args)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        char node[32];
+        node_name(node, sizeof node, (long)(i / 2));
+        names[i] = text + i * slot;
+        snprintf(text + i * slot, slot, "%s:GRD-%s_%s", IFO, node, i % 2 ? "EXECTIME" : "STATE");
+    }
+    size_t up = harness_ca_connect(c->chans, names, n, SCREEN_TIMEOUT_S);
+    if (up != n) {
+        fprintf(stderr, "bench-nodes: only %zu of %zu node channels connected\n", up, n);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        c->sub_args[i].client = c;
+    for (size_t i = 0; i < n; i++)
+        if (ca_create_subscription(dbf_type_to_DBR_TIME(ca_field_type(c->chans[i])), 1,
+                                   c->chans[i], DBE_VALUE | DBE_ALARM, on_update,
+                                   &c->sub_args[i], &c->subs[i]) != ECA_NORMAL) {
+            fprintf(stderr, "bench-nodes: cannot subscribe to %s\n", names[i]);
+            goto out;
+        }
+    if (!client_pump(c, first_updates, c, SCREEN_TIMEOUT_S)) {
+        fprintf(stderr, "bench-nodes: first updates of %zu of %zu subscriptions\n", c->n_first,
+                n);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(names);
+    free(text);
+    return rc;
+}
+
+/* Subscriptions and channels first, so that no callback outlives *c, then the context, then
+ * the repeater (libca may still talk to it while the context goes). */
+static void client_finish(struct bench *b, struct client *c, const char *row)
+{
+    if (!c->context)
+        goto repeater;
+    for (size_t i = 0; c->subs && i < c->n_chans && c->subs[i]; i++)
+        ca_clear_subscription(c->subs[i]);
+    for (size_t i = 0; c->chans && i < c->n_chans; i++)
+        if (c->chans[i])
+            ca_clear_channel(c->chans[i]);
+    if (c->util_sub)
+        ca_clear_subscription(c->util_sub);
+    for (int i = 0; i < SC_COUNT; i++)
+        if (c->sup[i])
+            ca_clear_channel(c->sup[i]);
+    ca_context_destroy();
+    free(c->subs);
+    free(c->sub_args);
+    free(c->chans);
+    if (c->exceptions)
+        note(b, "%s: %ld libca exception(s), first: %s", row, c->exceptions, c->first_exception);
+repeater:
+    cas_repeater_free(c->repeater);
+    if (c->loop)
+        ev_loop_destroy(c->loop);
+}
+
+/* ---- one row ---- */
+
+/* Warm up, then the window: supervisor channels at both ends, clocks around it. */
+static int measure(const struct bench *b, struct daemon_run *r, struct client *c,
+                   struct row *row)
+{
+    client_pump(c, NULL, NULL, b->o.warm_up);
+    double v0[SC_COUNT];
+    if (read_sup(c, v0) != 0)
+        return -1;
+    long updates0 = c->updates;
+    c->util_counting = true;
+    struct mark m0 = mark_now(&r->d);
+    client_pump(c, NULL, NULL, b->o.seconds);
+    struct mark m1 = mark_now(&r->d);
+    c->util_counting = false;
+    if (read_sup(c, row->sup) != 0)
+        return -1;
+    row->rss_kb = proc_status_kb(r->d.pid, "VmRSS:");
+    row->hwm_kb = proc_status_kb(r->d.pid, "VmHWM:");
+    if (!harness_alive(&r->d)) {
+        fprintf(stderr, "bench-nodes: the daemon died during the window\n");
+        return -1;
+    }
+    double s = row->seconds = m1.t - m0.t;
+    row->cpu_pct = 100.0 * (m1.daemon_cpu - m0.daemon_cpu) / s;
+    row->wait_pct = 100.0 * (m1.daemon_wait - m0.daemon_wait) / s;
+    row->self_pct = 100.0 * (m1.self_cpu - m0.self_cpu) / s;
+    row->other_pct = 100.0 * (m1.host_busy - m0.host_busy) / s - row->cpu_pct - row->self_pct;
+    row->overruns = row->sup[SC_OVERRUNS] - v0[SC_OVERRUNS];
+    row->skipped = row->sup[SC_SKIPPED] - v0[SC_SKIPPED];
+    row->util_mean = c->util_n ? c->util_sum / (double)c->util_n : NAN;
+    row->updates_per_s = (double)(c->updates - updates0) / s;
+    row->subscriptions = (long)c->n_chans;
+    row->log_kib_per_s = (double)(m1.log_bytes - m0.log_bytes) / 1024.0 / s;
+    row->rss_growth = (double)(m1.rss_kb - m0.rss_kb) / s;
+    return 0;
+}
+
+static void row_print(const struct row *r)
+{
+    char util[16] = "-"; /* no LOOP_UTIL update in a window shorter than a second */
+    if (!isnan(r->util_mean))
+        snprintf(util, sizeof util, "%.1f", r->util_mean);
+    printf("  %6ld  %-6s %6.1f %7.1f %8.1f %8.1f %7.3f %7.3f %7.3f %9.0f %8.0f %7s\n", r->nodes,
+           r->screen ? "screen" : "-", r->cpu_pct, r->wait_pct, (double)r->rss_kb / 1024.0,
+           (double)r->hwm_kb / 1024.0, r->sup[SC_JITTER_P50], r->sup[SC_JITTER_P99],
+           r->sup[SC_JITTER_MAX], r->overruns, r->skipped, util);
+    fflush(stdout);
+}
+
+/* A fresh daemon with `nodes` nodes; with `screen`, this process monitors them. Returns 0, or
+ * -1 if the daemon did not start or died, or a channel could not be connected or read. */
+static int run_row(struct bench *b, long nodes, bool screen)
+{
+    struct row *row = &b->rows[b->n_rows];
+    *row = (struct row){.nodes = nodes, .screen = screen};
+    char label[48];
+    snprintf(label, sizeof label, "%ld nodes%s", nodes, screen ? " + screen" : "");
+    struct daemon_run r;
+    if (daemon_start(b, &r, nodes) != 0) {
+        fprintf(stderr, "bench-nodes: %s: the daemon did not start\n", label);
+        return -1;
+    }
+    row->start_s = r.start_s;
+    row->pvs = r.pvs;
+    if (r.nodes != nodes || r.failed != 0)
+        note(b, "%s: the ready line says %ld nodes (%ld failed)", label, r.nodes, r.failed);
+    struct client c;
+    int rc = -1;
+    if (client_start(b, &c, &r) == 0 && (!screen || screen_start(&c, nodes) == 0))
+        rc = measure(b, &r, &c, row);
+    client_finish(b, &c, label);
+    daemon_finish(b, &r, label);
+    if (rc == 0) {
+        if (row->sup[SC_NODES] != (double)nodes)
+            note(b, "%s: %sNODES reads %.0f", label, SUP_PREFIX, row->sup[SC_NODES]);
+        b->n_rows++;
+        row_print(row);
+    } else {
+        fprintf(stderr, "bench-nodes: %s: no figures\n", label);
+    }
+    return rc;
+}
+
+/* ---- reporting ---- */
+
+static void print_header(const struct bench *b)
+{
+    /* Other work on the host moves every figure: say how busy it was to begin with. */
+    char load[64] = "?";
+    FILE *f = fopen("/proc/loadavg", "re");
+    if (f) {
+        if (!fgets(load, sizeof load, f))
+            snprintf(load, sizeof load, "?");
+        load[strcspn(load, "\n")] = '\0';
+        fclose(f);
+    }
+    printf("bench-nodes%s: guardiand with N `bench` nodes at 16 Hz on 127.0.0.1; %ld CPUs; "
+           "/proc/loadavg %s\n",
+           b->o.quick ? " --quick" : "", sysconf(_SC_NPROCESSORS_ONLN), load);
+    printf("Each row: a fresh daemon, %.1f s warm-up after its ready line, then a %.1f s window.\n"
+           "  CPU, dwait: the daemon's CPU time and its run-queue wait (runnable, no CPU), %% of "
+           "one core.\n"
+           "  RSS, HWM: VmRSS at the end of the window, VmHWM (peak since start), MiB. RSS grows\n"
+           "  until every node's log ring (256 lines) is full, ~45 s here: see RSS +KiB/s below.\n"
+           "  p50/p99/max: tick lateness, ms, from %sJITTER_*: the daemon's last 4096 ticks\n"
+           "  (16 s at 16 Hz)%s.\n"
+           "  overruns, skipped: during the window.\n"
+           "  util: %sLOOP_UTIL, the mean of its once-a-second figures in the window.\n"
+           "  screen: this process monitors STATE and EXECTIME of every node (MEDM-like).\n"
+           "  The bench nodes start together, so their state changes (log lines, full channel\n"
+           "  publish) all fall in one cycle a second: the worst case for that cycle's ticks.\n\n",
+           b->o.warm_up, b->o.seconds, SUP_PREFIX,
+           b->o.warm_up + b->o.seconds < 16 ? ", so they include the daemon's first ticks" : "",
+           SUP_PREFIX);
+    printf("  %6s  %-6s %6s %7s %8s %8s %7s %7s %7s %9s %8s %7s\n", "nodes", "client", "CPU %",
+           "dwait %", "RSS MiB", "HWM MiB", "p50 ms", "p99 ms", "max ms", "overruns", "skipped",
+           "util %");
+}
+
+static void print_details(const struct bench *b)
+{
+    printf("\nDetails: start = exec to ready line; RSS +KiB/s: its growth over the window; log =\n"
+           "the daemon's stdout+stderr (node log lines); updates/s: monitor updates the screen\n"
+           "received; client: this process's CPU (libca threads included); other: CPU used by\n"
+           "everything else on the host during the window. CPU in %% of one core.\n");
+    printf("  %6s  %-6s %7s %7s %10s %9s %6s %10s %8s %8s\n", "nodes", "client", "start s",
+           "PVs", "RSS +KiB/s", "log KiB/s", "subs", "updates/s", "client %", "other %");
+    for (int i = 0; i < b->n_rows; i++) {
+        const struct row *r = &b->rows[i];
+        printf("  %6ld  %-6s %7.2f %7ld %10.0f %9.1f %6ld %10.0f %8.1f %8.1f\n", r->nodes,
+               r->screen ? "screen" : "-", r->start_s, r->pvs, r->rss_growth, r->log_kib_per_s,
+               r->subscriptions, r->updates_per_s, r->self_pct, r->other_pct);
+    }
+}
+
+static const char *met(bool ok) { return ok ? "met" : "MISSED"; }
+
+static void print_targets(const struct bench *b)
+{
+    printf("\nTargets at %ld nodes: CPU <= %.0f %% of one core, RSS <= %.0f MiB, jitter p99 <= "
+           "%.0f ms\n",
+           TARGET_NODES, TARGET_CPU_PCT, TARGET_RSS_MIB, TARGET_P99_MS);
+    bool any = false;
+    for (int i = 0; i < b->n_rows; i++) {
+        const struct row *r = &b->rows[i];
+        if (r->nodes != TARGET_NODES)
+            continue;
+        any = true;
+        double mib = (double)r->rss_kb / 1024.0, p99 = r->sup[SC_JITTER_P99];
+        printf("  %-15s CPU %.1f %% (%s), RSS %.1f MiB (%s), p99 %.3f ms (%s)\n",
+               r->screen ? "with screen:" : "without screen:", r->cpu_pct,
+               met(r->cpu_pct <= TARGET_CPU_PCT), mib, met(mib <= TARGET_RSS_MIB), p99,
+               met(p99 <= TARGET_P99_MS));
+    }
+    if (!any)
+        printf("  not measured (no %ld-node row)\n", TARGET_NODES);
+}
+
+static void print_notes(const struct bench *b)
+{
+    printf("\nNotes: %s\n", b->n_notes ? "" : "none (no daemon lines of its own, libca "
+                                              "exceptions or node start failures)");
+    for (int i = 0; i < b->n_notes; i++)
+        printf("  - %s\n", b->notes[i]);
+}
+
+/* ---- options, main ---- */
+
+static void usage(FILE *f)
+{
+    fputs("usage: bench-nodes [--nodes N[,N...]] [--seconds S] [--warm-up S] [--quick] "
+          "[--no-screen]\n"
+          "  --nodes      node counts, one row each (default 100,300,1000)\n"
+          "  --seconds    the measurement window (default 10)\n"
+          "  --warm-up    seconds between the ready line and the window (default 2)\n"
+          "  --quick      a smoke test: 3 s windows, 100 and 300 nodes (unless given)\n"
+          "  --no-screen  skip the rows with a client monitoring every node\n",
+          f);
+}
+
+static int parse_counts(struct bench_opts *o, const char *text)
+{
+    o->n_counts = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > MAX_NODES || o->n_counts >= MAX_COUNTS ||
+            (*end && *end != ','))
+            return -1;
+        o->nodes[o->n_counts++] = v;
+        p = *end ? end + 1 : end;
+    }
+    return o->n_counts ? 0 : -1;
+}
+
+/* Returns 0 to run, 1 to exit 0 (help), -1 to exit 2. */
+static int parse_options(int argc, char **argv, struct bench_opts *o)
+{
+    enum { O_NODES = 256, O_SECONDS, O_WARM_UP, O_QUICK, O_NO_SCREEN };
+    static const struct option longopts[] = {
+        {"nodes", required_argument, NULL, O_NODES},
+        {"seconds", required_argument, NULL, O_SECONDS},
+        {"warm-up", required_argument, NULL, O_WARM_UP},
+        {"quick", no_argument, NULL, O_QUICK},
+        {"no-screen", no_argument, NULL, O_NO_SCREEN},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (struct bench_opts){.screen = true, .warm_up = 2};
+    bool counts_given = false, seconds_given = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case O_NODES:
+            if (parse_counts(o, optarg) != 0) {
+                fprintf(stderr, "bench-nodes: --nodes: expected up to %d counts of 1..%ld, "
+                                "separated by commas\n", MAX_COUNTS, MAX_NODES);
+                return -1;
+            }
+            counts_given = true;
+            break;
+        case O_SECONDS:
+            o->seconds = strtod(optarg, &end);
+            if (end == optarg || *end || !(o->seconds >= 0.5 && o->seconds <= 3600)) {
+                fprintf(stderr, "bench-nodes: --seconds: expected 0.5..3600\n");
+                return -1;
+            }
+            seconds_given = true;
+            break;
+        case O_WARM_UP:
+            o->warm_up = strtod(optarg, &end);
+            if (end == optarg || *end || !(o->warm_up >= 0 && o->warm_up <= 3600)) {
+                fprintf(stderr, "bench-nodes: --warm-up: expected 0..3600\n");
+                return -1;
+            }
+            break;
+        case O_QUICK: o->quick = true; break;
+        case O_NO_SCREEN: o->screen = false; break;
+        case 'h': usage(stdout); return 1;
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return -1;
+    }
+    if (!counts_given)
+        parse_counts(o, o->quick ? "100,300" : "100,300,1000");
+    if (!seconds_given)
+        o->seconds = o->quick ? 3 : 10;
+    return 0;
+}
+
+/* The systems folder that goes with a program in <build>/bin: <build>/systems, resolved into
+ * out (PATH_MAX). Returns 0, or -1 if there is none. */
+static int systems_beside(const char *program, char *out)
+{
+    char path[PATH_MAX + 16];
+    const char *slash = strrchr(program, '/');
+    snprintf(path, sizeof path, "%.*s/../systems", slash ? (int)(slash - program) : 1,
+             slash ? program : ".");
+    return realpath(path, out) ? 0 : -1;
+}
+
+/* The daemon ($GUARDIAND, else next to this program, else build/bin/guardiand) and the
+ * systems folder next to it, else next to this program (a $GUARDIAND copied elsewhere), as
+ * absolute paths so the daemon's working directory does not matter. */
+static int find_paths(struct bench *b)
+{
+    char exe[PATH_MAX], path[PATH_MAX + 16];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    const char *env = getenv("GUARDIAND");
+    const char *slash = strrchr(exe, '/');
+    if (env && *env) {
+        snprintf(path, sizeof path, "%s", env);
+    } else {
+        snprintf(path, sizeof path, "%.*s/guardiand", slash ? (int)(slash - exe) : 0, exe);
+        if (!slash || access(path, X_OK) != 0)
+            snprintf(path, sizeof path, "build/bin/guardiand");
+    }
+    if (!realpath(path, b->daemon) || access(b->daemon, X_OK) != 0) {
+        fprintf(stderr, "bench-nodes: no daemon at %s (build it with make, or set GUARDIAND)\n",
+                path);
+        return -1;
+    }
+    if (systems_beside(b->daemon, b->systems) != 0 && systems_beside(exe, b->systems) != 0) {
+        fprintf(stderr, "bench-nodes: no systems folder beside %s or %s\n", b->daemon, exe);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct bench b;
+    int r = parse_options(argc, argv, &b.o);
+    if (r)
+        return r > 0 ? 0 : 2;
+    if (find_paths(&b) != 0)
+        return 1;
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    double t0 = harness_now();
+    print_header(&b);
+    int failed = 0;
+    for (int i = 0; i < b.o.n_counts; i++) {
+        failed += run_row(&b, b.o.nodes[i], false) != 0;
+        if (b.o.screen)
+            failed += run_row(&b, b.o.nodes[i], true) != 0;
+    }
+    print_details(&b);
+    print_targets(&b);
+    print_notes(&b);
+    printf("\nTotal time %.1f s%s\n", harness_now() - t0,
+           failed ? "; some rows FAILED (see stderr)" : "");
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,277 @@
+/* persist.c — the supervisor's side of persistence: what it saves, when, and
+ * what it does with what was saved.
+ *
+ * Saved: each node's REQUEST, MODE, OP and STATE (queued when they change,
+ * checked after every step by comparing with what was queued last), its
+ * transitions and state-code errors, and every write to a node channel with
+ * the client's host and user (nodepv's audit hook). The store commits the
+ * queue a few times a second; nothing here waits for the disk.
+ *
+ * At start: the crash journal of the previous run is imported, this boot is
+ * recorded, the registry is seeded from the file, and every enabled node is
+ * started in INIT heading for its saved REQUEST (Guardian's rule: INIT
+ * decides where the plant is), with its saved MODE and OP. A node that was
+ * executing in quarantine_crashes crashes within quarantine_window starts
+ * quarantined: its channels are served, it is not stepped.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "supervisor/sup.h"
+
+static const char *const mode_names[] = {"AUTO", "MANAGED", "MANUAL"};
+static const char *const op_names[] = {"STOP", "PAUSE", "EXEC"};
+
+static int name_index(const char *const *names, unsigned n, const char *name)
+{
+    for (unsigned i = 0; name && i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void store_log(void *arg, const char *line)
+{
+    (void)arg;
+    fprintf(stderr, "guardiand: database: %s\n", line);
+}
+
+/* ---- audit: every write to a node channel ---- */
+
+static void audit(void *arg, node *n, const char *channel, const char *old_value,
+                  const char *new_value, const pv_client *who, bool accepted)
+{
+    sup *s = arg;
+    if (!s->store)
+        return;
+    struct store_audit a = {.node = node_name(n), .time = sup_wall(), .channel = channel,
+                            .old_value = old_value, .new_value = new_value,
+                            .host = who ? who->host : NULL, .user = who ? who->user : NULL,
+                            .accepted = accepted};
+    store_audit(s->store, &a);
+}
+
+/* ---- open and close ---- */
+
+static double next_busy(void *arg)
+{
+    const sup *s = arg;
+    return s->sched.tick > 0 ? sched_next_due(s) : 0;
+}
+
+int persist_open(sup *s, char *err, size_t errlen)
+{
+    if (s->cfg.crash_journal)
+        snprintf(s->journal, sizeof(s->journal), "%s", s->cfg.crash_journal);
+    else
+        snprintf(s->journal, sizeof(s->journal), "%s.crashes", s->cfg.database);
+
+    /* Flushes fit between node ticks: short, and only when the next tick is
+     * far enough away (the scheduler's jitter target is 2 ms). */
+    struct store_options opt = {.path = s->cfg.database, .retention_days = s->cfg.retention_days,
+                                .log = store_log, .flush_budget = 0.001,
+                                .next_busy = next_busy, .busy_arg = s};
+    int code = 0;
+    char why[512];
+    s->store = store_open(s->loop, &opt, &code, why, sizeof(why));
+    if (!s->store) {
+        if (code == STORE_ENEWER) {
+            snprintf(err, errlen, "%s", why);
+            return -1;
+        }
+        snprintf(s->store_problem, sizeof(s->store_problem), "%s", why);
+        fprintf(stderr,
+                "guardiand: database: %s\n"
+                "guardiand: running WITHOUT persistence: nodes start from the configuration "
+                "file, nothing is saved, and the file is left as it is\n",
+                why);
+        return 0;
+    }
+    /* Test hook: make the first N flushes fail as an I/O error would. */
+    const char *inject = getenv("GUARDIAND_TEST_FAIL_FLUSHES");
+    if (inject && atoi(inject) > 0)
+        store_fail_next_flushes(s->store, (unsigned)atoi(inject));
+    int n = store_import_journal(s->store, s->journal, why, sizeof(why));
+    if (n < 0) /* the store logged the imports themselves */
+        fprintf(stderr, "guardiand: crash journal: %s (left for the next start)\n", why);
+    s->imported_crashes = n > 0 ? (unsigned)n : 0;
+    bool unclean = false;
+    int64_t boot = store_boot_begin(s->store, GUARDIAND_VERSION, (int)getpid(), &unclean);
+    if (boot < 0)
+        fprintf(stderr, "guardiand: database: cannot record this boot: %s\n",
+                store_errmsg(s->store));
+    s->prev_unclean = unclean;
+    return 0;
+}
+
+void persist_close(sup *s, bool clean)
+{
+    if (!s->store)
+        return;
+    /* Queue the final state of every node, then flush and end the boot. */
+    sup_node *sn, *tmp;
+    HASH_ITER(hh, s->nodes, sn, tmp)
+        persist_after_step(s, sn);
+    store_boot_end(s->store, clean);
+    store_close(s->store);
+    s->store = NULL;
+}
+
+/* ---- the node list ---- */
+
+struct list_ctx {
+    sup *s;
+    void (*fn)(sup *s, const struct sup_node_spec *spec, void *arg);
+    void *arg;
+};
+
+static int from_store(void *arg, const struct store_node *sn)
+{
+    struct list_ctx *c = arg;
+    struct sup_node_spec spec = {.name = sn->name, .system = sn->system, .args = sn->args,
+                                 .n_args = sn->n_args, .enabled = sn->enabled,
+                                 .request = sn->request, .mode = sn->mode, .op = sn->op};
+    c->fn(c->s, &spec, c->arg);
+    return 0;
+}
+
+int persist_node_list(sup *s, void (*fn)(sup *s, const struct sup_node_spec *spec, void *arg),
+                      void *arg)
+{
+    if (s->store) {
+        struct store_node_def *defs = calloc(s->cfg.n_nodes + 1, sizeof(*defs));
+        if (!defs)
+            return -1;
+        for (unsigned i = 0; i < s->cfg.n_nodes; i++) {
+            const struct config_node *cn = &s->cfg.nodes[i];
+            defs[i] = (struct store_node_def){.name = cn->name, .system = cn->system,
+                                              .args = (const char *const *)cn->args,
+                                              .n_args = cn->n_args};
+        }
+        int r = store_seed(s->store, defs, s->cfg.n_nodes);
+        free(defs);
+        if (r == STORE_OK) {
+            struct list_ctx c = {s, fn, arg};
+            if (store_nodes(s->store, from_store, &c) >= 0)
+                return 0;
+        }
+        /* The registry cannot be read now: run the file's nodes, as without
+         * a store; what they change is still queued for later. */
+        fprintf(stderr, "guardiand: database: node registry unavailable (%s): using the file\n",
+                store_errmsg(s->store));
+    }
+    for (unsigned i = 0; i < s->cfg.n_nodes; i++) {
+        const struct config_node *cn = &s->cfg.nodes[i];
+        struct sup_node_spec spec = {.name = cn->name, .system = cn->system,
+                                     .args = (const char *const *)cn->args,
+                                     .n_args = cn->n_args, .enabled = true};
+        fn(s, &spec, arg);
+    }
+    return 0;
+}
+
+/* ---- a node starts ---- */
+
+static void quarantine(sup *s, sup_node *sn, int crashes)
+{
+    char msg[PV_STRING_SIZE];
+    snprintf(msg, sizeof(msg), "QUARANTINED: %d crashes", crashes);
+    sn->quarantined = true;
+    nodepv_quarantine(sn->pv, true, msg);
+    fprintf(stderr,
+            "guardiand: %s: QUARANTINED: executing in %d crashes within %g s; it is not run "
+            "until released (guardctl release %s)\n",
+            sn->name, crashes, s->cfg.quarantine_window, sn->name);
+}
+
+void persist_node_started(sup *s, sup_node *sn, const struct sup_node_spec *spec)
+{
+    nodepv_set_audit(sn->pv, audit, s);
+    /* Saved controls: validated against the system as it is now. */
+    if (spec->request && node_request(sn->node, spec->request) != NODE_OK)
+        fprintf(stderr, "guardiand: %s: saved request %s is not a state of %s now; keeping %s\n",
+                sn->name, spec->request, sn->system, node_requested(sn->node)->name);
+    int mode = name_index(mode_names, 3, spec->mode);
+    if (mode >= 0)
+        node_set_mode(sn->node, (enum node_mode)mode);
+    int op = name_index(op_names, 3, spec->op);
+    if (op >= 0)
+        node_set_op(sn->node, (enum node_op)op);
+    if (!s->store)
+        return;
+    int total = store_crash_total(s->store, sn->name);
+    if (total > 0)
+        nodepv_set_crashes(sn->pv, total);
+    int recent = store_crash_count(s->store, sn->name, sup_wall() - s->cfg.quarantine_window);
+    if (recent >= (int)s->cfg.quarantine_crashes)
+        quarantine(s, sn, recent);
+}
+
+int sup_node_release(sup *s, const char *name)
+{
+    sup_node *sn = sup_node_find(s, name);
+    if (!sn)
+        return -1;
+    if (s->store && store_release(s->store, name, sup_wall()) != STORE_OK)
+        fprintf(stderr, "guardiand: %s: release not saved: %s\n", name, store_errmsg(s->store));
+    if (sn->quarantined) {
+        sn->quarantined = false;
+        nodepv_quarantine(sn->pv, false, NULL);
+        fprintf(stderr, "guardiand: %s: released from quarantine\n", name);
+    }
+    return 0;
+}
+
+/* ---- after each step ---- */
+
+static enum store_how how_of(enum node_transition t)
+{
+    switch (t) {
+    case NODE_TRANS_EDGE: return STORE_HOW_EDGE;
+    case NODE_TRANS_JUMP: return STORE_HOW_JUMP;
+    case NODE_TRANS_REDIRECT: return STORE_HOW_REDIRECT;
+    default: return STORE_HOW_INIT;
+    }
+}
+
+void persist_after_step(sup *s, sup_node *sn)
+{
+    node *n = sn->node;
+    uint64_t gen = node_generation(n);
+    if (!s->store || gen == sn->saved_gen)
+        return;
+    sn->saved_gen = gen;
+
+    struct node_transition_info tr[NODE_TRANSITIONS_MAX];
+    unsigned nt = node_take_transitions(n, tr, NODE_TRANSITIONS_MAX);
+    for (unsigned i = 0; i < nt; i++) {
+        struct store_transition t = {.node = sn->name, .time = tr[i].wall, .from = tr[i].from,
+                                     .to = tr[i].to, .request = tr[i].request,
+                                     .how = how_of(tr[i].how)};
+        store_transition(s->store, &t);
+    }
+
+    const grd_state *req = node_requested(n), *st = node_state(n);
+    int mode = (int)node_mode(n), op = (int)node_op(n);
+    if (req != sn->saved_req || st != sn->saved_state || mode != sn->saved_mode ||
+        op != sn->saved_op) {
+        store_node_state(s->store, sn->name, req ? req->name : NULL, mode_names[mode],
+                         op_names[op], st ? st->name : NULL);
+        sn->saved_req = req;
+        sn->saved_state = st;
+        sn->saved_mode = mode;
+        sn->saved_op = op;
+    }
+
+    bool error = node_error(n) == NODE_ERROR_TRUE;
+    if (error && !sn->saved_error) {
+        struct store_fault f = {.node = sn->name, .time = sup_wall(),
+                                .state = st ? st->name : NULL, .kind = "error",
+                                .message = node_error_message(n)};
+        store_fault(s->store, &f);
+    }
+    sn->saved_error = error;
+}

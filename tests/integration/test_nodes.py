@@ -1,0 +1,665 @@
+"""test_nodes.py — the node runtime over Channel Access, driven by pyepics (issue 3).
+
+Every test starts its own guardiand on free 127.0.0.1 ports with its own INI file and database
+path (harness.node_daemon), and a fresh pyepics context pointed at it; at the end the daemon
+gets SIGTERM with the test's channels still connected and must exit 0.
+
+Only pyepics' channel-level API (epics.ca) is used, never epics.PV or caget/caput: those cache
+PV objects per context, and a PV object of an ended context is unsafe once the next context
+exists. pyepics 3.4.1 ignores the put-callback status (test_pyepics.py), so refused writes are
+checked with libca's ca_array_put_callback through ctypes.
+
+The node under test is mostly a `sus` node (systems/sus.c): its watchdog X1:SUS-<OPTIC>_WD_STATE
+is a channel of the simulated plant (supervisor/nodes.c), created at 0 (tripped), so the node
+starts in TRIPPED and the tests reset the watchdog with a put of 1. Expected behaviour is that
+of ../shared/docs/guardian.md Part A and docs/systems.md. Every wait is bounded.
+"""
+import calendar
+import ctypes
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from harness import (daemon_path, free_ports, guardiand_version, node_daemon,  # noqa: F401
+                     systems_dir)
+
+# ECA status codes (ca/caproto.h)
+ECA_NORMAL = 1
+ECA_PUTFAIL = 160
+ECA_NOWTACCESS = 376
+
+# native DBF types as pyepics reports them (epics.dbr)
+STRING, ENUM, LONG, DOUBLE = 0, 3, 5, 6
+
+OP = ["STOP", "PAUSE", "EXEC"]
+MODE = ["AUTO", "MANAGED", "MANUAL"]
+STATUS = ["ENTER", "MAIN", "RUN", "DONE", "JUMP", "REDIRECT", "EDGE", "INIT"]
+ERROR = ["False", "True", "", "Connect"]
+BOOL = ["False", "True"]
+LOAD_STATUS = ["DONE", "REQUEST", "SET", "INPROGRESS", "ERROR"]
+
+# guardian.md Part A: suffix -> (native type, enum strings, writable by clients)
+PART_A = {
+    "OP": (ENUM, OP, True),
+    "MODE": (ENUM, MODE, True),
+    "REQUEST": (STRING, None, True),
+    "REQUEST_S": (STRING, None, False),
+    "REQUEST_N": (LONG, None, False),
+    "REQUEST_ENUM": (ENUM, "menu", True),
+    "STATE": (STRING, None, False),
+    "STATE_S": (STRING, None, False),
+    "STATE_N": (LONG, None, False),
+    "TARGET": (STRING, None, False),
+    "TARGET_S": (STRING, None, False),
+    "TARGET_N": (LONG, None, False),
+    "NOMINAL": (STRING, None, False),
+    "NOMINAL_S": (STRING, None, False),
+    "NOMINAL_N": (LONG, None, False),
+    "STATUS": (ENUM, STATUS, False),
+    "ERROR": (ENUM, ERROR, False),
+    "CONNECT": (ENUM, ["OK", "ERROR"], False),
+    "OK": (ENUM, BOOL, False),
+    "ACTIVE": (ENUM, BOOL, False),
+    "NOTIFICATION": (ENUM, BOOL, False),
+    "USERMSG": (STRING, None, False),
+    "LOAD": (ENUM, BOOL, True),
+    "LOAD_STATUS": (ENUM, LOAD_STATUS, False),
+    "LOAD_TIME": (STRING, None, False),
+    "EXECTIME": (DOUBLE, None, False),
+    "EXECTIME_LAST": (DOUBLE, None, False),
+    "VERSION": (STRING, None, False),
+    "MANAGER": (STRING, None, False),
+    "SUBNODES_TOTAL": (LONG, None, False),
+    "SUBNODES_NOT_OK": (LONG, None, False),
+    "SPM_TOTAL": (LONG, None, False),
+    "SPM_CHANGED": (LONG, None, False),
+    "CRASHES": (LONG, None, False),
+    "QUARANTINED": (ENUM, BOOL, False),
+}
+
+SUS_MENU = ["SAFE", "DAMPED", "MISALIGNED", "ALIGNED"]  # requestable, by index
+SUS = ("SUS_ETMX", "sus", {"optic": "ETMX", "settle": "0.5", "pitch": "12.5", "yaw": "-3"})
+PLANT = "X1:SUS-ETMX_"
+
+
+@pytest.fixture
+def epics():
+    """pyepics itself (its context is made per daemon by node_daemon, not the session's)."""
+    import epics as pyepics
+    return pyepics
+
+
+def wait_for(cond, timeout):
+    """Poll cond() (pyepics callbacks run in libca's threads) until true or timeout."""
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return cond()
+
+
+def distinct(values):
+    """values without consecutive repeats."""
+    out = []
+    for v in values:
+        if not out or out[-1] != v:
+            out.append(v)
+    return out
+
+
+def tail_from(seq, first):
+    """The part of seq from the last occurrence of `first` on ([] if absent)."""
+    idx = [i for i, v in enumerate(seq) if v == first]
+    return seq[idx[-1]:] if idx else []
+
+
+class Monitor:
+    """A DBR_TIME subscription (DBE_VALUE|DBE_ALARM); updates are (value, timestamp)."""
+
+    def __init__(self, client, name):
+        self.updates = []
+        self.name = name
+        ca, dbr = client.ca, client.dbr
+        self._refs = ca.create_subscription(client.chan(name), use_time=True,
+                                            mask=dbr.DBE_VALUE | dbr.DBE_ALARM,
+                                            callback=self._on_update)
+        assert wait_for(lambda: self.updates, 5), "%s: no first update" % name
+
+    def _on_update(self, value=None, timestamp=None, **kw):
+        self.updates.append((value, timestamp))
+
+    def values(self):
+        return [v for v, _ in list(self.updates)]
+
+    def wait(self, value, timeout=10):
+        """Wait until the latest update is `value`."""
+        return wait_for(lambda: self.updates and self.updates[-1][0] == value, timeout)
+
+
+class Client:
+    """Channels of one daemon through pyepics' channel-level API (one chid per name)."""
+
+    def __init__(self, epics, node="SUS_ETMX", ifo="X1"):
+        self.ca, self.dbr = epics.ca, epics.dbr
+        self.prefix = "%s:GRD-%s_" % (ifo, node)
+        self.chids = {}
+        self.keep = []  # ctypes callbacks and values that libca may still use
+
+    def name(self, suffix):
+        return suffix if ":" in suffix else self.prefix + suffix
+
+    def chan(self, suffix, timeout=5.0):
+        name = self.name(suffix)
+        if name not in self.chids:
+            chid = self.ca.create_channel(name, connect=False, auto_cb=True)
+            assert self.ca.connect_channel(chid, timeout=timeout), "%s did not connect" % name
+            self.chids[name] = chid
+        return self.chids[name]
+
+    def connects(self, suffix, timeout):
+        """Whether a channel connects within timeout (for names that should not exist)."""
+        chid = self.ca.create_channel(self.name(suffix), connect=False, auto_cb=True)
+        return self.ca.connect_channel(chid, timeout=timeout)
+
+    def get(self, suffix, as_string=False):
+        v = self.ca.get(self.chan(suffix), as_string=as_string, timeout=5)
+        assert v is not None, "get of %s timed out" % self.name(suffix)
+        return v
+
+    def ctrl(self, suffix):
+        c = self.ca.get_ctrlvars(self.chan(suffix), timeout=5)
+        assert c is not None, "DBR_CTRL get of %s timed out" % self.name(suffix)
+        return c
+
+    def put(self, suffix, value):
+        """A put that must be accepted: put_status, which must give ECA_NORMAL."""
+        assert self.put_status(suffix, value) == ECA_NORMAL, \
+            "put of %r to %s refused" % (value, self.name(suffix))
+
+    def put_status(self, suffix, value, timeout=5.0):
+        """ca_array_put_callback of one value; returns the status the callback got, or
+        libca's immediate status if it refused the request itself. str values go as
+        DBR_STRING, ("enum", n) as DBR_ENUM, ints as DBR_LONG, floats as DBR_DOUBLE."""
+        chid = self.chan(suffix)
+        dbr = self.dbr
+        if isinstance(value, str):
+            buf, t = ctypes.create_string_buffer(value.encode(), 40), dbr.STRING
+        elif isinstance(value, tuple):
+            buf, t = ctypes.c_ushort(value[1]), dbr.ENUM
+        elif isinstance(value, int):
+            buf, t = ctypes.c_int(value), dbr.LONG
+        else:
+            buf, t = ctypes.c_double(value), dbr.DOUBLE
+        statuses = []
+        cb = dbr.make_callback(lambda args: statuses.append(args.status),
+                               dbr.event_handler_args)
+        self.keep += [cb, buf]
+        ret = self.ca.libca.ca_array_put_callback(ctypes.c_long(t), ctypes.c_ulong(1), chid,
+                                                  ctypes.byref(buf), cb, None)
+        if ret != ECA_NORMAL:
+            return ret
+        self.ca.flush_io()
+        assert wait_for(lambda: statuses, timeout), "no put callback from %s" % self.name(suffix)
+        time.sleep(0.05)
+        assert len(statuses) == 1, "%d put callbacks" % len(statuses)
+        return statuses[0]
+
+    def monitor(self, suffix):
+        return Monitor(self, self.name(suffix))
+
+
+def start_sus(node_daemon, epics, nodes=(SUS,), aligned=True):
+    """A daemon running `nodes` (the sus node SUS_ETMX and its client by default): SUS_ETMX
+    starts in TRIPPED; with `aligned`, its watchdog is reset and it is at ALIGNED and OK."""
+    d = node_daemon(list(nodes))
+    c = Client(epics)
+    assert wait_for(lambda: c.get("STATE") == "TRIPPED", 5), \
+        "a fresh sus node (watchdog 0) is not in TRIPPED: %r" % c.get("STATE")
+    if aligned:
+        c.put(PLANT + "WD_STATE", 1.0)
+        assert wait_for(lambda: c.get("OK") == 1, 10), \
+            "not OK 10 s after the watchdog reset: STATE %r" % c.get("STATE")
+        assert c.get("STATE") == "ALIGNED"
+    return d, c
+
+
+# ---- following paths ----
+
+def test_sus_goes_to_aligned_through_safe_and_damped(node_daemon, epics):
+    d, c = start_sus(node_daemon, epics, aligned=False)
+    assert wait_for(lambda: c.get("NOTIFICATION") == 1, 2)  # from TRIPPED's run
+    assert c.get("USERMSG") == "ETMX watchdog tripped: reset it"
+    assert c.get("REQUEST") == "ALIGNED" and c.get("NOMINAL") == "ALIGNED"
+    assert c.get("NOMINAL_N") == 1000 and c.get("STATE_N") == 1
+    assert c.get("OK") == 0
+    assert c.get(PLANT + "M0_DAMP_P_GAIN") == 0.0
+    mons = {s: c.monitor(s) for s in ("STATE", "TARGET", "STATUS", "OK", "EXECTIME")}
+
+    c.put(PLANT + "WD_STATE", 1.0)
+    assert mons["OK"].wait(1, 10), "OK not True 10 s after the watchdog reset: STATE %r" \
+        % mons["STATE"].values()
+    time.sleep(0.3)
+
+    states = distinct(mons["STATE"].values())
+    assert tail_from(states, "TRIPPED") == ["TRIPPED", "SAFE", "DAMPED", "ALIGNED"], states
+    targets = distinct(mons["TARGET"].values())
+    assert tail_from(targets, "SAFE") == ["SAFE", "DAMPED", "ALIGNED"], targets
+    statuses = mons["STATUS"].values()
+    assert STATUS.index("EDGE") in statuses and STATUS.index("RUN") in statuses, statuses
+    assert statuses[-1] == STATUS.index("DONE")
+    # OK turned True only at the nominal state: the STATE published at OK's timestamp.
+    ok_since = next(t for v, t in mons["OK"].updates if v == 1)
+    state_then = [v for v, t in mons["STATE"].updates if t <= ok_since][-1]
+    assert state_then == "ALIGNED"
+    assert all(v == 0 for v, t in mons["OK"].updates if t < ok_since)
+
+    assert c.get("STATE_N") == 1000 and c.get("TARGET") == "ALIGNED"
+    assert c.get("ERROR") == 0 and c.get("CONNECT") == 0 and c.get("ACTIVE") == 1
+    assert c.get("NOTIFICATION") == 0 and c.get("USERMSG") == ""
+    assert c.get("EXECTIME_LAST") >= 0.45, "DAMPED waits settle=0.5 s"
+    for axis in "PYL":
+        assert c.get(PLANT + "M0_DAMP_%s_GAIN" % axis) == 1.0
+    assert c.get(PLANT + "M0_OPTICALIGN_P_OFFSET") == 12.5
+    assert c.get(PLANT + "M0_OPTICALIGN_Y_OFFSET") == -3.0
+    ex = [v for v, t in mons["EXECTIME"].updates if t >= ok_since]  # all in ALIGNED
+    assert len(ex) >= 3 and ex == sorted(ex) and ex[-1] > ex[0], \
+        "EXECTIME does not count up in ALIGNED: %r" % ex
+
+
+def test_request_by_name_and_by_enum_follow_the_path(node_daemon, epics):
+    d, c = start_sus(node_daemon, epics)
+    assert list(c.ctrl("REQUEST_ENUM")["enum_strs"]) == SUS_MENU
+    assert c.get("REQUEST_ENUM") == SUS_MENU.index("ALIGNED")
+    state = c.monitor("STATE")
+
+    c.put("REQUEST", "SAFE")
+    assert state.wait("SAFE", 10)
+    # SAFE is a goto state (an edge from every state): one step.
+    assert tail_from(distinct(state.values()), "ALIGNED") == ["ALIGNED", "SAFE"]
+    assert "SUS_ETMX EDGE: ALIGNED->SAFE" in d.log_text()
+    assert c.get("REQUEST_S") == "SAFE" and c.get("REQUEST_N") == 10
+    assert c.get("REQUEST_ENUM") == SUS_MENU.index("SAFE")
+    assert wait_for(lambda: c.get("STATUS") == STATUS.index("DONE"), 5)
+    assert c.get("OK") == 0, "OK with REQUEST != NOMINAL"
+    assert c.get(PLANT + "M0_DAMP_P_GAIN") == 0.0
+
+    c.put("REQUEST_ENUM", ("enum", SUS_MENU.index("MISALIGNED")))
+    assert state.wait("MISALIGNED", 10)
+    assert tail_from(distinct(state.values()), "SAFE") == ["SAFE", "DAMPED", "MISALIGNED"]
+    assert c.get("REQUEST") == "MISALIGNED" and c.get("REQUEST_N") == 500
+    # STATE shows a state from the move; its main runs on the next cycle.
+    assert wait_for(lambda: c.get(PLANT + "M0_OPTICALIGN_P_OFFSET") == 112.5, 2), \
+        "MISALIGNED writes pitch + misalign (100)"
+
+    c.put("REQUEST_ENUM", "ALIGNED")  # an enum written by its string
+    assert state.wait("ALIGNED", 10)
+    assert tail_from(distinct(state.values()), "MISALIGNED") == ["MISALIGNED", "DAMPED",
+                                                                 "ALIGNED"]
+    assert wait_for(lambda: c.get("OK") == 1, 5)
+    log = d.log_text()
+    assert "SUS_ETMX REQUEST: SAFE" in log and "SUS_ETMX REQUEST: MISALIGNED" in log
+
+
+def test_watchdog_trip_jumps_to_tripped_and_auto_recovers(node_daemon, epics):
+    d, c = start_sus(node_daemon, epics)
+    state, ok = c.monitor("STATE"), c.monitor("OK")
+    c.put(PLANT + "WD_STATE", 0.0)
+    assert state.wait("TRIPPED", 5)
+    assert distinct(state.values()) == ["ALIGNED", "TRIPPED"], "a jump, not a path"
+    assert ok.wait(0, 2)
+    assert wait_for(lambda: c.get("NOTIFICATION") == 1, 2)
+    assert c.get("USERMSG") == "ETMX watchdog tripped: reset it"
+    assert c.get("REQUEST") == "ALIGNED"
+    for axis in "PYL":
+        assert c.get(PLANT + "M0_DAMP_%s_GAIN" % axis) == 0.0
+    assert "JUMP: ALIGNED->TRIPPED" in d.log_text()
+
+    c.put(PLANT + "WD_STATE", 1.0)
+    assert ok.wait(1, 10), "AUTO did not recover: %r" % state.values()
+    assert tail_from(distinct(state.values()), "TRIPPED") == ["TRIPPED", "SAFE", "DAMPED",
+                                                              "ALIGNED"]
+    assert c.get("NOTIFICATION") == 0
+
+
+# ---- MODE and OP ----
+
+def test_managed_stalls_after_a_trip_until_requested_again(node_daemon, epics):
+    d, c = start_sus(node_daemon, epics)
+    c.put("MODE", "MANAGED")
+    assert wait_for(lambda: "SUS_ETMX MODE: MANAGED" in d.log_text(), 2)
+    assert c.get("MODE") == MODE.index("MANAGED")
+    assert c.get("OK") == 1, "MANAGED nodes can be OK"
+    state = c.monitor("STATE")
+    c.put(PLANT + "WD_STATE", 0.0)
+    assert state.wait("TRIPPED", 5)
+    c.put(PLANT + "WD_STATE", 1.0)
+    assert wait_for(lambda: c.get("STATUS") == STATUS.index("DONE"), 5), \
+        "TRIPPED did not complete after the reset"
+    time.sleep(1.0)
+    assert distinct(state.values()) == ["ALIGNED", "TRIPPED"], "MANAGED must stall"
+    assert c.get("TARGET") == "TRIPPED" and c.get("OK") == 0
+    assert "STALLED" in d.log_text()
+
+    c.put("REQUEST", "ALIGNED")  # a manager's revive: the same request again
+    assert state.wait("ALIGNED", 10)
+    assert tail_from(distinct(state.values()), "TRIPPED") == ["TRIPPED", "SAFE", "DAMPED",
+                                                              "ALIGNED"]
+    assert wait_for(lambda: c.get("OK") == 1, 5)
+
+
+def test_manual_goes_straight_to_the_requested_state(node_daemon, epics):
+    d, c = start_sus(node_daemon, epics)
+    c.put("MODE", ("enum", MODE.index("MANUAL")))
+    assert wait_for(lambda: c.get("OK") == 0, 2), "OK in MANUAL"
+    assert c.get("ACTIVE") == 0
+    state, status = c.monitor("STATE"), c.monitor("STATUS")
+
+    c.put("REQUEST", "SAFE")
+    assert state.wait("SAFE", 5)
+    assert distinct(state.values()) == ["ALIGNED", "SAFE"], "MANUAL must not follow the path"
+    assert STATUS.index("JUMP") in status.values()
+    assert "MANUAL: ALIGNED->SAFE" in d.log_text()
+    assert wait_for(lambda: c.get(PLANT + "M0_DAMP_P_GAIN") == 0.0, 2)
+
+    c.put("REQUEST", "MISALIGNED")
+    assert state.wait("MISALIGNED", 5)
+    assert distinct(state.values()) == ["ALIGNED", "SAFE", "MISALIGNED"]
+    assert c.get("TARGET") == "MISALIGNED"
+
+    c.put("MODE", "AUTO")
+    c.put("REQUEST", "ALIGNED")
+    assert state.wait("ALIGNED", 10)
+    assert tail_from(distinct(state.values()), "MISALIGNED") == ["MISALIGNED", "DAMPED",
+                                                                 "ALIGNED"]
+    assert wait_for(lambda: c.get("OK") == 1, 5)
+
+
+def test_pause_freezes_execution_and_exec_resumes(node_daemon, epics):
+    sus = (SUS[0], SUS[1], dict(SUS[2], settle="2.0"))
+    d, c = start_sus(node_daemon, epics, nodes=(sus,), aligned=False)
+    state = c.monitor("STATE")
+    c.put(PLANT + "WD_STATE", 1.0)
+    assert state.wait("DAMPED", 5)
+    c.put("OP", "PAUSE")
+    # OP shows the write at once; ACTIVE turns False in the cycle that applies it.
+    assert wait_for(lambda: c.get("ACTIVE") == 0, 2)
+    assert c.get("OP") == OP.index("PAUSE")
+    time.sleep(0.2)  # updates of that cycle still on their way
+    status, target = c.monitor("STATUS"), c.monitor("TARGET")
+    n_state, n_status, n_target = len(state.updates), len(status.updates), len(target.updates)
+    ex0 = c.get("EXECTIME")
+    time.sleep(2.5)  # past the 2 s settle time that DAMPED waits for
+    assert c.get("STATE") == "DAMPED"
+    assert (len(state.updates), len(status.updates), len(target.updates)) == \
+        (n_state, n_status, n_target), "PAUSE must freeze STATE, STATUS and TARGET"
+    assert c.get("OK") == 0 and c.get("ACTIVE") == 0
+    # docs/systems.md 4.5: EXECTIME (time since the state was entered) keeps counting.
+    assert c.get("EXECTIME") >= ex0 + 2.0
+
+    c.put("OP", "EXEC")
+    assert state.wait("ALIGNED", 5)
+    assert tail_from(distinct(state.values()), "DAMPED") == ["DAMPED", "ALIGNED"]
+    assert wait_for(lambda: c.get("OK") == 1, 5)
+
+    # A request made while paused is shown at once and acted on at resume.
+    c.put("OP", "PAUSE")
+    assert wait_for(lambda: c.get("OK") == 0, 2)
+    c.put("REQUEST", "SAFE")
+    assert wait_for(lambda: c.get("REQUEST_N") == 10, 2) and c.get("REQUEST") == "SAFE"
+    time.sleep(0.5)
+    assert c.get("STATE") == "ALIGNED"
+    c.put("OP", "EXEC")
+    assert state.wait("SAFE", 5)
+
+
+def test_stop_halts_and_exec_starts_again_from_init(node_daemon, epics):
+    d, c = start_sus(node_daemon, epics)
+    state, status = c.monitor("STATE"), c.monitor("STATUS")
+    c.put("OP", ("enum", OP.index("STOP")))
+    assert wait_for(lambda: c.get("OP") == OP.index("STOP"), 2)
+    assert wait_for(lambda: c.get("OK") == 0, 2) and c.get("ACTIVE") == 0
+    c.put(PLANT + "WD_STATE", 0.0)  # nothing runs to notice
+    time.sleep(1.0)
+    assert distinct(state.values()) == ["ALIGNED"], "STOP must halt"
+    assert c.get(PLANT + "M0_DAMP_P_GAIN") == 1.0
+
+    c.put("OP", "EXEC")  # starts again from INIT, which finds the tripped watchdog
+    assert state.wait("TRIPPED", 5)
+    assert tail_from(distinct(state.values()), "ALIGNED") == ["ALIGNED", "INIT", "TRIPPED"]
+    assert STATUS.index("INIT") in status.values()
+    c.put(PLANT + "WD_STATE", 1.0)
+    assert state.wait("ALIGNED", 10)
+    assert tail_from(distinct(state.values()), "INIT") == ["INIT", "TRIPPED", "SAFE", "DAMPED",
+                                                           "ALIGNED"]
+    assert wait_for(lambda: c.get("OK") == 1, 5)
+    log = d.log_text()
+    assert "SUS_ETMX OP: STOP" in log and "SUS_ETMX OP: EXEC" in log
+
+
+def test_load_reloads_without_interrupting_and_reads_false_again(node_daemon, epics):
+    d, c = start_sus(node_daemon, epics)
+    load, state = c.monitor("LOAD"), c.monitor("STATE")
+    loaded = c.get("LOAD_TIME")
+    time.sleep(1.1)  # LOAD_TIME has a resolution of a second
+    assert c.put_status("LOAD", ("enum", 1)) == ECA_NORMAL
+    assert c.get("LOAD") == 0, "LOAD is momentary: it reads False again at once"
+    assert wait_for(lambda: "SUS_ETMX LOAD: sus from " in d.log_text(), 5)
+    assert wait_for(lambda: c.get("LOAD_TIME") > loaded, 5), "LOAD_TIME not renewed"
+    assert c.get("LOAD_STATUS") == LOAD_STATUS.index("DONE")
+    time.sleep(0.3)
+    assert all(v == 0 for v in load.values()), "LOAD showed True: %r" % load.values()
+    assert distinct(state.values()) == ["ALIGNED"], "a reload must not interrupt the state"
+    assert c.get("OK") == 1
+    assert c.put_status("LOAD", "True") == ECA_NORMAL  # by its string, a second time
+    assert c.get("LOAD") == 0
+
+
+# ---- refused writes ----
+
+def test_refused_writes_fail_and_change_nothing(node_daemon, epics):
+    d, c = start_sus(node_daemon, epics)
+    watched = ["STATE", "REQUEST", "REQUEST_ENUM", "MODE", "OP", "LOAD", "STATUS"]
+    mons = {s: c.monitor(s) for s in watched}
+    refused = [
+        ("REQUEST", "NOSUCH"), ("REQUEST", "aligned"), ("REQUEST", ""),
+        ("REQUEST_ENUM", ("enum", len(SUS_MENU))), ("REQUEST_ENUM", ("enum", 65535)),
+        ("REQUEST_ENUM", "TRIPPED"),  # a state, but not in the menu
+        ("MODE", ("enum", 3)), ("MODE", "BOGUS"), ("MODE", 7),
+        ("OP", ("enum", 3)), ("OP", "RUN"),
+        ("LOAD", ("enum", 2)),
+    ]
+    for suffix, value in refused:
+        st = c.put_status(suffix, value)
+        assert st == ECA_PUTFAIL, "put of %r to %s: status %d, expected ECA_PUTFAIL" \
+            % (value, suffix, st)
+    for suffix in ("STATE", "STATE_N", "OK", "EXECTIME", "STATUS", "NOMINAL"):
+        assert not c.ca.write_access(c.chan(suffix)), "%s is writable" % suffix
+        value = "SAFE" if PART_A[suffix][0] == STRING else 1
+        assert c.put_status(suffix, value) == ECA_NOWTACCESS, suffix
+    time.sleep(0.5)
+    changed = {s: m.values() for s, m in mons.items() if len(m.updates) != 1}
+    assert not changed, "refused writes changed channels: %r" % changed
+    assert c.get("REQUEST") == "ALIGNED" and c.get("REQUEST_N") == 1000
+    assert c.get("STATE") == "ALIGNED" and c.get("OK") == 1
+    assert (c.get("MODE"), c.get("OP")) == (MODE.index("AUTO"), OP.index("EXEC"))
+    log = d.log_text()
+    for word in ("REQUEST:", "MODE:", "OP:", "LOAD"):
+        assert "SUS_ETMX " + word not in log, "a refused write reached the node: %s" % word
+
+    # The same channels accept good values (so the checks above can fail).
+    assert c.put_status("REQUEST", "SAFE") == ECA_NORMAL
+    assert mons["STATE"].wait("SAFE", 10)
+    assert "SUS_ETMX REQUEST: SAFE" in d.log_text()
+
+
+# ---- the channel set ----
+
+def test_channels_have_part_a_types_enums_units_and_access(node_daemon, epics):
+    nodes = [SUS, ("BENCH1", "bench", {"period": "0.2"}), ("IFO", "ifo", {"nodes": "SUS_ETMX"})]
+    node_daemon(nodes)
+    version = guardiand_version()
+    menus = {"SUS_ETMX": SUS_MENU, "BENCH1": ["IDLE", "STEP_A"], "IFO": ["ALL_OK"]}
+    for node in menus:
+        c = Client(epics, node)
+        for suffix, (ftype, enums, writable) in PART_A.items():
+            chid = c.chan(suffix)
+            name = c.name(suffix)
+            assert c.ca.field_type(chid) == ftype, "%s: native type %d" % (name,
+                                                                           c.ca.field_type(chid))
+            assert c.ca.element_count(chid) == 1, name
+            assert c.ca.read_access(chid), name
+            assert bool(c.ca.write_access(chid)) == writable, "%s: write access" % name
+            if ftype == ENUM:
+                want = menus[node] if enums == "menu" else enums
+                got = list(c.ctrl(suffix)["enum_strs"])
+                assert got == want, "%s: enum strings %r" % (name, got)
+                assert 0 <= c.get(suffix) < len(want)
+        for suffix in ("EXECTIME", "EXECTIME_LAST"):
+            ctrl = c.ctrl(suffix)
+            assert ctrl["units"] == "seconds" and ctrl["precision"] == 3, (suffix, ctrl)
+            assert c.get(suffix) >= 0
+        assert c.get("VERSION") == version
+        assert c.get("MANAGER") == "" and c.get("CRASHES") == 0 and c.get("QUARANTINED") == 0
+        assert c.get("LOAD") == 0 and c.get("LOAD_STATUS") == 0
+        loaded = calendar.timegm(time.strptime(c.get("LOAD_TIME"), "%Y-%m-%d %H:%M:%SZ"))
+        assert abs(loaded - time.time()) < 60, c.get("LOAD_TIME")
+        for trio in ("REQUEST", "STATE", "TARGET", "NOMINAL"):
+            assert c.get(trio) == c.get(trio + "_S"), trio
+    bench = Client(epics, "BENCH1")
+    assert bench.get("NOMINAL") == "" and bench.get("NOMINAL_N") == -1, "bench has no nominal"
+    assert bench.get("OK") == 0
+    sus = Client(epics, "SUS_ETMX")
+    assert sus.get("NOMINAL_N") == 1000 and sus.get("REQUEST_N") == 1000
+
+
+def test_supervisor_channels(node_daemon, epics):
+    nodes = [SUS] + [("BENCH%d" % i, "bench", {"period": "0.1"}) for i in range(3)]
+    started = time.monotonic()
+    d = node_daemon(nodes)
+    c = Client(epics, ifo="X1")
+    sup = "X1:GUARDIAND-"
+    want = {"NODES": (LONG, None, None), "LOOP_UTIL": (DOUBLE, "%", 1),
+            "JITTER_P50": (DOUBLE, "ms", 3), "JITTER_P99": (DOUBLE, "ms", 3),
+            "JITTER_MAX": (DOUBLE, "ms", 3), "OVERRUNS": (LONG, None, None),
+            "SKIPPED_CYCLES": (LONG, None, None), "UPTIME": (DOUBLE, "s", 0),
+            "VERSION": (STRING, None, None), "RATE": (DOUBLE, "Hz", 2),
+            "CA_CLIENTS": (LONG, None, None), "CA_CHANNELS": (LONG, None, None)}
+    for suffix, (ftype, units, prec) in want.items():
+        chid = c.chan(sup + suffix)
+        assert c.ca.field_type(chid) == ftype, suffix
+        assert not c.ca.write_access(chid), suffix
+        if units is not None:
+            ctrl = c.ctrl(sup + suffix)
+            assert (ctrl["units"], ctrl["precision"]) == (units, prec), (suffix, ctrl)
+    uptime = c.monitor(sup + "UPTIME")
+    assert c.get(sup + "NODES") == 4
+    assert c.get(sup + "VERSION") == guardiand_version()
+    assert c.get(sup + "RATE") == 16.0
+    # The figures are refreshed once a second.
+    assert wait_for(lambda: len(uptime.updates) >= 3, 5), "UPTIME refreshed %d times in 5 s" \
+        % len(uptime.updates)
+    ups = uptime.values()
+    assert ups == sorted(ups) and ups[-1] - ups[0] >= 1.5
+    assert ups[-1] <= time.monotonic() - started
+    assert 0.0 <= c.get(sup + "LOOP_UTIL") <= 100.0
+    p50, p99, pmax = (c.get(sup + s) for s in ("JITTER_P50", "JITTER_P99", "JITTER_MAX"))
+    assert 0.0 <= p50 <= p99 <= pmax < 5000.0, (p50, p99, pmax)
+    assert c.get(sup + "OVERRUNS") >= 0 and c.get(sup + "SKIPPED_CYCLES") >= 0
+    assert wait_for(lambda: c.get(sup + "CA_CLIENTS") >= 1, 3)
+    assert wait_for(lambda: c.get(sup + "CA_CHANNELS") >= len(want), 3)
+    assert d.alive()
+
+
+# ---- start-up and single runs ----
+
+def test_a_missing_system_module_leaves_the_other_nodes_running(node_daemon, epics):
+    test_modules = os.path.normpath(os.path.join(systems_dir(), "..", "tests", "node"))
+    nodes = [SUS, ("GHOST", "no_such_system", {}), ("BENCH1", "bench", {}),
+             ("BROKEN", "mod_noinit", {})]  # a module without INIT (or absent): refused
+    d = node_daemon(nodes, systems=systems_dir() + ":" + test_modules)
+    ready = d.ready_line()
+    assert ready and re.search(r"\b2 nodes \(2 failed\)", ready), ready
+    log = d.log_text()
+    assert re.search(r"node GHOST: system no_such_system: no no_such_system\.so", log), log
+    assert re.search(r"node BROKEN: .*the other nodes run", log), log
+    c = Client(epics)
+    assert c.get("STATE") in ("INIT", "TRIPPED")
+    assert Client(epics, "BENCH1").get("REQUEST") == "STEP_A"
+    assert Client(epics, "X1").get("X1:GUARDIAND-NODES") == 2
+    assert not c.connects("X1:GRD-GHOST_STATE", 1.5), "a node that failed has channels"
+    assert not c.connects("X1:GRD-BROKEN_STATE", 0.5)
+
+
+def run_env(port, beacon):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_")}
+    env.update({"EPICS_CAS_SERVER_PORT": str(port), "EPICS_CAS_BEACON_PORT": str(beacon),
+                "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1", "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+                "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1"})
+    return env
+
+
+def test_run_a_single_state_without_channels():
+    port, beacon = free_ports()
+    run = [daemon_path(), "--run", "--systems", systems_dir()]
+    r = subprocess.run(run + ["sus", "SAFE", "optic=ETMX"], env=run_env(port, beacon),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r
+    assert "SUS executing state: SAFE (10)" in r.stdout
+    assert "[SAFE.main] ezca: X1:SUS-ETMX_M0_DAMP_P_GAIN => 0" in r.stdout
+    assert "ready" not in r.stderr and "executing state: DAMPED" not in r.stdout
+
+    # Without its optic the state cannot do its work: an error, not success.
+    r = subprocess.run(run + ["sus", "SAFE"], env=run_env(port, beacon), capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1, r
+    assert "ERROR in [SAFE.check]: argument optic=<NAME> missing" in r.stdout
+
+    for args, why in ((["sus", "NOSUCH", "optic=ETMX"], "no state NOSUCH"),
+                      (["no_such_system", "SAFE"], "no no_such_system.so"),
+                      (["sus"], "needs SYSTEM and STATE")):
+        r = subprocess.run(run + args, env=run_env(port, beacon), capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 2 and why in r.stderr, (args, r)
+
+
+def sockets_of(pid):
+    fds = "/proc/%d/fd" % pid
+    out = []
+    for fd in os.listdir(fds):
+        try:
+            if os.readlink(os.path.join(fds, fd)).startswith("socket:"):
+                out.append(fd)
+        except OSError:
+            pass
+    return out
+
+
+def test_run_of_a_path_serves_no_channels_and_ends_on_sigterm(tmp_path):
+    """INIT finds the simulated watchdog tripped (0) and jumps to TRIPPED, which waits for a
+    reset that never comes: the run goes on, with no socket at all, until SIGTERM."""
+    port, beacon = free_ports()
+    log = tmp_path / "run.log"
+    with open(log, "w") as f:
+        p = subprocess.Popen([daemon_path(), "--run", "--systems", systems_dir(), "sus", "INIT",
+                              "SAFE", "optic=ETMX"], env=run_env(port, beacon),
+                             stdin=subprocess.DEVNULL, stdout=f, stderr=f)
+    try:
+        assert wait_for(lambda: "executing state: TRIPPED" in log.read_text(), 10), \
+            log.read_text()
+        assert p.poll() is None
+        assert sockets_of(p.pid) == [], "a --run opened sockets"
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            with socket.socket(socket.AF_INET, kind) as s:
+                s.bind(("127.0.0.1", port))  # nobody serves the CA port
+        p.send_signal(signal.SIGTERM)
+        code = p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert code > 0, "an interrupted run exited %d (0 means done; negative, a signal)" % code
+    assert "ready" not in log.read_text()
