@@ -22,6 +22,8 @@ struct parse {
     char section[128]; /* the section of the previous key */
     FILE *file;
     int line;          /* lines read so far: the line libinih is looking at */
+    bool partial;      /* the last piece read did not end its line */
+    int too_long;      /* the first line longer than libinih takes, or 0 */
 };
 
 /* libinih as Debian builds it does not pass line numbers; count them here. */
@@ -29,8 +31,16 @@ static char *read_line(char *str, int num, void *stream)
 {
     struct parse *p = stream;
     char *r = fgets(str, num, p->file);
-    if (r)
-        p->line++;
+    if (r) {
+        size_t len = strlen(r);
+        /* A line libinih cannot hold arrives in pieces: count it once. */
+        bool whole = len == 0 || r[len - 1] == '\n' || feof(p->file);
+        if (!p->partial)
+            p->line++;
+        if (!whole && !p->too_long)
+            p->too_long = p->line;
+        p->partial = !whole;
+    }
     return r;
 }
 
@@ -263,6 +273,13 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
     }
     int r = ini_parse_stream(read_line, &p, on_key, &p);
     fclose(p.file);
+    if (p.too_long) {
+        snprintf(err, errlen,
+                 "%s:%d: line longer than %d characters: split it (a key given again in a "
+                 "[node] section continues its value)",
+                 path, p.too_long, INI_MAX_LINE - 2);
+        return -1;
+    }
     if (p.failed)
         return -1;
     if (r > 0) {

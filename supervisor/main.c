@@ -56,7 +56,7 @@ static void usage(FILE *f)
           "  --ifo IFO           override the configuration's IFO prefix\n"
           "  --systems PATH      override the system search path (dirs separated by ':')\n"
           "  --rate HZ           override the node cycle rate (default 16)\n"
-          "  --database PATH     override the database path\n"
+          "  --database PATH     override the database path (the crash journal follows it)\n"
           "  --port P            CA server port (overrides EPICS_CAS_SERVER_PORT)\n"
           "  --no-repeater       do not serve a CA repeater on the beacon port\n"
           "  --demo              also serve the demo PV set (docs/demo-pvs.md)\n"
@@ -200,12 +200,21 @@ static int load_config(struct config *cfg, const struct options *o)
     }
     if (o->rate)
         cfg->rate = o->rate;
+    /* Another database (a test run, say) keeps its crash journal beside it,
+     * not in the configured one. */
+    if (o->database) {
+        free(cfg->crash_journal);
+        cfg->crash_journal = NULL;
+    }
     return 0;
 }
+
+static int last_signal; /* the signal that ended the loop, for --run's exit status */
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)revents;
+    last_signal = w->signum;
     fprintf(stderr, "guardiand: signal %d: shutting down\n", w->signum);
     ev_break(loop, EVBREAK_ALL);
 }
@@ -366,6 +375,16 @@ static void run_step(struct ev_loop *loop, ev_timer *w, int revents)
     struct run *r = w->data;
     node_step(r->node);
     sup_log_flush();
+    /* A jump leaves the path that was asked for: like Guardian, stop there. */
+    struct node_transition_info tr[NODE_TRANSITIONS_MAX];
+    unsigned nt = node_take_transitions(r->node, tr, NODE_TRANSITIONS_MAX);
+    for (unsigned i = 0; i < nt; i++)
+        if (tr[i].how == NODE_TRANS_JUMP) {
+            fprintf(stderr, "guardiand: jumped %s->%s: the run ends\n", tr[i].from, tr[i].to);
+            r->status = 1;
+            ev_break(loop, EVBREAK_ALL);
+            return;
+        }
     if (node_error(r->node) == NODE_ERROR_TRUE) {
         r->status = 1;
         ev_break(loop, EVBREAK_ALL);
@@ -409,7 +428,7 @@ static int run_system(sup *s, const struct options *o)
         ev_timer_start(s->loop, &r.timer);
         ev_run(s->loop, 0);
         ev_timer_stop(s->loop, &r.timer);
-        status = r.status;
+        status = last_signal ? 128 + last_signal : r.status;
     }
     node_free(n);
     node_system_unref(sys);

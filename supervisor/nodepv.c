@@ -301,9 +301,16 @@ void nodepv_publish(nodepv *np)
     set_state_triplet(np, C_STATE, C_STATE_S, C_STATE_N, node_state(n));
     set_state_triplet(np, C_TARGET, C_TARGET_S, C_TARGET_N, node_target(n));
     set_state_triplet(np, C_NOMINAL, C_NOMINAL_S, C_NOMINAL_N, node_nominal(n));
+    bool in_menu = false;
     for (unsigned i = 0; i < np->n_menu; i++)
-        if (np->menu[i] == req)
+        if (np->menu[i] == req) {
             pv_set_enum(np->pv[C_REQUEST_ENUM], i);
+            in_menu = true;
+        }
+    /* A request by name of a state that is not requestable (INIT, say)
+     * has no menu entry: the menu's value is then stale, and says so. */
+    pv_set_alarm(np->pv[C_REQUEST_ENUM], in_menu ? PV_ALARM_NONE : PV_ALARM_STATE,
+                 in_menu ? PV_SEV_NONE : PV_SEV_INVALID);
     pv_set_enum(np->pv[C_OP], node_op(n));
     pv_set_enum(np->pv[C_MODE], node_mode(n));
     pv_set_enum(np->pv[C_STATUS], node_status(n));

@@ -639,16 +639,16 @@ def sockets_of(pid):
 
 
 def test_run_of_a_path_serves_no_channels_and_ends_on_sigterm(tmp_path):
-    """INIT finds the simulated watchdog tripped (0) and jumps to TRIPPED, which waits for a
-    reset that never comes: the run goes on, with no socket at all, until SIGTERM."""
+    """A bench path takes seconds (a one-second timer per state): while it runs there is no
+    socket at all; SIGTERM ends it with 128 + 15, like a shell would report."""
     port, beacon = free_ports()
     log = tmp_path / "run.log"
     with open(log, "w") as f:
-        p = subprocess.Popen([daemon_path(), "--run", "--systems", systems_dir(), "sus", "INIT",
-                              "SAFE", "optic=ETMX"], env=run_env(port, beacon),
+        p = subprocess.Popen([daemon_path(), "--run", "--systems", systems_dir(), "bench",
+                              "INIT", "STEP_C"], env=run_env(port, beacon),
                              stdin=subprocess.DEVNULL, stdout=f, stderr=f)
     try:
-        assert wait_for(lambda: "executing state: TRIPPED" in log.read_text(), 10), \
+        assert wait_for(lambda: "executing state: STEP_A" in log.read_text(), 10), \
             log.read_text()
         assert p.poll() is None
         assert sockets_of(p.pid) == [], "a --run opened sockets"
@@ -661,5 +661,16 @@ def test_run_of_a_path_serves_no_channels_and_ends_on_sigterm(tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert code > 0, "an interrupted run exited %d (0 means done; negative, a signal)" % code
+    assert code == 128 + signal.SIGTERM, log.read_text()
     assert "ready" not in log.read_text()
+
+
+def test_run_of_a_path_ends_at_a_jump():
+    """INIT finds the simulated watchdog tripped (0) and jumps to TRIPPED: the path asked for
+    is left, so the run ends with status 1 (Guardian's rule), without waiting."""
+    port, beacon = free_ports()
+    r = subprocess.run([daemon_path(), "--run", "--systems", systems_dir(), "sus", "INIT",
+                        "SAFE", "optic=ETMX"], env=run_env(port, beacon), capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1, r
+    assert "JUMP: INIT->TRIPPED" in r.stdout and "jumped INIT->TRIPPED" in r.stderr, r

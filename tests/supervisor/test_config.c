@@ -135,3 +135,14 @@ Test(config, node_names)
     longname[63] = 0;
     cr_expect(config_valid_node_name(longname));
 }
+
+Test(config, a_line_too_long_says_how_to_split_it)
+{
+    char text[1200] = "[node IFO]\nsystem = ifo\nnodes = ";
+    for (int i = 0; i < 60; i++)
+        strcat(text, "SUS_OPTIC01,");
+    strcat(text, "X\n");
+    cr_expect_eq(load(text), -1);
+    expect_error(3, "longer than");
+    cr_expect(strstr(err, "a key given again") != NULL, "%s", err);
+}
