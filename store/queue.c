@@ -515,8 +515,10 @@ static bool defer(store *s, double needs, double *delay)
     return true;
 }
 
-/* Room a timed flush needs: its budget plus the commit. */
-#define COMMIT_ALLOWANCE 0.0015
+/* Room a timed flush needs besides adding rows: the commit. And the least
+ * time worth spending on adding rows. */
+#define COMMIT_ALLOWANCE 0.0012
+#define MIN_BUDGET 0.0008
 
 static void checkpoint_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -546,12 +548,19 @@ static void flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
     store *s = w->data;
     bool more = false;
     double delay_gap;
-    if (defer(s, s->opt.flush_budget + COMMIT_ALLOWANCE, &delay_gap)) {
+    /* With a caller's schedule: use the gap before its next busy moment,
+     * up to flush_budget, if at least MIN_BUDGET of it is free. */
+    if (defer(s, MIN_BUDGET + COMMIT_ALLOWANCE, &delay_gap)) {
         arm(s, delay_gap);
         return;
     }
+    double budget = s->opt.flush_budget;
+    if (s->opt.next_busy) {
+        double usable = s->opt.next_busy(s->opt.busy_arg) - store_mono() - COMMIT_ALLOWANCE;
+        budget = fmax(MIN_BUDGET, fmin(budget, usable));
+    }
     if (!s->failing || store_mono() >= s->retry_at)
-        flush(s, s->opt.flush_budget, &more);
+        flush(s, budget, &more);
     double delay = s->opt.flush_interval;
     if (s->failing)
         delay = fmax(s->retry_at - store_mono(), 0.001);

@@ -69,11 +69,10 @@ int persist_open(sup *s, char *err, size_t errlen)
     else
         snprintf(s->journal, sizeof(s->journal), "%s.crashes", s->cfg.database);
 
-    /* Flushes fit between node ticks: short, and only when the next tick is
-     * far enough away (the scheduler's jitter target is 2 ms). */
+    /* Flushes fit in the gaps between node ticks (the scheduler's jitter
+     * target is 2 ms): the store asks when the next tick is due. */
     struct store_options opt = {.path = s->cfg.database, .retention_days = s->cfg.retention_days,
-                                .log = store_log, .flush_budget = 0.001,
-                                .next_busy = next_busy, .busy_arg = s};
+                                .log = store_log, .next_busy = next_busy, .busy_arg = s};
     int code = 0;
     char why[512];
     s->store = store_open(s->loop, &opt, &code, why, sizeof(why));
