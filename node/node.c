@@ -33,19 +33,6 @@ const char *node_state_name_at(const node *n, int pos)
 
 /* ---- creation ---- */
 
-static bool valid_node_name(const char *name)
-{
-    size_t len = strnlen(name, NODE_NAME_MAX + 1);
-    if (len == 0 || len > NODE_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return false;
-    }
-    return true;
-}
-
 static bool valid_ifo(const char *ifo)
 {
     size_t len = strnlen(ifo, NODE_IFO_MAX + 1);
@@ -123,7 +110,7 @@ node *node_new(const char *name, const char *ifo, node_system *sys, const char *
     char dummy[1];
     if (!err || !errlen)
         err = dummy, errlen = sizeof(dummy);
-    if (!name || !valid_node_name(name)) {
+    if (!name || !node_valid_word(name, NODE_NAME_MAX)) {
         snprintf(err, errlen, "bad node name (1-%d characters of A-Z, a-z, 0-9, _)", NODE_NAME_MAX);
         return NULL;
     }

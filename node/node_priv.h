@@ -168,6 +168,8 @@ void node_log(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 void node_vlog(node *n, const char *prefix, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 const char *node_ctx_name(enum node_ctx ctx); /* "main", "run", ... */
+/* 1..max characters of A-Z a-z 0-9 _ (state and node names). */
+bool node_valid_word(const char *name, size_t max);
 /* Publish (and clear) what system code runs now: see node_executing. */
 void node_exec_enter(const node *n, enum node_ctx ctx);
 void node_exec_leave(void);

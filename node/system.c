@@ -106,10 +106,10 @@ void node_system_unref(node_system *s)
 
 /* ---- validation ---- */
 
-static bool valid_name(const char *name)
+bool node_valid_word(const char *name, size_t max)
 {
-    size_t len = strnlen(name, GRD_NAME_MAX + 1);
-    if (len == 0 || len > GRD_NAME_MAX)
+    size_t len = strnlen(name, max + 1);
+    if (len == 0 || len > max)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
@@ -152,7 +152,7 @@ static int validate_states(node_system *s, const char *who, char *err, size_t er
     s->init = s->request = s->nominal = -1;
     for (unsigned i = 0; i < n; i++) {
         const grd_state *st = &d->states[i];
-        if (!valid_name(st->name)) {
+        if (!node_valid_word(st->name, GRD_NAME_MAX)) {
             snprintf(err, errlen,
                      "%s: state %u: bad name '%s' (1-%d characters of A-Z, a-z, 0-9, _)", who, i,
                      quote(st->name, q, sizeof(q)), GRD_NAME_MAX);
