@@ -25,6 +25,8 @@ endif
 LIBS_CORE := -lev -lm -ldl -linih -lsqlite3
 LIBS_LIBCA := -lca -lCom
 LIBS_TEST := -lcriterion
+# The control socket's JSON (guardiand and guardctl): libjansson.
+LIBS_JSON := -ljansson
 
 # Modules that make up the daemon, one folder each.
 CORE_SRC := $(wildcard pvdb/*.c) $(wildcard ca/*.c) $(wildcard node/*.c) $(wildcard store/*.c)
@@ -57,7 +59,7 @@ SYSTEM_SO := $(SYSTEM_SRC:systems/%.c=$(BUILD)/systems/%.so)
 TEST_MOD_SRC := $(wildcard tests/node/mod_*.c)
 TEST_MOD_SO := $(TEST_MOD_SRC:tests/node/%.c=$(BUILD)/tests/node/%.so)
 
-BINS := $(BUILD)/bin/guardiand $(SYSTEM_SO)
+BINS := $(BUILD)/bin/guardiand $(BUILD)/bin/guardctl $(SYSTEM_SO)
 
 # Keep test objects between runs (they are intermediates of pattern rules).
 .SECONDARY:
@@ -87,7 +89,13 @@ WHOLE_CORE = -rdynamic -Wl,--whole-archive $(CORE_LIB) -Wl,--no-whole-archive
 
 $(BUILD)/bin/guardiand: $(SUP_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(SUP_OBJ) $(WHOLE_CORE) $(LIBS_CORE)
+	$(CC) $(LDFLAGS) -o $@ $(SUP_OBJ) $(WHOLE_CORE) $(LIBS_CORE) $(LIBS_JSON)
+
+# guardctl, the command-line client of the control socket (guardctl/*.c).
+GUARDCTL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard guardctl/*.c))
+$(BUILD)/bin/guardctl: $(GUARDCTL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(GUARDCTL_OBJ) $(LIBS_JSON)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(CORE_LIB) $(TEST_HELPER_OBJ)
 	@mkdir -p $(dir $@)
@@ -141,5 +149,87 @@ run: deps $(BINS)
 
 clean:
 	rm -rf build
+
+# ---- installation: make && sudo make install (README, "systemd and installation") ----
+#
+# PREFIX (default /usr/local) and DESTDIR as usual; the directories below
+# can be overridden one by one. The unit goes to $(PREFIX)/lib/systemd/system,
+# which systemd searches for /usr/local as for /usr (/etc/systemd/system is
+# the administrator's). The configuration is /etc/guardiand/guardiand.ini
+# whatever the PREFIX (the unit names it), installed only if there is none:
+# an operator's file is never overwritten.
+#
+# `install` builds nothing (so `sudo make install` leaves no root-owned files
+# in the tree): build first, with the same PREFIX, which also sets the
+# compiled-in system search path.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+SYSTEMSDIR ?= $(PREFIX)/lib/guardiand/systems
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/guardiand
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+
+# The default search path compiled into guardiand: this PREFIX's systems,
+# then the distribution's. config.o is rebuilt when it changes (the stamp is
+# rewritten only when its content differs).
+SYSTEMS_PATH := $(SYSTEMSDIR)$(if $(filter /usr/lib/guardiand/systems,$(SYSTEMSDIR)),,:/usr/lib/guardiand/systems)
+SYSTEMS_STAMP := $(BUILD)/gen/systems-path
+$(SYSTEMS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(SYSTEMS_PATH)' | cmp -s - $@ || echo '$(SYSTEMS_PATH)' > $@
+$(BUILD)/obj/supervisor/config.o: $(SYSTEMS_STAMP)
+$(BUILD)/obj/supervisor/config.o: CFLAGS += -DGUARDIAND_SYSTEMS_PATH='"$(SYSTEMS_PATH)"'
+
+.PHONY: install uninstall FORCE
+FORCE:
+
+install:
+	@test -x $(BUILD)/bin/guardiand || { echo "make install: build first: make PREFIX=$(PREFIX)" >&2; exit 1; }
+	@built=$$(cat $(SYSTEMS_STAMP) 2>/dev/null); [ "$$built" = '$(SYSTEMS_PATH)' ] || \
+		echo "make install: note: guardiand was built for systems in '$$built'; rebuild with make PREFIX=$(PREFIX)" >&2
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMSDIR) $(DESTDIR)$(INCLUDEDIR)/guardiand \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DATADIR) \
+		$(DESTDIR)$(SYSCONFDIR)/guardiand
+	install -m 0755 $(BUILD)/bin/guardiand $(DESTDIR)$(BINDIR)/guardiand
+	install -m 0644 $(wildcard $(BUILD)/systems/*.so) $(DESTDIR)$(SYSTEMSDIR)/
+	install -m 0644 node/guardian.h $(DESTDIR)$(INCLUDEDIR)/guardiand/guardian.h
+	install -m 0644 docs/guardiand.8 $(DESTDIR)$(MANDIR)/man8/guardiand.8
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' etc/guardiand.service \
+		> $(DESTDIR)$(UNITDIR)/guardiand.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/guardiand.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/guardiand.service.tmp $(DESTDIR)$(UNITDIR)/guardiand.service
+	install -m 0644 etc/guardiand.ini $(DESTDIR)$(DATADIR)/guardiand.ini.example
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/guardiand/guardiand.ini ]; then \
+		echo "make install: keeping $(DESTDIR)$(SYSCONFDIR)/guardiand/guardiand.ini (the new example is $(DATADIR)/guardiand.ini.example)"; \
+	else \
+		echo "install -m 0644 etc/guardiand.ini $(DESTDIR)$(SYSCONFDIR)/guardiand/guardiand.ini"; \
+		install -m 0644 etc/guardiand.ini $(DESTDIR)$(SYSCONFDIR)/guardiand/guardiand.ini; \
+	fi
+	@if [ -x $(BUILD)/bin/guardctl ]; then \
+		set -x; \
+		install -d $(DESTDIR)$(MANDIR)/man1 && \
+		install -m 0755 $(BUILD)/bin/guardctl $(DESTDIR)$(BINDIR)/guardctl && \
+		install -m 0644 docs/guardctl.1 $(DESTDIR)$(MANDIR)/man1/guardctl.1; \
+	fi
+	@if [ -f tools/guardctl.bash-completion ]; then \
+		set -x; \
+		install -d $(DESTDIR)$(COMPLETIONDIR) && \
+		install -m 0644 tools/guardctl.bash-completion $(DESTDIR)$(COMPLETIONDIR)/guardctl; \
+	fi
+
+# Removes what install put there, except the configuration (the operator's)
+# and /var/lib/guardiand (the database: history and crash records).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/guardiand $(DESTDIR)$(BINDIR)/guardctl \
+		$(addprefix $(DESTDIR)$(SYSTEMSDIR)/,$(notdir $(SYSTEM_SO))) \
+		$(DESTDIR)$(INCLUDEDIR)/guardiand/guardian.h \
+		$(DESTDIR)$(MANDIR)/man8/guardiand.8 $(DESTDIR)$(MANDIR)/man1/guardctl.1 \
+		$(DESTDIR)$(UNITDIR)/guardiand.service $(DESTDIR)$(DATADIR)/guardiand.ini.example \
+		$(DESTDIR)$(COMPLETIONDIR)/guardctl
+	-rmdir $(DESTDIR)$(SYSTEMSDIR) $(DESTDIR)$(PREFIX)/lib/guardiand \
+		$(DESTDIR)$(INCLUDEDIR)/guardiand $(DESTDIR)$(DATADIR) 2>/dev/null
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -12,7 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The Makefile passes the installation's path (it follows PREFIX). */
+#ifdef GUARDIAND_SYSTEMS_PATH
+#define DEFAULT_SYSTEMS GUARDIAND_SYSTEMS_PATH
+#else
 #define DEFAULT_SYSTEMS "/usr/local/lib/guardiand/systems:/usr/lib/guardiand/systems"
+#endif
 
 struct parse {
     struct config *cfg;
@@ -62,6 +67,17 @@ bool config_valid_ifo(const char *ifo)
         return false;
     for (size_t i = 0; i < n; i++)
         if (!(isupper((unsigned char)ifo[i]) || isdigit((unsigned char)ifo[i])))
+            return false;
+    return true;
+}
+
+bool config_valid_group_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 32 || name[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)name[i]) || strchr("_.-", name[i])))
             return false;
     return true;
 }
@@ -136,6 +152,30 @@ static int global_key(struct parse *p, const char *key, const char *value, int l
             return fail(p, line, "quarantine_crashes '%s': expected a whole number%s", value, "");
         cfg->quarantine_crashes = (unsigned)k;
         return 1;
+    }
+    if (strcmp(key, "control_socket") == 0) {
+        /* sun_path holds 107 characters and a NUL */
+        if (!*value || strlen(value) > 107)
+            return fail(p, line, "control_socket '%s': expected a path of 1-107 characters%s",
+                        value, "");
+        return set_string(&cfg->control_socket, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
+    }
+    if (strcmp(key, "control_mode") == 0) {
+        char *end;
+        errno = 0;
+        unsigned long m = strtoul(value, &end, 8);
+        if (end == value || *end || errno || m > 0777 || *value == '-')
+            return fail(p, line, "control_mode '%s': expected octal permission bits, 0 to 0777%s",
+                        value, "");
+        cfg->control_mode = (unsigned)m;
+        return 1;
+    }
+    if (strcmp(key, "control_group") == 0 || strcmp(key, "operator_group") == 0) {
+        if (!config_valid_group_name(value))
+            return fail(p, line, "%s '%s': expected a group name (1-32 characters of "
+                        "A-Z a-z 0-9 _ . -)", key, value);
+        char **slot = key[0] == 'c' ? &cfg->control_group : &cfg->operator_group;
+        return set_string(slot, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
     }
     if (strcmp(key, "rate") == 0) {
         char *end;
@@ -253,6 +293,7 @@ int config_defaults(struct config *cfg)
     cfg->quarantine_crashes = 3;
     cfg->quarantine_window = 3600;
     cfg->retention_days = 90;
+    cfg->control_mode = 0660;
     if (set_string(&cfg->ifo, "X1") || set_string(&cfg->systems, DEFAULT_SYSTEMS) ||
         set_string(&cfg->database, "guardiand.db") || set_string(&cfg->path, "(defaults)"))
         return -1;
@@ -309,5 +350,8 @@ void config_free(struct config *cfg)
     free(cfg->supervisor_prefix);
     free(cfg->database);
     free(cfg->crash_journal);
+    free(cfg->control_socket);
+    free(cfg->control_group);
+    free(cfg->operator_group);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -13,6 +13,10 @@
  *   quarantine_crashes = 3        ; a node executing in this many crashes ...
  *   quarantine_window = 3600      ; ... within this many seconds starts quarantined
  *   retention_days = 90           ; transition, fault and audit history kept
+ *   control_socket = /run/guardiand/guardiand.sock  ; guardctl's socket (see below)
+ *   control_mode = 0660           ; its permission bits (octal)
+ *   control_group = guardian      ; the group owning it (default: root's)
+ *   operator_group = operators    ; who may change things (default: root only)
  *
  *   [node SUS_ETMX]
  *   system = sus
@@ -52,6 +56,14 @@ struct config {
     unsigned quarantine_crashes; /* K crashes ... */
     double quarantine_window;   /* ... within this many seconds quarantine a node */
     double retention_days;      /* transition, fault and audit history kept */
+    /* The control socket (supervisor/ctl.c). NULL path: the default,
+     * $RUNTIME_DIRECTORY/guardiand.sock, else /run/guardiand/guardiand.sock
+     * (resolved at start, since systemd sets RUNTIME_DIRECTORY). NULL groups:
+     * none (the socket keeps the daemon's group; only root may change things). */
+    char *control_socket;
+    unsigned control_mode;      /* permission bits of the socket (0660) */
+    char *control_group;
+    char *operator_group;
     struct config_node *nodes;
     unsigned n_nodes;
 };
@@ -63,6 +75,8 @@ int config_defaults(struct config *cfg);
 void config_free(struct config *cfg);
 /* Whether a node name is acceptable: 1..63 characters of A-Z, 0-9 and _. */
 bool config_valid_node_name(const char *name);
+/* Whether a group name is acceptable (control_group, operator_group). */
+bool config_valid_group_name(const char *name);
 /* Whether an IFO prefix is acceptable: 1..8 characters of A-Z and 0-9. */
 bool config_valid_ifo(const char *ifo);
 

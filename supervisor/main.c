@@ -26,11 +26,14 @@
 
 #include "store/store.h"
 #include "supervisor/crash.h"
+#include "supervisor/ctl.h"
+#include "supervisor/notify.h"
 #include "supervisor/sup.h"
 
 struct options {
     const char *config;
     const char *ifo, *systems, *database;
+    const char *control_socket; /* --control-socket PATH */
     double rate;
     bool demo;
     unsigned demo_count;
@@ -58,6 +61,7 @@ static void usage(FILE *f)
           "  --rate HZ           override the node cycle rate (default 16)\n"
           "  --database PATH     override the database path (the crash journal follows it)\n"
           "  --port P            CA server port (overrides EPICS_CAS_SERVER_PORT)\n"
+          "  --control-socket PATH  guardctl's socket (overrides control_socket)\n"
           "  --no-repeater       do not serve a CA repeater on the beacon port\n"
           "  --demo              also serve the demo PV set (docs/demo-pvs.md)\n"
           "  --demo-count N      number of DEMO:N:<i> PVs (default 1000)\n"
@@ -93,7 +97,7 @@ static int parse_long(const char *opt, const char *text, long min, long max, lon
 static int parse_options(int argc, char **argv, struct options *o)
 {
     enum { O_IFO = 256, O_SYSTEMS, O_RATE, O_DATABASE, O_PORT, O_NOREP, O_DEMO, O_DEMO_COUNT,
-           O_RUN, O_VERSION, O_PLANT };
+           O_RUN, O_VERSION, O_PLANT, O_CONTROL_SOCKET };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},  {"ifo", required_argument, NULL, O_IFO},
         {"systems", required_argument, NULL, O_SYSTEMS}, {"rate", required_argument, NULL, O_RATE},
@@ -102,6 +106,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"demo", no_argument, NULL, O_DEMO},       {"demo-count", required_argument, NULL, O_DEMO_COUNT},
         {"run", no_argument, NULL, O_RUN},         {"version", no_argument, NULL, O_VERSION},
         {"plant", required_argument, NULL, O_PLANT},
+        {"control-socket", required_argument, NULL, O_CONTROL_SOCKET},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     *o = (struct options){.demo_count = 1000};
@@ -119,6 +124,7 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case O_SYSTEMS: o->systems = optarg; break;
         case O_DATABASE: o->database = optarg; break;
+        case O_CONTROL_SOCKET: o->control_socket = optarg; break;
         case O_RATE: {
             char *end;
             o->rate = strtod(optarg, &end);
@@ -194,7 +200,8 @@ static int load_config(struct config *cfg, const struct options *o)
         return -1;
     }
     if ((o->ifo && replace(&cfg->ifo, o->ifo)) || (o->systems && replace(&cfg->systems, o->systems)) ||
-        (o->database && replace(&cfg->database, o->database))) {
+        (o->database && replace(&cfg->database, o->database)) ||
+        (o->control_socket && replace(&cfg->control_socket, o->control_socket))) {
         fprintf(stderr, "guardiand: out of memory\n");
         return -1;
     }
@@ -274,6 +281,8 @@ static void apply_spec(sup *s, const struct sup_node_spec *spec, void *arg)
     }
     if (!spec->enabled)
         return;
+    if (sup_is_stopped(s, spec->name))
+        return; /* an operator stopped it: only `guardctl start` runs it again */
     char err[512];
     if (sup_node_add(s, spec->name, spec->system, spec->args, spec->n_args, err, sizeof(err)) < 0) {
         fprintf(stderr, "guardiand: %s; the other nodes run\n", err);
@@ -294,10 +303,8 @@ static int start_nodes(sup *s)
     return (int)a.failed;
 }
 
-static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
+static void reload_apply(struct reload *r)
 {
-    (void)loop, (void)revents;
-    struct reload *r = w->data;
     sup *s = r->sup;
     if (!r->opt->config) {
         fprintf(stderr, "guardiand: SIGHUP: no configuration file to read again\n");
@@ -343,8 +350,22 @@ static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
             s->cfg.path, s->n_nodes, a.started - a.restarted, removed, a.restarted, a.failed);
 }
 
+/* SIGHUP, told to systemd (`systemctl reload` waits for the READY=1). */
+static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop, (void)revents;
+    struct reload *r = w->data;
+    notify_reloading(r->sup->notify);
+    reload_apply(r);
+    notify_ready(r->sup->notify, r->sup->n_nodes, -1);
+}
+
 static void sup_teardown(sup *s)
 {
+    notify_free(s->notify); /* its timer, before the loop goes */
+    s->notify = NULL;
+    ctl_free(s->ctl); /* its clients first: they may follow node logs */
+    s->ctl = NULL;
     sched_stop(s);
     persist_close(s, true); /* a controlled exit is a clean one */
     cas_free(s->ca);
@@ -494,6 +515,13 @@ int main(int argc, char **argv)
         sup_teardown(&s);
         return 1;
     }
+    /* The control socket before the database: a second daemon on the same
+     * socket must stop before it touches the first one's database. */
+    if (!(s.ctl = ctl_new(&s, err, sizeof(err)))) {
+        fprintf(stderr, "guardiand: %s\n", err);
+        sup_teardown(&s);
+        return 2;
+    }
     /* The database (the previous run's crashes imported), then crash capture
      * for this run, before any node code runs. */
     if (persist_open(&s, err, sizeof(err)) < 0) {
@@ -541,9 +569,13 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    ctl_start(s.ctl);
     fprintf(stderr, "guardiand: ready: ca port %u (tcp %u), %u nodes (%d failed), %zu PVs\n",
             cas_udp_port(s.ca), cas_tcp_port(s.ca), s.n_nodes, failed, pvdb_count(s.db));
+    s.notify = notify_new(&s); /* NULL unless run by systemd (Type=notify) */
+    notify_ready(s.notify, s.n_nodes, failed);
     ev_run(s.loop, 0);
+    notify_stopping(s.notify);
     ev_signal_stop(s.loop, &reload.sighup);
     persist_close(&s, true);
     sup_teardown(&s);

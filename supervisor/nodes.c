@@ -62,7 +62,9 @@ void sup_log_flush(void)
 
 static void host_log(void *arg, node *n, const char *line)
 {
-    (void)arg, (void)n;
+    sup *s = arg;
+    if (s->log_tap) /* a control client follows a log (guardctl log -f) */
+        s->log_tap(s->log_tap_arg, n, line);
     size_t len = strlen(line);
     if (log_len + len + 1 > sizeof(log_buf))
         sup_log_flush();
@@ -258,8 +260,33 @@ int sup_node_remove(sup *s, const char *name)
     return 0;
 }
 
+bool sup_is_stopped(sup *s, const char *name)
+{
+    struct sup_stopped *st = NULL;
+    HASH_FIND_STR(s->stopped, name, st);
+    return st != NULL;
+}
+
+void sup_set_stopped(sup *s, const char *name, bool stopped)
+{
+    struct sup_stopped *st = NULL;
+    HASH_FIND_STR(s->stopped, name, st);
+    if (stopped && !st && (st = calloc(1, sizeof(*st)))) {
+        snprintf(st->name, sizeof(st->name), "%s", name);
+        HASH_ADD_STR(s->stopped, name, st);
+    } else if (!stopped && st) {
+        HASH_DEL(s->stopped, st);
+        free(st);
+    }
+}
+
 void sup_nodes_free(sup *s)
 {
+    struct sup_stopped *st, *stmp;
+    HASH_ITER(hh, s->stopped, st, stmp) {
+        HASH_DEL(s->stopped, st);
+        free(st);
+    }
     sup_node *sn, *tmp;
     HASH_ITER(hh, s->nodes, sn, tmp) {
         sched_remove(s, sn);

@@ -46,6 +46,8 @@ static void step_slot(sup *s, unsigned slot)
         persist_after_step(s, sn);
         nodepv_publish(sn->pv);
         s->sched.steps++;
+        /* For the watchdog's health check (sched_stale_node): O(1) here. */
+        sn->stepped_cycle = s->sched.next / SCHED_SLOTS;
     }
 }
 
@@ -166,6 +168,7 @@ void sched_add(sup *s, sup_node *sn)
             best = i;
     sn->slot = best;
     sn->slot_next = NULL;
+    sn->stepped_cycle = sc->next / SCHED_SLOTS; /* new: not stale before its first turn */
     sup_node **pp = &sc->slots[best];
     while (*pp)
         pp = &(*pp)->slot_next;
@@ -182,6 +185,32 @@ void sched_remove(sup *s, sup_node *sn)
             sc->slot_count[sn->slot]--;
             return;
         }
+}
+
+/* The watchdog's rule: a node that is not quarantined and has not stepped
+ * in the last max_cycles cycles (counted from the clock, not from the ticks
+ * run, so a loop that fell behind shows too). O(nodes); called once per
+ * watchdog period. A quarantined node is marked as stepped now, so that
+ * the moment it is released it is not already stale. */
+sup_node *sched_stale_node(sup *s, unsigned max_cycles, double *since)
+{
+    struct sched *sc = &s->sched;
+    if (sc->tick <= 0)
+        return NULL; /* not started */
+    double now = sup_now();
+    if (now < sc->t0)
+        return NULL;
+    uint64_t cycle = (uint64_t)floor((now - sc->t0) / sc->tick) / SCHED_SLOTS;
+    for (unsigned i = 0; i < SCHED_SLOTS; i++)
+        for (sup_node *sn = sc->slots[i]; sn; sn = sn->slot_next) {
+            if (sn->quarantined) {
+                sn->stepped_cycle = cycle;
+            } else if (cycle > sn->stepped_cycle + max_cycles) {
+                *since = now - due(sc, (sn->stepped_cycle * SCHED_SLOTS) + sn->slot);
+                return sn;
+            }
+        }
+    return NULL;
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -30,6 +30,8 @@
 struct demo;
 struct supchan;
 struct store;
+struct notify;
+struct ctl;
 
 /* A node as the supervisor holds it. */
 typedef struct sup_node {
@@ -43,6 +45,7 @@ typedef struct sup_node {
     unsigned slot;
     struct sup_node *slot_next; /* nodes of one slot, in step order */
     bool quarantined;           /* not stepped: see persist.c */
+    uint64_t stepped_cycle;     /* the cycle it last stepped in (sched.c, the watchdog) */
     /* What was last queued to the store, to queue only changes. */
     uint64_t saved_gen;
     const grd_state *saved_req, *saved_state;
@@ -79,6 +82,12 @@ struct sched {
     double util;                /* fraction of the last window spent busy */
 };
 
+/* A node an operator stopped (guardctl stop): SIGHUP does not start it again. */
+struct sup_stopped {
+    char name[CONFIG_NAME_MAX];
+    UT_hash_handle hh;
+};
+
 typedef struct sup {
     struct ev_loop *loop;
     struct config cfg;
@@ -88,6 +97,7 @@ typedef struct sup {
     ev_signal sigterm, sigint;
     struct demo *demo;
     sup_node *nodes;            /* uthash by name */
+    struct sup_stopped *stopped; /* uthash by name */
     unsigned n_nodes;
     node_host host;
     pv_group *sim;              /* the simulated plant's channels */
@@ -100,6 +110,13 @@ typedef struct sup {
     bool prev_unclean;          /* the previous boot did not end cleanly */
     unsigned imported_crashes;  /* crash records imported at this start */
     ev_timer store_watch;       /* logs degraded mode changes, refreshes channels */
+    struct notify *notify;      /* systemd's notify socket, NULL without (notify.c) */
+    struct ctl *ctl;            /* the control socket (ctl.h); NULL in --run */
+    /* Every node log line is also given to log_tap while it is set: ctl.c
+     * sets it only while a client follows a log, so otherwise a line costs
+     * one test. */
+    void (*log_tap)(void *arg, node *n, const char *line);
+    void *log_tap_arg;
 } sup;
 
 /* nodes.c */
@@ -117,6 +134,10 @@ int sup_node_add(sup *s, const char *name, const char *system, const char *const
 /* Remove a node: its channels disconnect from clients. -1 if unknown. */
 int sup_node_remove(sup *s, const char *name);
 sup_node *sup_node_find(sup *s, const char *name);
+/* Whether an operator stopped the node (it stays stopped across SIGHUP until
+ * started again); set or clear the mark. */
+bool sup_is_stopped(sup *s, const char *name);
+void sup_set_stopped(sup *s, const char *name, bool stopped);
 /* Give a simulated plant channel a value (created if need be). -1 if the
  * name is a channel of ours (a node's, a demo PV) or not acceptable. */
 int sup_plant_set(sup *s, const char *chan, double value);
@@ -149,6 +170,9 @@ void sched_add(sup *s, sup_node *sn);
 void sched_remove(sup *s, sup_node *sn);
 /* Monotonic time the next tick is due: when the loop is next busy. */
 double sched_next_due(const sup *s);
+/* The first node (not quarantined) that has not stepped in the last
+ * max_cycles cycles, with the seconds since its last turn; NULL if none. */
+sup_node *sched_stale_node(sup *s, unsigned max_cycles, double *since);
 /* Jitter percentiles over the recent ticks, in seconds. */
 void sched_jitter(const struct sched *sc, double *p50, double *p99, double *max);
 

@@ -4,7 +4,7 @@
 # README.md says why each package is there.
 set -eu
 
-PACKAGES="gcc make pkg-config libev-dev libsqlite3-dev libcriterion-dev uthash-dev libinih-dev \
+PACKAGES="gcc make pkg-config libev-dev libsqlite3-dev libcriterion-dev uthash-dev libinih-dev libjansson-dev \
 libca4.13.5 libca-dev libcom-dev python3 python3-pyepics python3-pytest"
 
 missing=""

@@ -90,6 +90,10 @@ class Daemon:
         if not {"--database", "--config", "-c"} & set(args):
             # A database of its own beside the log, not guardiand.db in the working directory.
             args = ["--database", self.log.name + ".db"] + args
+        if "--control-socket" not in args:
+            # A control socket of its own too (the default is one per host).
+            args = ["--control-socket", self.log.name + ".sock"] + args
+        self.socket = args[args.index("--control-socket") + 1]
         self.proc = subprocess.Popen([daemon_path()] + args,
                                      env=self.environment(), stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log, close_fds=True,
@@ -130,7 +134,7 @@ class Daemon:
         code = self.proc.returncode
         if code == 0:
             os.unlink(self.log.name)
-        for suffix in (".db", ".db-wal", ".db-shm", ".db.crashes"):
+        for suffix in (".db", ".db-wal", ".db-shm", ".db.crashes", ".sock"):
             try:
                 os.unlink(self.log.name + suffix)
             except FileNotFoundError:
@@ -172,6 +176,11 @@ def epics(daemon):
 
 
 # ---- daemons with a configuration file of their own (test_nodes.py) ----
+
+def guardctl_path():
+    """guardctl of the same build as the daemon binary (build/bin, build/asan/bin)."""
+    return os.path.join(os.path.dirname(daemon_path()), "guardctl")
+
 
 def systems_dir():
     """The system modules built with the daemon binary: systems/ next to its bin/ (build/systems,

@@ -278,6 +278,18 @@ int harness_start(harness_daemon *d, const harness_opts *opts)
         argv[argc++] = "--database";
         argv[argc++] = db_arg;
     }
+    /* A control socket of its own too: the default path is one per host, and
+     * a second daemon on it refuses to start. */
+    bool own_socket = true;
+    for (const char *const *a = o->args; a != NULL && *a != NULL; a++)
+        if (strcmp(*a, "--control-socket") == 0)
+            own_socket = false;
+    static char sock_arg[300];
+    if (own_socket) {
+        snprintf(sock_arg, sizeof sock_arg, "%s.sock", d->log_path);
+        argv[argc++] = "--control-socket";
+        argv[argc++] = sock_arg;
+    }
     for (const char *const *a = o->args; a != NULL && *a != NULL; a++) {
         if (argc >= HARNESS_MAX_ARGS - 1) {
             close(log_fd);
@@ -373,7 +385,7 @@ int harness_stop(harness_daemon *d, double timeout)
         unlink(d->log_path);
     }
     /* The database the harness gave it, if any, goes either way. */
-    static const char *const db_files[] = {".db", ".db-wal", ".db-shm", ".db.crashes"};
+    static const char *const db_files[] = {".db", ".db-wal", ".db-shm", ".db.crashes", ".sock"};
     for (size_t i = 0; i < sizeof db_files / sizeof db_files[0]; i++) {
         char path[300];
         snprintf(path, sizeof path, "%s%s", d->log_path, db_files[i]);

@@ -105,6 +105,11 @@ Test(config, bad_values_name_their_line)
          "defined twice"},
         {"[guardiand]\nifo = H1\nthis line is not ini\n", 3, "syntax error"},
         {"[node A]\nsystem = bench\n[node B]\nx = 1\n", 4, "node B has no system"},
+        {"[guardiand]\ncontrol_mode = 0999\n", 2, "control_mode '0999'"},
+        {"[guardiand]\ncontrol_mode = 01777\n", 2, "control_mode"},
+        {"[guardiand]\ncontrol_mode = -1\n", 2, "control_mode"},
+        {"[guardiand]\ncontrol_group = a:b\n", 2, "control_group 'a:b'"},
+        {"[guardiand]\noperator_group = -x\n", 2, "operator_group '-x'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         cr_expect_eq(load(cases[i].text), -1, "case %zu should be refused", i);
@@ -113,6 +118,29 @@ Test(config, bad_values_name_their_line)
         unlink(path);
         path[0] = 0;
     }
+}
+
+Test(config, control_socket_keys)
+{
+    cr_assert_eq(load("[guardiand]\n"
+                      "control_socket = /tmp/g/ctl.sock\n"
+                      "control_mode = 0666\n"
+                      "control_group = guardian\n"
+                      "operator_group = ops-1\n"),
+                 0, "%s", err);
+    cr_expect_str_eq(cfg.control_socket, "/tmp/g/ctl.sock");
+    cr_expect_eq(cfg.control_mode, 0666);
+    cr_expect_str_eq(cfg.control_group, "guardian");
+    cr_expect_str_eq(cfg.operator_group, "ops-1");
+}
+
+Test(config, control_socket_defaults)
+{
+    cr_assert_eq(load("[guardiand]\nifo = H1\n"), 0, "%s", err);
+    cr_expect_null(cfg.control_socket, "NULL: resolved at start ($RUNTIME_DIRECTORY or /run)");
+    cr_expect_eq(cfg.control_mode, 0660);
+    cr_expect_null(cfg.control_group);
+    cr_expect_null(cfg.operator_group, "no operator group: only root changes things");
 }
 
 Test(config, a_missing_file)

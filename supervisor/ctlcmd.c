@@ -1,0 +1,1143 @@
+/* ctlcmd.c — the control socket's commands (protocol in ctl.h): the command
+ * table, who may run what, and one handler per command.
+ *
+ * Permissions: a command is a read (list, status, log, crashes, history,
+ * audit) or a change (everything else). Root may do everything; members of
+ * operator_group (primary or supplementary, looked up once per connection
+ * with getgrouplist) reads and changes; any other peer reads only. A refused
+ * request is logged with the peer's uid and answered EPERM.
+ *
+ * Every argument is checked before anything changes; a command naming
+ * several nodes checks them all first, so an unknown one changes nothing.
+ *
+ * Running and registered: the supervisor's hash holds the nodes that run;
+ * the registry (store_nodes, or the configuration file's nodes when there
+ * is no database) holds every node that exists, running or not. `stop`
+ * removes a node from the first and leaves it in the second. The registry
+ * is read per command (one short query): operator commands are rare, and a
+ * copy kept here would only be one more thing to keep in step.
+ *
+ * REQUEST, MODE and OP are written through the node's channels exactly as a
+ * CA client's put (pv_write_string with host "localhost" and the peer's user
+ * name), so they get the same validation and the same audit record.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "supervisor/ctl.h"
+
+/* ---- the registry, copied out of store_nodes (its strings live only
+ * during its callback, and its callback may not query the store) ---- */
+
+struct reg_node {
+    char *name, *system;
+    char **args;
+    unsigned n_args;
+    bool enabled, runtime;
+    char *request, *mode, *op, *state;
+};
+
+struct reg {
+    struct reg_node *v;
+    unsigned n, cap;
+    bool oom;
+};
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *oom = true;
+    return d;
+}
+
+static void reg_push(struct reg *r, const char *name, const char *system, const char *const *args,
+                     unsigned n_args, bool enabled, bool runtime, const char *request,
+                     const char *mode, const char *op, const char *state)
+{
+    if (r->n == r->cap) {
+        unsigned cap = r->cap ? 2 * r->cap : 64;
+        struct reg_node *grown = realloc(r->v, cap * sizeof(*grown));
+        if (!grown) {
+            r->oom = true;
+            return;
+        }
+        r->v = grown;
+        r->cap = cap;
+    }
+    struct reg_node *n = &r->v[r->n++];
+    *n = (struct reg_node){.enabled = enabled, .runtime = runtime, .n_args = n_args};
+    n->name = dup_or_null(name, &r->oom);
+    n->system = dup_or_null(system, &r->oom);
+    n->args = calloc(n_args + 1, sizeof(char *));
+    if (!n->args)
+        r->oom = true;
+    for (unsigned i = 0; n->args && i < n_args; i++)
+        n->args[i] = dup_or_null(args[i], &r->oom);
+    n->request = dup_or_null(request, &r->oom);
+    n->mode = dup_or_null(mode, &r->oom);
+    n->op = dup_or_null(op, &r->oom);
+    n->state = dup_or_null(state, &r->oom);
+}
+
+static void reg_free(struct reg *r)
+{
+    for (unsigned i = 0; i < r->n; i++) {
+        struct reg_node *n = &r->v[i];
+        free(n->name);
+        free(n->system);
+        for (unsigned j = 0; n->args && j < n->n_args; j++)
+            free(n->args[j]);
+        free(n->args);
+        free(n->request);
+        free(n->mode);
+        free(n->op);
+        free(n->state);
+    }
+    free(r->v);
+    *r = (struct reg){0};
+}
+
+static int from_store(void *arg, const struct store_node *sn)
+{
+    reg_push(arg, sn->name, sn->system, sn->args, sn->n_args, sn->enabled, sn->runtime,
+             sn->request, sn->mode, sn->op, sn->state);
+    return 0;
+}
+
+/* NULL, or an error reply. */
+static json_t *reg_load(sup *s, struct reg *r)
+{
+    *r = (struct reg){0};
+    if (s->store) {
+        int n = store_nodes(s->store, from_store, r);
+        if (n < 0) {
+            reg_free(r);
+            return ctl_error("EIO", "cannot read the node registry: %s", store_errmsg(s->store));
+        }
+    } else {
+        for (unsigned i = 0; i < s->cfg.n_nodes; i++) {
+            const struct config_node *cn = &s->cfg.nodes[i];
+            reg_push(r, cn->name, cn->system, (const char *const *)cn->args, cn->n_args, true,
+                     false, NULL, NULL, NULL, NULL);
+        }
+    }
+    if (r->oom) {
+        reg_free(r);
+        return ctl_error("ENOMEM", "out of memory");
+    }
+    return NULL;
+}
+
+static const struct reg_node *reg_find(const struct reg *r, const char *name)
+{
+    for (unsigned i = 0; i < r->n; i++)
+        if (strcmp(r->v[i].name, name) == 0)
+            return &r->v[i];
+    return NULL;
+}
+
+/* ---- arguments ---- */
+
+static json_t *unknown_node(const char *name)
+{
+    return ctl_error("EUNKNOWN_NODE", "unknown node '%s' (guardctl list shows the nodes)", name);
+}
+
+/* A required (or optional) string argument; NULL or an error reply. */
+static json_t *arg_str(json_t *args, const char *key, bool required, const char **out)
+{
+    json_t *v = json_object_get(args, key);
+    *out = NULL;
+    if (!v)
+        return required ? ctl_error("EINVAL", "missing argument '%s'", key) : NULL;
+    if (!json_is_string(v) || !*json_string_value(v))
+        return ctl_error("EINVAL", "argument '%s' must be a non-empty string", key);
+    *out = json_string_value(v);
+    return NULL;
+}
+
+static json_t *arg_node_name(json_t *args, const char *key, bool required, const char **out)
+{
+    json_t *e = arg_str(args, key, required, out);
+    if (!e && *out && !config_valid_node_name(*out))
+        return unknown_node(*out);
+    return e;
+}
+
+/* The list of node names in args.nodes (required: at least one). */
+static json_t *arg_nodes(json_t *args, bool required, json_t **out)
+{
+    json_t *v = json_object_get(args, "nodes");
+    *out = NULL;
+    if (!v)
+        return required ? ctl_error("EINVAL", "missing argument 'nodes'") : NULL;
+    if (!json_is_array(v) || (required && json_array_size(v) == 0))
+        return ctl_error("EINVAL", "argument 'nodes' must be a list of node names");
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        if (!json_is_string(x))
+            return ctl_error("EINVAL", "argument 'nodes' must be a list of node names");
+        if (!config_valid_node_name(json_string_value(x)))
+            return unknown_node(json_string_value(x));
+    }
+    *out = v;
+    return NULL;
+}
+
+static json_t *arg_number(json_t *args, const char *key, double min, double max, double *out)
+{
+    json_t *v = json_object_get(args, key);
+    if (!v)
+        return NULL;
+    if (!json_is_number(v) || !(json_number_value(v) >= min && json_number_value(v) <= max))
+        return ctl_error("EINVAL", "argument '%s' must be a number from %g to %g", key, min, max);
+    *out = json_number_value(v);
+    return NULL;
+}
+
+/* ---- who asks ---- */
+
+static const char *peer_user(struct ctl_peer *p)
+{
+    if (!p->user[0]) {
+        /* Once per connection. NSS may be slow with a remote directory; with
+         * local files, as on control-room hosts, it is a file read. */
+        struct passwd pw, *res = NULL;
+        char buf[4096];
+        if (getpwuid_r(p->uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+            snprintf(p->user, sizeof(p->user), "%s", pw.pw_name);
+        else
+            snprintf(p->user, sizeof(p->user), "uid%u", (unsigned)p->uid);
+    }
+    return p->user;
+}
+
+static bool is_operator(struct ctl_peer *p)
+{
+    gid_t og;
+    if (!ctl_operator_gid(p->ctl, &og))
+        return false;
+    if (p->operator_member >= 0)
+        return p->operator_member;
+    p->operator_member = p->gid == og;
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if (!p->operator_member && getpwuid_r(p->uid, &pw, buf, sizeof(buf), &res) == 0 && res) {
+        gid_t groups[256];
+        int n = 256;
+        if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) >= 0)
+            for (int i = 0; i < n; i++)
+                if (groups[i] == og)
+                    p->operator_member = 1;
+    }
+    return p->operator_member;
+}
+
+/* ---- nodes as JSON ---- */
+
+static const char *const op_names[] = {"STOP", "PAUSE", "EXEC"};
+static const char *const mode_names[] = {"AUTO", "MANAGED", "MANUAL"};
+static const char *const status_names[] = {"ENTER", "MAIN", "RUN", "DONE",
+                                           "JUMP", "REDIRECT", "EDGE", "INIT"};
+
+static json_t *state_name(const grd_state *st) { return st ? json_string(st->name) : json_null(); }
+
+static json_t *opt_string(const char *s) { return s ? ctl_string(s) : json_null(); }
+
+static json_t *args_json(char *const *args, unsigned n)
+{
+    json_t *a = json_array();
+    for (unsigned i = 0; i < n; i++)
+        json_array_append_new(a, ctl_string(args[i]));
+    return a;
+}
+
+/* One node: running (sn) and/or registered (rn). detail adds what `status`
+ * shows: crashes, the last lines of its log, arguments. */
+static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, bool detail)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "name", json_string(sn ? sn->name : rn->name));
+    json_object_set_new(j, "system", ctl_string(sn ? sn->system : rn->system));
+    json_object_set_new(j, "running", json_boolean(sn != NULL));
+    json_object_set_new(j, "registered", json_boolean(rn != NULL));
+    json_object_set_new(j, "enabled", json_boolean(rn ? rn->enabled : true));
+    json_object_set_new(j, "origin", json_string(rn && rn->runtime ? "runtime" : "config"));
+    if (sn) {
+        node *n = sn->node;
+        json_object_set_new(j, "state", state_name(node_state(n)));
+        json_object_set_new(j, "request", state_name(node_requested(n)));
+        json_object_set_new(j, "target", state_name(node_target(n)));
+        json_object_set_new(j, "nominal", state_name(node_nominal(n)));
+        json_object_set_new(j, "mode", json_string(mode_names[node_mode(n)]));
+        json_object_set_new(j, "op", json_string(op_names[node_op(n)]));
+        json_object_set_new(j, "status", json_string(status_names[node_status(n)]));
+        json_object_set_new(j, "ok", json_boolean(node_ok(n) && !sn->quarantined));
+        json_object_set_new(j, "active", json_boolean(node_active(n) && !sn->quarantined));
+        json_object_set_new(j, "error", json_boolean(node_error(n) == NODE_ERROR_TRUE));
+        json_object_set_new(j, "error_message", ctl_string(node_error_message(n)));
+        json_object_set_new(j, "connected", json_boolean(node_connected(n)));
+        json_object_set_new(j, "notification", json_boolean(node_notification(n)));
+        json_object_set_new(j, "usermsg", ctl_string(node_usermsg(n)));
+        /* The last transition: now less the time spent in this state. */
+        json_object_set_new(j, "since", json_real(sup_wall() - node_exectime(n)));
+        json_object_set_new(j, "exectime", json_real(node_exectime(n)));
+        json_object_set_new(j, "quarantined", json_boolean(sn->quarantined));
+        json_object_set_new(j, "manager", ctl_string(node_manager(n)));
+    } else {
+        /* Not running: what was saved when it last ran. */
+        json_object_set_new(j, "state", opt_string(rn->state));
+        json_object_set_new(j, "request", opt_string(rn->request));
+        json_object_set_new(j, "mode", opt_string(rn->mode));
+        json_object_set_new(j, "op", opt_string(rn->op));
+        json_object_set_new(j, "ok", json_null());
+        json_object_set_new(j, "since", json_null());
+        json_object_set_new(j, "quarantined", json_false());
+    }
+    if (!detail)
+        return j;
+    json_object_set_new(j, "args", sn ? args_json(sn->args, sn->n_args)
+                                      : args_json(rn->args, rn->n_args));
+    int crashes = s->store ? store_crash_total(s->store, sn ? sn->name : rn->name) : 0;
+    json_object_set_new(j, "crashes", json_integer(crashes > 0 ? crashes : 0));
+    json_t *log = json_array();
+    if (sn) {
+        const char *lines[10];
+        unsigned nl = node_log_lines(sn->node, lines, 10);
+        for (unsigned i = 0; i < nl; i++)
+            json_array_append_new(log, ctl_string(lines[i]));
+    }
+    json_object_set_new(j, "log", log);
+    return j;
+}
+
+static json_t *ok_reply(void)
+{
+    json_t *r = json_object();
+    json_object_set_new(r, "ok", json_true());
+    return r;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "name")),
+                  json_string_value(json_object_get(*(json_t *const *)b, "name")));
+}
+
+/* ---- read commands ---- */
+
+static json_t *cmd_list(sup *s, struct ctl_peer *p, json_t *args)
+{
+    (void)p, (void)args;
+    struct reg r;
+    json_t *e = reg_load(s, &r);
+    if (e)
+        return e;
+    unsigned cap = r.n + s->n_nodes, n = 0;
+    json_t **items = calloc(cap ? cap : 1, sizeof(*items));
+    if (!items) {
+        reg_free(&r);
+        return ctl_error("ENOMEM", "out of memory");
+    }
+    for (unsigned i = 0; i < r.n; i++)
+        items[n++] = node_json(s, sup_node_find(s, r.v[i].name), &r.v[i], false);
+    for (sup_node *sn = s->nodes; sn; sn = sn->hh.next)
+        if (!reg_find(&r, sn->name))
+            items[n++] = node_json(s, sn, NULL, false);
+    qsort(items, n, sizeof(*items), by_name);
+    json_t *list = json_array();
+    for (unsigned i = 0; i < n; i++)
+        json_array_append_new(list, items[i]);
+    free(items);
+    reg_free(&r);
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "nodes", list);
+    return reply;
+}
+
+static json_t *supervisor_json(sup *s)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "version", json_string(GUARDIAND_VERSION));
+    json_object_set_new(j, "pid", json_integer(getpid()));
+    double up = sup_now() - s->started;
+    json_object_set_new(j, "uptime", json_real(up));
+    json_object_set_new(j, "started", json_real(sup_wall() - up));
+    json_object_set_new(j, "config", ctl_string(s->cfg.path));
+    json_object_set_new(j, "ifo", json_string(s->cfg.ifo));
+    json_object_set_new(j, "nodes_running", json_integer(s->n_nodes));
+    struct reg r;
+    json_t *e = reg_load(s, &r);
+    if (!e) {
+        unsigned registered = r.n;
+        for (sup_node *sn = s->nodes; sn; sn = sn->hh.next)
+            registered += !reg_find(&r, sn->name);
+        json_object_set_new(j, "nodes_registered", json_integer(registered));
+        reg_free(&r);
+    }
+    json_decref(e);
+    unsigned quarantined = 0;
+    for (sup_node *sn = s->nodes; sn; sn = sn->hh.next)
+        quarantined += sn->quarantined;
+    json_object_set_new(j, "quarantined", json_integer(quarantined));
+    json_object_set_new(j, "rate", json_real(s->cfg.rate));
+    json_object_set_new(j, "loop_util", json_real(s->sched.util * 100));
+    double p50, p99, max;
+    sched_jitter(&s->sched, &p50, &p99, &max);
+    json_object_set_new(j, "jitter_ms", json_pack("{s:f,s:f,s:f}", "p50", p50 * 1e3, "p99",
+                                                  p99 * 1e3, "max", max * 1e3));
+    json_object_set_new(j, "overruns", json_integer((json_int_t)s->sched.overruns));
+    json_object_set_new(j, "skipped_cycles", json_integer((json_int_t)s->sched.skipped_cycles));
+    json_t *db = json_object();
+    json_object_set_new(db, "path", ctl_string(s->cfg.database));
+    if (s->store) {
+        struct store_status st;
+        store_status(s->store, &st);
+        json_object_set_new(db, "status", json_string(st.ok ? "OK" : "DEGRADED"));
+        json_object_set_new(db, "message", ctl_string(st.error));
+        json_object_set_new(db, "queued", json_integer((json_int_t)st.queued));
+        json_object_set_new(db, "committed", json_integer((json_int_t)st.committed_total));
+        json_object_set_new(db, "dropped", json_integer((json_int_t)st.dropped));
+    } else {
+        json_object_set_new(db, "status", json_string("NONE"));
+        json_object_set_new(db, "message", ctl_string(s->store_problem));
+    }
+    json_object_set_new(j, "database", db);
+    json_object_set_new(j, "prev_boot", json_string(s->prev_unclean ? "unclean" : "clean"));
+    if (s->ca) {
+        struct cas_stats st;
+        cas_get_stats(s->ca, &st);
+        json_object_set_new(j, "ca", json_pack("{s:I,s:I,s:I,s:i}", "clients",
+                                               (json_int_t)st.clients, "channels",
+                                               (json_int_t)st.channels, "subscriptions",
+                                               (json_int_t)st.subscriptions, "port",
+                                               (int)cas_tcp_port(s->ca)));
+    }
+    if (s->ctl)
+        json_object_set_new(j, "control_socket", ctl_string(ctl_path(s->ctl)));
+    return j;
+}
+
+static json_t *cmd_status(sup *s, struct ctl_peer *p, json_t *args)
+{
+    (void)p;
+    json_t *names;
+    json_t *e = arg_nodes(args, false, &names);
+    if (e)
+        return e;
+    json_t *reply = ok_reply();
+    if (!names || json_array_size(names) == 0) {
+        json_object_set_new(reply, "supervisor", supervisor_json(s));
+        return reply;
+    }
+    struct reg r;
+    if ((e = reg_load(s, &r))) {
+        json_decref(reply);
+        return e;
+    }
+    json_t *list = json_array();
+    size_t i;
+    json_t *x;
+    json_array_foreach(names, i, x) {
+        const char *name = json_string_value(x);
+        sup_node *sn = sup_node_find(s, name);
+        const struct reg_node *rn = reg_find(&r, name);
+        if (!sn && !rn) {
+            json_decref(list);
+            json_decref(reply);
+            reg_free(&r);
+            return unknown_node(name);
+        }
+        json_array_append_new(list, node_json(s, sn, rn, true));
+    }
+    reg_free(&r);
+    json_object_set_new(reply, "nodes", list);
+    return reply;
+}
+
+static json_t *cmd_log(sup *s, struct ctl_peer *p, json_t *args)
+{
+    const char *name;
+    double n = 20;
+    json_t *e = arg_node_name(args, "node", true, &name);
+    if (!e)
+        e = arg_number(args, "n", 0, NODE_LOG_RING, &n);
+    json_t *follow = json_object_get(args, "follow");
+    if (!e && follow && !json_is_boolean(follow))
+        e = ctl_error("EINVAL", "argument 'follow' must be true or false");
+    if (e)
+        return e;
+    sup_node *sn = sup_node_find(s, name);
+    if (!sn) {
+        struct reg r;
+        if ((e = reg_load(s, &r)))
+            return e;
+        bool known = reg_find(&r, name) != NULL;
+        reg_free(&r);
+        if (!known)
+            return unknown_node(name);
+        if (!json_is_true(follow))
+            return ctl_error("ENOTRUNNING", "node %s is not running: it has no log to show "
+                             "(guardctl start %s)", name, name);
+    }
+    json_t *lines = json_array();
+    if (sn) {
+        const char *ring[NODE_LOG_RING];
+        unsigned nl = node_log_lines(sn->node, ring, (unsigned)n);
+        for (unsigned i = 0; i < nl; i++)
+            json_array_append_new(lines, ctl_string(ring[i]));
+    }
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "node", json_string(name));
+    json_object_set_new(reply, "lines", lines);
+    if (json_is_true(follow)) {
+        /* ctl.c subscribes the connection once this reply is queued. */
+        snprintf(p->follow, sizeof(p->follow), "%s", name);
+        json_object_set_new(reply, "following", json_true());
+    }
+    return reply;
+}
+
+static json_t *need_store(sup *s)
+{
+    if (s->store)
+        return NULL;
+    return ctl_error("ENOSTORE", "guardiand runs without a database (%s): there is no node "
+                     "registry or history", s->store_problem[0] ? s->store_problem : "none");
+}
+
+static int crash_row(void *arg, const struct store_crash *c)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer(c->id));
+    json_object_set_new(o, "boot", json_integer(c->boot_id));
+    json_object_set_new(o, "time", json_real(c->time));
+    json_object_set_new(o, "signal", json_integer(c->signal));
+    json_object_set_new(o, "code", json_integer(c->code));
+    json_object_set_new(o, "addr", opt_string(c->addr));
+    json_object_set_new(o, "node", opt_string(c->node));
+    json_object_set_new(o, "state", opt_string(c->state));
+    json_object_set_new(o, "phase", opt_string(c->phase));
+    json_object_set_new(o, "uptime", json_real(c->uptime));
+    json_object_set_new(o, "since_prev", c->since_prev < 0 ? json_null() : json_real(c->since_prev));
+    json_object_set_new(o, "backtrace", opt_string(c->backtrace));
+    json_object_set_new(o, "complete", json_boolean(c->complete));
+    json_array_append_new(arg, o);
+    return 0;
+}
+
+static int transition_row(void *arg, const struct store_transition *t)
+{
+    json_array_append_new(arg, json_pack("{s:f,s:o,s:o,s:o,s:s}", "time", t->time, "from",
+                                         opt_string(t->from && *t->from ? t->from : NULL), "to",
+                                         opt_string(t->to), "request", opt_string(t->request),
+                                         "how", store_how_name(t->how)));
+    return 0;
+}
+
+static int audit_row(void *arg, const struct store_audit *a)
+{
+    json_array_append_new(arg, json_pack("{s:f,s:o,s:o,s:o,s:o,s:o,s:b}", "time", a->time,
+                                         "channel", opt_string(a->channel), "old",
+                                         opt_string(a->old_value), "new",
+                                         opt_string(a->new_value), "host", opt_string(a->host),
+                                         "user", opt_string(a->user), "accepted", a->accepted));
+    return 0;
+}
+
+/* Query replies: the rows, or EUNKNOWN_NODE when a node that does not
+ * exist has none (a destroyed node's history stays readable). */
+static json_t *rows_reply(sup *s, const char *node, int n, json_t *rows, const char *key)
+{
+    if (n < 0) {
+        json_decref(rows);
+        return ctl_error("EIO", "database: %s", store_errmsg(s->store));
+    }
+    if (n == 0 && node && !sup_node_find(s, node)) {
+        struct reg r;
+        json_t *e = reg_load(s, &r);
+        bool known = !e && reg_find(&r, node);
+        json_decref(e);
+        if (!e)
+            reg_free(&r);
+        if (!known) {
+            json_decref(rows);
+            return unknown_node(node);
+        }
+    }
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, key, rows);
+    return reply;
+}
+
+static json_t *cmd_crashes(sup *s, struct ctl_peer *p, json_t *args)
+{
+    (void)p;
+    const char *node;
+    double since = 0, limit = 100;
+    json_t *e = arg_node_name(args, "node", false, &node);
+    if (!e)
+        e = arg_number(args, "since", -1e12, 1e12, &since);
+    if (!e)
+        e = arg_number(args, "limit", 1, 100000, &limit);
+    if (e || (e = need_store(s)))
+        return e;
+    json_t *rows = json_array();
+    int n = store_crashes(s->store, node, since, (unsigned)limit, crash_row, rows);
+    return rows_reply(s, node, n, rows, "crashes");
+}
+
+static json_t *cmd_history(sup *s, struct ctl_peer *p, json_t *args)
+{
+    (void)p;
+    const char *node;
+    double since = 0, limit = 100;
+    json_t *e = arg_node_name(args, "node", true, &node);
+    if (!e)
+        e = arg_number(args, "since", -1e12, 1e12, &since);
+    if (!e)
+        e = arg_number(args, "limit", 1, 100000, &limit);
+    if (e || (e = need_store(s)))
+        return e;
+    json_t *rows = json_array();
+    int n = store_history(s->store, node, since, (unsigned)limit, transition_row, rows);
+    return rows_reply(s, node, n, rows, "history");
+}
+
+static json_t *cmd_audit(sup *s, struct ctl_peer *p, json_t *args)
+{
+    (void)p;
+    const char *node, *channel;
+    double limit = 100;
+    json_t *e = arg_node_name(args, "node", true, &node);
+    if (!e)
+        e = arg_str(args, "channel", false, &channel);
+    if (!e)
+        e = arg_number(args, "limit", 1, 100000, &limit);
+    if (e || (e = need_store(s)))
+        return e;
+    json_t *rows = json_array();
+    int n = store_audit_list(s->store, node, channel, (unsigned)limit, audit_row, rows);
+    return rows_reply(s, node, n, rows, "audit");
+}
+
+/* ---- changes: running nodes ---- */
+
+/* Start a registered node with the given controls (NULL: the saved ones). */
+static int start_node(sup *s, const struct reg_node *rn, const char *request, const char *mode,
+                      const char *op, char *err, size_t errlen)
+{
+    struct sup_node_spec spec = {.name = rn->name, .system = rn->system,
+                                 .args = (const char *const *)rn->args, .n_args = rn->n_args,
+                                 .enabled = true, .request = request ? request : rn->request,
+                                 .mode = mode ? mode : rn->mode, .op = op ? op : rn->op};
+    if (sup_node_add(s, spec.name, spec.system, spec.args, spec.n_args, err, errlen) < 0)
+        return -1;
+    persist_node_started(s, sup_node_find(s, spec.name), &spec);
+    return 0;
+}
+
+/* The node's REQUEST, MODE and OP as its channels hold them: a write is
+ * applied by the node at its next cycle, but the channel has it at once, so
+ * a stop or restart right after a write keeps it. */
+struct controls {
+    char request[PV_STRING_SIZE], mode[16], op[16];
+};
+
+static void current_controls(sup *s, const sup_node *sn, struct controls *c)
+{
+    char chan[PV_NAME_MAX + 1];
+    const grd_state *req = node_requested(sn->node);
+    snprintf(c->request, sizeof(c->request), "%s", req ? req->name : "");
+    snprintf(c->mode, sizeof(c->mode), "%s", mode_names[node_mode(sn->node)]);
+    snprintf(c->op, sizeof(c->op), "%s", op_names[node_op(sn->node)]);
+    snprintf(chan, sizeof(chan), "%s:GRD-%s_REQUEST", s->cfg.ifo, sn->name);
+    pv *pv = pvdb_find(s->db, chan);
+    if (pv && *(const char *)pv_value(pv))
+        snprintf(c->request, sizeof(c->request), "%s", (const char *)pv_value(pv));
+    snprintf(chan, sizeof(chan), "%s:GRD-%s_MODE", s->cfg.ifo, sn->name);
+    if ((pv = pvdb_find(s->db, chan)) && pv_get_long(pv) >= 0 && pv_get_long(pv) < 3)
+        snprintf(c->mode, sizeof(c->mode), "%s", mode_names[pv_get_long(pv)]);
+    snprintf(chan, sizeof(chan), "%s:GRD-%s_OP", s->cfg.ifo, sn->name);
+    if ((pv = pvdb_find(s->db, chan)) && pv_get_long(pv) >= 0 && pv_get_long(pv) < 3)
+        snprintf(c->op, sizeof(c->op), "%s", op_names[pv_get_long(pv)]);
+}
+
+static void stop_node(sup *s, sup_node *sn)
+{
+    struct controls c;
+    current_controls(s, sn, &c);
+    persist_after_step(s, sn); /* its last state and transitions */
+    if (s->store) /* and the controls it was last given */
+        store_node_state(s->store, sn->name, c.request[0] ? c.request : NULL, c.mode, c.op, NULL);
+    sup_node_remove(s, sn->name);
+}
+
+/* The nodes named in args, each running or registered; NULL or an error. */
+static json_t *known_nodes(sup *s, json_t *args, struct reg *r, json_t **names)
+{
+    json_t *e = arg_nodes(args, true, names);
+    if (e || (e = reg_load(s, r)))
+        return e;
+    size_t i;
+    json_t *x;
+    json_array_foreach(*names, i, x) {
+        const char *name = json_string_value(x);
+        if (!sup_node_find(s, name) && !reg_find(r, name)) {
+            reg_free(r);
+            return unknown_node(name);
+        }
+    }
+    return NULL;
+}
+
+/* Results per node; ok is false (code EFAILED) if any failed. */
+static json_t *results_reply(json_t *results, unsigned failed, const char *first_error)
+{
+    json_t *reply = failed ? ctl_error("EFAILED", "%s", first_error) : ok_reply();
+    json_object_set_new(reply, "results", results);
+    return reply;
+}
+
+static void result(json_t *results, const char *node, const char *what)
+{
+    json_array_append_new(results, json_pack("{s:s,s:s}", "node", node, "result", what));
+}
+
+static void log_change(struct ctl_peer *p, const char *what, const char *node)
+{
+    fprintf(stderr, "guardiand: control: %s (uid %u): %s %s\n", peer_user(p), (unsigned)p->uid,
+            what, node);
+}
+
+enum run_action { ACT_START, ACT_STOP, ACT_RESTART };
+
+static json_t *run_action(sup *s, struct ctl_peer *p, json_t *args, enum run_action act)
+{
+    struct reg r;
+    json_t *names;
+    json_t *e = known_nodes(s, args, &r, &names);
+    if (e)
+        return e;
+    json_t *results = json_array();
+    unsigned failed = 0;
+    char first[600] = "", err[512];
+    size_t i;
+    json_t *x;
+    json_array_foreach(names, i, x) {
+        const char *name = json_string_value(x);
+        sup_node *sn = sup_node_find(s, name);
+        const struct reg_node *rn = reg_find(&r, name);
+        if (act == ACT_STOP) {
+            if (!sn) {
+                result(results, name, "not running");
+                continue;
+            }
+            log_change(p, "stop", name);
+            stop_node(s, sn);
+            sup_set_stopped(s, name, true);
+            result(results, name, "stopped");
+            continue;
+        }
+        if (act == ACT_START && sn) {
+            result(results, name, "already running");
+            continue;
+        }
+        /* (Re)start from the registry's definition; a running node keeps
+         * its current controls, and goes through INIT again. */
+        struct reg own = {0};
+        bool restarting = false;
+        struct controls ctrl;
+        memset(&ctrl, 0, sizeof(ctrl));
+        if (sn) {
+            current_controls(s, sn, &ctrl);
+            if (!rn) { /* running from the file while the registry was unreadable */
+                reg_push(&own, sn->name, sn->system, (const char *const *)sn->args, sn->n_args,
+                         true, false, NULL, NULL, NULL, NULL);
+                if (own.oom) {
+                    reg_free(&own);
+                    failed++;
+                    result(results, name, "out of memory");
+                    continue;
+                }
+                rn = &own.v[0];
+            }
+            log_change(p, "restart", name);
+            stop_node(s, sn);
+            sn = NULL;
+            restarting = true;
+        } else {
+            log_change(p, "start", name);
+        }
+        if (start_node(s, rn, ctrl.request[0] ? ctrl.request : NULL, ctrl.mode[0] ? ctrl.mode : NULL,
+                       ctrl.op[0] ? ctrl.op : NULL, err, sizeof(err)) < 0) {
+            fprintf(stderr, "guardiand: control: %s\n", err);
+            if (!failed++)
+                snprintf(first, sizeof(first), "%s", err);
+            result(results, name, err);
+        } else {
+            sup_set_stopped(s, name, false);
+            result(results, name, restarting ? "restarted" : "started");
+        }
+        reg_free(&own);
+    }
+    reg_free(&r);
+    return results_reply(results, failed, first);
+}
+
+static json_t *cmd_start(sup *s, struct ctl_peer *p, json_t *a) { return run_action(s, p, a, ACT_START); }
+static json_t *cmd_stop(sup *s, struct ctl_peer *p, json_t *a) { return run_action(s, p, a, ACT_STOP); }
+static json_t *cmd_restart(sup *s, struct ctl_peer *p, json_t *a) { return run_action(s, p, a, ACT_RESTART); }
+
+static json_t *set_enabled(sup *s, struct ctl_peer *p, json_t *args, bool enabled)
+{
+    struct reg r;
+    json_t *names, *e = need_store(s);
+    if (e || (e = known_nodes(s, args, &r, &names)))
+        return e;
+    json_t *results = json_array();
+    unsigned failed = 0;
+    char first[600] = "";
+    size_t i;
+    json_t *x;
+    json_array_foreach(names, i, x) {
+        const char *name = json_string_value(x);
+        log_change(p, enabled ? "enable" : "disable", name);
+        int rc = store_node_set_enabled(s->store, name, enabled);
+        if (rc != STORE_OK) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "%s: %s", name,
+                     rc == STORE_ENOENT ? "not in the registry" : store_errmsg(s->store));
+            if (!failed++)
+                snprintf(first, sizeof(first), "%s", msg);
+            result(results, name, msg);
+        } else {
+            result(results, name, enabled ? "enabled" : "disabled");
+        }
+    }
+    reg_free(&r);
+    return results_reply(results, failed, first);
+}
+
+static json_t *cmd_enable(sup *s, struct ctl_peer *p, json_t *a) { return set_enabled(s, p, a, true); }
+static json_t *cmd_disable(sup *s, struct ctl_peer *p, json_t *a) { return set_enabled(s, p, a, false); }
+
+/* ---- changes: the registry ---- */
+
+static bool valid_system_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+              (name[i] >= '0' && name[i] <= '9') || name[i] == '_' || name[i] == '-'))
+            return false;
+    return true;
+}
+
+/* key=value arguments: keys of A-Z a-z 0-9 _, unique, no newlines. */
+static json_t *check_args(json_t *list, const char **out, unsigned *n)
+{
+    *n = 0;
+    if (!list)
+        return NULL;
+    if (!json_is_array(list) || json_array_size(list) > CONFIG_ARGS_MAX)
+        return ctl_error("EINVAL", "argument 'args' must be a list of at most %d key=value "
+                         "strings", CONFIG_ARGS_MAX);
+    size_t i;
+    json_t *x;
+    json_array_foreach(list, i, x) {
+        const char *a = json_string_value(x);
+        const char *eq = a ? strchr(a, '=') : NULL;
+        if (!a || !eq || eq == a || strchr(a, '\n') || strlen(a) > 4000)
+            return ctl_error("EINVAL", "bad argument '%s': expected key=value", a ? a : "?");
+        for (const char *c = a; c < eq; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  (*c >= '0' && *c <= '9') || *c == '_'))
+                return ctl_error("EINVAL", "bad argument '%s': keys are A-Z a-z 0-9 _", a);
+        if ((size_t)(eq - a) == 6 && strncmp(a, "system", 6) == 0)
+            return ctl_error("EINVAL", "bad argument '%s': the system is given on its own", a);
+        for (unsigned j = 0; j < *n; j++)
+            if (strncmp(out[j], a, (size_t)(eq - a) + 1) == 0)
+                return ctl_error("EINVAL", "argument key '%.*s' given twice", (int)(eq - a), a);
+        out[(*n)++] = a;
+    }
+    return NULL;
+}
+
+static json_t *cmd_create(sup *s, struct ctl_peer *p, json_t *args)
+{
+    const char *name, *system;
+    const char *argv[CONFIG_ARGS_MAX];
+    unsigned argc;
+    json_t *e = arg_str(args, "node", true, &name);
+    if (!e && !config_valid_node_name(name))
+        e = ctl_error("EINVAL", "bad node name '%s': 1-63 characters of A-Z, 0-9 and _", name);
+    if (!e && !(e = arg_str(args, "system", true, &system)) && !valid_system_name(system))
+        e = ctl_error("EINVAL", "bad system name '%s': 1-64 characters of A-Z a-z 0-9 _ -",
+                      system);
+    if (!e)
+        e = check_args(json_object_get(args, "args"), argv, &argc);
+    if (e || (e = need_store(s)))
+        return e;
+    struct reg r;
+    if ((e = reg_load(s, &r)))
+        return e;
+    bool exists = sup_node_find(s, name) || reg_find(&r, name);
+    reg_free(&r);
+    if (exists)
+        return ctl_error("EEXIST", "node %s exists already", name);
+    /* Load it first: a system that does not load is refused before the
+     * registry knows of it. */
+    char err[512];
+    if (sup_node_add(s, name, system, argv, argc, err, sizeof(err)) < 0)
+        return ctl_error("EUNKNOWN_SYSTEM", "%s", err);
+    struct store_node_def def = {.name = name, .system = system, .args = argv, .n_args = argc};
+    int rc = store_node_create(s->store, &def);
+    if (rc != STORE_OK) {
+        sup_node_remove(s, name);
+        return ctl_error(rc == STORE_EEXIST ? "EEXIST" : "EIO", "node %s not created: %s", name,
+                         rc == STORE_EEXIST ? "it exists already" : store_errmsg(s->store));
+    }
+    log_change(p, "create", name);
+    struct sup_node_spec spec = {.name = name, .system = system, .args = argv, .n_args = argc,
+                                 .enabled = true};
+    persist_node_started(s, sup_node_find(s, name), &spec);
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "node", json_string(name));
+    return reply;
+}
+
+static json_t *cmd_destroy(sup *s, struct ctl_peer *p, json_t *args)
+{
+    const char *name;
+    json_t *e = arg_node_name(args, "node", true, &name);
+    if (e || (e = need_store(s)))
+        return e;
+    sup_node *sn = sup_node_find(s, name);
+    int rc = store_node_destroy(s->store, name);
+    if (rc == STORE_ENOENT && !sn)
+        return unknown_node(name);
+    if (rc != STORE_OK && rc != STORE_ENOENT)
+        return ctl_error("EIO", "node %s not destroyed: %s", name, store_errmsg(s->store));
+    log_change(p, "destroy", name);
+    if (sn)
+        sup_node_remove(s, name); /* its channels disconnect from clients */
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "node", json_string(name));
+    return reply;
+}
+
+static json_t *cmd_release(sup *s, struct ctl_peer *p, json_t *args)
+{
+    const char *name;
+    json_t *e = arg_node_name(args, "node", true, &name);
+    if (e)
+        return e;
+    sup_node *sn = sup_node_find(s, name);
+    bool was = sn && sn->quarantined;
+    if (sn) {
+        log_change(p, "release", name);
+        sup_node_release(s, name);
+    } else {
+        int rc = s->store ? store_release(s->store, name, sup_wall()) : STORE_ENOENT;
+        if (rc == STORE_ENOENT)
+            return unknown_node(name);
+        if (rc != STORE_OK)
+            return ctl_error("EIO", "release of %s not saved: %s", name, store_errmsg(s->store));
+        log_change(p, "release", name);
+    }
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "node", json_string(name));
+    json_object_set_new(reply, "was_quarantined", json_boolean(was));
+    return reply;
+}
+
+/* ---- changes: controls, through the node's channels ---- */
+
+static json_t *running_node(sup *s, const char *name, sup_node **out)
+{
+    *out = sup_node_find(s, name);
+    if (*out)
+        return NULL;
+    struct reg r;
+    json_t *e = reg_load(s, &r);
+    if (e)
+        return e;
+    bool known = reg_find(&r, name) != NULL;
+    reg_free(&r);
+    if (!known)
+        return unknown_node(name);
+    return ctl_error("ENOTRUNNING", "node %s is not running (guardctl start %s)", name, name);
+}
+
+static json_t *states_list(const sup_node *sn, char *text, size_t len)
+{
+    const grd_system *def = node_system_def(node_system_of(sn->node));
+    json_t *valid = json_array();
+    size_t used = 0;
+    text[0] = 0;
+    for (unsigned i = 0; def && def->states[i].name; i++) {
+        json_array_append_new(valid, json_string(def->states[i].name));
+        int w = snprintf(text + used, len - used, "%s%s", i ? " " : "", def->states[i].name);
+        if (w > 0 && used + (size_t)w < len)
+            used += (size_t)w;
+    }
+    return valid;
+}
+
+/* Write `value` to the node's channel `suffix` as a CA client would. */
+static json_t *write_control(sup *s, struct ctl_peer *p, sup_node *sn, const char *suffix,
+                             const char *value)
+{
+    char chan[PV_NAME_MAX + 1];
+    snprintf(chan, sizeof(chan), "%s:GRD-%s_%s", s->cfg.ifo, sn->name, suffix);
+    pv *pv = pvdb_find(s->db, chan);
+    if (!pv)
+        return ctl_error("EFAILED", "channel %s is not served", chan);
+    pv_client who = {.host = "localhost", .user = peer_user(p)};
+    int rc = pv_write_string(pv, value, &who);
+    char what[64];
+    snprintf(what, sizeof(what), "%s %s ->", suffix, value);
+    log_change(p, what, sn->name);
+    if (rc != PVDB_OK)
+        return ctl_error("EFAILED", "node %s refused %s=%s: %s", sn->name, suffix, value,
+                         pvdb_strerror(rc));
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "node", json_string(sn->name));
+    json_object_set_new(reply, "channel", json_string(chan));
+    json_object_set_new(reply, "value", ctl_string(value));
+    return reply;
+}
+
+static json_t *cmd_request(sup *s, struct ctl_peer *p, json_t *args)
+{
+    const char *name, *state;
+    sup_node *sn;
+    json_t *e = arg_node_name(args, "node", true, &name);
+    if (!e)
+        e = arg_str(args, "state", true, &state);
+    if (e || (e = running_node(s, name, &sn)))
+        return e;
+    if (!node_system_state(node_system_of(sn->node), state) || strlen(state) >= PV_STRING_SIZE) {
+        /* Audited as a refused write, as a CA put of it would be. */
+        pv_client who = {.host = "localhost", .user = peer_user(p)};
+        char chan[PV_NAME_MAX + 1];
+        snprintf(chan, sizeof(chan), "%s:GRD-%s_REQUEST", s->cfg.ifo, sn->name);
+        pv *pv = pvdb_find(s->db, chan);
+        if (pv && strlen(state) < PV_STRING_SIZE)
+            pv_write_string(pv, state, &who);
+        char text[2048];
+        json_t *valid = states_list(sn, text, sizeof(text));
+        json_t *r = ctl_error("EUNKNOWN_STATE", "unknown state '%s' of node %s (system %s); "
+                              "valid states: %s", state, sn->name, sn->system, text);
+        json_object_set_new(r, "valid", valid);
+        return r;
+    }
+    return write_control(s, p, sn, "REQUEST", state);
+}
+
+static json_t *enum_control(sup *s, struct ctl_peer *p, json_t *args, const char *key,
+                            const char *suffix, const char *const *names)
+{
+    const char *name, *value;
+    sup_node *sn;
+    json_t *e = arg_node_name(args, "node", true, &name);
+    if (!e)
+        e = arg_str(args, key, true, &value);
+    if (!e) {
+        bool ok = false;
+        for (unsigned i = 0; i < 3; i++)
+            ok |= strcmp(names[i], value) == 0;
+        if (!ok)
+            e = ctl_error("EINVAL", "bad %s '%s': expected %s, %s or %s", key, value, names[0],
+                          names[1], names[2]);
+    }
+    if (e || (e = running_node(s, name, &sn)))
+        return e;
+    return write_control(s, p, sn, suffix, value);
+}
+
+static json_t *cmd_mode(sup *s, struct ctl_peer *p, json_t *a) { return enum_control(s, p, a, "mode", "MODE", mode_names); }
+static json_t *cmd_op(sup *s, struct ctl_peer *p, json_t *a) { return enum_control(s, p, a, "op", "OP", op_names); }
+
+/* ---- the command table ---- */
+
+typedef json_t *(*ctl_handler)(sup *s, struct ctl_peer *p, json_t *args);
+
+static const struct command {
+    const char *name;
+    bool change;                 /* false: a read anyone who can connect may run */
+    ctl_handler fn;
+    const char *keys[5];         /* the arguments it takes */
+} commands[] = {
+    {"list", false, cmd_list, {NULL}},
+    {"status", false, cmd_status, {"nodes"}},
+    {"log", false, cmd_log, {"node", "n", "follow"}},
+    {"crashes", false, cmd_crashes, {"node", "since", "limit"}},
+    {"history", false, cmd_history, {"node", "since", "limit"}},
+    {"audit", false, cmd_audit, {"node", "channel", "limit"}},
+    {"start", true, cmd_start, {"nodes"}},
+    {"stop", true, cmd_stop, {"nodes"}},
+    {"restart", true, cmd_restart, {"nodes"}},
+    {"enable", true, cmd_enable, {"nodes"}},
+    {"disable", true, cmd_disable, {"nodes"}},
+    {"create", true, cmd_create, {"node", "system", "args"}},
+    {"destroy", true, cmd_destroy, {"node"}},
+    {"request", true, cmd_request, {"node", "state"}},
+    {"mode", true, cmd_mode, {"node", "mode"}},
+    {"op", true, cmd_op, {"node", "op"}},
+    {"release", true, cmd_release, {"node"}},
+};
+
+json_t *ctlcmd_run(sup *s, struct ctl_peer *p, json_t *req)
+{
+    json_t *cmdv = json_object_get(req, "cmd"), *args = json_object_get(req, "args");
+    const char *key;
+    json_t *v;
+    json_object_foreach(req, key, v)
+        if (strcmp(key, "cmd") != 0 && strcmp(key, "args") != 0)
+            return ctl_error("EPROTO", "unknown request field '%s'", key);
+    if (!json_is_string(cmdv))
+        return ctl_error("EPROTO", "request without a \"cmd\" string");
+    if (args && !json_is_object(args))
+        return ctl_error("EPROTO", "\"args\" must be an object");
+    const char *name = json_string_value(cmdv);
+    const struct command *c = NULL;
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]) && !c; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            c = &commands[i];
+    if (!c)
+        return ctl_error("EUNKNOWN_CMD", "unknown command '%s'", name);
+    json_object_foreach(args, key, v) {
+        bool known = false;
+        for (unsigned i = 0; i < 5 && c->keys[i] && !known; i++)
+            known = strcmp(c->keys[i], key) == 0;
+        if (!known)
+            return ctl_error("EINVAL", "%s takes no argument '%s'", c->name, key);
+    }
+    if (c->change && p->uid != 0 && !is_operator(p)) {
+        fprintf(stderr, "guardiand: control: permission denied: uid %u (%s) may not %s\n",
+                (unsigned)p->uid, peer_user(p), c->name);
+        return ctl_error("EPERM", "permission denied: %s changes the daemon; it takes root%s%s",
+                         c->name, s->cfg.operator_group ? " or the group " : "",
+                         s->cfg.operator_group ? s->cfg.operator_group : "");
+    }
+    json_t *empty = NULL;
+    if (!args)
+        args = empty = json_object();
+    json_t *reply = c->fn(s, p, args);
+    json_decref(empty);
+    return reply ? reply : ctl_error("ENOMEM", "out of memory");
+}

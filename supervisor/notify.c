@@ -1,0 +1,207 @@
+/* notify.c — the sd_notify protocol by hand, and the watchdog rule.
+ *
+ * One non-blocking AF_UNIX datagram socket, unconnected: each message is a
+ * sendto() to $NOTIFY_SOCKET with MSG_DONTWAIT (a full queue at the manager
+ * drops the message rather than stall the loop) and MSG_NOSIGNAL. Nothing
+ * here is fatal; the first failed send is logged, the rest only counted.
+ *
+ * One ev_timer does the periodic work: at half of $WATCHDOG_USEC when the
+ * watchdog is on (systemd's advice: ping at half the interval, so one late
+ * ping is not a restart), else every NOTIFY_STATUS_PERIOD seconds. Each
+ * firing pings if the nodes are healthy and, every NOTIFY_STATUS_PERIOD
+ * seconds, refreshes STATUS= with the loop's figures (what `systemctl
+ * status` shows).
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "supervisor/notify.h"
+
+#define NOTIFY_STATUS_PERIOD 5.0 /* seconds between STATUS= refreshes */
+
+struct notify {
+    sup *sup;
+    int fd;
+    struct sockaddr_un addr;
+    socklen_t addrlen;
+    double watchdog;       /* seconds, 0: no watchdog */
+    ev_timer timer;
+    bool started;          /* the timer runs (after the first READY=1) */
+    bool unhealthy;        /* pings withheld: logged once until healthy again */
+    double last_status;    /* monotonic time of the last STATUS= refresh */
+    unsigned long failures;
+};
+
+static void send_msg(struct notify *n, const char *msg)
+{
+    ssize_t r = sendto(n->fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL,
+                       (const struct sockaddr *)&n->addr, n->addrlen);
+    if (r >= 0)
+        return;
+    if (n->failures++ == 0)
+        fprintf(stderr, "guardiand: notify: cannot send to $NOTIFY_SOCKET: %s "
+                        "(further failures are not logged)\n", strerror(errno));
+}
+
+/* The loop's figures for STATUS=. */
+static void format_status(struct notify *n, char *buf, size_t len)
+{
+    sup *s = n->sup;
+    double p50, p99, max;
+    sched_jitter(&s->sched, &p50, &p99, &max);
+    snprintf(buf, len, "STATUS=%u nodes, util %.1f%%, jitter p99 %.2f ms", s->n_nodes,
+             s->sched.util * 100.0, p99 * 1e3);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    struct notify *n = w->data;
+    double now = sup_now();
+    char msg[256] = "";
+    if (n->watchdog > 0) {
+        double since = 0;
+        sup_node *stale = sched_stale_node(n->sup, NOTIFY_STALE_CYCLES, &since);
+        if (stale) {
+            if (!n->unhealthy)
+                fprintf(stderr, "guardiand: watchdog: node %s has not stepped for %.2f s; "
+                                "WATCHDOG=1 withheld until every node steps again\n",
+                        stale->name, since);
+            n->unhealthy = true;
+        } else {
+            if (n->unhealthy)
+                fprintf(stderr, "guardiand: watchdog: every node steps again\n");
+            n->unhealthy = false;
+            snprintf(msg, sizeof(msg), "WATCHDOG=1");
+        }
+    }
+    if (now - n->last_status >= NOTIFY_STATUS_PERIOD) {
+        size_t used = strlen(msg);
+        if (used)
+            msg[used++] = '\n'; /* one KEY=VALUE a line */
+        format_status(n, msg + used, sizeof(msg) - used);
+        n->last_status = now;
+    }
+    if (msg[0])
+        send_msg(n, msg);
+}
+
+/* $WATCHDOG_USEC in seconds if it is meant for this process, else 0. */
+static double watchdog_from_env(void)
+{
+    const char *usec = getenv("WATCHDOG_USEC"), *pid = getenv("WATCHDOG_PID");
+    if (!usec)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(usec, &end, 10);
+    if (errno || end == usec || *end || v == 0) {
+        fprintf(stderr, "guardiand: notify: ignoring WATCHDOG_USEC='%s'\n", usec);
+        return 0;
+    }
+    if (pid) {
+        long p = strtol(pid, &end, 10);
+        if (end == pid || *end || p != (long)getpid())
+            return 0; /* meant for another process (our parent, say) */
+    }
+    return (double)v / 1e6;
+}
+
+struct notify *notify_new(sup *s)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || !*path)
+        return NULL;
+    struct notify *n = calloc(1, sizeof(*n));
+    if (!n)
+        goto err;
+    n->sup = s;
+    n->fd = -1;
+    size_t len = strlen(path);
+    if ((path[0] != '/' && path[0] != '@') || len >= sizeof(n->addr.sun_path)) {
+        fprintf(stderr, "guardiand: notify: NOTIFY_SOCKET='%s' is not a socket path; "
+                        "not notifying\n", path);
+        goto err;
+    }
+    n->addr.sun_family = AF_UNIX;
+    memcpy(n->addr.sun_path, path, len);
+    if (path[0] == '@')
+        n->addr.sun_path[0] = '\0'; /* abstract: the name is the bytes after the NUL */
+    /* A path's length includes its terminating NUL; an abstract name's does not. */
+    n->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '/'));
+    n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (n->fd < 0) {
+        fprintf(stderr, "guardiand: notify: socket: %s; not notifying\n", strerror(errno));
+        goto err;
+    }
+    n->watchdog = watchdog_from_env();
+    /* Nothing we start (a system's helper, say) may speak for us. */
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    unsetenv("WATCHDOG_PID");
+    double period = n->watchdog > 0 ? n->watchdog / 2 : NOTIFY_STATUS_PERIOD;
+    ev_timer_init(&n->timer, timer_cb, period, period);
+    n->timer.data = n;
+    return n;
+err:
+    if (n && n->fd >= 0)
+        close(n->fd);
+    free(n);
+    return NULL;
+}
+
+void notify_ready(struct notify *n, unsigned nodes, int failed)
+{
+    if (!n)
+        return;
+    char msg[128];
+    if (failed >= 0)
+        snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%u nodes, %d failed", nodes, failed);
+    else
+        snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%u nodes", nodes);
+    send_msg(n, msg);
+    n->last_status = sup_now();
+    if (!n->started) {
+        ev_timer_start(n->sup->loop, &n->timer);
+        n->started = true;
+        /* The first ping now: the manager's watchdog has run since we started. */
+        if (n->watchdog > 0)
+            send_msg(n, "WATCHDOG=1");
+    }
+}
+
+void notify_reloading(struct notify *n)
+{
+    if (!n)
+        return;
+    /* Newer systemd (253+) wants the time the reload began, on CLOCK_MONOTONIC. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char msg[128];
+    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+             (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+    send_msg(n, msg);
+}
+
+void notify_stopping(struct notify *n)
+{
+    if (n)
+        send_msg(n, "STOPPING=1\nSTATUS=stopping");
+}
+
+void notify_free(struct notify *n)
+{
+    if (!n)
+        return;
+    if (n->started)
+        ev_timer_stop(n->sup->loop, &n->timer);
+    close(n->fd);
+    free(n);
+}
