@@ -160,6 +160,8 @@ static int global_key(struct parse *p, const char *key, const char *value, int l
                         value, "");
         return set_string(&cfg->control_socket, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
     }
+    if (strcmp(key, "control_idle_timeout") == 0)
+        return number(p, line, key, value, 0.1, 86400, &cfg->control_idle_timeout);
     if (strcmp(key, "control_mode") == 0) {
         char *end;
         errno = 0;
@@ -294,6 +296,7 @@ int config_defaults(struct config *cfg)
     cfg->quarantine_window = 3600;
     cfg->retention_days = 90;
     cfg->control_mode = 0660;
+    cfg->control_idle_timeout = 30;
     if (set_string(&cfg->ifo, "X1") || set_string(&cfg->systems, DEFAULT_SYSTEMS) ||
         set_string(&cfg->database, "guardiand.db") || set_string(&cfg->path, "(defaults)"))
         return -1;

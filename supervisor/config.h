@@ -15,6 +15,7 @@
  *   retention_days = 90           ; transition, fault and audit history kept
  *   control_socket = /run/guardiand/guardiand.sock  ; guardctl's socket (see below)
  *   control_mode = 0660           ; its permission bits (octal)
+ *   control_idle_timeout = 30     ; seconds before a silent client is closed
  *   control_group = guardian      ; the group owning it (default: root's)
  *   operator_group = operators    ; who may change things (default: root only)
  *
@@ -62,6 +63,7 @@ struct config {
      * none (the socket keeps the daemon's group; only root may change things). */
     char *control_socket;
     unsigned control_mode;      /* permission bits of the socket (0660) */
+    double control_idle_timeout; /* seconds a silent control client may stay (30) */
     char *control_group;
     char *operator_group;
     struct config_node *nodes;

@@ -33,6 +33,9 @@
 #include <unistd.h>
 
 #define CTL_PAUSE_OUTPUT (256 * 1024)
+/* A connection that has sent nothing for control_idle_timeout, follows no
+ * log and has nothing left to write is closed: silent clients cannot hold
+ * every slot. The sweep runs a few times per timeout. */
 #define CTL_FOLLOW_BACKLOG (256 * 1024)
 
 struct conn {
@@ -50,6 +53,7 @@ struct conn {
     bool close_after;           /* close once out is written */
     bool following;             /* peer.follow names the node */
     uint64_t dropped;           /* followed lines not sent since the last report */
+    double last_active;         /* loop time of its last input */
     struct conn *prev, *next;
 };
 
@@ -58,6 +62,7 @@ struct ctl {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     int fd;
     ev_io accept_w;
+    ev_timer sweep;             /* closes idle connections */
     dev_t dev;                  /* the socket file we made, to remove only it */
     ino_t ino;
     bool have_operator;
@@ -256,6 +261,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop, (void)revents;
     struct conn *k = w->data;
+    k->last_active = ev_now(loop);
     /* A bounded number of reads per wake-up, so one busy client cannot
      * hold the loop. */
     for (int round = 0; round < 16 && k->reading && out_pending(k) < CTL_PAUSE_OUTPUT; round++) {
@@ -416,6 +422,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         k->peer = (struct ctl_peer){.ctl = c, .uid = cred.uid, .gid = cred.gid, .pid = cred.pid,
                                     .operator_member = -1};
         k->reading = true;
+        k->last_active = ev_now(loop);
         ev_io_init(&k->rio, read_cb, fd, EV_READ);
         ev_io_init(&k->wio, write_cb, fd, EV_WRITE);
         k->rio.data = k->wio.data = k;
@@ -576,9 +583,27 @@ fail:
     return NULL;
 }
 
+static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct ctl *c = w->data;
+    double now = ev_now(loop), limit = c->sup->cfg.control_idle_timeout;
+    struct conn *k = c->conns;
+    while (k) {
+        struct conn *next = k->next;
+        if (!k->following && out_pending(k) == 0 && now - k->last_active > limit)
+            conn_close(k);
+        k = next;
+    }
+}
+
 void ctl_start(struct ctl *c)
 {
     ev_io_start(c->sup->loop, &c->accept_w);
+    double period = c->sup->cfg.control_idle_timeout / 4;
+    ev_timer_init(&c->sweep, sweep_cb, period, period);
+    c->sweep.data = c;
+    ev_timer_start(c->sup->loop, &c->sweep);
     fprintf(stderr, "guardiand: control socket %s (mode %04o%s%s%s%s)\n", c->path,
             c->sup->cfg.control_mode, c->sup->cfg.control_group ? ", group " : "",
             c->sup->cfg.control_group ? c->sup->cfg.control_group : "",
@@ -590,6 +615,7 @@ void ctl_free(struct ctl *c)
 {
     if (!c)
         return;
+    ev_timer_stop(c->sup->loop, &c->sweep);
     while (c->conns)
         conn_close(c->conns);
     c->sup->log_tap = NULL;

@@ -10,6 +10,9 @@ ifo = X1
 systems = build/systems
 rate = 16
 database = guardiand-demo.db
+; In the working directory, so that make run needs no root:
+; guardctl --socket guardiand-demo.sock list
+control_socket = guardiand-demo.sock
 HDR
 for i in $(seq -w 1 40); do
     printf '\n[node SUS_OPTIC%s]\nsystem = sus\noptic = OPTIC%s\n' "$i" "$i"

@@ -496,6 +496,19 @@ def test_bad_frames_change_nothing(ctl):
     assert c.node("B1")["running"]
 
 
+def test_idle_connections_are_closed(ctl):
+    c = ctl(extra=["control_idle_timeout = 1"])
+    silent = [raw_connect(c.socket) for _ in range(64)]  # every slot
+    follower = raw_connect(c.socket)  # refused now: all slots are taken
+    assert recv_frame(follower)["code"] == "EBUSY"
+    # the silent ones are closed after about a second; the slots come back
+    assert wait_for(lambda: c.run("list").returncode == 0, timeout=10)
+    for s in silent:
+        s.settimeout(5)
+        assert s.recv(1) == b"", "an idle connection was left open"
+        s.close()
+
+
 def test_silent_connections_do_not_block_others(ctl):
     c = ctl()
     silent = [raw_connect(c.socket) for _ in range(10)]

@@ -289,6 +289,7 @@ def test_newer_schema_is_refused(runs):
     con.close()
     import subprocess
     r = subprocess.run([daemon_path(), "--config", config, "--database", database, "--port",
-                        "1"], capture_output=True, text=True, timeout=20)
+                        "1", "--control-socket", database + ".sock"], capture_output=True,
+                       text=True, timeout=20)
     assert r.returncode == 2, r.stderr
     assert "999" in r.stderr and "newer" in r.stderr, r.stderr
