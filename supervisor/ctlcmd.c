@@ -580,17 +580,28 @@ static json_t *rows_reply(sup *s, const char *node, int n, json_t *rows, const c
     return reply;
 }
 
+/* The arguments every history query takes: node (required or not), since
+ * (when wanted), limit; and a database to ask. NULL when all is well. */
+static json_t *query_args(sup *s, json_t *args, bool node_required, const char **node,
+                          double *since, double *limit)
+{
+    json_t *e = arg_node_name(args, "node", node_required, node);
+    if (!e && since)
+        e = arg_number(args, "since", -1e12, 1e12, since);
+    if (!e)
+        e = arg_number(args, "limit", 1, 100000, limit);
+    if (!e)
+        e = need_store(s);
+    return e;
+}
+
 static json_t *cmd_crashes(sup *s, struct ctl_peer *p, json_t *args)
 {
     (void)p;
     const char *node;
     double since = 0, limit = 100;
-    json_t *e = arg_node_name(args, "node", false, &node);
-    if (!e)
-        e = arg_number(args, "since", -1e12, 1e12, &since);
-    if (!e)
-        e = arg_number(args, "limit", 1, 100000, &limit);
-    if (e || (e = need_store(s)))
+    json_t *e = query_args(s, args, false, &node, &since, &limit);
+    if (e)
         return e;
     json_t *rows = json_array();
     int n = store_crashes(s->store, node, since, (unsigned)limit, crash_row, rows);
@@ -602,12 +613,8 @@ static json_t *cmd_history(sup *s, struct ctl_peer *p, json_t *args)
     (void)p;
     const char *node;
     double since = 0, limit = 100;
-    json_t *e = arg_node_name(args, "node", true, &node);
-    if (!e)
-        e = arg_number(args, "since", -1e12, 1e12, &since);
-    if (!e)
-        e = arg_number(args, "limit", 1, 100000, &limit);
-    if (e || (e = need_store(s)))
+    json_t *e = query_args(s, args, true, &node, &since, &limit);
+    if (e)
         return e;
     json_t *rows = json_array();
     int n = store_history(s->store, node, since, (unsigned)limit, transition_row, rows);
@@ -619,12 +626,10 @@ static json_t *cmd_audit(sup *s, struct ctl_peer *p, json_t *args)
     (void)p;
     const char *node, *channel;
     double limit = 100;
-    json_t *e = arg_node_name(args, "node", true, &node);
+    json_t *e = query_args(s, args, true, &node, NULL, &limit);
     if (!e)
         e = arg_str(args, "channel", false, &channel);
-    if (!e)
-        e = arg_number(args, "limit", 1, 100000, &limit);
-    if (e || (e = need_store(s)))
+    if (e)
         return e;
     json_t *rows = json_array();
     int n = store_audit_list(s->store, node, channel, (unsigned)limit, audit_row, rows);
