@@ -34,6 +34,8 @@ struct pv {
     char class_name[PV_STRING_SIZE];
     pv_write_fn on_write;
     void *arg;
+    bool in_handler;       /* pv_write is inside on_write */
+    bool handler_stored;   /* ... and the handler stored a value (changed or not) */
     uint64_t generation;
     pv_group *group;
     pv *group_next;        /* PVs of one group, newest first */
@@ -408,6 +410,7 @@ static int store(pv *p, const void *value, uint32_t n)
 {
     if (n < 1 || n > p->count)
         return PVDB_ERANGE;
+    p->handler_stored |= p->in_handler;
     size_t sz = type_size[p->type];
     bool changed = n != p->nelm || memcmp(p->value, value, n * sz) != 0;
     unsigned ev = define(p);
@@ -585,12 +588,15 @@ int pv_write(pv *p, const void *value, uint32_t n, const pv_client *who)
     if (err)
         return err;
     if (p->on_write) {
-        uint64_t before = p->generation;
+        p->in_handler = true;
+        p->handler_stored = false;
         err = p->on_write(p, value, n, who, p->arg);
+        p->in_handler = false;
         if (err)
             return err < 0 ? err : PVDB_EREJECT;
-        /* The handler stored (and posted) a value of its own: keep it. */
-        if (p->generation != before)
+        /* The handler stored a value of its own (even the one the PV already
+         * held): keep it, not the written one. */
+        if (p->handler_stored)
             return PVDB_OK;
     }
     return store(p, value, n);

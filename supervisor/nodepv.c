@@ -139,10 +139,7 @@ static int write_load(pv *pv, const void *value, uint32_t n, const pv_client *wh
             return audited_enum(np, pv, v, who, PVDB_EREJECT);
     }
     audited_enum(np, pv, v, who, 0);
-    /* Stored by us, so pvdb keeps it rather than the written value: it tells
-     * by a post, and setting the 0 LOAD already holds posts nothing. */
-    pv_set_enum(pv, 0);
-    pv_post(pv, PV_EV_VALUE | PV_EV_LOG);
+    pv_set_enum(pv, 0); /* stored by us: pvdb keeps it, not the written 1 */
     return 0;
 }
 

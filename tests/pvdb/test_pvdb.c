@@ -179,6 +179,36 @@ Test(pvdb, write_rules)
     cr_assert_eq(pv_get_long(e), 1);
 }
 
+/* A momentary switch: accepts any write and sets itself back to 0. */
+static int momentary(pv *p, const void *value, uint32_t n, const pv_client *who, void *arg)
+{
+    (void)value, (void)n, (void)who, (void)arg;
+    pv_set_enum(p, 0);
+    return 0;
+}
+
+/* A handler that stores a value keeps it, even the value the PV already held
+ * (nothing changes, so nothing is posted either). */
+Test(pvdb, a_handler_that_stores_the_same_value_keeps_it)
+{
+    pv_group *g = pvdb_group_new(db, "");
+    const char *states[] = {"False", "True"};
+    pv *p;
+    pv_group_add(g, &(pv_def){.name = "LOAD", .type = PV_ENUM, .writable = true, .enums = states,
+                              .n_enums = 2, .on_write = momentary},
+                 &p);
+    pv_set_enum(p, 0);
+    struct seen s = {0};
+    pv_watch w;
+    pv_watch_init(&w, record, &s, PV_EV_VALUE);
+    pv_watch_start(p, &w);
+    uint16_t one = 1;
+    pv_client cl = {.host = "ws1", .user = "joe"};
+    cr_assert_eq(pv_write(p, &one, 1, &cl), 0);
+    cr_expect_eq(pv_get_long(p), 0, "the handler's 0 is kept, not the written 1");
+    cr_expect_eq(s.calls, 0);
+}
+
 Test(pvdb, properties_post_property_events)
 {
     pv_group *g = pvdb_group_new(db, "");
