@@ -115,34 +115,6 @@ static void set_counts(struct bench_opts *o, bool quick)
 
 /* ---- measuring ---- */
 
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* CPU seconds (user + system) used so far by process pid, all threads, or NAN.
- * Resolution: one clock tick (10 ms). */
-static double proc_cpu_s(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NAN;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return NAN;
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    unsigned long ut, st;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return NAN;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* CPU seconds of a single-threaded process (the daemon) to the nanosecond, from
  * /proc/PID/schedstat (its main thread only; /proc/PID/stat if absent), and in *wait the
  * seconds it was runnable but waiting for a CPU (NAN if unknown). */
@@ -156,15 +128,7 @@ static double daemon_cpu_s(pid_t pid, double *wait)
     if (f)
         fclose(f);
     *wait = n == 2 ? (double)queued * 1e-9 : NAN;
-    return n == 2 ? (double)run * 1e-9 : proc_cpu_s(pid);
-}
-
-static double self_cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+    return n == 2 ? (double)run * 1e-9 : harness_proc_cpu_s(pid);
 }
 
 /* A point in time, with the daemon's and our CPU clocks. */
@@ -174,7 +138,7 @@ struct mark {
 
 static struct mark mark_now(pid_t daemon)
 {
-    struct mark m = {.t = harness_now(), .self_cpu = self_cpu_s()};
+    struct mark m = {.t = harness_now(), .self_cpu = harness_self_cpu_s()};
     m.daemon_cpu = daemon_cpu_s(daemon, &m.daemon_wait);
     return m;
 }
@@ -893,7 +857,7 @@ static void children_reap(struct child *cs, int n)
             continue;
         double deadline = harness_now() + 10;
         while (waitpid(cs[i].pid, NULL, WNOHANG) == 0 && harness_now() < deadline)
-            sleep_s(0.01);
+            harness_sleep(0.01);
         if (harness_now() >= deadline) {
             kill(cs[i].pid, SIGKILL);
             waitpid(cs[i].pid, NULL, 0);
@@ -949,15 +913,15 @@ static struct span fan_window(struct bench *b, const harness_daemon *d, struct c
                               long *rss)
 {
     for (int i = 0; i < n; i++)
-        cs[i].cpu = proc_cpu_s(cs[i].pid);
+        cs[i].cpu = harness_proc_cpu_s(cs[i].pid);
     struct mark m0 = mark_now(d->pid);
     for (int i = 0; i < n; i++)
         if (write(cs[i].to, "g", 1) != 1)
             note(b, "fan-out: cannot start client %d", i);
-    sleep_s(b->o.fan_seconds);
+    harness_sleep(b->o.fan_seconds);
     struct span s = span_of(m0, mark_now(d->pid));
     for (int i = 0; i < n; i++)
-        cs[i].cpu = proc_cpu_s(cs[i].pid) - cs[i].cpu;
+        cs[i].cpu = harness_proc_cpu_s(cs[i].pid) - cs[i].cpu;
     *rss = harness_rss_kb(d);
     return s;
 }
@@ -1056,7 +1020,7 @@ static long idle_rss(struct bench *b, long demo_count)
         note(b, "memory: the daemon did not start with --demo-count %ld", demo_count);
         return -1;
     }
-    sleep_s(0.2);
+    harness_sleep(0.2);
     long rss = harness_rss_kb(&d);
     daemon_log_notes(b, &d, "memory");
     if (harness_stop(&d, 10) != 0)

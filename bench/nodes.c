@@ -135,27 +135,6 @@ static void note(struct bench *b, const char *fmt, ...)
 
 /* ---- measuring the daemon and the host ---- */
 
-/* CPU seconds (utime + stime) of process pid, all threads, or NAN. Resolution: one clock tick
- * (10 ms), i.e. 0.1 % of one core over a 10 s window. */
-static double proc_cpu_s(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NAN;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return NAN;
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    unsigned long ut, st;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return NAN;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* Seconds process pid has been runnable but waiting for a CPU (its main thread; the daemon
  * has no other), from /proc/PID/schedstat, or NAN. */
 static double proc_wait_s(pid_t pid)
@@ -185,14 +164,6 @@ static long proc_status_kb(pid_t pid, const char *field)
             kb = -1;
     fclose(f);
     return kb;
-}
-
-static double self_cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
 /* CPU seconds all cores of the host have been busy (anything but idle and iowait), or NAN:
@@ -225,8 +196,8 @@ struct mark {
 
 static struct mark mark_now(const harness_daemon *d)
 {
-    return (struct mark){.t = harness_now(), .daemon_cpu = proc_cpu_s(d->pid),
-                         .daemon_wait = proc_wait_s(d->pid), .self_cpu = self_cpu_s(),
+    return (struct mark){.t = harness_now(), .daemon_cpu = harness_proc_cpu_s(d->pid),
+                         .daemon_wait = proc_wait_s(d->pid), .self_cpu = harness_self_cpu_s(),
                          .host_busy = host_busy_s(), .log_bytes = file_size(d->log_path),
                          .rss_kb = proc_status_kb(d->pid, "VmRSS:")};
 }
@@ -374,13 +345,6 @@ static bool log_ready(struct daemon_run *r, struct log_reader *lr)
     return false;
 }
 
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 /* Wait (bounded) for the ready line. Returns 0, or -1 with the daemon killed and reaped. */
 static int daemon_wait_ready(struct daemon_run *r, double t0)
 {
@@ -388,7 +352,7 @@ static int daemon_wait_ready(struct daemon_run *r, double t0)
     bool ready = false;
     while (lr.fd >= 0 && !(ready = log_ready(r, &lr)) && harness_alive(&r->d) &&
            harness_now() - t0 < READY_TIMEOUT_S)
-        sleep_s(0.01);
+        harness_sleep(0.01);
     if (lr.fd >= 0)
         close(lr.fd);
     r->start_s = harness_now() - t0;

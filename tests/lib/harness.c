@@ -16,6 +16,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -36,11 +38,38 @@ double harness_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void sleep_s(double s)
+void harness_sleep(double s)
 {
     struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+}
+
+double harness_proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NAN;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return NAN;
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return NAN;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+double harness_self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
 /* Bind a socket of `type` to 127.0.0.1:port (0 = any); returns the fd and the bound port. */
@@ -346,7 +375,7 @@ int harness_start(harness_daemon *d, const harness_opts *opts)
             log_tail(d, why);
             return -1;
         }
-        sleep_s(0.01);
+        harness_sleep(0.01);
     }
     char why[128];
     snprintf(why, sizeof why, "%s not ready after %.0f s", argv[0], limit);
@@ -367,7 +396,7 @@ int harness_stop(harness_daemon *d, double timeout)
         kill(pid, SIGTERM);
         double deadline = harness_now() + limit;
         while (harness_alive(d) && harness_now() < deadline)
-            sleep_s(0.01);
+            harness_sleep(0.01);
         if (d->pid > 0) {
             fprintf(stderr, "harness: daemon %d ignored SIGTERM for %.0f s, killing it\n",
                     (int)pid, limit);

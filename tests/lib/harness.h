@@ -55,6 +55,14 @@ typedef struct harness_daemon {
 /* Monotonic time in seconds. */
 double harness_now(void);
 
+/* Sleep s seconds (resumed after signals). */
+void harness_sleep(double s);
+
+/* CPU seconds (utime + stime) of process pid, all threads, or NAN; one clock tick (10 ms)
+ * resolution. And this process's, from getrusage. For the benchmarks. */
+double harness_proc_cpu_s(pid_t pid);
+double harness_self_cpu_s(void);
+
 /* A port free for both UDP and TCP on 127.0.0.1, and a second UDP port for beacons.
  * Returns 0, or -1 after bounded retries. */
 int harness_free_ports(int *port, int *beacon_port);
