@@ -207,6 +207,7 @@ Test(pvdb, a_handler_that_stores_the_same_value_keeps_it)
     cr_assert_eq(pv_write(p, &one, 1, &cl), 0);
     cr_expect_eq(pv_get_long(p), 0, "the handler's 0 is kept, not the written 1");
     cr_expect_eq(s.calls, 0);
+    pv_watch_stop(&w); /* w lives on this stack; teardown frees the PV later */
 }
 
 Test(pvdb, properties_post_property_events)
