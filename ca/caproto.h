@@ -107,7 +107,8 @@ static inline void ca_put32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-/* Round a payload size up to the protocol's 8-byte alignment. */
-static inline uint32_t ca_align8(uint32_t n) { return (n + 7u) & ~7u; }
+/* Round a payload size up to the protocol's 8-byte alignment. In 64 bits:
+ * sizes computed from wire counts must never wrap before they are checked. */
+static inline uint64_t ca_align8(uint64_t n) { return (n + 7u) & ~(uint64_t)7u; }
 
 #endif

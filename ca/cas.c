@@ -142,6 +142,11 @@ int cas_config_from_env(struct cas_config *cfg, char *err, size_t errlen)
     cfg->auto_array_bytes = true;
     cfg->auto_beacon = true;
     cfg->client_backlog = 1u << 20;
+    cfg->max_circuits = CAS_DEFAULT_MAX_CIRCUITS;
+    cfg->max_circuits_per_host = CAS_DEFAULT_MAX_CIRCUITS_PER_HOST;
+    cfg->max_channels_per_circuit = CAS_DEFAULT_MAX_CHANNELS_PER_CIRCUIT;
+    cfg->max_subs_per_channel = CAS_DEFAULT_MAX_SUBS_PER_CHANNEL;
+    cfg->handshake_timeout = CAS_DEFAULT_HANDSHAKE_TIMEOUT;
 
     const char *v;
     if ((v = env("EPICS_CAS_SERVER_PORT") ? env("EPICS_CAS_SERVER_PORT")
@@ -242,10 +247,17 @@ void cas_access_changed(cas *s)
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents);
 
-static void pause_accepting(cas *s)
+/* Out of descriptors (or memory): stop accepting for a second, so the loop
+ * does not spin on a listener that stays readable; connected clients are
+ * served meanwhile. Logged once per episode. */
+static void pause_accepting(cas *s, int err)
 {
+    if (!s->accept_paused)
+        cas_log(s, "accept: %s; not accepting circuits until descriptors are free", strerror(err));
+    s->accept_paused = true;
     for (unsigned i = 0; i < s->n_tcp; i++)
         ev_io_stop(s->loop, &s->tcp_io[i]);
+    ev_timer_set(&s->accept_retry, 1.0, 0.0);
     ev_timer_start(s->loop, &s->accept_retry);
 }
 
@@ -267,11 +279,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         socklen_t len = sizeof(peer);
         int fd = accept4(w->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                cas_log(s, "accept: %s; not accepting circuits for a second", strerror(errno));
-                pause_accepting(s);
-            }
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accepting(s, errno);
             return;
+        }
+        if (s->accept_paused) {
+            s->accept_paused = false;
+            cas_log(s, "accepting circuits again");
         }
         cas_client_accept(s, fd, &peer);
     }
@@ -331,20 +345,45 @@ static int open_listeners(cas *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Once per loop iteration, before it sleeps: flush each client that has
+ * output or updates waiting. Each flush does bounded work; a client that
+ * still has more (or that others gave more during this pass) is flushed in
+ * the next iteration, which the idle watcher makes come at once. */
 static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    (void)loop, (void)revents;
+    (void)revents;
     cas *s = w->data;
-    /* Flushing may mark clients dead or (through writes) dirty again. */
-    while (s->dirty) {
-        cas_client *c = s->dirty;
-        s->dirty = c->dirty_next;
+    cas_client *list = s->dirty;
+    s->dirty = NULL;
+    while (list) {
+        cas_client *c = list;
+        list = c->dirty_next;
         c->dirty = false;
         c->dirty_next = NULL;
         cas_client_flush(c);
     }
     cas_client_reap(s);
     cas_cache_clear(s);
+    if (s->dirty)
+        ev_idle_start(loop, &s->again);
+    else
+        ev_idle_stop(loop, &s->again);
+}
+
+static void again_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)loop, (void)w, (void)revents; /* only keeps the loop from sleeping */
+}
+
+uint64_t cas_max_request(const cas *s)
+{
+    if (!s->cfg.auto_array_bytes)
+        return s->cfg.max_array_bytes;
+    /* The widest write: DBR_CTRL_DOUBLE's metadata and a 40-byte string per
+     * element of the largest PV. Clients never send more (libca refuses a
+     * count above the channel's). */
+    uint64_t need = ca_align8(88 + (uint64_t)PV_STRING_SIZE * pvdb_max_count(s->db));
+    return need > s->cfg.max_array_bytes ? need : s->cfg.max_array_bytes;
 }
 
 cas *cas_new(struct ev_loop *loop, pvdb *db, const struct cas_config *cfg, char *err,
@@ -360,17 +399,18 @@ cas *cas_new(struct ev_loop *loop, pvdb *db, const struct cas_config *cfg, char 
     s->cfg = *cfg;
     s->access = default_access;
     s->beacon_fd = -1;
-    /* Largest request we take in: a hard limit with AUTO_ARRAY_BYTES=NO, as in
-     * rsrv; otherwise generous but still bounded, so one client cannot make us
-     * buffer without end. */
-    s->max_payload = cfg->auto_array_bytes && cfg->max_array_bytes < (64u << 20)
-                         ? (64u << 20)
-                         : cfg->max_array_bytes;
+    /* Largest reply: a hard limit with AUTO_ARRAY_BYTES=NO, as in rsrv;
+     * otherwise generous (a count above a PV's is legal and zero-filled, and
+     * zero fill costs no memory) but bounded. */
+    s->max_reply = cfg->auto_array_bytes && cfg->max_array_bytes < CAS_DEFAULT_MAX_REPLY
+                       ? CAS_DEFAULT_MAX_REPLY
+                       : cfg->max_array_bytes;
     ev_timer_init(&s->accept_retry, accept_retry_cb, 1.0, 0.0);
     s->accept_retry.data = s;
     ev_prepare_init(&s->flush, flush_cb);
     s->flush.data = s;
     ev_prepare_start(loop, &s->flush);
+    ev_idle_init(&s->again, again_cb);
     if (open_listeners(s, err, errlen) < 0 || cas_udp_open(s, err, errlen) < 0) {
         cas_free(s);
         return NULL;
@@ -392,6 +432,7 @@ void cas_free(cas *s)
     }
     ev_timer_stop(s->loop, &s->accept_retry);
     ev_prepare_stop(s->loop, &s->flush);
+    ev_idle_stop(s->loop, &s->again);
     cas_cache_clear(s);
     free(s->scratch);
     free(s);
@@ -407,7 +448,7 @@ void cas_get_stats(const cas *s, struct cas_stats *st)
     st->channels = 0;
     st->subscriptions = 0;
     for (const cas_client *c = s->clients; c; c = c->next) {
-        st->channels += HASH_COUNT(c->channels);
+        st->channels += c->n_channels;
         st->subscriptions += c->n_subs;
     }
 }

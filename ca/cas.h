@@ -19,6 +19,20 @@
 
 #define CAS_MAX_ADDRS 32
 
+/* Default limits; each can be changed in cas_config (guardiand.ini: ca_*).
+ * Why these numbers: libca shares one circuit per server and priority
+ * among all channels of a process, so circuits count client processes — a
+ * control room has hundreds — and the total stays well under the descriptor
+ * limit the daemon raises at start-up. acctst opens 20 000 channels on one
+ * circuit and an archiver of a 1000-node host about 40 000; acctst also puts
+ * 1000 subscriptions on one channel. */
+#define CAS_DEFAULT_MAX_CIRCUITS 4096
+#define CAS_DEFAULT_MAX_CIRCUITS_PER_HOST 512
+#define CAS_DEFAULT_MAX_CHANNELS_PER_CIRCUIT 100000
+#define CAS_DEFAULT_MAX_SUBS_PER_CHANNEL 1024
+#define CAS_DEFAULT_HANDSHAKE_TIMEOUT 10.0  /* seconds to the first CREATE_CHAN */
+#define CAS_DEFAULT_MAX_REPLY (64u << 20)   /* bytes, with EPICS_CA_AUTO_ARRAY_BYTES=YES */
+
 /* Server settings; cas_config_from_env() fills them from the EPICS_CAS_* and
  * EPICS_CA_* variables as rsrv does (see ca-protocol.md 1.3). */
 struct cas_config {
@@ -35,10 +49,18 @@ struct cas_config {
     uint32_t max_array_bytes;             /* EPICS_CA_MAX_ARRAY_BYTES (>= 16384) */
     bool auto_array_bytes;                /* EPICS_CA_AUTO_ARRAY_BYTES */
     size_t client_backlog;                /* output bytes queued before a client is throttled */
+    /* Beyond these, circuits get an ERROR (ECA_ALLOCMEM) and are closed,
+     * channels get CREATE_CH_FAIL, subscriptions an ERROR; each is logged. */
+    unsigned max_circuits;
+    unsigned max_circuits_per_host;
+    unsigned max_channels_per_circuit;
+    unsigned max_subs_per_channel;
+    double handshake_timeout;             /* close circuits that create no channel; 0 = never */
 };
 
-/* Fill cfg from the environment. Returns 0, or -1 with a message in err for a
- * setting that cannot be used (an unparseable address, say). */
+/* Fill cfg from the environment (and the limits with their defaults).
+ * Returns 0, or -1 with a message in err for a setting that cannot be used
+ * (an unparseable address, say). */
 int cas_config_from_env(struct cas_config *cfg, char *err, size_t errlen);
 
 typedef struct cas cas;

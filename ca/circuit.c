@@ -6,9 +6,17 @@
  * loop iteration and when the socket becomes writable again.
  *
  * Back-pressure: when a client's unsent output passes cfg.client_backlog we
- * stop reading its requests (and its monitor queues coalesce) until it has
- * drained half of it. Nothing waits on a socket, so a client that stops
- * reading costs a bounded amount of memory and never delays another client.
+ * stop reading its requests until it has drained half of it. Monitor updates
+ * are moved into the output only below half of client_backlog (monitor.c),
+ * so requests always find room: a display that reads its monitors slowly
+ * still has its puts and gets answered, while its updates coalesce. Nothing
+ * waits on a socket, so a client that stops reading costs a bounded amount
+ * of memory and never delays another client.
+ *
+ * Zero fill (a count above what a PV holds, ca-protocol.md 4.7) is queued as
+ * runs of zero bytes that the flush sends from one static page, and one
+ * flush sends at most FLUSH_MAX bytes to a client: what a request asks for
+ * costs the loop bounded time per iteration, whatever its count.
  *
  * Requests on one circuit are handled strictly in order, and a write takes
  * effect before the next request is read, as CA clients expect.
@@ -17,6 +25,7 @@
 #include "ca/dbr.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -28,27 +37,38 @@
 
 #define READ_CHUNK 65536
 #define LINGER_SECONDS 5.0
+#define FLUSH_MAX (4u << 20)      /* bytes sent to one client per flush */
+#define ZERO_PAGE 65536
+#define ZERO_INLINE 4096          /* zero fill up to this size is written as bytes */
 
 static void process_input(cas_client *c);
 
 /* ---- output ---- */
 
-bool cas_needs_ext(uint32_t size, uint32_t count) { return size >= 0xFFFF || count >= 0xFFFF; }
+static const uint8_t zero_page[ZERO_PAGE];
 
-static size_t backlog(const cas_client *c) { return c->out_len - c->out_off; }
+bool cas_needs_ext(uint64_t size, uint32_t count) { return size >= 0xFFFF || count >= 0xFFFF; }
 
-uint8_t *cas_out_reserve(cas_client *c, size_t n)
+uint64_t cas_client_backlog(const cas_client *c) { return c->out_len - c->out_off + c->zeros; }
+
+/* Move the unsent bytes to the front of the buffer (zero runs follow them). */
+static void out_compact(cas_client *c)
+{
+    if (!c->out_off)
+        return;
+    memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+    for (size_t i = c->run_head; i < c->n_runs; i++)
+        c->runs[i].at -= c->out_off;
+    c->out_len -= c->out_off;
+    c->out_off = 0;
+}
+
+static uint8_t *out_reserve(cas_client *c, size_t n)
 {
     if (c->dead)
         return NULL;
-    if (c->out_off && c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
     if (c->out_len + n > c->out_cap) {
-        if (c->out_off) {
-            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-            c->out_len -= c->out_off;
-            c->out_off = 0;
-        }
+        out_compact(c);
         if (c->out_len + n > c->out_cap) {
             size_t cap = c->out_cap ? c->out_cap : 16384;
             while (cap < c->out_len + n)
@@ -69,12 +89,44 @@ uint8_t *cas_out_reserve(cas_client *c, size_t n)
     return p;
 }
 
-/* Append a message header; the caller appends `size` payload bytes after it. */
-uint8_t *cas_put_hdr(cas_client *c, uint16_t cmd, uint32_t size, uint16_t type, uint32_t count,
-                        uint32_t p1, uint32_t p2)
+void cas_put_zeros(cas_client *c, uint64_t n)
 {
+    if (!n || c->dead)
+        return;
+    if (n <= ZERO_INLINE) {
+        uint8_t *p = out_reserve(c, (size_t)n);
+        if (p)
+            memset(p, 0, (size_t)n);
+        return;
+    }
+    if (c->n_runs > c->run_head && c->runs[c->n_runs - 1].at == c->out_len) {
+        c->runs[c->n_runs - 1].len += n;
+    } else {
+        if (c->run_head == c->n_runs)
+            c->run_head = c->n_runs = 0;
+        if (c->n_runs == c->runs_cap) {
+            size_t cap = c->runs_cap ? 2 * c->runs_cap : 8;
+            struct cas_zero_run *r = realloc(c->runs, cap * sizeof(*r));
+            if (!r) {
+                cas_log(c->srv, "%s: out of memory for output; closing", c->peer_text);
+                c->dead = true;
+                return;
+            }
+            c->runs = r;
+            c->runs_cap = cap;
+        }
+        c->runs[c->n_runs++] = (struct cas_zero_run){.at = c->out_len, .len = n};
+    }
+    c->zeros += n;
+    cas_client_mark_dirty(c);
+}
+
+uint8_t *cas_put_hdr_n(cas_client *c, uint16_t cmd, uint32_t size, uint16_t type, uint32_t count,
+                       uint32_t p1, uint32_t p2, size_t reserve)
+{
+    assert(reserve <= size);
     bool ext = cas_needs_ext(size, count);
-    uint8_t *h = cas_out_reserve(c, (ext ? CA_EXT_HDR_SIZE : CA_HDR_SIZE) + (size_t)size);
+    uint8_t *h = out_reserve(c, (ext ? CA_EXT_HDR_SIZE : CA_HDR_SIZE) + reserve);
     if (!h)
         return NULL;
     ca_put16(h, cmd);
@@ -88,6 +140,12 @@ uint8_t *cas_put_hdr(cas_client *c, uint16_t cmd, uint32_t size, uint16_t type, 
     ca_put32(h + 16, size);
     ca_put32(h + 20, count);
     return h + CA_EXT_HDR_SIZE;
+}
+
+uint8_t *cas_put_hdr(cas_client *c, uint16_t cmd, uint32_t size, uint16_t type, uint32_t count,
+                     uint32_t p1, uint32_t p2)
+{
+    return cas_put_hdr_n(c, cmd, size, type, count, p1, p2, size);
 }
 
 void cas_send_hdr(cas_client *c, uint16_t cmd, uint32_t size, uint16_t type, uint32_t count,
@@ -109,7 +167,8 @@ void cas_send_error(cas_client *c, const uint8_t *req_hdr, size_t req_len, uint3
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     size_t tlen = strlen(text) + 1;
-    uint32_t size = ca_align8((uint32_t)(req_len + tlen));
+    assert(req_len <= CA_EXT_HDR_SIZE);
+    uint32_t size = (uint32_t)ca_align8(req_len + tlen); /* at most 512 */
     uint8_t *p = cas_put_hdr(c, CA_PROTO_ERROR, size, 0, 0, cid, status);
     if (!p)
         return;
@@ -149,6 +208,29 @@ static void set_reading(cas_client *c, bool on)
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void linger_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void handshake_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void halt_input(cas_client *c);
+
+/* Circuits still served (refused ones linger until closed), in all and from
+ * one address. O(clients), on accept only. */
+static void count_circuits(const cas *s, struct in_addr a, unsigned *all, unsigned *from_host)
+{
+    *all = *from_host = 0;
+    for (const cas_client *c = s->clients; c; c = c->next) {
+        *all += !c->halt;
+        *from_host += !c->halt && c->peer.sin_addr.s_addr == a.s_addr;
+    }
+}
+
+/* Too many circuits: say why (libca prints it) and close once it is sent. */
+static void refuse_circuit(cas_client *c, const char *why, unsigned limit)
+{
+    static const uint8_t no_request[CA_HDR_SIZE];
+    cas_log(c->srv, "%s: circuit refused: %s (limit %u)", c->peer_text, why, limit);
+    cas_send_error(c, no_request, sizeof(no_request), 0xFFFFFFFFu, ECA_ALLOCMEM,
+                   "guardiand: %s (limit %u)", why, limit);
+    halt_input(c);
+}
 
 void cas_client_accept(cas *s, int fd, const struct sockaddr_in *peer)
 {
@@ -165,10 +247,13 @@ void cas_client_accept(cas *s, int fd, const struct sockaddr_in *peer)
     c->peer = *peer;
     snprintf(c->peer_text, sizeof(c->peer_text), "%s:%u", inet_ntoa(peer->sin_addr),
              ntohs(peer->sin_port));
+    unsigned all, from_host;
+    count_circuits(s, peer->sin_addr, &all, &from_host);
     ev_io_init(&c->rio, read_cb, fd, EV_READ);
     ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
     ev_timer_init(&c->linger, linger_cb, LINGER_SECONDS, 0);
-    c->rio.data = c->wio.data = c->linger.data = c;
+    ev_timer_init(&c->handshake, handshake_cb, s->cfg.handshake_timeout, 0);
+    c->rio.data = c->wio.data = c->linger.data = c->handshake.data = c;
     c->next = s->clients;
     if (s->clients)
         s->clients->prev = c;
@@ -177,6 +262,12 @@ void cas_client_accept(cas *s, int fd, const struct sockaddr_in *peer)
     set_reading(c, true);
     /* The server speaks first: its protocol version. */
     cas_send_hdr(c, CA_PROTO_VERSION, 0, 0, CA_MINOR_VERSION, 0, 0);
+    if (all >= s->cfg.max_circuits)
+        refuse_circuit(c, "too many circuits", s->cfg.max_circuits);
+    else if (from_host >= s->cfg.max_circuits_per_host)
+        refuse_circuit(c, "too many circuits from this host", s->cfg.max_circuits_per_host);
+    else if (s->cfg.handshake_timeout > 0)
+        ev_timer_start(s->loop, &c->handshake);
 }
 
 void cas_channel_free(cas_channel *ch)
@@ -185,8 +276,9 @@ void cas_channel_free(cas_channel *ch)
     cas_sub *sub, *tmp;
     HASH_ITER(hh, ch->subs, sub, tmp)
         cas_sub_free(sub);
-    pv_watch_stop(&ch->watch);
+    cas_link_detach(ch);
     HASH_DEL(c->channels, ch);
+    c->n_channels--;
     free(ch);
 }
 
@@ -202,9 +294,11 @@ static void client_destroy(cas_client *c)
     cas_channel *ch, *tmp;
     HASH_ITER(hh, c->channels, ch, tmp)
         cas_channel_free(ch);
+    assert(!c->links && !c->pend_head && !c->stale_head && c->queued == 0);
     ev_io_stop(s->loop, &c->rio);
     ev_io_stop(s->loop, &c->wio);
     ev_timer_stop(s->loop, &c->linger);
+    ev_timer_stop(s->loop, &c->handshake);
     close(c->fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -215,6 +309,7 @@ static void client_destroy(cas_client *c)
     s->n_clients--;
     free(c->in);
     free(c->out);
+    free(c->runs);
     free(c->host);
     free(c->user);
     free(c);
@@ -238,31 +333,67 @@ void cas_client_reap(cas *s)
     }
 }
 
-/* Send what is queued; throttle or resume the client's input by its backlog. */
-void cas_client_flush(cas_client *c)
+/* Send queued bytes and zero runs, at most FLUSH_MAX bytes. Returns false if
+ * the peer is gone. Watches for writability while anything is left. */
+static bool send_out(cas_client *c)
 {
-    if (c->dead)
-        return;
-    cas_client_drain_subs(c);
-    while (backlog(c)) {
-        ssize_t n = send(c->fd, c->out + c->out_off, backlog(c), MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n > 0) {
-            c->out_off += (size_t)n;
-            c->srv->stats.bytes_out += (uint64_t)n;
+    size_t budget = FLUSH_MAX;
+    while (cas_client_backlog(c) && budget) {
+        struct cas_zero_run *r = c->run_head < c->n_runs ? &c->runs[c->run_head] : NULL;
+        bool zeros = r && r->at == c->out_off;
+        const uint8_t *p = zeros ? zero_page : c->out + c->out_off;
+        uint64_t n = zeros ? (r->len < ZERO_PAGE ? r->len : ZERO_PAGE)
+                           : (r ? r->at : c->out_len) - c->out_off;
+        if (n > budget)
+            n = budget;
+        ssize_t k = send(c->fd, p, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k > 0) {
+            if (zeros) {
+                r->len -= (uint64_t)k;
+                c->zeros -= (uint64_t)k;
+                c->run_head += r->len == 0;
+            } else {
+                c->out_off += (size_t)k;
+            }
+            budget -= (size_t)k;
+            c->srv->stats.bytes_out += (uint64_t)k;
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            ev_io_start(c->srv->loop, &c->wio);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
         c->dead = true; /* the peer is gone (EPIPE, ECONNRESET...) */
-        return;
+        return false;
     }
-    if (!backlog(c)) {
+    if (cas_client_backlog(c)) {
+        ev_io_start(c->srv->loop, &c->wio);
+    } else {
         ev_io_stop(c->srv->loop, &c->wio);
         c->out_off = c->out_len = 0;
+        c->run_head = c->n_runs = 0;
+    }
+    return true;
+}
+
+/* Send what is queued; resume requests held back by the backlog, then move
+ * monitor updates into what room is left. Called once per loop iteration for
+ * a dirty client and when its socket becomes writable; it does a bounded
+ * amount of work and leaves the client dirty when more is waiting. */
+void cas_client_flush(cas_client *c)
+{
+    if (c->dead || !send_out(c))
+        return;
+    if (!c->reading && !c->eof && cas_client_backlog(c) < c->srv->cfg.client_backlog / 2) {
+        set_reading(c, true);
+        process_input(c); /* requests left over when we paused */
+        if (c->dead)
+            return;
+    }
+    cas_client_drain_subs(c);
+    if (!send_out(c))
+        return;
+    if (!cas_client_backlog(c)) {
         if (c->out_cap > (4u << 20)) { /* give back the memory of a burst */
             free(c->out);
             c->out = NULL;
@@ -272,13 +403,12 @@ void cas_client_flush(cas_client *c)
             c->dead = true; /* everything it asked for has been sent */
             return;
         }
-        if (c->pend_head && !c->events_off)
-            cas_client_mark_dirty(c); /* more monitor updates wait their turn */
     }
-    if (!c->reading && !c->eof && backlog(c) < c->srv->cfg.client_backlog / 2) {
-        set_reading(c, true);
-        process_input(c); /* requests left over when we paused */
-    }
+    /* More updates wait: the next iteration goes on (above the watermark,
+     * the socket becoming writable does). */
+    if ((c->pend_head || c->stale_head) && !c->events_off &&
+        cas_client_backlog(c) < c->srv->cfg.client_backlog / 2)
+        cas_client_mark_dirty(c);
 }
 
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -286,6 +416,16 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop, (void)revents;
     cas_client *c = w->data;
     cas_client_flush(c);
+    cas_client_reap(c->srv);
+}
+
+static void handshake_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    cas_client *c = w->data;
+    cas_log(c->srv, "%s: no channel created within %g s; closing the circuit", c->peer_text,
+            c->srv->cfg.handshake_timeout);
+    c->dead = true;
     cas_client_reap(c->srv);
 }
 
@@ -377,8 +517,10 @@ static uint32_t new_sid(cas_client *c)
 
 static void on_create_chan(cas_client *c, const struct req *r)
 {
+    cas *s = c->srv;
     if (r->h.p2 >= 4 && r->h.p2 <= 0xFFFF)
         c->minor = (uint16_t)r->h.p2;
+    ev_timer_stop(s->loop, &c->handshake);
     pv *pv = NULL;
     if (r->h.postsize) {
         char name[PV_NAME_MAX + 1];
@@ -386,23 +528,37 @@ static void on_create_chan(cas_client *c, const struct req *r)
         if (n < sizeof(name)) {
             memcpy(name, r->payload, n);
             name[n] = 0;
-            pv = pvdb_find(c->srv->db, name);
+            pv = pvdb_find(s->db, name);
         }
     }
+    if (pv && c->n_channels >= s->cfg.max_channels_per_circuit) {
+        if (!c->warned_channels)
+            cas_log(s, "%s: more than %u channels on one circuit refused", c->peer_text,
+                    s->cfg.max_channels_per_circuit);
+        c->warned_channels = true;
+        cas_send_error(c, r->raw, r->raw_len, 0xFFFFFFFFu, ECA_ALLOCMEM,
+                       "guardiand: too many channels on this circuit (limit %u)",
+                       s->cfg.max_channels_per_circuit);
+        pv = NULL;
+    }
     cas_channel *ch = pv ? calloc(1, sizeof(*ch)) : NULL;
+    if (ch) {
+        ch->client = c;
+        ch->pv = pv;
+        if (cas_link_attach(ch) < 0) {
+            free(ch);
+            ch = NULL;
+        }
+    }
     if (!ch) {
         cas_send_hdr(c, CA_PROTO_CREATE_CH_FAIL, 0, 0, 0, r->h.p1, 0);
         return;
     }
     ch->sid = new_sid(c);
     ch->cid = r->h.p1;
-    ch->client = c;
-    ch->pv = pv;
-    ch->rights = cas_rights(c->srv, pv, c);
-    pv_watch_init(&ch->watch, cas_channel_on_event, ch,
-                  PV_EV_VALUE | PV_EV_LOG | PV_EV_ALARM | PV_EV_PROPERTY);
-    pv_watch_start(pv, &ch->watch);
+    ch->rights = cas_rights(s, pv, c);
     HASH_ADD(hh, c->channels, sid, sizeof(ch->sid), ch);
+    c->n_channels++;
     uint32_t count = pv_count(pv);
     if (count >= 0xFFFF && c->minor < 9)
         count = 0xFFFE; /* an old client cannot be told more */
@@ -419,13 +575,15 @@ static void on_clear_channel(cas_client *c, const struct req *r)
     cas_send_hdr(c, CA_PROTO_CLEAR_CHANNEL, 0, r->h.data_type, r->h.count, r->h.p1, r->h.p2);
 }
 
-/* Check the size of a reply before building it. */
-static uint32_t reply_check(cas_client *c, const struct req *r, cas_channel *ch, uint32_t size,
+/* Check the size of a reply (64 bits: it is computed from a wire count)
+ * before anything is built. Sends the ERROR and returns its status. */
+static uint32_t reply_check(cas_client *c, const struct req *r, cas_channel *ch, uint64_t size,
                             uint32_t count)
 {
-    if (size > c->srv->max_payload) {
+    if (size > c->srv->max_reply) {
         cas_send_error(c, r->raw, r->raw_len, ch->cid, ECA_TOLARGE,
-                       "reply of %u bytes is too large (max %zu)", size, c->srv->max_payload);
+                       "reply of %llu bytes is too large (max %llu)", (unsigned long long)size,
+                       (unsigned long long)c->srv->max_reply);
         return ECA_TOLARGE;
     }
     if (cas_needs_ext(size, count) && c->minor < 9) {
@@ -450,29 +608,32 @@ static void on_read(cas_client *c, const struct req *r)
         return;
     }
     uint32_t count = cas_reply_count(ch->pv, r->h.count);
-    uint32_t size = ca_align8((uint32_t)dbr_struct_size_n(type, count));
+    uint64_t size = cas_payload_size(type, count);
     if (reply_check(c, r, ch, size, count) != ECA_NORMAL)
         return;
     if (!(ch->rights & CA_ACCESS_READ)) {
-        if (notify)
-            cas_send_hdr(c, CA_PROTO_READ_NOTIFY, size, type, count, ECA_NORDACCESS, r->h.p2);
-        else
+        if (notify) {
+            cas_put_hdr_n(c, CA_PROTO_READ_NOTIFY, (uint32_t)size, type, count, ECA_NORDACCESS,
+                          r->h.p2, 0);
+            cas_put_zeros(c, size);
+        } else {
             cas_send_error(c, r->raw, r->raw_len, ch->cid, ECA_NORDACCESS, "%s", pv_name(ch->pv));
+        }
         return;
     }
-    uint8_t *p = cas_put_hdr(c, r->h.cmd, size, type, count, notify ? 0 : ch->cid, r->h.p2);
-    if (!p)
+    cas_msg *m = cas_msg_current(c->srv, ch->pv, type, count);
+    if (!m) {
+        cas_send_error(c, r->raw, r->raw_len, ch->cid, ECA_ALLOCMEM, "out of memory");
         return;
-    size_t used = dbr_struct_size_n(type, count);
-    uint32_t status = dbr_encode(p, type, count, ch->pv);
-    memset(p + used, 0, size - used);
-    if (notify) {
-        ca_put32(p - (cas_needs_ext(size, count) ? CA_EXT_HDR_SIZE : CA_HDR_SIZE) + 8, status);
-    } else if (status != ECA_NORMAL) {
-        /* READ has no status field: take the reply back and send an ERROR. */
-        c->out_len -= size + (cas_needs_ext(size, count) ? CA_EXT_HDR_SIZE : CA_HDR_SIZE);
+    }
+    uint32_t status = cas_msg_status(m, count);
+    if (notify)
+        cas_put_msg(c, CA_PROTO_READ_NOTIFY, count, status, r->h.p2, m);
+    else if (status == ECA_NORMAL)
+        cas_put_msg(c, CA_PROTO_READ, count, ch->cid, r->h.p2, m);
+    else /* READ has no status field: an ERROR instead */
         cas_send_error(c, r->raw, r->raw_len, ch->cid, status, "%s", pv_name(ch->pv));
-    }
+    cas_msg_unref(m);
 }
 
 static uint8_t *scratch(cas *s, size_t n)
@@ -496,6 +657,7 @@ static uint32_t do_write(cas_client *c, cas_channel *ch, const struct req *r)
         return ECA_BADTYPE;
     if (r->h.count == 0)
         return ECA_BADCOUNT;
+    /* The PV's own size: bounded when it was defined (pvdb keeps it 32-bit). */
     size_t need = (size_t)pv_count(ch->pv) * pv_type_size(pv_type(ch->pv));
     uint8_t *buf = scratch(c->srv, need ? need : 1);
     if (!buf)
@@ -546,14 +708,21 @@ static void on_event_add(cas_client *c, const struct req *r)
         return;
     }
     uint32_t count = cas_reply_count(ch->pv, r->h.count);
-    uint32_t size = ca_align8((uint32_t)dbr_struct_size_n(type, count));
-    if (reply_check(c, r, ch, size, count) != ECA_NORMAL)
+    if (reply_check(c, r, ch, cas_payload_size(type, count), count) != ECA_NORMAL)
         return;
     cas_sub *old = NULL;
     uint32_t subid = r->h.p2;
     HASH_FIND(hh, ch->subs, &subid, sizeof(subid), old);
-    if (old)
+    if (old) {
         cas_sub_free(old); /* a client reusing a subid replaces the old one */
+    } else if (ch->n_subs >= c->srv->cfg.max_subs_per_channel) {
+        cas_log(c->srv, "%s: more than %u subscriptions on %s refused", c->peer_text,
+                c->srv->cfg.max_subs_per_channel, pv_name(ch->pv));
+        cas_send_error(c, r->raw, r->raw_len, ch->cid, ECA_ALLOCMEM,
+                       "guardiand: too many subscriptions on this channel (limit %u)",
+                       c->srv->cfg.max_subs_per_channel);
+        return;
+    }
     cas_sub *sub = cas_sub_new(ch, subid, type, r->h.count, mask);
     if (!sub) {
         cas_send_error(c, r->raw, r->raw_len, ch->cid, ECA_ALLOCMEM, "out of memory");
@@ -593,6 +762,7 @@ static void on_search(cas_client *c, const struct req *r)
         found = pvdb_find(c->srv->db, name) != NULL;
     }
     c->srv->stats.searches++;
+    ev_timer_stop(c->srv->loop, &c->handshake);
     if (found) {
         c->srv->stats.search_hits++;
         cas_send_hdr(c, CA_PROTO_SEARCH, 0, c->srv->tcp_port, 0, 0xFFFFFFFFu, r->h.p2);
@@ -705,7 +875,7 @@ static void process_input(cas_client *c)
             continue;
         }
         /* Back-pressure: leave the rest until the client has read its replies. */
-        if (backlog(c) >= s->cfg.client_backlog) {
+        if (cas_client_backlog(c) >= s->cfg.client_backlog) {
             set_reading(c, false);
             break;
         }
@@ -713,18 +883,19 @@ static void process_input(cas_client *c)
         size_t hlen = parse_hdr(c, c->in + pos, avail, &r.h);
         if (!hlen)
             break;
-        if (r.h.postsize > s->max_payload) {
-            cas_log(c->srv, "%s: request of %u bytes refused (max %zu)", c->peer_text, r.h.postsize,
-                    s->max_payload);
+        uint64_t max = cas_max_request(s);
+        if (r.h.postsize > max) {
+            cas_log(c->srv, "%s: request of %u bytes refused (max %llu)", c->peer_text,
+                    r.h.postsize, (unsigned long long)max);
             cas_send_error(c, c->in + pos, hlen, 0xFFFFFFFFu, ECA_TOLARGE,
-                           "Server unable to load large request message. Max bytes=%zu",
-                           s->max_payload);
+                           "Server unable to load large request message. Max bytes=%llu",
+                           (unsigned long long)max);
             pos += hlen;
             c->discard = r.h.postsize;
             continue;
         }
-        if (avail < hlen + r.h.postsize) {
-            if (!ensure_in(c, hlen + r.h.postsize)) {
+        if ((uint64_t)avail < hlen + (uint64_t)r.h.postsize) {
+            if (!ensure_in(c, hlen + (size_t)r.h.postsize)) {
                 cas_log(c->srv, "%s: out of memory for a request; closing", c->peer_text);
                 c->dead = true;
             }
@@ -740,6 +911,13 @@ static void process_input(cas_client *c)
     if (pos) {
         memmove(c->in, c->in + pos, c->in_len - pos);
         c->in_len -= pos;
+    }
+    if (c->in_cap > 4 * READ_CHUNK && c->in_len < READ_CHUNK) {
+        uint8_t *p = realloc(c->in, READ_CHUNK); /* give back a large request's memory */
+        if (p) {
+            c->in = p;
+            c->in_cap = READ_CHUNK;
+        }
     }
 }
 

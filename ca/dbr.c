@@ -544,8 +544,10 @@ static void put_display(uint8_t *out, enum pv_type vt, bool ctrl, const pv *pv)
 }
 
 /* n elements of value type `to` from the PV, big-endian at dst. Elements past
- * pv_nelm() are left as they are (zero). */
-static uint32_t encode_values(uint8_t *dst, enum pv_type to, uint32_t n, const pv *pv)
+ * pv_nelm() are left as they are (zero). *good receives how many were
+ * converted before the first that could not be (all of them on success). */
+static uint32_t encode_values(uint8_t *dst, enum pv_type to, uint32_t n, const pv *pv,
+                              uint32_t *good)
 {
     const struct conv c = conv_for(pv, true);
     enum pv_type from = pv_type(pv);
@@ -555,16 +557,21 @@ static uint32_t encode_values(uint8_t *dst, enum pv_type to, uint32_t n, const p
     uint32_t m = n < valid ? n : valid;
     uint8_t host[PV_STRING_SIZE];
     for (uint32_t i = 0; i < m; i++) {
-        if (!convert(host, to, src + (size_t)i * fs, from, &c))
+        if (!convert(host, to, src + (size_t)i * fs, from, &c)) {
+            *good = i;
             return ECA_GETFAIL;
+        }
         put_be(dst + (size_t)i * ts, host, ts);
     }
+    *good = m;
     return ECA_NORMAL;
 }
 
-/* Fill a zeroed buffer; returns the ECA status. */
-static uint32_t encode_body(uint8_t *out, unsigned type, uint32_t n, const pv *pv)
+/* Fill a zeroed buffer; returns the ECA status and what encode_values says
+ * in *good. */
+static uint32_t encode_body(uint8_t *out, unsigned type, uint32_t n, const pv *pv, uint32_t *good)
 {
+    *good = 0;
     switch (type) {
     case DBR_PUT_ACKT:
     case DBR_PUT_ACKS:
@@ -572,10 +579,11 @@ static uint32_t encode_body(uint8_t *out, unsigned type, uint32_t n, const pv *p
     case DBR_STSACK_STRING:
         /* guardiand keeps no acknowledge state: ackt and acks stay 0. */
         put_alarm(out, pv);
-        return encode_values(out + dbr_table[type].value_off, PV_STRING, n, pv);
+        return encode_values(out + dbr_table[type].value_off, PV_STRING, n, pv, good);
     case DBR_CLASS_NAME:
         if (n > 0)
             store_text((char *)out, pv_class_name(pv), PV_STRING_SIZE);
+        *good = n;
         return ECA_NORMAL;
     default:
         break;
@@ -588,19 +596,25 @@ static uint32_t encode_body(uint8_t *out, unsigned type, uint32_t n, const pv *p
         put_stamp(out, pv);
     if (fam >= FAM_GR)
         put_display(out, vt, fam == FAM_CTRL, pv);
-    return encode_values(out + dbr_table[type].value_off, vt, n, pv);
+    return encode_values(out + dbr_table[type].value_off, vt, n, pv, good);
+}
+
+uint32_t dbr_encode_prefix(uint8_t *out, unsigned type, uint32_t n, const pv *pv, uint32_t *good)
+{
+    *good = 0;
+    if (!dbr_valid(type))
+        return ECA_BADTYPE;
+    /* Zeroing first makes every pad field and every missing element 0. */
+    memset(out, 0, dbr_struct_size_n(type, n));
+    return encode_body(out, type, n, pv, good);
 }
 
 uint32_t dbr_encode(uint8_t *out, unsigned type, uint32_t n, const pv *pv)
 {
-    if (!dbr_valid(type))
-        return ECA_BADTYPE;
-    size_t size = dbr_struct_size_n(type, n);
-    /* Zeroing first makes every pad field and every missing element 0. */
-    memset(out, 0, size);
-    uint32_t status = encode_body(out, type, n, pv);
-    if (status != ECA_NORMAL)
-        memset(out, 0, size);
+    uint32_t good;
+    uint32_t status = dbr_encode_prefix(out, type, n, pv, &good);
+    if (status == ECA_GETFAIL)
+        memset(out, 0, dbr_struct_size_n(type, n));
     return status;
 }
 

@@ -50,6 +50,15 @@ int dbr_value_type(unsigned type);
  * type cannot be read (PUT_ACKT, PUT_ACKS) or a conversion fails. */
 uint32_t dbr_encode(uint8_t *out, unsigned type, uint32_t n, const pv *pv);
 
+/* The same, but on a conversion failure out keeps what was encoded: the
+ * metadata and the *good elements before the first that failed (*good is n,
+ * or the valid elements when fewer, on success; 0 for PUT_ACKT/PUT_ACKS).
+ * Encodings are prefixes of each other: the encoding of k < n elements is
+ * the first dbr_struct_size_n(type, k) bytes of this one, and more than the
+ * valid elements are zeros. The CA server encodes once and answers every
+ * count from it. */
+uint32_t dbr_encode_prefix(uint8_t *out, unsigned type, uint32_t n, const pv *pv, uint32_t *good);
+
 /* Decode the value part of a written payload (type `type`, n elements, len
  * bytes available) into the PV's native type. out must hold pv_count(pv)
  * elements; *n_out receives how many were decoded (min(n, pv_count)).

@@ -74,9 +74,10 @@ static bool ignored(const cas *s, const struct sockaddr_in *from)
 
 /* Handle one datagram: VERSION and SEARCH messages back to back. Anything
  * else ends the datagram, as in rsrv; so does a message that claims more
- * bytes than remain. */
-static void handle_datagram(cas *s, int fd, const uint8_t *buf, size_t len,
-                            const struct sockaddr_in *from)
+ * bytes than remain. Replies leave through fd to `from`. Not static: the
+ * fuzz target tests/fuzz/ca_udp.c feeds it datagrams directly. */
+void cas_udp_handle(cas *s, int fd, const uint8_t *buf, size_t len,
+                    const struct sockaddr_in *from)
 {
     struct search_reply r = {.with_version = false};
     bool started = false, saw_version = false;
@@ -138,7 +139,7 @@ static void udp_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         if (flen != sizeof(from) || from.sin_family != AF_INET || ignored(s, &from))
             continue;
-        handle_datagram(s, w->fd, buf, (size_t)n, &from);
+        cas_udp_handle(s, w->fd, buf, (size_t)n, &from);
     }
 }
 

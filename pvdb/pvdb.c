@@ -3,9 +3,11 @@
  * PVs are found by name through one hash table (uthash: a well-kept,
  * header-only table; lookups are O(1) and 100k PVs cost one pointer pair
  * each). A PV's value is one heap block of count elements in the native type.
- * Watchers form an intrusive doubly linked list per PV, so attaching and
+ * Watchers form intrusive doubly linked lists per PV, so attaching and
  * detaching never allocate and a callback may detach itself or others while
- * the list is being walked (see post()).
+ * the list is being walked (see post()). A watcher whose mask is 0 waits on a
+ * second list that posts never walk: ten thousand CA channels open on one PV
+ * without a subscription cost a post nothing.
  */
 #include "pvdb/pvdb.h"
 
@@ -39,7 +41,8 @@ struct pv {
     uint64_t generation;
     pv_group *group;
     pv *group_next;        /* PVs of one group, newest first */
-    pv_watch watchers;     /* list head (sentinel) */
+    pv_watch watchers;     /* list head (sentinel): watchers with a mask */
+    pv_watch idle;         /* list head: watchers with mask 0 (PV_EV_DELETE only) */
     pv_watch *walk_next;   /* the next watcher of a post in progress */
     UT_hash_handle hh;
 };
@@ -55,6 +58,7 @@ struct pv_group {
 struct pvdb {
     pv *by_name;           /* uthash head */
     size_t count;
+    uint32_t max_count;    /* the largest count of any PV ever added */
     pv_group *groups;
 };
 
@@ -127,6 +131,7 @@ pv *pvdb_find(const pvdb *db, const char *name)
 }
 
 size_t pvdb_count(const pvdb *db) { return db->count; }
+uint32_t pvdb_max_count(const pvdb *db) { return db->max_count ? db->max_count : 1; }
 
 /* ---- groups ---- */
 
@@ -220,6 +225,7 @@ static pv *pv_create(pv_group *g, const pv_def *def)
     p->severity = PV_SEV_INVALID;
     p->stamp = pv_time_now();
     p->watchers.next = p->watchers.prev = &p->watchers;
+    p->idle.next = p->idle.prev = &p->idle;
     p->group = g;
     return p;
 err:
@@ -242,6 +248,8 @@ int pv_group_add(pv_group *g, const pv_def *def, pv **out)
     }
     HASH_ADD_KEYPTR(hh, g->db->by_name, p->name, strlen(p->name), p);
     g->db->count++;
+    if (p->count > g->db->max_count)
+        g->db->max_count = p->count;
     p->group_next = g->pvs;
     g->pvs = p;
     g->count++;
@@ -253,11 +261,13 @@ int pv_group_add(pv_group *g, const pv_def *def, pv **out)
 /* Detach every watcher of p, telling each one that the PV is going away. */
 static void pv_delete_watchers(pv *p)
 {
-    while (p->watchers.next != &p->watchers) {
-        pv_watch *w = p->watchers.next;
-        pv_watch_stop(w);
-        w->fn(p, PV_EV_DELETE, w->arg);
-    }
+    pv_watch *heads[2] = {&p->watchers, &p->idle};
+    for (int i = 0; i < 2; i++)
+        while (heads[i]->next != heads[i]) {
+            pv_watch *w = heads[i]->next;
+            pv_watch_stop(w);
+            w->fn(p, PV_EV_DELETE, w->arg);
+        }
 }
 
 void pv_group_free(pv_group *g)
@@ -641,11 +651,21 @@ void pv_watch_start(pv *p, pv_watch *w)
 {
     if (w->pv)
         pv_watch_stop(w);
+    pv_watch *head = w->mask ? &p->watchers : &p->idle;
     w->pv = p;
-    w->prev = p->watchers.prev;
-    w->next = &p->watchers;
-    p->watchers.prev->next = w;
-    p->watchers.prev = w;
+    w->prev = head->prev;
+    w->next = head;
+    head->prev->next = w;
+    head->prev = w;
+}
+
+void pv_watch_set_mask(pv_watch *w, unsigned mask)
+{
+    pv *p = w->pv;
+    bool moves = p && !w->mask != !mask;
+    w->mask = mask;
+    if (moves)
+        pv_watch_start(p, w); /* stops it, then appends it to the other list */
 }
 
 void pv_watch_stop(pv_watch *w)

@@ -144,6 +144,9 @@ pvdb *pvdb_new(void);
 void pvdb_free(pvdb *db);              /* removes every group (PV_EV_DELETE is delivered) */
 pv *pvdb_find(const pvdb *db, const char *name); /* O(1); NULL if not served */
 size_t pvdb_count(const pvdb *db);
+/* The largest element count of any PV added so far (at least 1; it never
+ * shrinks): what the largest legitimate request for its values can need. */
+uint32_t pvdb_max_count(const pvdb *db);
 
 /* ---- groups ---- */
 
@@ -230,6 +233,10 @@ struct pv_watch {
 void pv_watch_init(pv_watch *w, pv_watch_fn fn, void *arg, unsigned mask);
 void pv_watch_start(pv *pv, pv_watch *w);
 void pv_watch_stop(pv_watch *w);        /* safe on a stopped watch */
+/* Change what w wants. A watch with mask 0 costs posts nothing (it waits on a
+ * list they do not walk) and still gets PV_EV_DELETE. A watch that starts
+ * wanting events during a post of the same PV may be called for that post. */
+void pv_watch_set_mask(pv_watch *w, unsigned mask);
 bool pv_watch_active(const pv_watch *w);
 
 /* A post counter, incremented on every post; lets readers cache encodings. */

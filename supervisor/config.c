@@ -4,10 +4,12 @@
  * at the first problem, naming its line. Nothing of a half-read file is used.
  */
 #include "supervisor/config.h"
+#include "ca/cas.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,9 +121,50 @@ static int number(struct parse *p, int line, const char *key, const char *value,
     return 1;
 }
 
+/* A whole number in [min, max] for `key`; 1 when stored, 0 (failed) otherwise. */
+static int whole_number(struct parse *p, int line, const char *key, const char *value,
+                        unsigned min, unsigned max, unsigned *out)
+{
+    double v;
+    if (!number(p, line, key, value, min, max, &v))
+        return 0;
+    if (v != (unsigned)v) {
+        char what[128];
+        snprintf(what, sizeof(what), "%s '%%s': expected a whole number%%s", key);
+        return fail(p, line, what, value, "");
+    }
+    *out = (unsigned)v;
+    return 1;
+}
+
+/* The ca_* keys: the CA server's limits. Returns -1 if key is not one. */
+static int ca_key(struct parse *p, const char *key, const char *value, int line)
+{
+    struct config *cfg = p->cfg;
+    static const struct {
+        const char *key;
+        size_t offset;
+    } limits[] = {
+        {"ca_max_circuits", offsetof(struct config, ca_max_circuits)},
+        {"ca_max_circuits_per_host", offsetof(struct config, ca_max_circuits_per_host)},
+        {"ca_max_channels_per_circuit", offsetof(struct config, ca_max_channels_per_circuit)},
+        {"ca_max_subs_per_channel", offsetof(struct config, ca_max_subs_per_channel)},
+    };
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++)
+        if (strcmp(key, limits[i].key) == 0)
+            return whole_number(p, line, key, value, 1, 10000000,
+                                (unsigned *)((char *)cfg + limits[i].offset));
+    if (strcmp(key, "ca_handshake_timeout") == 0)
+        return number(p, line, key, value, 0, 3600, &cfg->ca_handshake_timeout);
+    return -1;
+}
+
 static int global_key(struct parse *p, const char *key, const char *value, int line)
 {
     struct config *cfg = p->cfg;
+    int ca = ca_key(p, key, value, line);
+    if (ca >= 0)
+        return ca;
     if (strcmp(key, "ifo") == 0) {
         if (!config_valid_ifo(value))
             return fail(p, line, "ifo '%s': expected 1-8 characters of A-Z, 0-9%s", value, "");
@@ -144,15 +187,8 @@ static int global_key(struct parse *p, const char *key, const char *value, int l
         return number(p, line, key, value, 1, 365 * 86400.0, &cfg->quarantine_window);
     if (strcmp(key, "retention_days") == 0)
         return number(p, line, key, value, 1, 100000, &cfg->retention_days);
-    if (strcmp(key, "quarantine_crashes") == 0) {
-        double k;
-        if (!number(p, line, key, value, 1, 1000, &k))
-            return 0;
-        if (k != (unsigned)k)
-            return fail(p, line, "quarantine_crashes '%s': expected a whole number%s", value, "");
-        cfg->quarantine_crashes = (unsigned)k;
-        return 1;
-    }
+    if (strcmp(key, "quarantine_crashes") == 0)
+        return whole_number(p, line, key, value, 1, 1000, &cfg->quarantine_crashes);
     if (strcmp(key, "control_socket") == 0) {
         /* sun_path holds 107 characters and a NUL */
         if (!*value || strlen(value) > 107)
@@ -297,6 +333,11 @@ int config_defaults(struct config *cfg)
     cfg->retention_days = 90;
     cfg->control_mode = 0660;
     cfg->control_idle_timeout = 30;
+    cfg->ca_max_circuits = CAS_DEFAULT_MAX_CIRCUITS;
+    cfg->ca_max_circuits_per_host = CAS_DEFAULT_MAX_CIRCUITS_PER_HOST;
+    cfg->ca_max_channels_per_circuit = CAS_DEFAULT_MAX_CHANNELS_PER_CIRCUIT;
+    cfg->ca_max_subs_per_channel = CAS_DEFAULT_MAX_SUBS_PER_CHANNEL;
+    cfg->ca_handshake_timeout = CAS_DEFAULT_HANDSHAKE_TIMEOUT;
     if (set_string(&cfg->ifo, "X1") || set_string(&cfg->systems, DEFAULT_SYSTEMS) ||
         set_string(&cfg->database, "guardiand.db") || set_string(&cfg->path, "(defaults)"))
         return -1;

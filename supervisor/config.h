@@ -66,6 +66,13 @@ struct config {
     double control_idle_timeout; /* seconds a silent control client may stay (30) */
     char *control_group;
     char *operator_group;
+    /* The CA server's limits (ca/cas.h says what each bounds, and why the
+     * defaults are what they are). */
+    unsigned ca_max_circuits;
+    unsigned ca_max_circuits_per_host;
+    unsigned ca_max_channels_per_circuit;
+    unsigned ca_max_subs_per_channel;
+    double ca_handshake_timeout; /* seconds; 0 = never */
     struct config_node *nodes;
     unsigned n_nodes;
 };

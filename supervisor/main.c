@@ -479,6 +479,11 @@ int main(int argc, char **argv)
     }
     if (opt.port)
         cacfg.port = (uint16_t)opt.port;
+    cacfg.max_circuits = s.cfg.ca_max_circuits;
+    cacfg.max_circuits_per_host = s.cfg.ca_max_circuits_per_host;
+    cacfg.max_channels_per_circuit = s.cfg.ca_max_channels_per_circuit;
+    cacfg.max_subs_per_channel = s.cfg.ca_max_subs_per_channel;
+    cacfg.handshake_timeout = s.cfg.ca_handshake_timeout;
 
     s.started = sup_now();
     s.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);

@@ -167,6 +167,7 @@ struct msg {
     bool extended;
     uint8_t head[24];     /* the header as received */
     uint8_t payload[4096]; /* the first bytes of the payload */
+    bool tail_nonzero;    /* a byte past those was not zero */
 };
 
 /* Read one message: 1, 0 on timeout, -1 on EOF or error. Payload bytes past 4096 are read
@@ -193,6 +194,7 @@ static int recv_msg(int fd, struct msg *m, double timeout)
     }
     uint32_t left = m->postsize;
     size_t at = 0;
+    m->tail_nonzero = false;
     while (left > 0) {
         uint8_t sink[4096];
         uint8_t *dst = at < sizeof m->payload ? m->payload + at : sink;
@@ -201,6 +203,8 @@ static int recv_msg(int fd, struct msg *m, double timeout)
         r = read_exact(fd, dst, n, deadline + 10);
         if (r <= 0)
             return -1;
+        for (size_t i = 0; dst == sink && i < n; i++)
+            m->tail_nonzero |= sink[i] != 0;
         at += n;
         left -= (uint32_t)n;
     }
@@ -1099,5 +1103,290 @@ Test(raw, a_client_that_stops_reading_does_not_stall_others, .timeout = 90)
     close(slow);
     harness_ca_idle(0.2);
     server_is_healthy("a stalled client");
+    finish();
+}
+
+/* ---- sizes taken from the wire (hardening) ---- */
+
+/* An extended header (4.9): m_postsize 0xFFFF and m_count 0, then the 32-bit size and count. */
+static size_t hdr_ext(uint8_t *b, uint16_t cmd, uint32_t postsize, uint16_t dtype, uint32_t count,
+                      uint32_t p1, uint32_t p2)
+{
+    hdr(b, cmd, 0xFFFF, dtype, 0, p1, p2);
+    ca_put32(b + 16, postsize);
+    ca_put32(b + 20, count);
+    return CA_EXT_HDR_SIZE;
+}
+
+/* The four messages that each killed the daemon: a count from the extended header whose reply
+ * size wraps 32 bits. Each must get ERROR ECA_TOLARGE naming the channel, and the circuit must
+ * go on serving. */
+Test(raw, extended_counts_whose_reply_size_wraps_get_eca_tolarge)
+{
+    start();
+    int fd = raw_client();
+    struct chan ch;
+    cr_assert(raw_create(fd, "DEMO:DOUBLE", 5, &ch));
+    struct {
+        const char *what;
+        uint16_t cmd, dtype;
+        uint32_t count;
+    } cases[] = {
+        { "EVENT_ADD DBR_DOUBLE count 2^31", CA_PROTO_EVENT_ADD, DBR_DOUBLE, 0x80000000u },
+        { "READ_NOTIFY DBR_DOUBLE count 2^29", CA_PROTO_READ_NOTIFY, DBR_DOUBLE, 0x20000000u },
+        { "READ_NOTIFY DBR_CHAR count 0xFFFFFFFF", CA_PROTO_READ_NOTIFY, DBR_CHAR, 0xFFFFFFFFu },
+        { "READ DBR_CTRL_DOUBLE count 0x1FFFFFF6", CA_PROTO_READ, DBR_CTRL_DOUBLE, 0x1FFFFFF6u },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t b[40] = { 0 };
+        bool add = cases[i].cmd == CA_PROTO_EVENT_ADD;
+        size_t n = hdr_ext(b, cases[i].cmd, add ? 16 : 0, cases[i].dtype, cases[i].count, ch.sid,
+                           (uint32_t)(50 + i));
+        if (add) {
+            ca_put16(b + n + 12, DBE_VALUE | DBE_ALARM);
+            n += 16;
+        }
+        cr_assert(send_all(fd, b, n), "%s: the circuit was closed", cases[i].what);
+        static struct msg m;
+        cr_assert(expect_msg(fd, &m, CA_PROTO_ERROR, -1, 5.0), "%s: no ERROR", cases[i].what);
+        cr_expect_eq(m.p2, (uint32_t)ECA_TOLARGE, "%s: ERROR status %u", cases[i].what, m.p2);
+        cr_expect_eq(m.p1, ch.cid, "%s: ERROR for cid %u", cases[i].what, m.p1);
+        cr_expect_eq(ca_get16(m.payload), cases[i].cmd, "%s: the copied command", cases[i].what);
+        cr_assert(harness_alive(&gd), "guardiand died on %s", cases[i].what);
+        /* The same circuit still answers. */
+        cr_assert_eq(raw_get_double(fd, &ch, (uint32_t)(90 + i)), 3.14159);
+    }
+    close(fd);
+    server_is_healthy("counts whose reply size wraps");
+    finish();
+}
+
+/* Whether bytes [from, postsize) of a received message are all zero. */
+static bool rest_is_zero(const struct msg *m, size_t from)
+{
+    for (size_t i = from; i < m->postsize && i < sizeof m->payload; i++)
+        if (m->payload[i])
+            return false;
+    return !m->tail_nonzero;
+}
+
+/* A count above the element count is legal (ca-protocol.md 4.7): the reply has that count and
+ * the value, zero-filled. Large ones leave the server as counted zeros, not as memory. */
+Test(raw, counts_above_the_element_count_are_zero_filled)
+{
+    start();
+    long rss0 = harness_rss_kb(&gd);
+    int fd = raw_client();
+    struct chan ch;
+    cr_assert(raw_create(fd, "DEMO:DOUBLE", 5, &ch));
+    const uint32_t counts[] = { 3, 600, 200000 };
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        uint8_t b[24];
+        size_t n = counts[i] >= 0xFFFF
+                       ? hdr_ext(b, CA_PROTO_READ_NOTIFY, 0, DBR_DOUBLE, counts[i], ch.sid, 7)
+                       : hdr(b, CA_PROTO_READ_NOTIFY, 0, DBR_DOUBLE, (uint16_t)counts[i], ch.sid, 7);
+        cr_assert(send_all(fd, b, n));
+        static struct msg m;
+        cr_assert(expect_msg(fd, &m, CA_PROTO_READ_NOTIFY, 7, 10.0), "count %u: no reply",
+                  counts[i]);
+        cr_expect_eq(m.p1, (uint32_t)ECA_NORMAL, "count %u: status %u", counts[i], m.p1);
+        cr_expect_eq(m.count, counts[i], "count %u: reply count %u", counts[i], m.count);
+        cr_expect_eq(m.postsize, 8 * counts[i], "count %u: payload %u", counts[i], m.postsize);
+        cr_expect_eq(get_f64(m.payload), 3.14159, "count %u: first element", counts[i]);
+        cr_expect(rest_is_zero(&m, 8), "count %u: not zero-filled", counts[i]);
+    }
+    /* The same for a subscription's first update, and a CTRL type with metadata. */
+    uint8_t b[64] = { 0 };
+    size_t n = hdr(b, CA_PROTO_EVENT_ADD, 16, DBR_CTRL_DOUBLE, 10, ch.sid, 8);
+    ca_put16(b + n + 12, DBE_VALUE);
+    cr_assert(send_all(fd, b, n + 16));
+    static struct msg m;
+    cr_assert(expect_msg(fd, &m, CA_PROTO_EVENT_ADD, 8, 5.0), "no first update");
+    size_t off = harness_dbr_value_offset(DBR_CTRL_DOUBLE);
+    cr_expect_eq(m.postsize, harness_dbr_size_n(DBR_CTRL_DOUBLE, 10));
+    cr_expect_eq(get_f64(m.payload + off), 3.14159);
+    cr_expect(rest_is_zero(&m, off + 8), "CTRL update not zero-filled");
+    cr_expect_eq(ca_get16(m.payload + 8), 'm' << 8 | 'm', "units 'mm' in the metadata");
+    close(fd);
+    long rss1 = harness_rss_kb(&gd);
+    cr_expect(rss1 - rss0 < 20 * 1024, "RSS grew from %ld to %ld KiB", rss0, rss1);
+    server_is_healthy("zero-filled replies");
+    finish();
+}
+
+/* A client that subscribes to a 16 Hz channel with a count just under the reply limit and
+ * never reads: each update would be 64 MiB of zeros. It must cost bounded memory, and other
+ * clients must keep being served. */
+Test(raw, huge_count_subscriptions_of_a_client_that_never_reads, .timeout = 60)
+{
+    start();
+    long rss0 = harness_rss_kb(&gd);
+    int fd = raw_client_as("hog", 4096);
+    struct chan ch;
+    cr_assert(raw_create(fd, "DEMO:EXECTIME", 1, &ch));
+    uint8_t b[8 * 40] = { 0 };
+    size_t n = 0;
+    for (uint32_t i = 0; i < 8; i++) {
+        n += hdr_ext(b + n, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, (64u << 20) / 8 - 64, ch.sid, i);
+        ca_put16(b + n + 12, DBE_VALUE);
+        n += 16;
+    }
+    cr_assert(send_all(fd, b, n));
+    long rss_max = rss0;
+    for (int i = 0; i < 30; i++) {
+        harness_sleep(0.1);
+        long rss = harness_rss_kb(&gd);
+        rss_max = rss > rss_max ? rss : rss_max;
+    }
+    cr_expect(rss_max - rss0 < 50 * 1024, "RSS grew from %ld to %ld KiB", rss0, rss_max);
+    server_is_healthy("huge-count subscriptions");
+    close(fd);
+    finish();
+}
+
+/* A display that reads its monitors slowly must still have its requests answered: monitor
+ * updates give way to replies (they coalesce instead). */
+Test(raw, a_slow_reader_still_has_its_requests_answered, .timeout = 90)
+{
+    start();
+    int slow = raw_client_as("slow", 8192);
+    struct chan ch;
+    cr_assert(raw_create(slow, "DEMO:N:1", 1, &ch));
+    static uint8_t b[1000 * 32];
+    size_t n = 0;
+    for (uint32_t i = 0; i < 1000; i++) {
+        n += hdr(b + n, CA_PROTO_EVENT_ADD, 16, DBR_TIME_LONG, 1, ch.sid, 100 + i);
+        memset(b + n, 0, 16);
+        ca_put16(b + n + 12, DBE_VALUE);
+        n += 16;
+    }
+    cr_assert(send_all(slow, b, n));
+
+    /* A writer makes DEMO:N:1 change as fast as it can: 1000 updates per change. */
+    int writer = raw_client();
+    struct chan wch;
+    cr_assert(raw_create(writer, "DEMO:N:1", 1, &wch));
+
+    /* Let the slow client's output back up, then ask for something on the same circuit. */
+    bool answered = false;
+    double t0 = harness_now(), asked = 0;
+    uint32_t v = 0;
+    while (harness_now() - t0 < 20.0 && !answered) {
+        uint8_t w[64 * 24];
+        size_t k = 0;
+        for (int i = 0; i < 64; i++) {
+            k += hdr(w + k, CA_PROTO_WRITE, 8, DBR_LONG, 1, wch.sid, wch.cid);
+            memset(w + k, 0, 8);
+            ca_put32(w + k, ++v);
+            k += 8;
+        }
+        send_all(writer, w, k);
+        if (!asked && harness_now() - t0 > 1.0) {
+            uint8_t q[16];
+            hdr(q, CA_PROTO_READ_NOTIFY, 0, DBR_DOUBLE, 1, ch.sid, 4242);
+            cr_assert(send_all(slow, q, sizeof q));
+            asked = harness_now();
+        }
+        /* Read slowly: 4 KiB every 10 ms, looking for the reply. */
+        uint8_t r[4096];
+        struct pollfd pfd = { slow, POLLIN, 0 };
+        if (poll(&pfd, 1, 10) > 0) {
+            ssize_t got = recv(slow, r, sizeof r, MSG_DONTWAIT);
+            cr_assert(got != 0, "the slow client's circuit was closed");
+            /* A READ_NOTIFY header for ioid 4242 may straddle reads; look for its tail. */
+            for (ssize_t i = 0; asked && i + 8 <= got; i++)
+                if (ca_get32(r + i) == ECA_NORMAL && ca_get32(r + i + 4) == 4242u)
+                    answered = true;
+        }
+    }
+    cr_expect(answered, "a slow reader's READ_NOTIFY was not answered in %.0f s",
+              harness_now() - asked);
+    close(writer);
+    close(slow);
+    server_is_healthy("a slow reader");
+    finish();
+}
+
+/* Start the daemon with a configuration file holding these [guardiand] lines. */
+static void start_with(const char *lines)
+{
+    static char dir[] = "/tmp/guardiand-raw-XXXXXX";
+    strcpy(dir, "/tmp/guardiand-raw-XXXXXX");
+    cr_assert(mkdtemp(dir) != NULL);
+    static char path[300];
+    snprintf(path, sizeof path, "%s/guardiand.ini", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL);
+    fprintf(f, "[guardiand]\ndatabase = %s/guardiand.db\n%s", dir, lines);
+    fclose(f);
+    const char *args[] = { "--config", path, NULL };
+    harness_opts o = { .args = args };
+    cr_assert_eq(harness_start(&gd, &o), 0, "guardiand did not start");
+}
+
+/* Limits on circuits per host, channels per circuit and subscriptions per channel are refused
+ * with the protocol's errors, and a circuit that never creates a channel is closed. */
+Test(raw, limits_are_refused_with_protocol_errors, .timeout = 60)
+{
+    start_with("ca_max_circuits_per_host = 3\nca_max_channels_per_circuit = 5\n"
+               "ca_max_subs_per_channel = 3\nca_handshake_timeout = 1\n");
+    int fd = raw_client();
+    struct chan ch[6];
+    for (uint32_t i = 0; i < 5; i++)
+        cr_assert(raw_create(fd, "DEMO:DOUBLE", i + 1, &ch[i]), "channel %u refused", i + 1);
+    /* The sixth: an ERROR saying why, then CREATE_CH_FAIL for its cid. */
+    uint8_t b[600];
+    cr_assert(send_all(fd, b, hdr_str(b, CA_PROTO_CREATE_CHAN, 0, 0, 6, CA_MINOR_VERSION,
+                                       "DEMO:DOUBLE")));
+    static struct msg m;
+    cr_assert(expect_msg(fd, &m, CA_PROTO_ERROR, -1, 5.0), "no ERROR for the sixth channel");
+    cr_expect_eq(m.p2, (uint32_t)ECA_ALLOCMEM);
+    cr_expect_eq(ca_get16(m.payload), CA_PROTO_CREATE_CHAN);
+    cr_assert(expect_msg(fd, &m, CA_PROTO_CREATE_CH_FAIL, -1, 5.0), "no CREATE_CH_FAIL");
+    cr_expect_eq(m.p1, 6u);
+
+    /* Three subscriptions on a channel; the fourth gets ERROR ECA_ALLOCMEM for its cid. */
+    for (uint32_t i = 0; i < 4; i++) {
+        size_t n = hdr(b, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, 1, ch[0].sid, 10 + i);
+        memset(b + n, 0, 16);
+        ca_put16(b + n + 12, DBE_VALUE);
+        cr_assert(send_all(fd, b, n + 16));
+        if (i < 3) {
+            cr_assert(expect_msg(fd, &m, CA_PROTO_EVENT_ADD, 10 + i, 5.0), "sub %u: no update", i);
+        } else {
+            cr_assert(expect_msg(fd, &m, CA_PROTO_ERROR, -1, 5.0), "no ERROR for sub 4");
+            cr_expect_eq(m.p2, (uint32_t)ECA_ALLOCMEM);
+            cr_expect_eq(m.p1, ch[0].cid);
+            cr_expect_eq(ca_get16(m.payload), CA_PROTO_EVENT_ADD);
+        }
+    }
+    cr_assert_eq(raw_get_double(fd, &ch[1], 1), 3.14159, "the circuit goes on after refusals");
+
+    /* Two more circuits from this host are served (one of them idle, without a channel)... */
+    int idle = raw_client();
+    int third = raw_client();
+    struct chan c3;
+    cr_assert(raw_create(third, "DEMO:LONG", 1, &c3));
+    /* ...a fourth is refused: VERSION, ERROR ECA_ALLOCMEM, then closed. */
+    int fourth = tcp_connect(0);
+    cr_assert_eq(recv_msg(fourth, &m, 5.0), 1);
+    cr_expect_eq(m.cmd, CA_PROTO_VERSION);
+    static struct msg err;
+    cr_expect(wait_closed(fourth, 5.0, &err), "a circuit over the per-host limit stays open");
+    cr_expect_eq(err.cmd, CA_PROTO_ERROR, "no ERROR before the refused circuit was closed");
+    cr_expect_eq(err.p2, (uint32_t)ECA_ALLOCMEM);
+    close(fourth);
+
+    /* The idle circuit is closed after the handshake timeout (1 s); the others are not. */
+    cr_expect(wait_closed(idle, 5.0, NULL), "a circuit that created no channel stays open");
+    close(idle);
+    cr_assert_eq(raw_get_double(fd, &ch[2], 2), 3.14159, "a working circuit was closed");
+    uint8_t q[16];
+    hdr(q, CA_PROTO_READ_NOTIFY, 0, DBR_LONG, 1, c3.sid, 3);
+    cr_assert(send_all(third, q, 16));
+    cr_assert(expect_msg(third, &m, CA_PROTO_READ_NOTIFY, 3, 5.0), "third circuit closed");
+    close(third);
+    close(fd);
+    server_is_healthy("refused limits");
     finish();
 }
