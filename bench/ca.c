@@ -17,13 +17,19 @@
  *   5. name search + connect rate: k channels DEMO:N:i created at once, time until all are
  *      connected (ca_pend_io).
  *   6. memory: the idle daemon's VmRSS with --demo-count 0 and with a large count.
+ *   7. catime's shapes (EPICS Base's CA benchmark): k channels to ONE PV (DEMO:DOUBLE)
+ *      connected at once, then per type (DBR_FLOAT, DBR_DOUBLE, DBR_STRING with values that
+ *      change on every put, DBR_INT with one value) 10 async puts per channel round-robin,
+ *      acknowledged by one get; µs per operation, as catime prints them. A post must cost
+ *      nothing for channels without subscriptions, so these rows must not grow with k.
  * Rows also show CPU time over the row in % of one core: the daemon's (single-threaded, so
  * /proc/PID/schedstat, to the ns; also its run-queue wait) and the clients' (getrusage,
  * /proc/PID/stat; libca threads included). Whoever sits near 100 % is the bottleneck.
  * It prints figures only and asserts nothing about timings; odd things (daemon log lines,
  * libca exceptions, failed requests, a wrong read-back) are listed as notes at the end.
  *
- * Usage: bench-ca [--quick]     (--quick: small counts, a few seconds, a smoke test)
+ * Usage: bench-ca [--quick | --catime]   (--quick: small counts, a few seconds, a smoke test;
+ *                                         --catime: only phase 7, full counts)
  * The daemon is $GUARDIAND, else guardiand next to this program, else build/bin/guardiand.
  * Every wait is bounded in time, every loop in count.
  */
@@ -69,6 +75,7 @@ struct bench_opts {
     double fan_seconds;
     long connect;       /* channels of the connect phase */
     long rss_big;       /* --demo-count of the memory phase */
+    long catime;        /* channels to one PV in the catime phase */
 };
 
 struct ca_errors {
@@ -84,6 +91,7 @@ struct bench {
     int n_notes;
     char notes[MAX_NOTES][240]; /* odd things seen, printed at the end */
     double get_double_rate, put_double_rate, sync_mean_us;
+    double catime_connect_us, catime_put_us[4];
 };
 
 static void note(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -104,12 +112,14 @@ static void set_counts(struct bench_opts *o, bool quick)
         *o = (struct bench_opts){
             .quick = true, .gets = 5000, .rr_channels = 1000, .puts = 5000, .syncs = 300,
             .fan = {{2, 50}, {4, 10}}, .fan_seconds = 0.5, .connect = 2000, .rss_big = 10000,
+            .catime = 1000,
         };
         return;
     }
     *o = (struct bench_opts){
         .gets = 200000, .rr_channels = 10000, .puts = 200000, .syncs = 5000,
         .fan = {{4, 1000}, {16, 100}}, .fan_seconds = 3.0, .connect = 40000, .rss_big = 100000,
+        .catime = 10000,
     };
 }
 
@@ -1042,6 +1052,103 @@ static void phase_memory(struct bench *b)
         printf("\n");
 }
 
+/* ---- 7. catime's shapes ---- */
+
+/* The i-th catime put value of a type: changing with i, or the same for DBR_INT. */
+static void catime_value(union dbr_buf *v, chtype type, long i)
+{
+    memset(v, 0, sizeof *v);
+    switch (type) {
+    case DBR_FLOAT: v->f = (float)(i % 1000) * 0.01f; break;
+    case DBR_DOUBLE: v->d = (double)(i % 1000) * 0.01; break;
+    case DBR_STRING: snprintf(v->str, sizeof v->str, "%f", (double)(i % 1000) * 0.01); break;
+    default: v->s = 7; break; /* DBR_INT (= DBR_SHORT): unchanged */
+    }
+}
+
+/* 10 puts per channel round-robin, then one acknowledging get; µs per put, or 0. */
+static double catime_puts(struct bench *b, pid_t daemon, chid *chans, size_t n, chtype type,
+                          struct span *sp)
+{
+    long total = 10 * (long)n;
+    union dbr_buf *vals = calloc((size_t)total, sizeof *vals);
+    if (!vals)
+        return 0;
+    for (long i = 0; i < total; i++)
+        catime_value(&vals[i], type, i);
+    struct mark m0 = mark_now(daemon);
+    double t0 = harness_now();
+    long done = 0;
+    for (; done < total; done++)
+        if (ca_array_put(type, 1, chans[done % (long)n], &vals[done]) != ECA_NORMAL)
+            break;
+    union dbr_buf got;
+    int st = ca_array_get(type, 1, chans[0], &got);
+    if (st == ECA_NORMAL)
+        st = ca_pend_io(PEND_LIMIT_S);
+    double us = (harness_now() - t0) * 1e6 / (double)total;
+    *sp = span_of(m0, mark_now(daemon));
+    free(vals);
+    if (done < total || st != ECA_NORMAL) {
+        note(b, "catime: puts of type %ld failed (%s)", type, ca_message(st));
+        return 0;
+    }
+    return us;
+}
+
+static void phase_catime(struct bench *b)
+{
+    size_t n = (size_t)b->o.catime;
+    printf("\n7. catime shapes: %zu channels to one PV (DEMO:DOUBLE), none subscribed.\n", n);
+    harness_daemon d;
+    if (daemon_start(&d, 0) != 0) {
+        note(b, "catime: the daemon did not start");
+        return;
+    }
+    const char **names = calloc(n, sizeof *names);
+    chid *chans = calloc(n, sizeof *chans);
+    if (names && chans && client_start(b, &d) == 0) {
+        for (size_t i = 0; i < n; i++)
+            names[i] = "DEMO:DOUBLE";
+        printf("  %-34s %10s %10s %8s %8s\n", "test", "µs per op", "ops/s", "daemon", "client");
+        struct mark m0 = mark_now(d.pid);
+        double t0 = harness_now();
+        size_t up = harness_ca_connect(chans, names, n, 120);
+        double us = (harness_now() - t0) * 1e6 / (double)n;
+        struct span sp = span_of(m0, mark_now(d.pid));
+        char rate[32];
+        printf("  %-34s %10.3f %10s %7.0f%% %7.0f%%\n", "channel connect", us,
+               fmt_rate(rate, sizeof rate, 1e6 / us), sp.daemon_pct, sp.self_pct);
+        b->catime_connect_us = us;
+        if (up == n) {
+            static const struct {
+                const char *label;
+                chtype type;
+            } rows[] = {
+                {"async put DBR_FLOAT (changing)", DBR_FLOAT},
+                {"async put DBR_DOUBLE (changing)", DBR_DOUBLE},
+                {"async put DBR_STRING (changing)", DBR_STRING},
+                {"async put DBR_INT (unchanged)", DBR_SHORT},
+            };
+            for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+                us = catime_puts(b, d.pid, chans, n, rows[i].type, &sp);
+                b->catime_put_us[i] = us;
+                printf("  %-34s %10.3f %10s %7.0f%% %7.0f%%\n", rows[i].label, us,
+                       fmt_rate(rate, sizeof rate, us > 0 ? 1e6 / us : 0), sp.daemon_pct,
+                       sp.self_pct);
+            }
+        } else {
+            note(b, "catime: only %zu of %zu channels connected", up, n);
+        }
+        clear_channels(chans, n);
+        chans = NULL;
+        client_finish(b, "catime");
+    }
+    free(chans);
+    free(names);
+    daemon_finish(b, &d, "catime", true);
+}
+
 /* ---- main ---- */
 
 /* One unreported burst of gets and puts, so that the first row does not pay for libca's
@@ -1092,6 +1199,14 @@ static void print_summary(const struct bench *b)
     printf("  %-38s %10s/s %12s\n", "async put DBR_DOUBLE, one circuit",
            fmt_rate(p, sizeof p, b->put_double_rate), "~3.9 M/s");
     printf("  %-38s %9.1f µs %12s\n", "sync get latency (mean)", b->sync_mean_us, "~80 µs");
+    printf("  catime, %ld channels to one PV, µs per op:\n", b->o.catime);
+    printf("  %-38s %9.3f µs %12s\n", "  channel connect", b->catime_connect_us, "5.1 µs");
+    static const char *const put_rows[4][2] = {
+        {"  async put DBR_FLOAT (changing)", "0.23 µs"}, {"  async put DBR_DOUBLE (changing)", "0.18 µs"},
+        {"  async put DBR_STRING (changing)", "0.27 µs"}, {"  async put DBR_INT (unchanged)", "0.18 µs"},
+    };
+    for (int i = 0; i < 4; i++)
+        printf("  %-38s %9.3f µs %12s\n", put_rows[i][0], b->catime_put_us[i], put_rows[i][1]);
     printf("\nNotes: %s\n", b->n_notes ? "" : "none (no daemon log lines, libca exceptions or "
                                                 "failed requests)");
     for (int i = 0; i < b->n_notes; i++)
@@ -1103,8 +1218,9 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "--child") == 0)
         return child_main(argc, argv);
     bool quick = argc == 2 && strcmp(argv[1], "--quick") == 0;
-    if (argc > 2 || (argc == 2 && !quick)) {
-        fprintf(stderr, "usage: bench-ca [--quick]\n");
+    bool catime_only = argc == 2 && strcmp(argv[1], "--catime") == 0;
+    if (argc > 2 || (argc == 2 && !quick && !catime_only)) {
+        fprintf(stderr, "usage: bench-ca [--quick | --catime]\n");
         return 2;
     }
     static struct bench b;
@@ -1121,10 +1237,13 @@ int main(int argc, char **argv)
     double t0 = harness_now();
     printf("bench-ca%s: guardiand over libca on 127.0.0.1, %ld CPUs\n", quick ? " --quick" : "",
            sysconf(_SC_NPROCESSORS_ONLN));
-    phases_one_circuit(&b);
-    phase_fanout(&b);
-    phase_connect(&b);
-    phase_memory(&b);
+    if (!catime_only) {
+        phases_one_circuit(&b);
+        phase_fanout(&b);
+        phase_connect(&b);
+        phase_memory(&b);
+    }
+    phase_catime(&b);
     print_summary(&b);
     printf("\nTotal time %.1f s\n", harness_now() - t0);
     return 0;

@@ -18,6 +18,17 @@
  * one CA client monitoring every node's STATE and EXECTIME (native DBR_TIME_* type,
  * DBE_VALUE | DBE_ALARM), counting the updates it receives.
  *
+ * With --hostile, two more rows per N each add one hostile client (raw CA over TCP, not
+ * libca) that never reads what it is sent:
+ *   huge:  8 EVENT_ADDs (extended header) of DBR_DOUBLE with a count just under the 64 MiB
+ *          reply limit, on the EXECTIME channels of 8 nodes (16 Hz each): every update would
+ *          be 64 MiB of zero fill;
+ *   100k:  100 000 subscriptions on one circuit, 1000 on each of 100 channels to one node's
+ *          EXECTIME (16 Hz).
+ * The hostile client connects and subscribes at the start of the window, so the window holds
+ * the cost of opening its subscriptions too. What one client may cost the site shows in the
+ * jitter, overruns, CPU and RSS of those rows.
+ *
  * It prints figures only; the targets line says whether they are met but the exit status does
  * not depend on timings. Exit status: 1 if a daemon does not start or dies, or a channel cannot
  * be connected or read; 2 on a usage error; else 0.
@@ -30,6 +41,7 @@
  * repeater port, so this process serves the repeater (see repeater_start()).
  *
  * Usage: bench-nodes [--nodes 100,300,1000] [--seconds S] [--warm-up S] [--quick] [--no-screen]
+ *                    [--hostile]
  * The daemon is $GUARDIAND, else guardiand next to this program, else build/bin/guardiand; the
  * systems are the systems/ folder beside its bin/ (else beside ours). Every wait is bounded in
  * time, every loop in count.
@@ -39,6 +51,9 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -52,6 +67,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ca/caproto.h"
 #include "ca/cas.h"
 #include "ca/epics_ca.h"
 #include "tests/lib/harness.h"
@@ -81,7 +97,12 @@ struct bench_opts {
     double warm_up;     /* after the ready line: the first cycles start every node's graph */
     bool quick;
     bool screen;        /* also the rows with a monitoring client */
+    bool hostile;       /* also the rows with a hostile client */
 };
+
+/* What besides the daemon runs in a row. */
+enum row_kind { ROW_PLAIN, ROW_SCREEN, ROW_HUGE, ROW_100K };
+static const char *const kind_name[] = {"-", "screen", "huge", "100k"};
 
 /* The supervisor channels read, as X1:GUARDIAND-<suffix>. */
 enum sup_chan { SC_NODES, SC_LOOP_UTIL, SC_JITTER_P50, SC_JITTER_P99, SC_JITTER_MAX,
@@ -95,7 +116,7 @@ static const char *const sup_suffix[SC_COUNT] = {
 /* One table row: one daemon, one window. */
 struct row {
     long nodes;
-    bool screen;
+    enum row_kind kind;
     double seconds;                /* the window as measured */
     double cpu_pct, wait_pct;      /* the daemon, % of one core */
     double self_pct, other_pct;    /* this process (libca threads included); everything else */
@@ -117,7 +138,7 @@ struct bench {
     char systems[PATH_MAX];
     int n_notes;
     char notes[MAX_NOTES][240]; /* odd things seen, printed at the end */
-    struct row rows[2 * MAX_COUNTS];
+    struct row rows[4 * MAX_COUNTS];
     int n_rows;
 };
 
@@ -675,8 +696,10 @@ repeater:
 /* ---- one row ---- */
 
 /* Warm up, then the window: supervisor channels at both ends, clocks around it. */
+static int hostile_start(const struct daemon_run *r, enum row_kind kind);
+
 static int measure(const struct bench *b, struct daemon_run *r, struct client *c,
-                   struct row *row)
+                   struct row *row, int *hostile)
 {
     client_pump(c, NULL, NULL, b->o.warm_up);
     double v0[SC_COUNT];
@@ -685,6 +708,10 @@ static int measure(const struct bench *b, struct daemon_run *r, struct client *c
     long updates0 = c->updates;
     c->util_counting = true;
     struct mark m0 = mark_now(&r->d);
+    if (row->kind >= ROW_HUGE && (*hostile = hostile_start(r, row->kind)) < 0) {
+        fprintf(stderr, "bench-nodes: the hostile client could not subscribe\n");
+        return -1;
+    }
     client_pump(c, NULL, NULL, b->o.seconds);
     struct mark m1 = mark_now(&r->d);
     c->util_counting = false;
@@ -717,20 +744,138 @@ static void row_print(const struct row *r)
     if (!isnan(r->util_mean))
         snprintf(util, sizeof util, "%.1f", r->util_mean);
     printf("  %6ld  %-6s %6.1f %7.1f %8.1f %8.1f %7.3f %7.3f %7.3f %9.0f %8.0f %7s\n", r->nodes,
-           r->screen ? "screen" : "-", r->cpu_pct, r->wait_pct, (double)r->rss_kb / 1024.0,
+           kind_name[r->kind], r->cpu_pct, r->wait_pct, (double)r->rss_kb / 1024.0,
            (double)r->hwm_kb / 1024.0, r->sup[SC_JITTER_P50], r->sup[SC_JITTER_P99],
            r->sup[SC_JITTER_MAX], r->overruns, r->skipped, util);
     fflush(stdout);
 }
 
-/* A fresh daemon with `nodes` nodes; with `screen`, this process monitors them. Returns 0, or
- * -1 if the daemon did not start or died, or a channel could not be connected or read. */
-static int run_row(struct bench *b, long nodes, bool screen)
+/* ---- the hostile rows: raw CA over TCP ---- */
+
+static size_t put_hdr(uint8_t *b, uint16_t cmd, uint32_t size, uint16_t type, uint32_t count,
+                      uint32_t p1, uint32_t p2, bool ext)
+{
+    memset(b, 0, ext ? CA_EXT_HDR_SIZE : CA_HDR_SIZE);
+    ca_put16(b, cmd);
+    ca_put16(b + 2, ext ? 0xFFFF : (uint16_t)size);
+    ca_put16(b + 4, type);
+    ca_put16(b + 6, ext ? 0 : (uint16_t)count);
+    ca_put32(b + 8, p1);
+    ca_put32(b + 12, p2);
+    if (!ext)
+        return CA_HDR_SIZE;
+    ca_put32(b + 16, size);
+    ca_put32(b + 20, count);
+    return CA_EXT_HDR_SIZE;
+}
+
+static bool raw_send(int fd, const uint8_t *b, size_t n)
+{
+    double deadline = harness_now() + CA_TIMEOUT_S;
+    while (n && harness_now() < deadline) {
+        ssize_t k = send(fd, b, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k > 0) {
+            b += k;
+            n -= (size_t)k;
+        } else {
+            struct pollfd p = {fd, POLLOUT, 0};
+            poll(&p, 1, 10);
+        }
+    }
+    return n == 0;
+}
+
+/* Read messages until `want` CREATE_CHAN replies have come; their sids go to sids[]. */
+static bool raw_sids(int fd, uint32_t *sids, size_t want)
+{
+    static uint8_t buf[1 << 16];
+    size_t len = 0, got = 0;
+    double deadline = harness_now() + CA_TIMEOUT_S;
+    while (got < want && harness_now() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t k = recv(fd, buf + len, sizeof buf - len, MSG_DONTWAIT);
+        if (k <= 0)
+            return false;
+        len += (size_t)k;
+        size_t at = 0;
+        while (len - at >= CA_HDR_SIZE) {
+            uint32_t size = ca_get16(buf + at + 2); /* replies before any update: no extended */
+            if (len - at < CA_HDR_SIZE + size)
+                break;
+            if (ca_get16(buf + at) == CA_PROTO_CREATE_CHAN && got < want)
+                sids[got++] = ca_get32(buf + at + 12);
+            at += CA_HDR_SIZE + size;
+        }
+        memmove(buf, buf + at, len - at);
+        len -= at;
+    }
+    return got == want;
+}
+
+/* The hostile client of a row: connects, creates `n_chans` channels to the EXECTIME of nodes
+ * (one node each, or all to the first), subscribes, and from then on never reads. Returns the
+ * socket, or -1. */
+static int hostile_start(const struct daemon_run *r, enum row_kind kind)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->d.port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    size_t n_chans = kind == ROW_HUGE ? 8 : 100;
+    uint32_t per_chan = kind == ROW_HUGE ? 1 : 1000;
+    static uint8_t b[1 << 20];
+    size_t n = put_hdr(b, CA_PROTO_VERSION, 0, 0, CA_MINOR_VERSION, 0, 0, false);
+    for (size_t i = 0; i < n_chans; i++) {
+        char node[32], name[64];
+        node_name(node, sizeof node, kind == ROW_HUGE ? (long)i : 0);
+        snprintf(name, sizeof name, "%s:GRD-%s_EXECTIME", IFO, node);
+        uint32_t len = (uint32_t)ca_align8(strlen(name) + 1);
+        n += put_hdr(b + n, CA_PROTO_CREATE_CHAN, len, 0, 0, (uint32_t)i, CA_MINOR_VERSION, false);
+        memset(b + n, 0, len);
+        memcpy(b + n, name, strlen(name));
+        n += len;
+    }
+    uint32_t sids[100];
+    if (!raw_send(fd, b, n) || !raw_sids(fd, sids, n_chans)) {
+        close(fd);
+        return -1;
+    }
+    for (size_t i = 0; i < n_chans; i++) {
+        n = 0;
+        for (uint32_t k = 0; k < per_chan; k++) {
+            uint32_t count = kind == ROW_HUGE ? (64u << 20) / 8 - 64 : 1;
+            n += put_hdr(b + n, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, count, sids[i],
+                         (uint32_t)(i * per_chan + k), kind == ROW_HUGE);
+            memset(b + n, 0, 16);
+            ca_put16(b + n + 12, DBE_VALUE | DBE_ALARM);
+            n += 16;
+        }
+        if (!raw_send(fd, b, n)) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+/* A fresh daemon with `nodes` nodes, and what the kind adds: this process monitoring them
+ * (screen) or a hostile client. Returns 0, or -1 if the daemon did not start or died, or a
+ * channel could not be connected or read. */
+static int run_row(struct bench *b, long nodes, enum row_kind kind)
 {
     struct row *row = &b->rows[b->n_rows];
-    *row = (struct row){.nodes = nodes, .screen = screen};
+    *row = (struct row){.nodes = nodes, .kind = kind};
     char label[48];
-    snprintf(label, sizeof label, "%ld nodes%s", nodes, screen ? " + screen" : "");
+    snprintf(label, sizeof label, "%ld nodes%s%s", nodes, kind ? " + " : "",
+             kind ? kind_name[kind] : "");
     struct daemon_run r;
     if (daemon_start(b, &r, nodes) != 0) {
         fprintf(stderr, "bench-nodes: %s: the daemon did not start\n", label);
@@ -740,12 +885,14 @@ static int run_row(struct bench *b, long nodes, bool screen)
     row->pvs = r.pvs;
     if (r.nodes != nodes || r.failed != 0)
         note(b, "%s: the ready line says %ld nodes (%ld failed)", label, r.nodes, r.failed);
-    struct client c;
-    int rc = -1;
-    if (client_start(b, &c, &r) == 0 && (!screen || screen_start(&c, nodes) == 0))
-        rc = measure(b, &r, &c, row);
+    struct client c = {0};
+    int rc = -1, hostile = -1;
+    if (client_start(b, &c, &r) == 0 && (kind != ROW_SCREEN || screen_start(&c, nodes) == 0))
+        rc = measure(b, &r, &c, row, &hostile);
     client_finish(b, &c, label);
     daemon_finish(b, &r, label);
+    if (hostile >= 0)
+        close(hostile);
     if (rc == 0) {
         if (row->sup[SC_NODES] != (double)nodes)
             note(b, "%s: %sNODES reads %.0f", label, SUP_PREFIX, row->sup[SC_NODES]);
@@ -804,7 +951,7 @@ static void print_details(const struct bench *b)
     for (int i = 0; i < b->n_rows; i++) {
         const struct row *r = &b->rows[i];
         printf("  %6ld  %-6s %7.2f %7ld %10.0f %9.1f %6ld %10.0f %8.1f %8.1f\n", r->nodes,
-               r->screen ? "screen" : "-", r->start_s, r->pvs, r->rss_growth, r->log_kib_per_s,
+               kind_name[r->kind], r->start_s, r->pvs, r->rss_growth, r->log_kib_per_s,
                r->subscriptions, r->updates_per_s, r->self_pct, r->other_pct);
     }
 }
@@ -819,12 +966,12 @@ static void print_targets(const struct bench *b)
     bool any = false;
     for (int i = 0; i < b->n_rows; i++) {
         const struct row *r = &b->rows[i];
-        if (r->nodes != TARGET_NODES)
+        if (r->nodes != TARGET_NODES || r->kind > ROW_SCREEN)
             continue;
         any = true;
         double mib = (double)r->rss_kb / 1024.0, p99 = r->sup[SC_JITTER_P99];
         printf("  %-15s CPU %.1f %% (%s), RSS %.1f MiB (%s), p99 %.3f ms (%s)\n",
-               r->screen ? "with screen:" : "without screen:", r->cpu_pct,
+               r->kind == ROW_SCREEN ? "with screen:" : "without screen:", r->cpu_pct,
                met(r->cpu_pct <= TARGET_CPU_PCT), mib, met(mib <= TARGET_RSS_MIB), p99,
                met(p99 <= TARGET_P99_MS));
     }
@@ -845,12 +992,13 @@ static void print_notes(const struct bench *b)
 static void usage(FILE *f)
 {
     fputs("usage: bench-nodes [--nodes N[,N...]] [--seconds S] [--warm-up S] [--quick] "
-          "[--no-screen]\n"
+          "[--no-screen] [--hostile]\n"
           "  --nodes      node counts, one row each (default 100,300,1000)\n"
           "  --seconds    the measurement window (default 10)\n"
           "  --warm-up    seconds between the ready line and the window (default 2)\n"
           "  --quick      a smoke test: 3 s windows, 100 and 300 nodes (unless given)\n"
-          "  --no-screen  skip the rows with a client monitoring every node\n",
+          "  --no-screen  skip the rows with a client monitoring every node\n"
+          "  --hostile    add the rows with a hostile client (huge counts; 100k monitors)\n",
           f);
 }
 
@@ -873,13 +1021,14 @@ static int parse_counts(struct bench_opts *o, const char *text)
 /* Returns 0 to run, 1 to exit 0 (help), -1 to exit 2. */
 static int parse_options(int argc, char **argv, struct bench_opts *o)
 {
-    enum { O_NODES = 256, O_SECONDS, O_WARM_UP, O_QUICK, O_NO_SCREEN };
+    enum { O_NODES = 256, O_SECONDS, O_WARM_UP, O_QUICK, O_NO_SCREEN, O_HOSTILE };
     static const struct option longopts[] = {
         {"nodes", required_argument, NULL, O_NODES},
         {"seconds", required_argument, NULL, O_SECONDS},
         {"warm-up", required_argument, NULL, O_WARM_UP},
         {"quick", no_argument, NULL, O_QUICK},
         {"no-screen", no_argument, NULL, O_NO_SCREEN},
+        {"hostile", no_argument, NULL, O_HOSTILE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -914,6 +1063,7 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
             break;
         case O_QUICK: o->quick = true; break;
         case O_NO_SCREEN: o->screen = false; break;
+        case O_HOSTILE: o->hostile = true; break;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return -1;
         }
@@ -983,9 +1133,13 @@ int main(int argc, char **argv)
     print_header(&b);
     int failed = 0;
     for (int i = 0; i < b.o.n_counts; i++) {
-        failed += run_row(&b, b.o.nodes[i], false) != 0;
+        failed += run_row(&b, b.o.nodes[i], ROW_PLAIN) != 0;
         if (b.o.screen)
-            failed += run_row(&b, b.o.nodes[i], true) != 0;
+            failed += run_row(&b, b.o.nodes[i], ROW_SCREEN) != 0;
+        if (b.o.hostile) {
+            failed += run_row(&b, b.o.nodes[i], ROW_HUGE) != 0;
+            failed += run_row(&b, b.o.nodes[i], ROW_100K) != 0;
+        }
     }
     print_details(&b);
     print_targets(&b);

@@ -120,6 +120,7 @@ struct cas_client {
     uint16_t minor;
     bool events_off;
     bool reading;              /* rio started */
+    bool held;                 /* complete requests wait in `in` for a flush to go on */
     bool eof;                  /* no more input: close once the output is sent */
     bool halt;                 /* a fatal protocol error: handle no more requests */
     bool dead;                 /* close at the next reap */

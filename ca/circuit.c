@@ -38,6 +38,7 @@
 #define READ_CHUNK 65536
 #define LINGER_SECONDS 5.0
 #define FLUSH_MAX (4u << 20)      /* bytes sent to one client per flush */
+#define REQUESTS_PER_PASS 512     /* requests handled before other clients get a turn */
 #define ZERO_PAGE 65536
 #define ZERO_INLINE 4096          /* zero fill up to this size is written as bytes */
 
@@ -384,8 +385,7 @@ void cas_client_flush(cas_client *c)
 {
     if (c->dead || !send_out(c))
         return;
-    if (!c->reading && !c->eof && cas_client_backlog(c) < c->srv->cfg.client_backlog / 2) {
-        set_reading(c, true);
+    if (c->held && !c->halt && cas_client_backlog(c) < c->srv->cfg.client_backlog / 2) {
         process_input(c); /* requests left over when we paused */
         if (c->dead)
             return;
@@ -399,7 +399,7 @@ void cas_client_flush(cas_client *c)
             c->out = NULL;
             c->out_cap = 0;
         }
-        if (c->eof) {
+        if (c->eof && !c->held) {
             c->dead = true; /* everything it asked for has been sent */
             return;
         }
@@ -860,10 +860,24 @@ static bool ensure_in(cas_client *c, size_t need)
     return true;
 }
 
+/* Hold the rest of the input: stop reading until a flush resumes it. */
+static void hold_input(cas_client *c)
+{
+    c->held = true;
+    set_reading(c, false);
+    cas_client_mark_dirty(c);
+}
+
+/* Handle the complete requests received, in order, until the output backlog
+ * or the per-pass budget says to stop (then the input is held and a later
+ * flush goes on): one client's requests cost bounded time per iteration. */
 static void process_input(cas_client *c)
 {
     size_t pos = 0;
     cas *s = c->srv;
+    unsigned budget = REQUESTS_PER_PASS;
+    c->held = false;
+    set_reading(c, true);
     while (!c->dead && !c->halt) {
         size_t avail = c->in_len - pos;
         if (c->discard) {
@@ -875,8 +889,9 @@ static void process_input(cas_client *c)
             continue;
         }
         /* Back-pressure: leave the rest until the client has read its replies. */
-        if (cas_client_backlog(c) >= s->cfg.client_backlog) {
-            set_reading(c, false);
+        if (cas_client_backlog(c) >= s->cfg.client_backlog || budget == 0) {
+            if (avail >= CA_HDR_SIZE)
+                hold_input(c);
             break;
         }
         struct req r;
@@ -906,6 +921,7 @@ static void process_input(cas_client *c)
         r.raw_len = hlen;
         r.payload = c->in + pos + hlen;
         dispatch(c, &r);
+        budget--;
         pos += hlen + r.h.postsize;
     }
     if (pos) {
