@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ca/cas.h"
 #include "supervisor/config.h"
 
 static char path[64];
@@ -173,4 +174,37 @@ Test(config, a_line_too_long_says_how_to_split_it)
     cr_expect_eq(load(text), -1);
     expect_error(3, "longer than");
     cr_expect(strstr(err, "a key given again") != NULL, "%s", err);
+}
+
+Test(config, ca_limits)
+{
+    cr_assert_eq(load("[guardiand]\n"), 0, "%s", err);
+    cr_expect_eq(cfg.ca_max_circuits, CAS_DEFAULT_MAX_CIRCUITS);
+    cr_expect_eq(cfg.ca_max_circuits_per_host, CAS_DEFAULT_MAX_CIRCUITS_PER_HOST);
+    cr_expect_eq(cfg.ca_max_channels_per_circuit, CAS_DEFAULT_MAX_CHANNELS_PER_CIRCUIT);
+    cr_expect_eq(cfg.ca_max_subs_per_channel, CAS_DEFAULT_MAX_SUBS_PER_CHANNEL);
+    cr_expect_eq(cfg.ca_handshake_timeout, CAS_DEFAULT_HANDSHAKE_TIMEOUT);
+    config_free(&cfg);
+    unlink(path);
+    cr_assert_eq(load("[guardiand]\nca_max_circuits = 10\nca_max_circuits_per_host = 2\n"
+                      "ca_max_channels_per_circuit = 5\nca_max_subs_per_channel = 3\n"
+                      "ca_handshake_timeout = 0.5\n"), 0, "%s", err);
+    cr_expect_eq(cfg.ca_max_circuits, 10u);
+    cr_expect_eq(cfg.ca_max_circuits_per_host, 2u);
+    cr_expect_eq(cfg.ca_max_channels_per_circuit, 5u);
+    cr_expect_eq(cfg.ca_max_subs_per_channel, 3u);
+    cr_expect_eq(cfg.ca_handshake_timeout, 0.5);
+    config_free(&cfg);
+    unlink(path);
+    const char *bad[] = {"ca_max_circuits = 0", "ca_max_circuits_per_host = 1.5",
+                         "ca_max_channels_per_circuit = -1", "ca_max_subs_per_channel = lots",
+                         "ca_handshake_timeout = 5000", "ca_max_circuits = 4294967297"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[128];
+        snprintf(text, sizeof(text), "[guardiand]\n%s\n", bad[i]);
+        cr_expect_eq(load(text), -1, "'%s' was accepted", bad[i]);
+        expect_error(2, strchr(bad[i], ' ') ? "ca_" : "");
+        config_free(&cfg);
+        unlink(path);
+    }
 }
