@@ -41,6 +41,11 @@
 
 #define CAS_SUB_QUEUE 4        /* pending updates per subscription before coalescing */
 #define CAS_QUEUE_BUDGET 4096  /* undelivered updates a client may hold before it is behind */
+/* Unsent output up to which monitor updates are added (the rest of
+ * client_backlog is for replies to requests). Small, like rsrv's 16 KiB send
+ * buffer: what a slow reader must read through before the reply to its next
+ * request is what the kernel holds plus this. */
+#define CAS_MONITOR_WATERMARK (64u << 10)
 #define CAS_NAME_MAX 512       /* host and user names, with the NUL */
 #define CAS_CACHE_SLOTS 8      /* encodings remembered within one loop iteration */
 #define CAS_MAX_UDP_SOCKS (2 * CAS_MAX_ADDRS)

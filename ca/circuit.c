@@ -7,11 +7,15 @@
  *
  * Back-pressure: when a client's unsent output passes cfg.client_backlog we
  * stop reading its requests until it has drained half of it. Monitor updates
- * are moved into the output only below half of client_backlog (monitor.c),
+ * are moved into the output only below CAS_MONITOR_WATERMARK (monitor.c),
  * so requests always find room: a display that reads its monitors slowly
  * still has its puts and gets answered, while its updates coalesce. Nothing
  * waits on a socket, so a client that stops reading costs a bounded amount
  * of memory and never delays another client.
+ *
+ * What the kernel holds for a client is bounded too (TCP_NOTSENT_LOWAT): an
+ * update waiting in our queues still coalesces with newer ones, one in the
+ * kernel's cannot, and a reply is read after everything queued before it.
  *
  * Zero fill (a count above what a PV holds, ca-protocol.md 4.7) is queued as
  * runs of zero bytes that the flush sends from one static page, and one
@@ -38,6 +42,7 @@
 #define READ_CHUNK 65536
 #define LINGER_SECONDS 5.0
 #define FLUSH_MAX (4u << 20)      /* bytes sent to one client per flush */
+#define NOTSENT_LOWAT 16384       /* unsent bytes the kernel holds for a client */
 #define REQUESTS_PER_PASS 512     /* requests handled before other clients get a turn */
 #define ZERO_PAGE 65536
 #define ZERO_INLINE 4096          /* zero fill up to this size is written as bytes */
@@ -243,6 +248,8 @@ void cas_client_accept(cas *s, int fd, const struct sockaddr_in *peer)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    int lowat = NOTSENT_LOWAT;
+    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     c->srv = s;
     c->fd = fd;
     c->peer = *peer;
@@ -407,7 +414,7 @@ void cas_client_flush(cas_client *c)
     /* More updates wait: the next iteration goes on (above the watermark,
      * the socket becoming writable does). */
     if ((c->pend_head || c->stale_head) && !c->events_off &&
-        cas_client_backlog(c) < c->srv->cfg.client_backlog / 2)
+        cas_client_backlog(c) < CAS_MONITOR_WATERMARK)
         cas_client_mark_dirty(c);
 }
 

@@ -32,8 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Update bytes one drain moves into a client's output. */
-#define DRAIN_MAX (128u << 10)
 
 uint32_t cas_reply_count(const pv *pv, uint32_t requested)
 {
@@ -263,7 +261,7 @@ static void link_disconnect(cas_link *l)
 static bool client_behind(const cas_client *c)
 {
     return c->events_off || c->queued >= CAS_QUEUE_BUDGET ||
-           cas_client_backlog(c) >= c->srv->cfg.client_backlog / 2;
+           cas_client_backlog(c) >= CAS_MONITOR_WATERMARK;
 }
 
 static void link_on_event(pv *pv, unsigned events, void *arg)
@@ -409,20 +407,14 @@ static void catch_up(cas_link *l, size_t room)
         stale_remove(l);
 }
 
-/* The output room above which no more updates are moved into the output:
- * the rest of client_backlog is kept for replies to requests, so a client
- * that reads its monitors slowly still has its requests answered. */
-static uint64_t monitor_watermark(const cas_client *c) { return c->srv->cfg.client_backlog / 2; }
-
 /* Move queued updates into the client's output, oldest subscription first,
  * then catch up on stale links, while the client keeps up: up to the
- * watermark, and at most DRAIN_MAX bytes per call so that one client's
- * updates cost bounded time per loop iteration. */
+ * watermark, so that a client that reads its monitors slowly still has its
+ * requests answered, and so that one client's updates cost bounded time
+ * per loop iteration. */
 void cas_client_drain_subs(cas_client *c)
 {
-    uint64_t limit = cas_client_backlog(c) + DRAIN_MAX;
-    if (limit > monitor_watermark(c))
-        limit = monitor_watermark(c);
+    uint64_t limit = CAS_MONITOR_WATERMARK; /* the rest of the backlog is for replies */
     while (!c->events_off && !c->dead && cas_client_backlog(c) < limit) {
         if (!c->pend_head) {
             if (!c->stale_head)
