@@ -909,3 +909,58 @@ Test(dbr, decode_string_to_string_pv)
     cr_assert_str_eq(out, "abc");
     assert_zero((const uint8_t *)out, 3, PV_STRING_SIZE);
 }
+
+/* ---- prefixes: the CA server encodes once and answers every count from it ---- */
+
+/* For every type, the encoding of k elements is the first dbr_struct_size_n(type, k) bytes of
+ * the encoding of n > k, and elements past the valid ones are zero. */
+Test(dbr, encodings_are_prefixes_of_each_other)
+{
+    pv *wave = add_pv((pv_def){.name = "wave", .type = PV_DOUBLE, .count = 20, .writable = true,
+                               .units = "mm", .precision = 2});
+    double v[12];
+    for (int i = 0; i < 12; i++)
+        v[i] = i * 1.25 - 3;
+    cr_assert_eq(pv_set_array(wave, v, 12), 0); /* 12 of 20 valid */
+    pv *strs = add_pv((pv_def){.name = "strs", .type = PV_STRING, .count = 4, .writable = true});
+    char s4[4][PV_STRING_SIZE] = {"1.5", "x", "2", ""};
+    cr_assert_eq(pv_set_array(strs, s4, 4), 0);
+    pv *pvs[] = {wave, strs, enum_pv()};
+    for (size_t k = 0; k < sizeof pvs / sizeof pvs[0]; k++) {
+        for (unsigned type = 0; type <= DBR_LAST; type++) {
+            static uint8_t big[8192], small[8192];
+            uint32_t good_big, good_small;
+            dbr_encode_prefix(big, type, 30, pvs[k], &good_big);
+            for (uint32_t n = 1; n <= 30; n++) {
+                uint32_t st = dbr_encode_prefix(small, type, n, pvs[k], &good_small);
+                size_t len = dbr_struct_size_n(type, n);
+                cr_assert(memcmp(small, big, len) == 0, "%s type %u: %u elements are not a "
+                          "prefix of 30", pv_name(pvs[k]), type, n);
+                /* What the server answers for n from the encoding of 30 (cas_msg_status):
+                 * normal iff the elements n needs converted. */
+                uint32_t valid = pv_nelm(pvs[k]) < pv_count(pvs[k]) ? pv_nelm(pvs[k])
+                                                                     : pv_count(pvs[k]);
+                uint32_t need = n < valid ? n : valid;
+                cr_assert_eq(st, need <= good_big ? ECA_NORMAL : ECA_GETFAIL,
+                             "%s type %u count %u: status %u, but %u of 30 converted",
+                             pv_name(pvs[k]), type, n, st, good_big);
+            }
+            /* Past the valid elements, zeros. */
+            size_t used = dbr_struct_size_n(type, pv_nelm(pvs[k]) < 30 ? pv_nelm(pvs[k]) : 30);
+            size_t all = dbr_struct_size_n(type, 30);
+            for (size_t i = used; i < all && dbr_value_type(type) >= 0; i++)
+                cr_assert_eq(big[i], 0, "%s type %u: byte %zu past the valid elements",
+                             pv_name(pvs[k]), type, i);
+        }
+    }
+    /* "x" does not convert to a number: a DOUBLE read of strs fails at element 1. */
+    uint8_t out[256];
+    uint32_t good;
+    cr_expect_eq(dbr_encode_prefix(out, DBR_DOUBLE, 4, strs, &good), ECA_GETFAIL);
+    cr_expect_eq(good, 1u);
+    cr_expect_eq(dbr_encode_prefix(out, DBR_DOUBLE, 1, strs, &good), ECA_NORMAL);
+    cr_expect_eq(good, 1u);
+    cr_expect_eq(dbr_encode(out, DBR_DOUBLE, 4, strs), ECA_GETFAIL);
+    for (int i = 0; i < 32; i++)
+        cr_expect_eq(out[i], 0, "a failed dbr_encode leaves zeros");
+}

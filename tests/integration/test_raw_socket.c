@@ -1158,6 +1158,16 @@ Test(raw, extended_counts_whose_reply_size_wraps_get_eca_tolarge)
     }
     close(fd);
     server_is_healthy("counts whose reply size wraps");
+    /* And a real client: libca reads the value. */
+    cr_assert_eq(harness_ca_context(&gd), ECA_NORMAL);
+    ca_up = true;
+    const char *name = "DEMO:DOUBLE";
+    chid c;
+    cr_assert_eq(harness_ca_connect(&c, &name, 1, 10.0), 1u, "libca did not connect");
+    dbr_double_t v = 0;
+    cr_assert_eq(ca_array_get(DBR_DOUBLE, 1, c, &v), ECA_NORMAL);
+    cr_assert_eq(ca_pend_io(5.0), ECA_NORMAL);
+    cr_expect_eq(v, 3.14159, "libca read %g", v);
     finish();
 }
 
