@@ -366,3 +366,35 @@ Test(pvdb, alarm_limits_raise_and_clear_limit_alarms)
     cr_assert_eq(pv_set_double(q, 95), 0);
     cr_expect_eq(pv_status(q), PV_ALARM_NONE);
 }
+
+/* A watch with mask 0 is never called for a post, only for its PV's deletion; changing the
+ * mask makes it take events again, and back. */
+Test(pvdb, watches_without_events_are_not_walked)
+{
+    pv_group *g = pvdb_group_new(db, "M:");
+    pv *p;
+    pv_group_add(g, &(pv_def){.name = "A", .type = PV_LONG}, &p);
+    struct seen idle = {0}, busy = {0};
+    pv_watch wi, wb;
+    pv_watch_init(&wi, record, &idle, 0);
+    pv_watch_init(&wb, record, &busy, PV_EV_VALUE);
+    pv_watch_start(p, &wi);
+    pv_watch_start(p, &wb);
+    pv_set_long(p, 1);
+    cr_assert_eq(idle.calls, 0);
+    cr_assert_eq(busy.calls, 1);
+    pv_watch_set_mask(&wi, PV_EV_VALUE | PV_EV_ALARM);
+    cr_assert(pv_watch_active(&wi));
+    pv_set_long(p, 2);
+    cr_assert_eq(idle.calls, 1);
+    cr_assert_eq(idle.events, PV_EV_VALUE);
+    cr_assert_eq(busy.calls, 2);
+    pv_watch_set_mask(&wb, 0);
+    pv_set_long(p, 3);
+    cr_expect_eq(busy.calls, 2, "a watch set to mask 0 was called");
+    cr_assert_eq(idle.calls, 2);
+    pv_group_free(g); /* both are told, mask or not */
+    cr_assert_eq(idle.deletes, 1);
+    cr_assert_eq(busy.deletes, 1);
+    cr_assert(!pv_watch_active(&wb));
+}
