@@ -59,6 +59,7 @@ struct pvdb {
     pv *by_name;           /* uthash head */
     size_t count;
     uint32_t max_count;    /* the largest count of any PV ever added */
+    uint64_t posts;        /* posts so far: the source of generations */
     pv_group *groups;
 };
 
@@ -224,6 +225,7 @@ static pv *pv_create(pv_group *g, const pv_def *def)
     p->status = PV_ALARM_UDF;
     p->severity = PV_SEV_INVALID;
     p->stamp = pv_time_now();
+    p->generation = ++g->db->posts;
     p->watchers.next = p->watchers.prev = &p->watchers;
     p->idle.next = p->idle.prev = &p->idle;
     p->group = g;
@@ -358,7 +360,7 @@ long pv_get_long(const pv *p)
  * watcher (itself included) without breaking the walk. */
 static void post(pv *p, unsigned events)
 {
-    p->generation++;
+    p->generation = ++p->group->db->posts;
     pv_watch *w = p->watchers.next;
     while (w != &p->watchers) {
         p->walk_next = w->next;

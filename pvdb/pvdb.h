@@ -239,7 +239,10 @@ void pv_watch_stop(pv_watch *w);        /* safe on a stopped watch */
 void pv_watch_set_mask(pv_watch *w, unsigned mask);
 bool pv_watch_active(const pv_watch *w);
 
-/* A post counter, incremented on every post; lets readers cache encodings. */
+/* Changes with every post of the PV, and is never the same for two PVs of one
+ * pvdb (generations come from one counter): (PV, generation) names a value
+ * even across a PV freed and another made at the same address, so readers
+ * may cache encodings by it. */
 uint64_t pv_generation(const pv *pv);
 
 #endif
