@@ -18,6 +18,14 @@
  * by the peer closing) is answered with an error reply and changes nothing;
  * after an oversize length or a truncated frame the connection is closed
  * once the reply is written, since the stream cannot be resynchronised.
+ *
+ * When accept() fails for want of descriptors or memory (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM; or any error we do not expect), the listening socket
+ * stays readable, so retrying at once would spin: accepting pauses for
+ * CTL_ACCEPT_PAUSE (the watcher stopped, a one-shot timer re-armed each
+ * time), connected clients are served as before, new ones wait in the
+ * listen backlog, and one line is logged per episode (and one when
+ * accepting works again).
  */
 #include "supervisor/ctl.h"
 
@@ -37,6 +45,7 @@
  * log and has nothing left to write is closed: silent clients cannot hold
  * every slot. The sweep runs a few times per timeout. */
 #define CTL_FOLLOW_BACKLOG (256 * 1024)
+#define CTL_ACCEPT_PAUSE 1.0   /* seconds between accept() attempts after EMFILE & co */
 
 struct conn {
     struct ctl *ctl;
@@ -62,6 +71,8 @@ struct ctl {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     int fd;
     ev_io accept_w;
+    ev_timer accept_retry;      /* restarts accept_w after a failed accept() */
+    bool accept_failing;        /* an episode was logged; cleared by the next accept */
     ev_timer sweep;             /* closes idle connections */
     dev_t dev;                  /* the socket file we made, to remove only it */
     ino_t ino;
@@ -393,18 +404,49 @@ static void refuse(int fd)
     close(fd);
 }
 
+/* accept() failed with err (not EAGAIN, EINTR or ECONNABORTED): stop
+ * accepting for CTL_ACCEPT_PAUSE, log once per episode. */
+static void pause_accepting(struct ctl *c, int err)
+{
+    struct ev_loop *loop = c->sup->loop;
+    ev_io_stop(loop, &c->accept_w);
+    /* A one-shot timer that has fired is left with (about) no time to go:
+     * started again as it is, it would fire at once. Set it first. */
+    ev_timer_set(&c->accept_retry, CTL_ACCEPT_PAUSE, 0.0);
+    ev_timer_start(loop, &c->accept_retry);
+    if (!c->accept_failing) {
+        c->accept_failing = true;
+        fprintf(stderr,
+                "guardiand: control: accept: %s: not accepting new control connections for "
+                "now (retrying every %.0f s; the %u connected ones are still served)\n",
+                strerror(err), CTL_ACCEPT_PAUSE, c->n_conns);
+    }
+}
+
+static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct ctl *c = w->data;
+    ev_io_start(loop, &c->accept_w); /* accept_cb runs if anyone is waiting */
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
     struct ctl *c = w->data;
-    for (;;) {
+    /* Bounded: at most the listen backlog is waiting, plus what arrives meanwhile. */
+    for (unsigned n = 0; n < 4 * CTL_MAX_CONNECTIONS; n++) {
         int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                fprintf(stderr, "guardiand: control: accept: %s\n", strerror(errno));
+                pause_accepting(c, errno);
             return;
+        }
+        if (c->accept_failing) {
+            c->accept_failing = false;
+            fprintf(stderr, "guardiand: control: accepting connections again\n");
         }
         struct ucred cred;
         socklen_t len = sizeof(cred);
@@ -577,6 +619,8 @@ struct ctl *ctl_new(sup *s, char *err, size_t errlen)
     }
     ev_io_init(&c->accept_w, accept_cb, c->fd, EV_READ);
     c->accept_w.data = c;
+    ev_timer_init(&c->accept_retry, accept_retry_cb, CTL_ACCEPT_PAUSE, 0.0);
+    c->accept_retry.data = c;
     return c;
 fail:
     ctl_free(c);
@@ -616,6 +660,7 @@ void ctl_free(struct ctl *c)
     if (!c)
         return;
     ev_timer_stop(c->sup->loop, &c->sweep);
+    ev_timer_stop(c->sup->loop, &c->accept_retry);
     while (c->conns)
         conn_close(c->conns);
     c->sup->log_tap = NULL;

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "store/store.h"
 #include "supervisor/crash.h"
@@ -214,6 +215,36 @@ static int load_config(struct config *cfg, const struct options *o)
         cfg->crash_journal = NULL;
     }
     return 0;
+}
+
+/* Below this many descriptors a site-sized daemon runs short (see below). */
+#define FD_LIMIT_LOW 4096
+
+/* Every CA circuit and control connection holds a descriptor (plant
+ * channels will too), and the usual soft limit of 1024 is far below what a
+ * site needs, so the soft limit is raised to the hard one (the unit sets
+ * LimitNOFILE). The loop uses epoll, which has no FD_SETSIZE ceiling.
+ * Nothing is said unless the limit stays low or cannot be raised. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max && rl.rlim_max != RLIM_INFINITY) {
+        struct rlimit up = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = rl.rlim_max;
+        else
+            fprintf(stderr, "guardiand: cannot raise the open-files limit from %llu to %llu: %s\n",
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+                    strerror(errno));
+    }
+    if (rl.rlim_cur < FD_LIMIT_LOW)
+        fprintf(stderr,
+                "guardiand: only %llu open files allowed (RLIMIT_NOFILE): CA circuits and "
+                "control connections beyond that are refused (LimitNOFILE in the unit, ulimit "
+                "-Hn otherwise)\n",
+                (unsigned long long)rl.rlim_cur);
 }
 
 static int last_signal; /* the signal that ended the loop, for --run's exit status */
@@ -465,6 +496,7 @@ int main(int argc, char **argv)
 
     /* A client that vanishes must not kill us with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     sup s = {0};
