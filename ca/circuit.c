@@ -259,6 +259,11 @@ void cas_client_accept(cas *s, int fd, const struct sockaddr_in *peer)
     count_circuits(s, peer->sin_addr, &all, &from_host);
     ev_io_init(&c->rio, read_cb, fd, EV_READ);
     ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
+    /* Circuits' requests after node ticks and name searches of the same
+     * iteration: a burst of requests is spread over iterations anyway
+     * (REQUESTS_PER_PASS), and a search answered late slows every client's
+     * connects (libca's search rounds wait for their replies). */
+    ev_set_priority(&c->rio, -1);
     ev_timer_init(&c->linger, linger_cb, LINGER_SECONDS, 0);
     ev_timer_init(&c->handshake, handshake_cb, s->cfg.handshake_timeout, 0);
     c->rio.data = c->wio.data = c->linger.data = c->handshake.data = c;
