@@ -6,6 +6,8 @@
 #   make run        check deps, build, start the daemon on the demo configuration
 #   make deps       check (and as root, install) the Debian packages we need
 #   make bench      build the benchmarks (build/bin/bench-*)
+#   make fuzz       build the libFuzzer targets (clang, ASan+UBSan) into build/fuzz/ and run
+#                   each for FUZZ_SECONDS (60)
 #
 # BUILD selects the output folder; SANITIZE=1 builds with ASan+UBSan.
 
@@ -123,10 +125,12 @@ bench: $(BENCH_BIN) $(BINS)
 deps:
 	@sh tools/deps.sh
 
-# The test command: everything, then everything again under the sanitizers.
+# The test command: everything, then everything again under the sanitizers,
+# then the fuzz targets over their corpora (a short, fixed run of each).
 test: deps
 	$(MAKE) check BUILD=build
 	$(MAKE) check-asan
+	$(MAKE) check-fuzz
 
 check: check-unit check-integration check-python
 
@@ -232,4 +236,79 @@ uninstall:
 	-rmdir $(DESTDIR)$(SYSTEMSDIR) $(DESTDIR)$(PREFIX)/lib/guardiand \
 		$(DESTDIR)$(INCLUDEDIR)/guardiand $(DESTDIR)$(DATADIR) 2>/dev/null
 
+# ---- fuzzing: make fuzz, and the regression in make test (README, "Fuzzing") ----
+#
+# One libFuzzer target per tests/fuzz/<target>.c. Everything a target runs is
+# compiled again with clang into FUZZ_BUILD, with the fuzzer's coverage
+# instrumentation and ASan+UBSan (any report is a crash), never taken from
+# the gcc build. `make fuzz` runs each target for FUZZ_SECONDS over its seed
+# corpus (tests/fuzz/corpus/<target>), its regression inputs
+# (tests/fuzz/regress/<target>) and what earlier runs found
+# (FUZZ_BUILD/corpus/<target>); check-fuzz (part of `make test`) runs each
+# over the seeds and regression inputs plus FUZZ_RUNS mutations, with a fixed
+# seed. tools/fuzz.sh says how a target is run.
+FUZZ_BUILD ?= build/fuzz
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?= 3000
+FUZZ_TARGETS := ca_circuit ca_udp ctl config
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -g -O1 -I. -MMD -MP -D_GNU_SOURCE $(FUZZ_SAN) \
+	-fsanitize=fuzzer-no-link
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/bin/%)
+FUZZ_CORE_OBJ := $(CORE_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) $(FUZZ_BUILD)/obj/gen/schema.o
+FUZZ_CORE_LIB := $(FUZZ_BUILD)/lib/libguardcore.a
+FUZZ_SUP_OBJ := $(filter-out %/main.o,$(SUP_SRC:%.c=$(FUZZ_BUILD)/obj/%.o))
+FUZZ_CA_OBJ := $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_ca.o
+# The systems the ctl target's nodes run (loaded, never stepped: not instrumented).
+FUZZ_SYSTEM_SO := $(SYSTEM_SRC:systems/%.c=$(FUZZ_BUILD)/systems/%.so)
+
+.PHONY: fuzz fuzz-build check-fuzz
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/gen/schema.c: $(SCHEMA_SQL) tools/gen-schema.sh
+	@mkdir -p $(dir $@)
+	sh tools/gen-schema.sh $(SCHEMA_SQL) > $@.tmp && mv $@.tmp $@
+
+$(FUZZ_BUILD)/obj/gen/schema.o: $(FUZZ_BUILD)/gen/schema.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_CORE_LIB): $(FUZZ_CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/systems/%.so: systems/%.c node/guardian.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=gnu11 -Wall -Wextra -Werror -g -O1 -I. -D_GNU_SOURCE -fPIC -shared -o $@ $<
+
+$(FUZZ_BUILD)/bin/ca_circuit $(FUZZ_BUILD)/bin/ca_udp: $(FUZZ_BUILD)/bin/%: \
+		$(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_CA_OBJ) $(FUZZ_CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LIBS_CORE)
+
+# The control socket runs in a real daemon context: the supervisor (not its
+# main), the whole core for the systems it loads, and those systems.
+$(FUZZ_BUILD)/bin/ctl: $(FUZZ_BUILD)/obj/tests/fuzz/ctl.o $(FUZZ_SUP_OBJ) $(FUZZ_CORE_LIB) \
+		$(FUZZ_SYSTEM_SO)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_SUP_OBJ) -rdynamic \
+		-Wl,--whole-archive $(FUZZ_CORE_LIB) -Wl,--no-whole-archive $(LIBS_CORE) $(LIBS_JSON)
+
+$(FUZZ_BUILD)/bin/config: $(FUZZ_BUILD)/obj/tests/fuzz/config.o $(FUZZ_BUILD)/obj/supervisor/config.o
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -linih
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps fuzz-build
+	@sh tools/fuzz.sh run $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+check-fuzz: fuzz-build
+	@sh tools/run-tests.sh fuzz $(FUZZ_BUILD) $(FUZZ_RUNS) $(FUZZ_TARGETS)
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)

@@ -5,7 +5,8 @@
 set -eu
 
 PACKAGES="gcc make pkg-config libev-dev libsqlite3-dev libcriterion-dev uthash-dev libinih-dev libjansson-dev \
-libca4.13.5 libca-dev libcom-dev python3 python3-pyepics python3-pytest"
+libca4.13.5 libca-dev libcom-dev python3 python3-pyepics python3-pytest \
+clang libclang-rt-14-dev libfuzzer-14-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -5,10 +5,12 @@
 #   sh tools/run-tests.sh integration BUILD BIN...   the same, with GUARDIAND=BUILD/bin/guardiand
 #   sh tools/run-tests.sh python BUILD               /usr/bin/python3 -m pytest -q tests/integration
 #   sh tools/run-tests.sh sanitizer-reports BUILD    fail, printing them, if BUILD/reports/ has files
+#   sh tools/run-tests.sh fuzz FUZZ_BUILD RUNS TARGET...  each fuzz target's regression (tools/fuzz.sh):
+#                                                    its seeds and crash reproducers, then RUNS mutations
 #
 # The last line is "N passed, N failed" over every test it ran (a criterion binary or pytest
-# run that fails without reporting a failed test counts as one failure); the exit status is
-# non-zero if anything failed. When BUILD contains "asan" the binaries (and the daemons the
+# run that fails without reporting a failed test counts as one failure; a fuzz target is one
+# test, failed if it crashes); the exit status is non-zero if anything failed. When BUILD contains "asan" the binaries (and the daemons the
 # tests start) write sanitizer reports into BUILD/reports/ instead of the terminal, and leaks
 # inside libca/libCom are suppressed by tests/lsan.supp. Python is not instrumented: only the
 # daemon it starts reads ASAN_OPTIONS (nothing is LD_PRELOADed). Run from anywhere; paths are
@@ -17,7 +19,7 @@ set -u
 
 usage() {
     echo "usage: sh tools/run-tests.sh unit|integration BUILD BIN... | python BUILD |" \
-        "sanitizer-reports BUILD" >&2
+        "sanitizer-reports BUILD | fuzz FUZZ_BUILD RUNS TARGET..." >&2
     exit 2
 }
 
@@ -153,6 +155,19 @@ sanitizer-reports)
         echo "run-tests: no sanitizer reports in $build/reports/"
         passed=1
     fi
+    summary
+    ;;
+fuzz)
+    [ $# -ge 1 ] || usage
+    runs=$1
+    shift
+    for t in "$@"; do
+        if sh tools/fuzz.sh regress "$build" "$runs" "$t"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+        fi
+    done
     summary
     ;;
 *)
