@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #define READ_CHUNK 65536
+#define READ_MIN 4096             /* less room than this in `in`: grow it before reading */
 #define LINGER_SECONDS 5.0
 #define FLUSH_MAX (4u << 20)      /* bytes sent to one client per flush */
 #define NOTSENT_LOWAT 16384       /* unsent bytes the kernel holds for a client */
@@ -953,7 +954,9 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop, (void)revents;
     cas_client *c = w->data;
-    if (!ensure_in(c, c->in_len + READ_CHUNK)) {
+    /* Read into the room left; grow only when little is left (a large
+     * request grows the buffer to its size in process_input). */
+    if (c->in_cap - c->in_len < READ_MIN && !ensure_in(c, c->in_len + READ_CHUNK)) {
         c->dead = true;
         cas_client_reap(c->srv);
         return;
