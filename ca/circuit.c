@@ -44,7 +44,8 @@
 #define LINGER_SECONDS 5.0
 #define FLUSH_MAX (4u << 20)      /* bytes sent to one client per flush */
 #define NOTSENT_LOWAT 16384       /* unsent bytes the kernel holds for a client */
-#define REQUESTS_PER_PASS 512     /* requests handled before other clients get a turn */
+#define REQUESTS_PER_PASS 512     /* requests handled before other clients get a turn, */
+#define PASS_SECONDS 0.0005       /* or this much time spent on them */
 #define ZERO_PAGE 65536
 #define ZERO_INLINE 4096          /* zero fill up to this size is written as bytes */
 
@@ -882,13 +883,14 @@ static void hold_input(cas_client *c)
 }
 
 /* Handle the complete requests received, in order, until the output backlog
- * or the per-pass budget says to stop (then the input is held and a later
+ * or the per-pass budget (requests or time) says to stop (then the input is held and a later
  * flush goes on): one client's requests cost bounded time per iteration. */
 static void process_input(cas_client *c)
 {
     size_t pos = 0;
     cas *s = c->srv;
     unsigned budget = REQUESTS_PER_PASS;
+    ev_tstamp deadline = ev_time() + PASS_SECONDS;
     c->held = false;
     set_reading(c, true);
     while (!c->dead && !c->halt) {
@@ -935,6 +937,8 @@ static void process_input(cas_client *c)
         r.payload = c->in + pos + hlen;
         dispatch(c, &r);
         budget--;
+        if (budget % 32 == 0 && ev_time() > deadline)
+            budget = 0; /* slow requests (allocations, page faults): the time is up */
         pos += hlen + r.h.postsize;
     }
     if (pos) {
