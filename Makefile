@@ -32,7 +32,9 @@ LIBS_JSON := -ljansson
 
 # Modules that make up the daemon, one folder each.
 CORE_SRC := $(wildcard pvdb/*.c) $(wildcard ca/*.c) $(wildcard node/*.c) $(wildcard store/*.c)
-SUP_SRC := $(wildcard supervisor/*.c)
+# The daemon: the supervisor, and the plant channels it gives nodes (libca).
+SUP_SRC := $(wildcard supervisor/*.c) $(wildcard plant/*.c)
+PLANT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard plant/*.c))
 
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 # The schema migrations (schema/NNN_name.sql), compiled in as C strings.
@@ -44,7 +46,7 @@ CORE_LIB := $(BUILD)/lib/libguardcore.a
 
 # Tests mirror the tree: tests/<module>/test_*.c become one criterion binary each.
 UNIT_SRC := $(wildcard tests/pvdb/test_*.c) $(wildcard tests/ca/test_*.c) $(wildcard tests/node/test_*.c) \
-	$(wildcard tests/supervisor/test_*.c) $(wildcard tests/store/test_*.c)
+	$(wildcard tests/supervisor/test_*.c) $(wildcard tests/store/test_*.c) $(wildcard tests/plant/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 INTEG_SRC := $(wildcard tests/integration/test_*.c)
 INTEG_BIN := $(INTEG_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -91,7 +93,7 @@ WHOLE_CORE = -rdynamic -Wl,--whole-archive $(CORE_LIB) -Wl,--no-whole-archive
 
 $(BUILD)/bin/guardiand: $(SUP_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(SUP_OBJ) $(WHOLE_CORE) $(LIBS_CORE) $(LIBS_JSON)
+	$(CC) $(LDFLAGS) -o $@ $(SUP_OBJ) $(WHOLE_CORE) $(LIBS_LIBCA) $(LIBS_CORE) $(LIBS_JSON)
 
 # guardctl, the command-line client of the control socket (guardctl/*.c).
 GUARDCTL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard guardctl/*.c))
@@ -107,6 +109,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(CORE_LIB) $(TEST_HELPER_OBJ)
 $(BUILD)/tests/supervisor/test_%: $(BUILD)/obj/tests/supervisor/test_%.o $(BUILD)/obj/supervisor/%.o $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/obj/supervisor/$*.o $(WHOLE_CORE) $(LIBS_TEST) $(LIBS_CORE)
+
+# Plant unit tests link the plant module (and libca).
+$(BUILD)/tests/plant/test_%: $(BUILD)/obj/tests/plant/test_%.o $(PLANT_OBJ) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(PLANT_OBJ) $(WHOLE_CORE) $(LIBS_TEST) $(LIBS_LIBCA) $(LIBS_CORE)
 
 # A system module: position-independent, resolved against guardiand at load.
 $(BUILD)/systems/%.so: systems/%.c node/guardian.h
@@ -236,6 +243,9 @@ uninstall:
 	-rmdir $(DESTDIR)$(SYSTEMSDIR) $(DESTDIR)$(PREFIX)/lib/guardiand \
 		$(DESTDIR)$(INCLUDEDIR)/guardiand $(DESTDIR)$(DATADIR) 2>/dev/null
 
+# guardsim, the plant simulator (sim/): its rules live beside it.
+-include sim/sim.mk
+
 # ---- fuzzing: make fuzz, and the regression in make test (README, "Fuzzing") ----
 #
 # One libFuzzer target per tests/fuzz/<target>.c. Everything a target runs is
@@ -296,7 +306,7 @@ $(FUZZ_BUILD)/bin/ctl: $(FUZZ_BUILD)/obj/tests/fuzz/ctl.o $(FUZZ_SUP_OBJ) $(FUZZ
 		$(FUZZ_SYSTEM_SO)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_SUP_OBJ) -rdynamic \
-		-Wl,--whole-archive $(FUZZ_CORE_LIB) -Wl,--no-whole-archive $(LIBS_CORE) $(LIBS_JSON)
+		-Wl,--whole-archive $(FUZZ_CORE_LIB) -Wl,--no-whole-archive $(LIBS_LIBCA) $(LIBS_CORE) $(LIBS_JSON)
 
 $(FUZZ_BUILD)/bin/config: $(FUZZ_BUILD)/obj/tests/fuzz/config.o $(FUZZ_BUILD)/obj/supervisor/config.o
 	@mkdir -p $(dir $@)
