@@ -155,8 +155,9 @@ check-asan:
 	$(MAKE) check BUILD=build/asan SANITIZE=1
 	@sh tools/run-tests.sh sanitizer-reports build/asan
 
+# The demo: guardsim (the plant, over CA), then guardiand; Ctrl-C stops both.
 run: deps $(BINS)
-	$(BUILD)/bin/guardiand --config etc/demo.ini
+	sh tools/run-demo.sh $(BUILD)
 
 clean:
 	rm -rf build
