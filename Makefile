@@ -111,9 +111,9 @@ $(BUILD)/tests/supervisor/test_%: $(BUILD)/obj/tests/supervisor/test_%.o $(BUILD
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/obj/supervisor/$*.o $(WHOLE_CORE) $(LIBS_TEST) $(LIBS_CORE)
 
 # Plant unit tests link the plant module (and libca).
-$(BUILD)/tests/plant/test_%: $(BUILD)/obj/tests/plant/test_%.o $(PLANT_OBJ) $(CORE_LIB)
+$(BUILD)/tests/plant/test_%: $(BUILD)/obj/tests/plant/test_%.o $(PLANT_OBJ) $(CORE_LIB) $(TEST_HELPER_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(PLANT_OBJ) $(WHOLE_CORE) $(LIBS_TEST) $(LIBS_LIBCA) $(LIBS_CORE)
+	$(CC) $(LDFLAGS) -o $@ $< $(PLANT_OBJ) $(TEST_HELPER_OBJ) $(WHOLE_CORE) $(LIBS_TEST) $(LIBS_LIBCA) $(LIBS_CORE)
 
 # A system module: position-independent, resolved against guardiand at load.
 $(BUILD)/systems/%.so: systems/%.c node/guardian.h

@@ -1,19 +1,27 @@
 /* chan.c — plant channels for state code: names, reads and writes.
  *
- * Reads and writes go through host->get and host->put (libca in the daemon,
- * a table in tests) and never block: a read returns the latest monitored
- * value or GRD_ENOTCONN. A read that finds its channel not connected marks
- * the cycle, and the engine shows CONNECT=ERROR (ERROR=Connect) until a
- * cycle without one.
+ * Every channel a node names (grd_chan) or uses (a read or write by name) is
+ * interned per node in a hash table (uthash): state code typically builds the
+ * same few names every cycle, and each must stay valid as long as the node,
+ * so identical names share one copy and the table is bounded
+ * (NODE_CHANS_MAX names; past that the name is refused with a node error).
  *
- * grd_chan() names are interned per node in a hash table (uthash): state
- * code typically builds the same few names every cycle, and each must stay
- * valid as long as the node, so identical names share one copy and the
- * table is bounded (NODE_CHANS_MAX names; past that grd_chan returns NULL,
- * logged once).
+ * An entry holds the host's reference to the channel (host->open: the plant
+ * in the daemon, which shares one channel per name between nodes). Reads and
+ * writes go through host->get and host->put with it and never block: a read
+ * returns the latest monitored value or GRD_ENOTCONN. The node shows
+ * CONNECT=ERROR (ERROR=Connect) while any channel it holds is not connected
+ * (the host says when, node_chan_connection), or in a cycle where a read
+ * found one not connected; its log names the channels.
+ *
+ * A reload marks every entry unused; NODE_CHAN_SWEEP seconds later the
+ * references the new code has not used are released (the names stay, as
+ * state code may keep pointers to them), so a channel the new code no longer
+ * uses is not held for ever.
  *
  * Every write is echoed to the log as Guardian's ezca does:
- * "[STATE.main] ezca: H1:SUS-ETMX_M0_DAMP_P_GAIN => 1".
+ * "[STATE.main] ezca: H1:SUS-ETMX_M0_DAMP_P_GAIN => 1". A write that fails
+ * is an error of the node, as an ezca exception is in Guardian.
  */
 #include "node/node_priv.h"
 
@@ -22,10 +30,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdarg.h>
 #include <uthash.h>
 
 struct node_chan {
     UT_hash_handle hh;
+    void *handle;  /* the host's reference to the channel; NULL when not open */
+    bool open;     /* host->open was called and succeeded (handle may be NULL) */
+    bool down;     /* open and not connected: counted in n->chans_down */
+    bool used;     /* named or used since the last reload */
     char name[];
 };
 
@@ -57,6 +70,101 @@ static bool bad_name(const char *chan)
     return !chan || !chan[0] || strnlen(chan, NODE_CHAN_MAX + 1) > NODE_CHAN_MAX;
 }
 
+/* An error of the state code being run (the first one wins), or, outside
+ * state code, of the node itself. */
+static void chan_error(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void chan_error(node *n, const char *fmt, ...)
+{
+    char msg[NODE_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    node_format(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n->in_code) {
+        if (!n->err_set) {
+            snprintf(n->err_msg, sizeof(n->err_msg), "%s", msg);
+            n->err_set = true;
+        }
+    } else {
+        node_fail(n, "%s", msg);
+    }
+}
+
+static void set_down(node *n, struct node_chan *c, bool down)
+{
+    if (c->down == down)
+        return;
+    c->down = down;
+    if (down)
+        n->chans_down++;
+    else
+        n->chans_down--;
+    n->connected = n->chans_down == 0;
+    if (down && !n->conn_grace_until)
+        n->conn_grace_until = node_now(n) + NODE_CONNECT_GRACE;
+}
+
+/* Open the host's reference to c (if not open). False if the host refused
+ * the name; the reason is a node error. */
+static bool chan_open(node *n, struct node_chan *c)
+{
+    c->used = true;
+    if (c->open)
+        return true;
+    if (!n->host.open) {
+        c->open = true; /* the host takes names (tests' tables) */
+        return true;
+    }
+    char err[NODE_MSG_MAX / 2] = "";
+    bool up = false;
+    void *h = n->host.open(n->host.arg, n, c->name, &up, err, sizeof(err));
+    if (!h) {
+        chan_error(n, "%s", err[0] ? err : "channel refused");
+        return false;
+    }
+    c->handle = h;
+    c->open = true;
+    set_down(n, c, !up);
+    return true;
+}
+
+static void chan_close(node *n, struct node_chan *c)
+{
+    if (c->open && c->handle && n->host.close)
+        n->host.close(n->host.arg, n, c->handle);
+    set_down(n, c, false);
+    c->handle = NULL;
+    c->open = false;
+}
+
+/* The node's entry for a channel name, interned and opened; NULL (with a
+ * node error) when the name cannot be taken. */
+static struct node_chan *chan_entry(node *n, const char *name)
+{
+    size_t nlen = strlen(name);
+    struct node_chan *c = NULL;
+    HASH_FIND(hh, n->chans, name, nlen, c);
+    if (!c) {
+        if (n->n_chans >= NODE_CHANS_MAX) {
+            if (!n->chans_full_logged) {
+                char prefix[GRD_NAME_MAX + 16];
+                node_code_prefix(n, prefix, sizeof(prefix));
+                node_log(n, "%smore than %d channel names: %s and later ones refused", prefix,
+                         NODE_CHANS_MAX, name);
+                n->chans_full_logged = true;
+            }
+            chan_error(n, "more than %d channels: %.80s refused", NODE_CHANS_MAX, name);
+            return NULL;
+        }
+        if (!(c = calloc(1, sizeof(*c) + nlen + 1)))
+            return NULL;
+        memcpy(c->name, name, nlen + 1);
+        HASH_ADD_KEYPTR(hh, n->chans, c->name, nlen, c);
+        n->n_chans++;
+    }
+    return chan_open(n, c) ? c : NULL;
+}
+
 const char *grd_chan(grd_node *g, const char *fmt, ...)
 {
     node *n = node_live(g);
@@ -68,37 +176,82 @@ const char *grd_chan(grd_node *g, const char *fmt, ...)
     va_start(ap, fmt);
     node_format(name + len, sizeof(name) - (size_t)len, fmt, ap);
     va_end(ap);
-    size_t nlen = strlen(name);
+    struct node_chan *c = chan_entry(n, name);
+    return c ? c->name : NULL;
+}
+
+void node_chan_connection(node *n, const char *chan, bool up)
+{
+    if (!n || n->magic != NODE_MAGIC || !chan)
+        return;
     struct node_chan *c = NULL;
-    HASH_FIND(hh, n->chans, name, nlen, c);
-    if (c)
-        return c->name;
-    if (n->n_chans >= NODE_CHANS_MAX) {
-        if (!n->chans_full_logged) {
-            char prefix[GRD_NAME_MAX + 16];
-            node_code_prefix(n, prefix, sizeof(prefix));
-            node_log(n, "%smore than %d channel names: %s and later ones refused", prefix,
-                     NODE_CHANS_MAX, name);
-            n->chans_full_logged = true;
-        }
-        return NULL;
+    HASH_FIND(hh, n->chans, chan, strlen(chan), c);
+    if (!c || !c->open || c->down == !up)
+        return;
+    set_down(n, c, !up);
+    if (!up)
+        node_log(n, "CONNECT: %s disconnected", chan);
+    else if (n->conn_logged)
+        node_log(n, "CONNECT: %s connected", chan);
+    if (n->chans_down == 0) {
+        if (n->conn_logged)
+            node_log(n, "CONNECT: OK");
+        n->conn_logged = false;
+        n->conn_grace_until = 0;
     }
-    if (!(c = malloc(sizeof(*c) + nlen + 1)))
-        return NULL;
-    memcpy(c->name, name, nlen + 1);
-    HASH_ADD_KEYPTR(hh, n->chans, c->name, nlen, c);
-    n->n_chans++;
-    return c->name;
+}
+
+void node_chans_check(node *n)
+{
+    if (n->chans_down == 0 || n->conn_logged || node_now(n) < n->conn_grace_until)
+        return;
+    /* Say once which channels keep the node at CONNECT=ERROR. */
+    char list[NODE_MSG_MAX] = "";
+    size_t len = 0;
+    unsigned shown = 0, down = 0;
+    for (struct node_chan *c = n->chans; c; c = c->hh.next) {
+        if (!c->down)
+            continue;
+        down++;
+        if (shown < 3 && len < sizeof(list)) {
+            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", shown ? ", " : "",
+                                    c->name);
+            shown++;
+        }
+    }
+    if (down > shown && len < sizeof(list))
+        snprintf(list + len, sizeof(list) - len, " and %u more", down - shown);
+    node_log(n, "CONNECT: ERROR: not connected: %s", list);
+    n->conn_logged = true;
+}
+
+void node_chans_reloaded(node *n)
+{
+    for (struct node_chan *c = n->chans; c; c = c->hh.next)
+        c->used = false;
+    n->chans_sweep_at = node_now(n) + NODE_CHAN_SWEEP;
+}
+
+void node_chans_sweep(node *n)
+{
+    if (!n->chans_sweep_at || node_now(n) < n->chans_sweep_at)
+        return;
+    n->chans_sweep_at = 0;
+    for (struct node_chan *c = n->chans; c; c = c->hh.next)
+        if (!c->used && c->open)
+            chan_close(n, c); /* the name stays: state code may hold it */
 }
 
 void node_chans_free(node *n)
 {
     struct node_chan *c, *tmp;
     HASH_ITER(hh, n->chans, c, tmp) {
+        chan_close(n, c);
         HASH_DEL(n->chans, c);
         free(c);
     }
     n->n_chans = 0;
+    n->chans_down = 0;
 }
 
 /* ---- reads ---- */
@@ -107,7 +260,11 @@ static int get(node *n, const char *chan, double *num, char *str, size_t len)
 {
     if (bad_name(chan))
         return GRD_EBADCHAN;
-    int r = n->host.get ? known(n->host.get(n->host.arg, n, chan, num, str, len)) : GRD_ENOTCONN;
+    struct node_chan *c = chan_entry(n, chan);
+    if (!c)
+        return GRD_EBADCHAN;
+    int r = n->host.get ? known(n->host.get(n->host.arg, n, c->name, c->handle, num, str, len))
+                        : GRD_ENOTCONN;
     if (r == GRD_ENOTCONN)
         n->conn_fail = true;
     return r;
@@ -157,20 +314,28 @@ int grd_get_string(grd_node *g, const char *chan, char *out, size_t len)
 
 static int put(node *n, const char *chan, double num, const char *str)
 {
-    char prefix[GRD_NAME_MAX + 16], value[NODE_MSG_MAX / 2];
+    char prefix[GRD_NAME_MAX + 16], value[NODE_MSG_MAX / 2], why[NODE_MSG_MAX / 2] = "";
     if (str)
         snprintf(value, sizeof(value), "%s", str);
     else
         snprintf(value, sizeof(value), "%.15g", num);
     if (bad_name(chan))
         return GRD_EBADCHAN;
-    int r = n->host.put ? known(n->host.put(n->host.arg, n, chan, num, str ? value : NULL))
-                        : GRD_ENOTCONN;
+    struct node_chan *c = chan_entry(n, chan);
+    int r = !c         ? GRD_EBADCHAN
+            : n->host.put ? known(n->host.put(n->host.arg, n, c->name, c->handle, num,
+                                              str ? value : NULL, why, sizeof(why)))
+                          : GRD_ENOTCONN;
     node_code_prefix(n, prefix, sizeof(prefix));
-    if (r == GRD_OK)
+    if (r == GRD_OK) {
         node_log(n, "%sezca: %s => %s", prefix, chan, value);
-    else
-        node_log(n, "%sezca: %s => %s: %s", prefix, chan, value, status_name(r));
+        return r;
+    }
+    const char *reason = why[0] ? why : status_name(r);
+    node_log(n, "%sezca: %s => %s: %s", prefix, chan, value, reason);
+    /* As an ezca exception in Guardian: the write failing is an error. */
+    if (c)
+        chan_error(n, "ezca: %s => %s: %s", chan, value, reason);
     return r;
 }
 

@@ -357,7 +357,7 @@ static void execute(node *n)
     bool from_check = r != PROCEED;
     if (!from_check)
         r = call(n, entry ? st->main : st->run, entry ? CTX_MAIN : CTX_RUN);
-    n->connected = !n->conn_fail;
+    n->connected = !n->conn_fail && n->chans_down == 0;
     switch (r) {
     case GRD_ERROR:
         fail(n);
@@ -385,6 +385,8 @@ void node_step(node *n)
     if (!n || n->magic != NODE_MAGIC || n->in_code)
         return;
     bool restarted = apply_controls(n);
+    node_chans_sweep(n);
+    node_chans_check(n);
     if (n->op == NODE_OP_EXEC) {
         n->notified = false;
         if (!restarted && !(n->react && can_react(n) && react(n)) && !n->error)

@@ -13,6 +13,7 @@
  */
 #include "node/node_priv.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,6 +321,7 @@ int node_reload(node *n, node_system *sys, char *err, size_t errlen)
     n->load_status = NODE_LOAD_DONE;
     n->load_time = n->host.wall(n->host.arg);
     node_log(n, "LOAD: %s%s%s", nd->name, sys->path[0] ? " from " : "", sys->path);
+    node_chans_reloaded(n);
     if (cur >= 0) {
         n->cur = n->target = cur; /* same state, same phase */
         engine_repath(n);
@@ -333,6 +335,24 @@ int node_reload(node *n, node_system *sys, char *err, size_t errlen)
     node_system_unref(old);
     node_publish(n);
     return NODE_OK;
+}
+
+void node_fail(node *n, const char *fmt, ...)
+{
+    if (!n || n->magic != NODE_MAGIC || !fmt)
+        return;
+    char msg[NODE_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    node_format(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    node_log(n, "ERROR: %s", msg);
+    if (n->error)
+        return; /* the first error is the one shown */
+    snprintf(n->err_msg, sizeof(n->err_msg), "%s", msg);
+    n->error = true;
+    n->done = false;
+    node_publish(n);
 }
 
 /* ---- transitions ---- */

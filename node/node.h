@@ -94,12 +94,22 @@ typedef struct node_host {
     double (*now)(void *arg);                         /* seconds, monotonic */
     double (*wall)(void *arg);                        /* seconds since 1970, for log stamps */
     void (*log)(void *arg, node *n, const char *line); /* a complete log line */
-    /* Plant channels; NULL means "not connected" for everything. get fills
-     * num (when non-NULL) with the value as a number, or str (when non-NULL,
-     * len > 0) with it as a string; put writes str when non-NULL, else num.
-     * Both return a grd_chan_status. */
-    int (*get)(void *arg, node *n, const char *chan, double *num, char *str, size_t len);
-    int (*put)(void *arg, node *n, const char *chan, double num, const char *str);
+    /* Plant channels. open (optional) gives the host's reference to a
+     * channel the node names, or NULL with a reason in err (a name the host
+     * refuses: a node error); *up says whether it can be read now, and later
+     * changes come through node_chan_connection. close releases it. Without
+     * open, the handle is NULL and names are taken as they are.
+     * get fills num (when non-NULL) with the value as a number, or str (when
+     * non-NULL, len > 0) with it as a string; put writes str when non-NULL,
+     * else num, and says why it failed in why. Both return a grd_chan_status;
+     * NULL means "not connected" for everything. A write that fails later
+     * comes back through node_fail. */
+    void *(*open)(void *arg, node *n, const char *chan, bool *up, char *err, size_t errlen);
+    void (*close)(void *arg, node *n, void *handle);
+    int (*get)(void *arg, node *n, const char *chan, void *handle, double *num, char *str,
+               size_t len);
+    int (*put)(void *arg, node *n, const char *chan, void *handle, double num, const char *str,
+               char *why, size_t whylen);
     /* Another node by name (managers, monitors); NULL if unknown. */
     node *(*find)(void *arg, const char *name);
 } node_host;
@@ -131,6 +141,13 @@ int node_reload(node *n, node_system *sys, char *err, size_t errlen);
 /* The supervisor could not load the new code: LOAD_STATUS=ERROR, `why` goes
  * to the node's log; the old code keeps running. */
 void node_load_failed(node *n, const char *why);
+/* The host's news about a channel the node holds: connected (up) or lost.
+ * The node shows CONNECT=ERROR while any is down, and logs the changes. */
+void node_chan_connection(node *n, const char *chan, bool up);
+/* An error found outside the node's code (a write the plant refused later):
+ * ERROR=True with this message, held until a request or a reload, as an
+ * error of state code is. */
+void node_fail(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Lift the manager field, etc.: who manages this node ("" for none). */
 void node_set_manager(node *n, const char *manager);
 

@@ -37,6 +37,8 @@
 #define NODE_TIMERS_MAX 32
 #define NODE_CHANS_MAX 4096        /* distinct interned channel names */
 #define NODE_CHAN_MAX 255          /* longest channel name */
+#define NODE_CONNECT_GRACE 2.0     /* s a channel may take to connect before the log names it */
+#define NODE_CHAN_SWEEP 30.0       /* s after a reload: channels the new code did not use are released */
 #define NODE_MSG_MAX 1024          /* longest log message (before the stamp) */
 #define NODE_USERMSG_MAX 39        /* USERMSG is an EPICS string */
 
@@ -114,7 +116,7 @@ struct node {
     int jump_to;           /* set by grd_jump, -1 if none */
     bool err_set;          /* grd_error (or a bad grd_jump) was called */
     char err_msg[NODE_MSG_MAX];
-    bool conn_fail;        /* a read found a channel not connected */
+    bool conn_fail;        /* a read found a channel not connected (this cycle) */
     bool notified;         /* grd_notify this cycle */
 
     /* what operators see */
@@ -129,7 +131,11 @@ struct node {
     struct node_timer timers[NODE_TIMERS_MAX];
     struct node_chan *chans; /* uthash */
     unsigned n_chans;
+    unsigned chans_down;     /* open channels not connected */
     bool chans_full_logged;
+    bool conn_logged;        /* the log named the channels not connected */
+    double conn_grace_until; /* when it may (0: nothing down) */
+    double chans_sweep_at;   /* release unused channels then (0: no reload pending) */
 
     /* log ring (log.c) */
     char *ring[NODE_LOG_RING];
@@ -184,5 +190,8 @@ void node_timers_clear(node *n);
 
 /* chan.c */
 void node_chans_free(node *n);
+void node_chans_check(node *n);    /* each cycle: log channels that stay down */
+void node_chans_reloaded(node *n); /* new code: start telling used from unused */
+void node_chans_sweep(node *n);    /* each cycle: release what the new code left */
 
 #endif

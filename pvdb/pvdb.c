@@ -60,6 +60,7 @@ struct pvdb {
     size_t count;
     uint32_t max_count;    /* the largest count of any PV ever added */
     uint64_t posts;        /* posts so far: the source of generations */
+    uint64_t names;        /* PVs added or removed so far (pvdb_names_version) */
     pv_group *groups;
 };
 
@@ -132,6 +133,7 @@ pv *pvdb_find(const pvdb *db, const char *name)
 }
 
 size_t pvdb_count(const pvdb *db) { return db->count; }
+uint64_t pvdb_names_version(const pvdb *db) { return db->names; }
 uint32_t pvdb_max_count(const pvdb *db) { return db->max_count ? db->max_count : 1; }
 
 /* ---- groups ---- */
@@ -249,6 +251,7 @@ int pv_group_add(pv_group *g, const pv_def *def, pv **out)
         return PVDB_EEXIST;
     }
     HASH_ADD_KEYPTR(hh, g->db->by_name, p->name, strlen(p->name), p);
+    g->db->names++;
     g->db->count++;
     if (p->count > g->db->max_count)
         g->db->max_count = p->count;
@@ -281,6 +284,7 @@ void pv_group_free(pv_group *g)
      * (a CA client searching again, say) no longer finds any of them. */
     for (pv *p = g->pvs; p; p = p->group_next) {
         HASH_DELETE(hh, db->by_name, p);
+        db->names++;
         db->count--;
     }
     while (g->pvs) {

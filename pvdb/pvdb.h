@@ -144,6 +144,9 @@ pvdb *pvdb_new(void);
 void pvdb_free(pvdb *db);              /* removes every group (PV_EV_DELETE is delivered) */
 pv *pvdb_find(const pvdb *db, const char *name); /* O(1); NULL if not served */
 size_t pvdb_count(const pvdb *db);
+/* Changes whenever a PV is added or removed: a name looked up before is
+ * still served (or not) as long as this has not changed. */
+uint64_t pvdb_names_version(const pvdb *db);
 /* The largest element count of any PV added so far (at least 1; it never
  * shrinks): what the largest legitimate request for its values can need. */
 uint32_t pvdb_max_count(const pvdb *db);

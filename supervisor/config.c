@@ -5,6 +5,9 @@
  */
 #include "supervisor/config.h"
 #include "ca/cas.h"
+#include "plant/plant.h"
+
+#include <arpa/inet.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The Makefile passes the installation's path (it follows PREFIX). */
 #ifdef GUARDIAND_SYSTEMS_PATH
@@ -159,12 +163,77 @@ static int ca_key(struct parse *p, const char *key, const char *value, int line)
     return -1;
 }
 
+bool config_valid_addr_list(const char *list)
+{
+    const char *s = list;
+    unsigned n = 0;
+    while (*s) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (!*s)
+            break;
+        size_t len = strcspn(s, " \t");
+        char word[64], *colon;
+        if (len >= sizeof(word))
+            return false;
+        memcpy(word, s, len);
+        word[len] = '\0';
+        s += len;
+        if ((colon = strchr(word, ':'))) {
+            char *end;
+            errno = 0;
+            unsigned long port = strtoul(colon + 1, &end, 10);
+            if (end == colon + 1 || *end || errno || port < 1 || port > 65535)
+                return false;
+            *colon = '\0';
+        }
+        struct in_addr a;
+        if (inet_pton(AF_INET, word, &a) != 1)
+            return false;
+        n++;
+    }
+    return n > 0;
+}
+
+/* The plant_* keys and simulate_plant. Returns -1 if key is not one. */
+static int plant_key(struct parse *p, const char *key, const char *value, int line)
+{
+    struct config *cfg = p->cfg;
+    if (strcmp(key, "simulate_plant") == 0 || strcmp(key, "plant_auto_addr_list") == 0) {
+        bool yes = strcasecmp(value, "yes") == 0 || strcasecmp(value, "true") == 0 ||
+                   strcmp(value, "1") == 0;
+        bool no = strcasecmp(value, "no") == 0 || strcasecmp(value, "false") == 0 ||
+                  strcmp(value, "0") == 0;
+        if (!yes && !no)
+            return fail(p, line, "%s '%s': expected yes or no", key, value);
+        if (key[0] == 's')
+            cfg->simulate_plant = yes;
+        else
+            cfg->plant_auto_addr_list = yes;
+        return 1;
+    }
+    if (strcmp(key, "plant_addr_list") == 0) {
+        if (!config_valid_addr_list(value))
+            return fail(p, line, "plant_addr_list '%s': expected numeric IPv4 addresses, each "
+                        "with an optional :port, separated by spaces (no host names: libca "
+                        "would look them up on the loop)%s", value, "");
+        return set_string(&cfg->plant_addr_list, value) == 0 ? 1
+                                                              : fail(p, line, "out of memory%s%s", "", "");
+    }
+    if (strcmp(key, "plant_connect_timeout") == 0)
+        return number(p, line, key, value, 0.1, 3600, &cfg->plant_connect_timeout);
+    return -1;
+}
+
 static int global_key(struct parse *p, const char *key, const char *value, int line)
 {
     struct config *cfg = p->cfg;
     int ca = ca_key(p, key, value, line);
     if (ca >= 0)
         return ca;
+    int pl = plant_key(p, key, value, line);
+    if (pl >= 0)
+        return pl;
     if (strcmp(key, "ifo") == 0) {
         if (!config_valid_ifo(value))
             return fail(p, line, "ifo '%s': expected 1-8 characters of A-Z, 0-9%s", value, "");
@@ -338,6 +407,8 @@ int config_defaults(struct config *cfg)
     cfg->ca_max_channels_per_circuit = CAS_DEFAULT_MAX_CHANNELS_PER_CIRCUIT;
     cfg->ca_max_subs_per_channel = CAS_DEFAULT_MAX_SUBS_PER_CHANNEL;
     cfg->ca_handshake_timeout = CAS_DEFAULT_HANDSHAKE_TIMEOUT;
+    cfg->plant_auto_addr_list = -1;
+    cfg->plant_connect_timeout = PLANT_CONNECT_TIMEOUT;
     if (set_string(&cfg->ifo, "X1") || set_string(&cfg->systems, DEFAULT_SYSTEMS) ||
         set_string(&cfg->database, "guardiand.db") || set_string(&cfg->path, "(defaults)"))
         return -1;
@@ -397,5 +468,6 @@ void config_free(struct config *cfg)
     free(cfg->control_socket);
     free(cfg->control_group);
     free(cfg->operator_group);
+    free(cfg->plant_addr_list);
     memset(cfg, 0, sizeof(*cfg));
 }

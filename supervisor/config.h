@@ -18,6 +18,10 @@
  *   control_idle_timeout = 30     ; seconds before a silent client is closed
  *   control_group = guardian      ; the group owning it (default: root's)
  *   operator_group = operators    ; who may change things (default: root only)
+ *   simulate_plant = no           ; yes: plant channels simulated in-process (tests)
+ *   plant_addr_list = 10.0.0.255 10.0.1.7:5066  ; where libca searches (EPICS_CA_ADDR_LIST)
+ *   plant_auto_addr_list = yes    ; EPICS_CA_AUTO_ADDR_LIST
+ *   plant_connect_timeout = 5     ; seconds a write waits for its channel to connect
  *
  *   [node SUS_ETMX]
  *   system = sus
@@ -73,6 +77,13 @@ struct config {
     unsigned ca_max_channels_per_circuit;
     unsigned ca_max_subs_per_channel;
     double ca_handshake_timeout; /* seconds; 0 = never */
+    /* Plant channels (plant/plant.h). The address list, when given, is set
+     * as EPICS_CA_ADDR_LIST for libca: numeric IPv4 addresses with an
+     * optional :port only, since libca resolves names on our thread. */
+    bool simulate_plant;
+    char *plant_addr_list;       /* NULL: the environment's */
+    int plant_auto_addr_list;    /* -1: the environment's, else 0 / 1 */
+    double plant_connect_timeout;
     struct config_node *nodes;
     unsigned n_nodes;
 };
@@ -86,6 +97,9 @@ void config_free(struct config *cfg);
 bool config_valid_node_name(const char *name);
 /* Whether a group name is acceptable (control_group, operator_group). */
 bool config_valid_group_name(const char *name);
+/* Whether a CA address list is numeric: IPv4 addresses, each with an
+ * optional :port, separated by spaces (what libca accepts, without names). */
+bool config_valid_addr_list(const char *list);
 /* Whether an IFO prefix is acceptable: 1..8 characters of A-Z and 0-9. */
 bool config_valid_ifo(const char *ifo);
 

@@ -45,6 +45,7 @@ struct options {
     int n_run_args;
     const char *plant[64];   /* --plant CHAN=VALUE, applied in order */
     unsigned n_plant;
+    bool simulate_plant;     /* --simulate-plant (or --plant) */
 };
 
 static void usage(FILE *f)
@@ -68,14 +69,19 @@ static void usage(FILE *f)
           "  --demo-count N      number of DEMO:N:<i> PVs (default 1000)\n"
           "  --run               run SYSTEM from STATE (to REQUEST) without channels;\n"
           "                      exits 0 when done, 1 on a state error\n"
-          "  --plant CHAN=VALUE  start a simulated plant channel at VALUE (repeatable)\n"
+          "  --simulate-plant    simulate plant channels in-process instead of reaching\n"
+          "                      them over CA (tests; config simulate_plant)\n"
+          "  --plant CHAN=VALUE  start a simulated plant channel at VALUE (repeatable;\n"
+          "                      implies --simulate-plant)\n"
           "  --version           print the version and exit\n"
           "  -h, --help          this text\n"
           "\n"
           "The CA server honours EPICS_CAS_SERVER_PORT, EPICS_CAS_INTF_ADDR_LIST,\n"
           "EPICS_CAS_IGNORE_ADDR_LIST, EPICS_CAS_BEACON_ADDR_LIST,\n"
           "EPICS_CAS_AUTO_BEACON_ADDR_LIST, EPICS_CAS_BEACON_PORT, EPICS_CAS_BEACON_PERIOD,\n"
-          "EPICS_CA_MAX_ARRAY_BYTES and EPICS_CA_AUTO_ARRAY_BYTES.\n"
+          "EPICS_CA_MAX_ARRAY_BYTES and EPICS_CA_AUTO_ARRAY_BYTES. Plant channels are\n"
+          "reached through libca, which honours EPICS_CA_ADDR_LIST, EPICS_CA_AUTO_ADDR_LIST\n"
+          "and the other EPICS_CA_* variables (config plant_addr_list sets the list).\n"
           "\n"
           "Signals: SIGTERM/SIGINT shut down cleanly; SIGHUP reads the configuration\n"
           "file again and starts, stops or restarts nodes to match it.\n",
@@ -98,7 +104,7 @@ static int parse_long(const char *opt, const char *text, long min, long max, lon
 static int parse_options(int argc, char **argv, struct options *o)
 {
     enum { O_IFO = 256, O_SYSTEMS, O_RATE, O_DATABASE, O_PORT, O_NOREP, O_DEMO, O_DEMO_COUNT,
-           O_RUN, O_VERSION, O_PLANT, O_CONTROL_SOCKET };
+           O_RUN, O_VERSION, O_PLANT, O_CONTROL_SOCKET, O_SIMULATE };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},  {"ifo", required_argument, NULL, O_IFO},
         {"systems", required_argument, NULL, O_SYSTEMS}, {"rate", required_argument, NULL, O_RATE},
@@ -107,6 +113,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"demo", no_argument, NULL, O_DEMO},       {"demo-count", required_argument, NULL, O_DEMO_COUNT},
         {"run", no_argument, NULL, O_RUN},         {"version", no_argument, NULL, O_VERSION},
         {"plant", required_argument, NULL, O_PLANT},
+        {"simulate-plant", no_argument, NULL, O_SIMULATE},
         {"control-socket", required_argument, NULL, O_CONTROL_SOCKET},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
@@ -147,6 +154,7 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->demo_count = (unsigned)v;
             break;
         case O_RUN: o->run = true; break;
+        case O_SIMULATE: o->simulate_plant = true; break;
         case O_PLANT: {
             const char *eq = strchr(optarg, '=');
             char *end = NULL;
@@ -161,6 +169,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                 return -1;
             }
             o->plant[o->n_plant++] = optarg;
+            o->simulate_plant = true;
             break;
         }
         case O_VERSION: printf("guardiand %s\n", GUARDIAND_VERSION); return 1;
@@ -208,12 +217,35 @@ static int load_config(struct config *cfg, const struct options *o)
     }
     if (o->rate)
         cfg->rate = o->rate;
+    if (o->simulate_plant)
+        cfg->simulate_plant = true;
     /* Another database (a test run, say) keeps its crash journal beside it,
      * not in the configured one. */
     if (o->database) {
         free(cfg->crash_journal);
         cfg->crash_journal = NULL;
     }
+    return 0;
+}
+
+/* The plant nodes reach: libca's address list from the configuration (read
+ * by libca when its context is created, on the first CA channel), or the
+ * in-process simulation, said once since nothing else would show it. */
+static int start_plant(sup *s)
+{
+    char err[512];
+    if (s->cfg.plant_addr_list && setenv("EPICS_CA_ADDR_LIST", s->cfg.plant_addr_list, 1) < 0)
+        return -1;
+    if (s->cfg.plant_auto_addr_list >= 0 &&
+        setenv("EPICS_CA_AUTO_ADDR_LIST", s->cfg.plant_auto_addr_list ? "YES" : "NO", 1) < 0)
+        return -1;
+    if (sup_plant_init(s, err, sizeof(err)) < 0) {
+        fprintf(stderr, "guardiand: plant: %s\n", err);
+        return -1;
+    }
+    if (s->cfg.simulate_plant)
+        fprintf(stderr, "guardiand: plant: SIMULATED in this process (simulate_plant): channels "
+                        "that nothing here serves are created as local PVs, not reached over CA\n");
     return 0;
 }
 
@@ -403,6 +435,7 @@ static void sup_teardown(sup *s)
     cas_repeater_free(s->repeater);
     supchan_free(s->supchan);
     sup_nodes_free(s);
+    sup_plant_free(s);
     demo_free(s->demo);
     pvdb_free(s->db);
     ev_signal_stop(s->loop, &s->sigterm);
@@ -525,6 +558,10 @@ int main(int argc, char **argv)
         return 1;
     }
     sup_host_init(&s);
+    if (start_plant(&s) < 0) {
+        sup_teardown(&s);
+        return 2;
+    }
     ev_signal_init(&s.sigterm, signal_cb, SIGTERM);
     ev_signal_init(&s.sigint, signal_cb, SIGINT);
     ev_signal_start(s.loop, &s.sigterm);
@@ -578,6 +615,13 @@ int main(int argc, char **argv)
     const volatile size_t *loglen;
     sup_log_buffer(&logbuf, &loglen);
     crash_pending_output(logbuf, loglen);
+    /* A host without EPICS tools has no caRepeater: serve one, unless one
+     * runs. Before the nodes: their plant channels start libca, which
+     * spawns a caRepeater process when nothing holds the repeater port. */
+    if (!opt.no_repeater &&
+        !(s.repeater = cas_repeater_new(s.loop, cacfg.beacon_port, err, sizeof(err))))
+        fprintf(stderr, "guardiand: no CA repeater of our own (%s): another one serves this host\n",
+                err);
     int failed = start_nodes(&s);
     if (!(s.supchan = supchan_new(&s, err, sizeof(err)))) {
         fprintf(stderr, "guardiand: %s\n", err);
@@ -595,11 +639,6 @@ int main(int argc, char **argv)
     ev_signal_init(&reload.sighup, reload_cb, SIGHUP);
     reload.sighup.data = &reload;
     ev_signal_start(s.loop, &reload.sighup);
-    /* A host without EPICS tools has no caRepeater: serve one, unless one runs. */
-    if (!opt.no_repeater &&
-        !(s.repeater = cas_repeater_new(s.loop, cacfg.beacon_port, err, sizeof(err))))
-        fprintf(stderr, "guardiand: no CA repeater of our own (%s): another one serves this host\n",
-                err);
     if (sched_start(&s) < 0) {
         fprintf(stderr, "guardiand: cannot create the schedule's timer: %s\n", strerror(errno));
         sup_teardown(&s);

@@ -5,13 +5,9 @@
  * else: a module that fails to load is refused with its reason and the
  * other nodes run on.
  *
- * Plant channels are, for now, simulated in this process: the first read or
- * write of a channel that the PV database does not serve creates it as a
- * writable DOUBLE PV (value 0) served over CA, so operators and tests can
- * move the "plant" with caput. Channels the database already serves (other
- * nodes' channels, say) are read and written directly. Outbound channels to
- * real IOCs through libca replace the simulation in a later issue; the
- * node_host get/put interface stays.
+ * Plant channels are the plant module's (plant/plant.h): a node's handle
+ * for a channel is its plant_ref, and the plant's news (connections, writes
+ * refused later) go back to the node that holds the ref.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "plant/plant.h"
 #include "supervisor/sup.h"
 
 double sup_now(void)
@@ -87,70 +84,78 @@ static node *host_find(void *arg, const char *name)
     return sn ? sn->node : NULL;
 }
 
-/* The PV behind a plant channel, created in the simulated plant if needed. */
-static pv *plant_pv(sup *s, const char *chan)
+/* ---- plant channels (plant/plant.h): a node's handle is its plant_ref ---- */
+
+static void *host_open(void *arg, node *n, const char *chan, bool *up, char *err, size_t errlen)
 {
-    pv *p = pvdb_find(s->db, chan);
-    if (p)
-        return p;
+    sup *s = arg;
+    if (!s->plant) {
+        snprintf(err, errlen, "%s: no plant channels in this program", chan);
+        return NULL;
+    }
+    return plant_open(s->plant, chan, n, up, err, errlen);
+}
+
+static void host_close(void *arg, node *n, void *handle)
+{
+    (void)arg, (void)n;
+    plant_close(handle);
+}
+
+static int host_get(void *arg, node *n, const char *chan, void *handle, double *num, char *str,
+                    size_t len)
+{
+    (void)arg, (void)n, (void)chan;
+    return handle ? plant_get(handle, num, str, len) : GRD_EBADCHAN;
+}
+
+/* A node writes like any client: through the channel's rules (a manager
+ * writing another node's REQUEST is validated by that node; a plant IOC
+ * decides over CA). */
+static int host_put(void *arg, node *n, const char *chan, void *handle, double num, const char *str,
+                    char *why, size_t whylen)
+{
+    (void)arg, (void)chan;
+    return handle ? plant_put(handle, node_name(n), num, str, why, whylen) : GRD_EBADCHAN;
+}
+
+static void plant_connection(void *arg, void *owner, const char *chan, bool up)
+{
+    (void)arg;
+    node_chan_connection(owner, chan, up);
+}
+
+static void plant_write_failed(void *arg, void *owner, const char *chan, const char *why)
+{
+    (void)arg, (void)chan;
+    node_fail(owner, "ezca: %s", why);
+}
+
+int sup_plant_init(sup *s, char *err, size_t errlen)
+{
+    char never[CONFIG_NAME_MAX + 16];
+    snprintf(never, sizeof(never), "%s:GRD-", s->cfg.ifo);
     /* Node channels are never simulated: a stand-in would take the name of
      * a node that is added later (or comes back after a reload). */
-    size_t ifo_len = strlen(s->cfg.ifo);
-    if (strncmp(chan, s->cfg.ifo, ifo_len) == 0 && strncmp(chan + ifo_len, ":GRD-", 5) == 0)
-        return NULL;
-    if (!s->sim && !(s->sim = pvdb_group_new(s->db, "")))
-        return NULL;
-    if (pv_group_add(s->sim, &(pv_def){.name = chan, .type = PV_DOUBLE, .writable = true,
-                                       .precision = 3, .class_name = "ao"},
-                     &p) != PVDB_OK)
-        return NULL;
-    pv_set_double(p, 0);
-    return p;
+    struct plant_config pc = {.simulate = s->cfg.simulate_plant, .never_simulate = never,
+                              .connect_timeout = s->cfg.plant_connect_timeout};
+    struct plant_hooks hooks = {.arg = s, .connection = plant_connection,
+                                .write_failed = plant_write_failed};
+    if (!(s->plant = plant_new(s->loop, s->db, &pc, &hooks, err, errlen)))
+        return -1;
+    return 0;
 }
 
 int sup_plant_set(sup *s, const char *chan, double value)
 {
-    pv *p = plant_pv(s, chan);
-    if (!p || pv_get_group(p) != s->sim)
-        return -1;
-    return pv_set_double(p, value) == PVDB_OK ? 0 : -1;
-}
-
-static int host_get(void *arg, node *n, const char *chan, double *num, char *str, size_t len)
-{
-    (void)n;
-    pv *p = plant_pv(arg, chan);
-    if (!p)
-        return GRD_EBADCHAN;
-    if (num)
-        *num = pv_get_double(p);
-    if (str && len) {
-        if (pv_type(p) == PV_STRING)
-            snprintf(str, len, "%s", (const char *)pv_value(p));
-        else if (pv_type(p) == PV_ENUM && pv_enum_string(p, (unsigned)pv_get_long(p)))
-            snprintf(str, len, "%.*s", PV_ENUM_STRING_SIZE, pv_enum_string(p, (unsigned)pv_get_long(p)));
-        else
-            snprintf(str, len, "%g", pv_get_double(p));
-    }
-    return GRD_OK;
-}
-
-/* A node writes like any client: through the PV's write rules and handler
- * (a manager writing another node's REQUEST is validated by that node). */
-static int host_put(void *arg, node *n, const char *chan, double num, const char *str)
-{
-    pv *p = plant_pv(arg, chan);
-    if (!p)
-        return GRD_EBADCHAN;
-    pv_client who = {.host = "localhost", .user = node_name(n)};
-    int err = str ? pv_write_string(p, str, &who) : pv_write_double(p, num, &who);
-    return err == PVDB_OK ? GRD_OK : GRD_ETYPE;
+    return s->plant ? plant_sim_set(s->plant, chan, value) : -1;
 }
 
 void sup_host_init(sup *s)
 {
     s->host = (node_host){.arg = s, .now = host_now, .wall = host_wall, .log = host_log,
-                          .get = host_get, .put = host_put, .find = host_find};
+                          .open = host_open, .close = host_close, .get = host_get,
+                          .put = host_put, .find = host_find};
 }
 
 sup_node *sup_node_find(sup *s, const char *name)
@@ -294,6 +299,10 @@ void sup_nodes_free(sup *s)
         sup_node_destroy(sn);
     }
     s->n_nodes = 0;
-    pv_group_free(s->sim);
-    s->sim = NULL;
+}
+
+void sup_plant_free(sup *s)
+{
+    plant_free(s->plant);
+    s->plant = NULL;
 }

@@ -100,7 +100,7 @@ typedef struct sup {
     struct sup_stopped *stopped; /* uthash by name */
     unsigned n_nodes;
     node_host host;
-    pv_group *sim;              /* the simulated plant's channels */
+    struct plant *plant;        /* the channels nodes read and write (plant.h) */
     struct sched sched;
     struct supchan *supchan;
     double started;             /* monotonic */
@@ -121,6 +121,10 @@ typedef struct sup {
 
 /* nodes.c */
 void sup_host_init(sup *s);
+/* The plant nodes use (after cfg, loop and db are set; before nodes are
+ * added): simulated when cfg.simulate_plant. -1 with the reason in err. */
+int sup_plant_init(sup *s, char *err, size_t errlen);
+void sup_plant_free(sup *s); /* after sup_nodes_free */
 /* Write the buffered node log lines to stdout (once per loop iteration). */
 void sup_log_flush(void);
 /* The buffer and its fill, for the crash handler. */
@@ -138,8 +142,9 @@ sup_node *sup_node_find(sup *s, const char *name);
  * started again); set or clear the mark. */
 bool sup_is_stopped(sup *s, const char *name);
 void sup_set_stopped(sup *s, const char *name, bool stopped);
-/* Give a simulated plant channel a value (created if need be). -1 if the
- * name is a channel of ours (a node's, a demo PV) or not acceptable. */
+/* Give a simulated plant channel a value (created if need be). -1 if not
+ * simulating, or the name is a channel of ours (a node's, a demo PV) or not
+ * acceptable. */
 int sup_plant_set(sup *s, const char *chan, double value);
 void sup_nodes_free(sup *s);
 

@@ -4,6 +4,11 @@
  *   period=<seconds>  how long each step lasts (default 1; 0 = one cycle)
  *   chan=<suffix>     optional: a plant channel read every cycle
  *                     (<IFO>:<suffix>), to load the channel path too
+ *   reads=<N>         optional (0..1000): plant channels <IFO>:BENCH-<NODE>_IN<i>,
+ *                     i = 0..N-1, read every cycle
+ *   writes=<M>        optional (0..1000): plant channels <IFO>:BENCH-<NODE>_OUT<k>,
+ *                     k = 0..M-1, written on every state change
+ *                     (guardsim serves both: README, "guardsim")
  *
  * The graph:  INIT (goto) -> IDLE (goto) -> STEP_A -> STEP_B -> STEP_C -> STEP_A
  * With the default request STEP_A the node cycles for ever: STEP_A waits its
@@ -20,6 +25,9 @@
 #endif
 
 #include <stdint.h>
+#include <stdlib.h>
+
+#define BENCH_CHANS_MAX 1000
 
 struct bench {
     uint64_t x;          /* xorshift state: the "work" */
@@ -27,7 +35,16 @@ struct bench {
     double sum;          /* of the channel reads */
     double period;
     const char *chan;
+    unsigned n_in, n_out;
+    const char **in, **out;  /* grd_chan names */
 };
+
+/* A count argument in 0..BENCH_CHANS_MAX; 0 when absent or bad. */
+static unsigned count_arg(grd_node *n, const char *key)
+{
+    double v = grd_arg_double(n, key, 0);
+    return v >= 0 && v <= BENCH_CHANS_MAX ? (unsigned)v : 0;
+}
 
 static void bench_init(grd_node *n)
 {
@@ -38,6 +55,27 @@ static void bench_init(grd_node *n)
         b->period = 0;
     const char *chan = grd_arg(n, "chan");
     b->chan = chan && *chan ? grd_chan(n, "%s", chan) : NULL;
+    b->n_in = count_arg(n, "reads");
+    b->n_out = count_arg(n, "writes");
+    b->in = b->n_in ? calloc(b->n_in, sizeof(*b->in)) : NULL;
+    b->out = b->n_out ? calloc(b->n_out, sizeof(*b->out)) : NULL;
+    if (!b->in)
+        b->n_in = 0;
+    if (!b->out)
+        b->n_out = 0;
+    for (unsigned i = 0; i < b->n_in; i++)
+        b->in[i] = grd_chan(n, "BENCH-%s_IN%u", grd_name(n), i);
+    for (unsigned k = 0; k < b->n_out; k++)
+        b->out[k] = grd_chan(n, "BENCH-%s_OUT%u", grd_name(n), k);
+}
+
+static void bench_fini(grd_node *n)
+{
+    struct bench *b = grd_priv(n);
+    free(b->in);
+    free(b->out);
+    b->in = b->out = NULL;
+    b->n_in = b->n_out = 0;
 }
 
 static void work(grd_node *n)
@@ -52,6 +90,9 @@ static void work(grd_node *n)
     double v;
     if (b->chan && grd_get_double(n, b->chan, &v) == GRD_OK)
         b->sum += v;
+    for (unsigned i = 0; i < b->n_in; i++)
+        if (b->in[i] && grd_get_double(n, b->in[i], &v) == GRD_OK)
+            b->sum += v;
 }
 
 static grd_ret step_main(grd_node *n)
@@ -59,6 +100,9 @@ static grd_ret step_main(grd_node *n)
     struct bench *b = grd_priv(n);
     grd_timer_start(n, "step", b->period);
     work(n);
+    for (unsigned k = 0; k < b->n_out; k++)
+        if (b->out[k])
+            grd_put(n, b->out[k], (double)b->cycles);
     return GRD_CONTINUE;
 }
 
@@ -78,6 +122,7 @@ GRD_SYSTEM(bench,
     .request = "STEP_A",
     .priv_size = sizeof(struct bench),
     .node_init = bench_init,
+    .node_fini = bench_fini,
     .states = GRD_STATES(
         GRD_STATE("INIT", 0, .goto_ = true),
         GRD_STATE("IDLE", 5, .request = true, .goto_ = true),

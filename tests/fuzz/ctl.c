@@ -268,7 +268,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     int len = snprintf(text, sizeof(text),
                        "[guardiand]\nifo = X1\nsystems = %s\ndatabase = %s\n"
                        "control_socket = %s/ctl.sock\ncontrol_mode = 0666\n"
-                       "operator_group = nogroup\nquarantine_window = 31536000\n"
+                       "operator_group = nogroup\nquarantine_window = 31536000\nsimulate_plant = yes\n"
                        "[node B1]\nsystem = bench\n[node B2]\nsystem = bench\n"
                        "[node SUS_X]\nsystem = sus\noptic = ETMX\n",
                        systems, db_path, dir);
@@ -281,6 +281,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (!(s.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)) || !(s.db = pvdb_new()))
         die("set-up", "out of memory");
     sup_host_init(&s);
+    if (sup_plant_init(&s, err, sizeof(err)) < 0)
+        die("plant", err);
     if (!(s.ctl = ctl_new(&s, err, sizeof(err))))
         die("control socket", err);
     ctl_start(s.ctl);

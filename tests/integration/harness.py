@@ -61,9 +61,12 @@ class Daemon:
 
     DEMO_ARGS = ("--demo",)  # what every daemon serves besides its arguments
 
-    def __init__(self, args=(), env=None):
+    def __init__(self, args=(), env=None, real_plant=False):
         self.port, self.beacon_port = free_ports()
         self.args = list(args)
+        # Plant channels are simulated in-process unless a test gives a plant (guardsim, a
+        # second daemon) and says where it is (EPICS_CA_ADDR_LIST in env).
+        self.real_plant = real_plant
         self.extra_env = dict(env or {})
         self.proc = None
         self.log = tempfile.NamedTemporaryFile(prefix="guardiand-pytest.", suffix=".log",
@@ -77,6 +80,10 @@ class Daemon:
             "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
             "EPICS_CAS_BEACON_PORT": str(self.beacon_port),
             "EPICS_CAS_SERVER_PORT": str(self.port),
+            # The daemon's own CA client searches only where a test says, and registers with
+            # the daemon's own repeater rather than spawning a caRepeater.
+            "EPICS_CA_AUTO_ADDR_LIST": "NO",
+            "EPICS_CA_REPEATER_PORT": str(self.beacon_port),
         })
         env.update(self.extra_env)
         return env
@@ -87,6 +94,8 @@ class Daemon:
 
     def start(self, timeout=10.0):
         args = list(self.DEMO_ARGS) + self.args
+        if not self.real_plant and "--simulate-plant" not in args:
+            args.append("--simulate-plant")
         if not {"--database", "--config", "-c"} & set(args):
             # A database of its own beside the log, not guardiand.db in the working directory.
             args = ["--database", self.log.name + ".db"] + args
@@ -218,8 +227,9 @@ class NodeDaemon(Daemon):
 
     DEMO_ARGS = ()
 
-    def __init__(self, config, database, args=(), env=None):
-        super().__init__(["--config", config, "--database", database] + list(args), env)
+    def __init__(self, config, database, args=(), env=None, real_plant=False):
+        super().__init__(["--config", config, "--database", database] + list(args), env,
+                         real_plant)
 
     def ready_line(self):
         m = re.search(r"guardiand: ready: .*", self.log_text())

@@ -604,7 +604,7 @@ def run_env(port, beacon):
 
 def test_run_a_single_state_without_channels():
     port, beacon = free_ports()
-    run = [daemon_path(), "--run", "--systems", systems_dir()]
+    run = [daemon_path(), "--run", "--simulate-plant", "--systems", systems_dir()]
     r = subprocess.run(run + ["sus", "SAFE", "optic=ETMX"], env=run_env(port, beacon),
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r
@@ -669,8 +669,8 @@ def test_run_of_a_path_ends_at_a_jump():
     """INIT finds the simulated watchdog tripped (0) and jumps to TRIPPED: the path asked for
     is left, so the run ends with status 1 (Guardian's rule), without waiting."""
     port, beacon = free_ports()
-    r = subprocess.run([daemon_path(), "--run", "--systems", systems_dir(), "sus", "INIT",
-                        "SAFE", "optic=ETMX"], env=run_env(port, beacon), capture_output=True,
+    r = subprocess.run([daemon_path(), "--run", "--simulate-plant", "--systems", systems_dir(),
+                        "sus", "INIT", "SAFE", "optic=ETMX"], env=run_env(port, beacon), capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 1, r
     assert "JUMP: INIT->TRIPPED" in r.stdout and "jumped INIT->TRIPPED" in r.stderr, r

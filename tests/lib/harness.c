@@ -141,8 +141,13 @@ static int build_env(char **envp, char *store, size_t store_size, const harness_
         if (strncmp(*e, "EPICS_", 6) != 0)
             envp[n++] = *e;
 
-    char defaults[6][64];
+    char defaults[8][64];
     int nd = 0;
+    /* The daemon's own CA client (plant channels) searches only where a test
+     * says (EPICS_CA_ADDR_LIST in o->env), and registers with the daemon's
+     * own repeater rather than spawning a caRepeater. */
+    snprintf(defaults[nd++], 64, "EPICS_CA_AUTO_ADDR_LIST=NO");
+    snprintf(defaults[nd++], 64, "EPICS_CA_REPEATER_PORT=%d", d->beacon_port);
     snprintf(defaults[nd++], 64, "EPICS_CAS_INTF_ADDR_LIST=127.0.0.1");
     snprintf(defaults[nd++], 64, "EPICS_CAS_BEACON_ADDR_LIST=127.0.0.1");
     snprintf(defaults[nd++], 64, "EPICS_CAS_AUTO_BEACON_ADDR_LIST=NO");
@@ -291,6 +296,8 @@ int harness_start(harness_daemon *d, const harness_opts *opts)
     argv[argc++] = daemon_path();
     if (!o->no_demo)
         argv[argc++] = "--demo";
+    if (!o->real_plant)
+        argv[argc++] = "--simulate-plant";
     if (o->port_via == HARNESS_PORT_OPTION) {
         argv[argc++] = "--port";
         argv[argc++] = port_arg;

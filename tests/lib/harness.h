@@ -39,6 +39,8 @@ enum harness_port_via {
 typedef struct harness_opts {
     const char *const *args; /* extra arguments after --demo, NULL-terminated (or NULL) */
     bool no_demo;            /* leave --demo out (a daemon serving only what args configure) */
+    bool real_plant;         /* leave --simulate-plant out: plant channels over CA, searched
+                              * where env's EPICS_CA_ADDR_LIST says (nowhere by default) */
     const char *const *env;  /* extra "NAME=value" entries, NULL-terminated (or NULL) */
     enum harness_port_via port_via;
     double ready_timeout;    /* seconds to wait for "ready"; 0 means 10 */

@@ -94,9 +94,10 @@ static inline void chan_disconnect(const char *name)
         c->disconnected = true;
 }
 
-static inline int fake_get(void *arg, node *n, const char *chan, double *num, char *str, size_t len)
+static inline int fake_get(void *arg, node *n, const char *chan, void *handle, double *num,
+                           char *str, size_t len)
 {
-    (void)arg, (void)n;
+    (void)arg, (void)n, (void)handle;
     fake.gets++;
     struct fake_chan *c = fake_chan(chan);
     if (!c || c->disconnected)
@@ -108,9 +109,10 @@ static inline int fake_get(void *arg, node *n, const char *chan, double *num, ch
     return GRD_OK;
 }
 
-static inline int fake_put(void *arg, node *n, const char *chan, double num, const char *str)
+static inline int fake_put(void *arg, node *n, const char *chan, void *handle, double num,
+                           const char *str, char *why, size_t whylen)
 {
-    (void)arg, (void)n;
+    (void)arg, (void)n, (void)handle, (void)why, (void)whylen;
     if (fake.n_puts < FAKE_PUTS) {
         struct fake_put *p = &fake.puts[fake.n_puts++];
         snprintf(p->name, sizeof(p->name), "%s", chan);
