@@ -147,7 +147,7 @@ check-unit: $(UNIT_BIN) $(TEST_MOD_SO) $(SYSTEM_SO)
 check-integration: $(INTEG_BIN) $(BINS)
 	@sh tools/run-tests.sh integration $(BUILD) $(INTEG_BIN)
 
-check-python: $(BINS)
+check-python: $(BINS) $(TEST_MOD_SO)
 	@sh tools/run-tests.sh python $(BUILD)
 
 check-asan:

@@ -339,6 +339,7 @@ struct parsed {
     int n;           /* -n N */
     bool follow;     /* -f */
     bool backtrace;  /* --backtrace */
+    bool accept;     /* spm --accept */
     const char *since;
     int first;       /* first positional argument */
     int status;      /* when first < 0: the exit status */
@@ -378,6 +379,7 @@ static struct parsed parse_command(const struct command *c, int argc, char **arg
             break;
         }
         case 'f': p.follow = true; break;
+        case 'A': p.accept = true; break;
         case 'b': p.backtrace = true; break;
         case 's': p.since = optarg; break;
         default:
@@ -837,6 +839,54 @@ static int cmd_audit(const struct command *c, int argc, char **argv)
     return EXIT_OK;
 }
 
+/* -- spm -- */
+
+static int cmd_spm(const struct command *c, int argc, char **argv)
+{
+    static const struct option extra[] = {{"accept", no_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
+    struct parsed p = parse_command(c, argc, argv, "", extra);
+    if (p.first < 0)
+        return p.status;
+    const char *node = argv[p.first];
+    if (!p.accept && p.first + 1 < argc)
+        return usage_error(c, "%s", "channels are given only with --accept");
+    if (p.accept) {
+        json_t *reply = request("spm-accept",
+                                json_pack("{s:s,s:o}", "node", node, "channels",
+                                          names_array(argc, argv, p.first + 1)));
+        if (json_out)
+            return print_json(reply);
+        size_t i, n = json_array_size(json_object_get(reply, "accepted"));
+        json_t *x;
+        json_array_foreach(json_object_get(reply, "accepted"), i, x)
+            printf("%s: %s: the current value is its set point now\n", node, json_string_value(x));
+        if (!n)
+            printf("%s: no channel watched\n", node);
+        json_decref(reply);
+        return EXIT_OK;
+    }
+    json_t *reply = request("spm", json_pack("{s:s}", "node", node));
+    if (json_out)
+        return print_json(reply);
+    printf("%s: %lld channels watched, %lld changed\n", node,
+           (long long)json_integer_value(json_object_get(reply, "total")),
+           (long long)json_integer_value(json_object_get(reply, "changed")));
+    printf("%-40s  %-16s  %-16s  %s\n", "CHANNEL", "SET", "NOW", "DIFFERS SINCE");
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(reply, "channels"), i, x) {
+        char t[32];
+        const char *since = json_is_true(json_object_get(x, "ignored")) ? "(ignored)"
+                            : json_is_true(json_object_get(x, "differs"))
+                                ? fmt_time(json_number_value(json_object_get(x, "since")), t, sizeof(t))
+                                : "-";
+        printf("%-40s  %-16s  %-16s  %s\n", str(x, "channel", "?"), str(x, "set", "-"),
+               str(x, "now", "(not connected)"), since);
+    }
+    json_decref(reply);
+    return EXIT_OK;
+}
+
 static const struct command commands[] = {
     {"list", cmd_list, "",
      "One line per node: name, system, OP, MODE, STATE, REQUEST, OK, and since when it is in\n"
@@ -896,6 +946,12 @@ static const struct command commands[] = {
     {"release", cmd_one_node, "NODE",
      "Lift a node's crash quarantine: it runs again, and its earlier crashes no longer count.\n",
      1, 1},
+    {"spm", cmd_spm, "NODE [--accept [CHANNEL...]]",
+     "The set-point monitor: every channel the node wrote, with the value it wrote, the value\n"
+     "now, and since when they differ (something else changed it).\n"
+     "  --accept        take the current values (of the CHANNELs, or of all) as the set\n"
+     "                  points (audited)\n"
+     "  --json          the daemon's reply as JSON\n", 1, -1},
 };
 
 static void usage(FILE *f)

@@ -39,6 +39,7 @@ struct node_chan {
     bool open;     /* host->open was called and succeeded (handle may be NULL) */
     bool down;     /* open and not connected: counted in n->chans_down */
     bool used;     /* named or used since the last reload */
+    bool spm_tracked, spm_differs; /* the host's set-point monitor says */
     char name[];
 };
 
@@ -71,9 +72,10 @@ static bool bad_name(const char *chan)
 }
 
 /* An error of the state code being run (the first one wins), or, outside
- * state code, of the node itself. */
-static void chan_error(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void chan_error(node *n, const char *fmt, ...)
+ * state code, of the node itself. conn: a lost connection is the cause, so
+ * the error ends by itself when the channels are back (node_fail_connection). */
+static void chan_error_as(node *n, bool conn, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void chan_error_as(node *n, bool conn, const char *fmt, ...)
 {
     char msg[NODE_MSG_MAX];
     va_list ap;
@@ -84,11 +86,15 @@ static void chan_error(node *n, const char *fmt, ...)
         if (!n->err_set) {
             snprintf(n->err_msg, sizeof(n->err_msg), "%s", msg);
             n->err_set = true;
+            n->err_conn = conn;
         }
+    } else if (conn) {
+        node_fail_connection(n, "%s", msg);
     } else {
         node_fail(n, "%s", msg);
     }
 }
+#define chan_error(n, ...) chan_error_as(n, false, __VA_ARGS__)
 
 static void set_down(node *n, struct node_chan *c, bool down)
 {
@@ -128,10 +134,20 @@ static bool chan_open(node *n, struct node_chan *c)
     return true;
 }
 
+static void spm_forget(node *n, struct node_chan *c)
+{
+    if (c->spm_differs)
+        n->spm_changed--;
+    if (c->spm_tracked)
+        n->spm_total--;
+    c->spm_tracked = c->spm_differs = false;
+}
+
 static void chan_close(node *n, struct node_chan *c)
 {
     if (c->open && c->handle && n->host.close)
         n->host.close(n->host.arg, n, c->handle);
+    spm_forget(n, c);
     set_down(n, c, false);
     c->handle = NULL;
     c->open = false;
@@ -201,6 +217,54 @@ void node_chan_connection(node *n, const char *chan, bool up)
     }
 }
 
+void node_spm(node *n, const char *chan, enum node_spm ev, const char *text)
+{
+    if (!n || n->magic != NODE_MAGIC || !chan)
+        return;
+    struct node_chan *c = NULL;
+    HASH_FIND(hh, n->chans, chan, strlen(chan), c);
+    if (!c || !c->open)
+        return;
+    switch (ev) {
+    case NODE_SPM_TRACKED:
+        if (!c->spm_tracked)
+            n->spm_total++;
+        c->spm_tracked = true;
+        break;
+    case NODE_SPM_UNTRACKED:
+        spm_forget(n, c);
+        break;
+    case NODE_SPM_DIFFERS:
+        if (!c->spm_tracked)
+            break;
+        if (!c->spm_differs)
+            n->spm_changed++;
+        c->spm_differs = true;
+        snprintf(n->spm_text, sizeof(n->spm_text), "SPM: %s", text ? text : chan);
+        node_log(n, "%s", n->spm_text);
+        break;
+    case NODE_SPM_MATCHES:
+        if (c->spm_differs) {
+            n->spm_changed--;
+            node_log(n, "SPM: %s is at its set point again", chan);
+        }
+        c->spm_differs = false;
+        break;
+    }
+    node_publish(n);
+}
+
+unsigned node_spm_total(const node *n) { return n ? n->spm_total : 0; }
+unsigned node_spm_changed(const node *n) { return n ? n->spm_changed : 0; }
+
+void node_chan_foreach(node *n, void (*fn)(void *arg, const char *chan, void *handle), void *arg)
+{
+    if (!n || n->magic != NODE_MAGIC)
+        return;
+    for (struct node_chan *c = n->chans; c; c = c->hh.next)
+        fn(arg, c->name, c->open ? c->handle : NULL);
+}
+
 void node_chans_check(node *n)
 {
     if (n->chans_down == 0 || n->conn_logged || node_now(n) < n->conn_grace_until)
@@ -252,6 +316,7 @@ void node_chans_free(node *n)
     }
     n->n_chans = 0;
     n->chans_down = 0;
+    n->spm_total = n->spm_changed = 0;
 }
 
 /* ---- reads ---- */
@@ -335,7 +400,7 @@ static int put(node *n, const char *chan, double num, const char *str)
     node_log(n, "%sezca: %s => %s: %s", prefix, chan, value, reason);
     /* As an ezca exception in Guardian: the write failing is an error. */
     if (c)
-        chan_error(n, "ezca: %s => %s: %s", chan, value, reason);
+        chan_error_as(n, r == GRD_ENOTCONN, "ezca: %s => %s: %s", chan, value, reason);
     return r;
 }
 
@@ -343,6 +408,21 @@ int grd_put(grd_node *g, const char *chan, double value)
 {
     node *n = node_live(g);
     return n ? put(n, chan, value, NULL) : GRD_EINVAL;
+}
+
+int grd_spm_ignore(grd_node *g, const char *chan)
+{
+    node *n = node_live(g);
+    if (!n)
+        return GRD_EINVAL;
+    if (bad_name(chan))
+        return GRD_EBADCHAN;
+    struct node_chan *c = chan_entry(n, chan);
+    if (!c)
+        return GRD_EBADCHAN;
+    if (c->handle && n->host.spm_ignore)
+        n->host.spm_ignore(n->host.arg, n, c->handle);
+    return GRD_OK;
 }
 
 int grd_put_string(grd_node *g, const char *chan, const char *value)

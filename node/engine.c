@@ -271,7 +271,7 @@ static int call(node *n, grd_state_fn fn, enum node_ctx ctx)
         return GRD_DONE;
     n->ctx = ctx;
     n->jump_to = -1;
-    n->err_set = false;
+    n->err_set = n->err_conn = false;
     n->in_code = true;
     node_exec_enter(n, ctx);
     int r = (int)fn((grd_node *)n);
@@ -310,6 +310,7 @@ static int run_checks(node *n, const grd_state *st)
 static void fail(node *n)
 {
     n->error = true;
+    n->conn_error = n->err_conn;
     n->done = false;
     node_log(n, "ERROR in [%s.%s]: %s", sname(n, n->cur), node_ctx_name(n->ctx), n->err_msg);
 }
@@ -387,12 +388,21 @@ void node_step(node *n)
     bool restarted = apply_controls(n);
     node_chans_sweep(n);
     node_chans_check(n);
+    /* An error that a lost connection caused (ERROR=Connect) ends when every
+     * channel is back: the state is entered again, as Guardian retries. */
+    if (n->error && n->conn_error && n->chans_down == 0) {
+        n->error = n->conn_error = false;
+        n->in_run = n->done = false;
+        node_log(n, "CONNECT: channels connected again: retrying %s", sname(n, n->cur));
+    }
     if (n->op == NODE_OP_EXEC) {
         n->notified = false;
         if (!restarted && !(n->react && can_react(n) && react(n)) && !n->error)
             execute(n);
         if (n->nopath && !n->notified)
             notify_nopath(n);
+        if (n->spm_changed && !n->notified)
+            engine_notify(n, n->spm_text); /* until every difference is gone */
         if (!n->notified)
             clear_notification(n);
     }

@@ -154,8 +154,16 @@ bool grd_timer_done(grd_node *n, const char *name);
 /* ---- plant channels ----
  * Channel names are full EPICS names; grd_chan() builds "<IFO>:<suffix>".
  * Reads return the latest monitored value and never block; until a channel
- * has connected they return GRD_ENOTCONN and the node shows CONNECT=ERROR.
- * Writes are queued and sent without waiting. */
+ * has connected (and after a disconnect) they return GRD_ENOTCONN and the
+ * node shows CONNECT=ERROR. Enum channels read and take their state names as
+ * strings; char arrays read as strings; other arrays read their first
+ * element. Writes are sent without waiting (a write before the channel has
+ * first connected is sent when it does, for a few seconds); a write that
+ * fails, now or when the server answers, puts the node in ERROR with the
+ * channel and the reason, as an ezca exception would. Every channel written
+ * is watched by the set-point monitor (SPM_TOTAL, SPM_CHANGED): a value that
+ * later differs from what the node wrote, without the node writing it, is
+ * notified ("SPM: CHAN is 0, set 1"). */
 enum grd_chan_status {
     GRD_OK = 0,
     GRD_ENOTCONN = -1, /* not (yet) connected: the node shows CONNECT=ERROR */
@@ -167,13 +175,17 @@ enum grd_chan_status {
 /* "<IFO>:" + printf(fmt, ...), at most 255 characters. The string lives as
  * long as the node and identical names share one copy, so calling this every
  * cycle costs no memory. NULL if fmt is NULL or the node already holds 4096
- * distinct names. Writes are echoed to the log: "[STATE.run] ezca: CHAN => 1". */
+ * distinct names (past that, or for a name that is not a valid EPICS name,
+ * the node is in ERROR). Writes are echoed to the log: "[STATE.run] ezca: CHAN => 1". */
 const char *grd_chan(grd_node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int grd_get_double(grd_node *n, const char *chan, double *out);
 int grd_get_long(grd_node *n, const char *chan, long *out);
 int grd_get_string(grd_node *n, const char *chan, char *out, size_t len);
 int grd_put(grd_node *n, const char *chan, double value);
 int grd_put_string(grd_node *n, const char *chan, const char *value);
+/* Leave chan out of the set-point monitor (a channel other software also
+ * drives). GRD_OK, or GRD_EBADCHAN for a name that cannot be taken. */
+int grd_spm_ignore(grd_node *n, const char *chan);
 
 /* ---- other nodes (managers and monitors) ----
  * Read another node's status by name. Returns GRD_OK, or GRD_EBADCHAN if no

@@ -351,6 +351,25 @@ void node_fail(node *n, const char *fmt, ...)
         return; /* the first error is the one shown */
     snprintf(n->err_msg, sizeof(n->err_msg), "%s", msg);
     n->error = true;
+    n->conn_error = false;
+    n->done = false;
+    node_publish(n);
+}
+
+void node_fail_connection(node *n, const char *fmt, ...)
+{
+    if (!n || n->magic != NODE_MAGIC || !fmt)
+        return;
+    char msg[NODE_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    node_format(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    node_log(n, "ERROR (Connect): %s", msg);
+    if (n->error)
+        return;
+    snprintf(n->err_msg, sizeof(n->err_msg), "%s", msg);
+    n->error = n->conn_error = true;
     n->done = false;
     node_publish(n);
 }
@@ -415,7 +434,9 @@ enum node_error node_error(const node *n)
 {
     if (!n)
         return NODE_ERROR_TRUE;
-    return n->error ? NODE_ERROR_TRUE : !n->connected ? NODE_ERROR_CONNECT : NODE_ERROR_NONE;
+    if (n->error)
+        return n->conn_error ? NODE_ERROR_CONNECT : NODE_ERROR_TRUE;
+    return !n->connected ? NODE_ERROR_CONNECT : NODE_ERROR_NONE;
 }
 
 double node_exectime(const node *n)
@@ -454,6 +475,7 @@ void node_publish(node *n)
         .cur = n->cur, .target = n->target, .req = n->req,
         .op = n->op, .mode = n->mode, .status = n->status, .error = node_error(n),
         .load_status = n->load_status, .connected = n->connected, .ok = node_ok(n),
+        .spm_total = n->spm_total, .spm_changed = n->spm_changed,
         .active = node_active(n), .notification = n->notification, .stalled = n->stalled,
         .exectime_last = n->exectime_last, .load_time = n->load_time, .sys = n->sys,
     };
@@ -463,6 +485,7 @@ void node_publish(node *n)
     bool same = s.cur == o->cur && s.target == o->target && s.req == o->req && s.op == o->op &&
                 s.mode == o->mode && s.status == o->status && s.error == o->error &&
                 s.load_status == o->load_status && s.connected == o->connected && s.ok == o->ok &&
+                s.spm_total == o->spm_total && s.spm_changed == o->spm_changed &&
                 s.active == o->active && s.notification == o->notification &&
                 s.stalled == o->stalled && s.exectime_last == o->exectime_last &&
                 s.load_time == o->load_time && s.sys == o->sys &&

@@ -110,6 +110,8 @@ typedef struct node_host {
                size_t len);
     int (*put)(void *arg, node *n, const char *chan, void *handle, double num, const char *str,
                char *why, size_t whylen);
+    /* Leave the channel out of the set-point monitor (optional). */
+    void (*spm_ignore)(void *arg, node *n, void *handle);
     /* Another node by name (managers, monitors); NULL if unknown. */
     node *(*find)(void *arg, const char *name);
 } node_host;
@@ -144,10 +146,25 @@ void node_load_failed(node *n, const char *why);
 /* The host's news about a channel the node holds: connected (up) or lost.
  * The node shows CONNECT=ERROR while any is down, and logs the changes. */
 void node_chan_connection(node *n, const char *chan, bool up);
+/* The set-point monitor's news about a channel the node holds (the plant
+ * says; plant.h): what the node wrote is watched (tracked) or no longer,
+ * the channel differs from it (text: "X1:CHAN is 0, set 1") or matches
+ * again. While any differs, the node notifies the newest difference. */
+enum node_spm { NODE_SPM_TRACKED, NODE_SPM_UNTRACKED, NODE_SPM_DIFFERS, NODE_SPM_MATCHES };
+void node_spm(node *n, const char *chan, enum node_spm ev, const char *text);
+unsigned node_spm_total(const node *n);
+unsigned node_spm_changed(const node *n);
+/* Each channel the node holds, with the host's handle (NULL when not
+ * open); for listing (guardctl spm). */
+void node_chan_foreach(node *n, void (*fn)(void *arg, const char *chan, void *handle), void *arg);
 /* An error found outside the node's code (a write the plant refused later):
  * ERROR=True with this message, held until a request or a reload, as an
  * error of state code is. */
 void node_fail(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for a write a lost (or never made) connection stopped: ERROR=Connect,
+ * which ends by itself when every channel of the node is connected again,
+ * and the state is entered again (Guardian retries). */
+void node_fail_connection(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Lift the manager field, etc.: who manages this node ("" for none). */
 void node_set_manager(node *n, const char *manager);
 

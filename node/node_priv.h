@@ -74,6 +74,7 @@ struct node_shown {
     int cur, target, req;
     int op, mode, status, error, load_status;
     bool connected, ok, active, notification, stalled;
+    unsigned spm_total, spm_changed;
     double exectime_last, load_time;
     const node_system *sys;
     char usermsg[NODE_USERMSG_MAX + 1];
@@ -115,6 +116,8 @@ struct node {
     enum node_ctx ctx;
     int jump_to;           /* set by grd_jump, -1 if none */
     bool err_set;          /* grd_error (or a bad grd_jump) was called */
+    bool err_conn;         /* ... and it is a write a lost connection stopped */
+    bool conn_error;       /* the ERROR held is such one: it clears itself (below) */
     char err_msg[NODE_MSG_MAX];
     bool conn_fail;        /* a read found a channel not connected (this cycle) */
     bool notified;         /* grd_notify this cycle */
@@ -136,6 +139,9 @@ struct node {
     bool conn_logged;        /* the log named the channels not connected */
     double conn_grace_until; /* when it may (0: nothing down) */
     double chans_sweep_at;   /* release unused channels then (0: no reload pending) */
+    unsigned spm_total;      /* channels the set-point monitor watches for this node */
+    unsigned spm_changed;    /* ... that differ from what the node wrote */
+    char spm_text[NODE_MSG_MAX]; /* the newest difference, for the notification */
 
     /* log ring (log.c) */
     char *ring[NODE_LOG_RING];

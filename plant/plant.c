@@ -88,12 +88,23 @@ struct held_write {
     double deadline;                /* ev_now seconds */
 };
 
+/* The set-point monitor's record of one ref (plant.h). */
+struct spm {
+    bool tracked, ignored, differs;
+    bool is_str;
+    double num;
+    char str[PLANT_TEXT_MAX + 1];
+    double written_at, since;       /* ev_now */
+};
+
 struct plant_ref {
     plant_chan *ch;
     void *owner;
     plant_ref *prev, *next;         /* the channel's refs */
     plant_ref *held_prev, *held_next; /* p->held, while a write is held */
+    plant_ref *spm_prev, *spm_next; /* p->tracked, while tracked */
     struct held_write w;
+    struct spm spm;
 };
 
 /* A CA put in flight: found by id from its callback, so that a callback for
@@ -127,6 +138,8 @@ struct plant {
     struct put *done;               /* callbacks' list */
     uint64_t next_put_id;
     plant_ref *held;                /* refs holding a write */
+    plant_ref *tracked;             /* refs the SPM watches */
+    ev_timer spm_timer;             /* the SPM's pass, PLANT_SPM_PERIOD */
 
     struct plant_stats st;
 };
@@ -168,8 +181,9 @@ static void tell_connection(plant_chan *ch, bool up)
     }
 }
 
-static void write_failed(plant_ref *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void write_failed(plant_ref *r, const char *fmt, ...)
+static void write_failed(plant_ref *r, bool lost, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void write_failed(plant_ref *r, bool lost, const char *fmt, ...)
 {
     plant *p = r->ch->p;
     char why[512];
@@ -179,7 +193,7 @@ static void write_failed(plant_ref *r, const char *fmt, ...)
     va_end(ap);
     p->st.put_failures++;
     if (p->hooks.write_failed)
-        p->hooks.write_failed(p->hooks.arg, r->owner, r->ch->name, why);
+        p->hooks.write_failed(p->hooks.arg, r->owner, r->ch->name, lost, why);
 }
 
 static bool chan_up(const plant_chan *ch)
@@ -472,7 +486,8 @@ static void apply_done(plant *p)
         HASH_DEL(p->puts, pt);
         pt->ch->pending_puts--;
         if (pt->status != ECA_NORMAL && pt->ref)
-            write_failed(pt->ref, "%s => %s: %s", pt->ch->name, pt->value, ca_message(pt->status));
+            write_failed(pt->ref, pt->status == ECA_DISCONN, "%s => %s: %s", pt->ch->name,
+                         pt->value, ca_message(pt->status));
         free(pt);
     }
 }
@@ -508,7 +523,7 @@ static void backstop_cb(struct ev_loop *loop, ev_timer *w, int revents)
         next = r->held_next;
         if (now >= r->w.deadline) {
             held_remove(r);
-            write_failed(r, "%s: not connected after %.3g s (the write was not made)",
+            write_failed(r, true, "%s: not connected after %.3g s (the write was not made)",
                          r->ch->name, p->cfg.connect_timeout);
         }
     }
@@ -653,6 +668,172 @@ static void route(plant_chan *ch)
         to_ca(ch);
 }
 
+/* ---- the set-point monitor ---- */
+
+static void spm_tell(plant_ref *r, enum plant_spm_event ev, const char *text)
+{
+    plant *p = r->ch->p;
+    if (p->hooks.spm)
+        p->hooks.spm(p->hooks.arg, r->owner, r->ch->name, ev, text);
+}
+
+static void spm_unlist(plant_ref *r)
+{
+    plant *p = r->ch->p;
+    if (!r->spm.tracked)
+        return;
+    if (r->spm_prev)
+        r->spm_prev->spm_next = r->spm_next;
+    else
+        p->tracked = r->spm_next;
+    if (r->spm_next)
+        r->spm_next->spm_prev = r->spm_prev;
+    r->spm_prev = r->spm_next = NULL;
+    r->spm.tracked = r->spm.differs = false;
+    r->spm.since = 0;
+}
+
+/* The owner wrote through r: this is its set point now. */
+static void spm_written(plant_ref *r, bool is_str, double num, const char *str)
+{
+    plant *p = r->ch->p;
+    struct spm *m = &r->spm;
+    if (m->ignored)
+        return;
+    m->is_str = is_str;
+    m->num = num;
+    snprintf(m->str, sizeof(m->str), "%s", is_str ? str : "");
+    m->written_at = ev_now(p->loop);
+    if (!m->tracked) {
+        m->tracked = true;
+        r->spm_prev = NULL;
+        r->spm_next = p->tracked;
+        if (p->tracked)
+            p->tracked->spm_prev = r;
+        p->tracked = r;
+        spm_tell(r, PLANT_SPM_TRACKED, NULL);
+    } else if (m->differs) {
+        m->differs = false;
+        m->since = 0;
+        spm_tell(r, PLANT_SPM_MATCHES, NULL);
+    }
+}
+
+static bool text_valued(const plant_chan *ch)
+{
+    if (ch->kind == K_LOCAL && ch->pv)
+        return pv_type(ch->pv) == PV_STRING || pv_type(ch->pv) == PV_ENUM ||
+               (pv_type(ch->pv) == PV_CHAR && pv_count(ch->pv) > 1);
+    return ch->type == DBF_STRING || ch->type == DBF_ENUM ||
+           (ch->type == DBF_CHAR && ch->count_req > 1);
+}
+
+static bool same_number(double a, double b)
+{
+    double scale = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
+    return a == b || fabs(a - b) <= 1e-6 * (scale > 1 ? scale : 1);
+}
+
+/* Whether r's channel holds what r's owner wrote; false with *ok false when
+ * it cannot be told (not connected). now gets the value as text. */
+static bool spm_matches(plant_ref *r, bool *ok, char *now, size_t len)
+{
+    struct spm *m = &r->spm;
+    double v;
+    int st = plant_get(r, &v, now, len);
+    *ok = st == GRD_OK || st == GRD_ETYPE;
+    if (!*ok)
+        return true;
+    if (m->is_str && text_valued(r->ch))
+        return strcmp(now, m->str) == 0;
+    double want = m->num;
+    if (m->is_str) {
+        char *end;
+        want = strtod(m->str, &end);
+        if (end == m->str || *end)
+            return strcmp(now, m->str) == 0;
+    }
+    return st == GRD_OK && same_number(v, want);
+}
+
+static void spm_pass(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    plant *p = w->data;
+    double t = ev_now(loop);
+    for (plant_ref *r = p->tracked, *next; r; r = next) {
+        next = r->spm_next; /* a hook may close r */
+        struct spm *m = &r->spm;
+        if (t - m->written_at < PLANT_SPM_SETTLE)
+            continue;
+        bool ok;
+        char now[PLANT_TEXT_MAX + 1];
+        bool matches = spm_matches(r, &ok, now, sizeof(now));
+        if (!ok || matches == !m->differs)
+            continue;
+        m->differs = !matches;
+        m->since = m->differs ? t : 0;
+        if (m->differs) {
+            char text[2 * PLANT_TEXT_MAX + 64], set[72];
+            if (m->is_str)
+                snprintf(set, sizeof(set), "%.64s", m->str);
+            else
+                snprintf(set, sizeof(set), "%.15g", m->num);
+            snprintf(text, sizeof(text), "%s is %.64s, set %s", r->ch->name, now, set);
+            spm_tell(r, PLANT_SPM_DIFFERS, text);
+        } else {
+            spm_tell(r, PLANT_SPM_MATCHES, NULL);
+        }
+    }
+}
+
+void plant_spm_ignore(plant_ref *r)
+{
+    if (r->spm.ignored)
+        return;
+    r->spm.ignored = true;
+    if (r->spm.tracked) {
+        spm_unlist(r);
+        spm_tell(r, PLANT_SPM_UNTRACKED, NULL);
+    }
+}
+
+int plant_spm_accept(plant_ref *r)
+{
+    if (!r->spm.tracked)
+        return -1;
+    double v;
+    char now[PLANT_TEXT_MAX + 1];
+    int st = plant_get(r, &v, now, sizeof(now));
+    if (st != GRD_OK && st != GRD_ETYPE)
+        return -1;
+    bool as_text = text_valued(r->ch) || st == GRD_ETYPE;
+    /* As if the owner had written it, without the settling time. */
+    spm_written(r, as_text, v, now);
+    r->spm.written_at = 0;
+    return 0;
+}
+
+void plant_spm_info(const plant_ref *r, struct plant_spm_info *info)
+{
+    const struct spm *m = &r->spm;
+    memset(info, 0, sizeof(*info));
+    info->tracked = m->tracked;
+    info->ignored = m->ignored;
+    info->differs = m->differs;
+    info->since = m->since;
+    if (m->tracked) {
+        if (m->is_str)
+            snprintf(info->set, sizeof(info->set), "%.63s", m->str);
+        else
+            snprintf(info->set, sizeof(info->set), "%.15g", m->num);
+    }
+    double v;
+    int st = plant_get((plant_ref *)r, &v, info->now, sizeof(info->now));
+    if (st != GRD_OK && st != GRD_ETYPE)
+        info->now[0] = '\0';
+}
+
 /* ---- channels ---- */
 
 static void chan_free(plant_chan *ch)
@@ -715,6 +896,7 @@ void plant_close(plant_ref *r)
     plant_chan *ch = r->ch;
     plant *p = ch->p;
     held_remove(r);
+    spm_unlist(r); /* the owner closed it: it knows */
     if (ch->pending_puts) {
         struct put *pt, *tmp;
         HASH_ITER(hh, p->puts, pt, tmp) if (pt->ref == r) pt->ref = NULL;
@@ -819,12 +1001,12 @@ static void send_put(plant_ref *r, bool is_str, double num, const char *str)
     else
         snprintf(shown, sizeof(shown), "%.15g", num);
     if (!ca_write_access(ch->id)) {
-        write_failed(r, "%s => %s: %s", ch->name, shown, ca_message(ECA_NOWTACCESS));
+        write_failed(r, false, "%s => %s: %s", ch->name, shown, ca_message(ECA_NOWTACCESS));
         return;
     }
     struct put *pt = calloc(1, sizeof(*pt));
     if (!pt) {
-        write_failed(r, "%s => %s: out of memory", ch->name, shown);
+        write_failed(r, false, "%s => %s: out of memory", ch->name, shown);
         return;
     }
     pt->id = ++p->next_put_id;
@@ -851,7 +1033,7 @@ static void send_put(plant_ref *r, bool is_str, double num, const char *str)
     }
     if (st != ECA_NORMAL) {
         free(pt);
-        write_failed(r, "%s => %s: %s", ch->name, shown, ca_message(st));
+        write_failed(r, st == ECA_DISCONN, "%s => %s: %s", ch->name, shown, ca_message(st));
         return;
     }
     HASH_ADD(hh, p->puts, id, sizeof(pt->id), pt);
@@ -868,15 +1050,15 @@ static bool ca_value_ok(const plant_chan *ch, bool is_str, double num, const cha
         if (ch->type == DBF_STRING || isfinite(num) || ch->type == DBF_FLOAT ||
             ch->type == DBF_DOUBLE)
             return true;
-        snprintf(why, whylen, "%s: %.15g is not a value of a %s channel", ch->name, num,
-                 ch->type == DBF_ENUM ? "enum" : "integer");
+        snprintf(why, whylen, "%.15g is not a value of a%s channel", num,
+                 ch->type == DBF_ENUM ? "n enum" : "n integer");
         return false;
     }
     if (ch->type == DBF_ENUM && ch->n_enums) {
         for (unsigned i = 0; i < ch->n_enums; i++)
             if (strcmp(ch->enums[i], str) == 0)
                 return true;
-        snprintf(why, whylen, "%s: '%s' is not one of its %u states", ch->name, str, ch->n_enums);
+        snprintf(why, whylen, "'%s' is not one of its %u states", str, ch->n_enums);
         return false;
     }
     if (ch->type == DBF_STRING || ch->type == DBF_CHAR || ch->type == DBF_ENUM)
@@ -885,7 +1067,7 @@ static bool ca_value_ok(const plant_chan *ch, bool is_str, double num, const cha
     strtod(str, &end);
     if (end != str && *end == '\0')
         return true;
-    snprintf(why, whylen, "%s: '%s' is not a number", ch->name, str);
+    snprintf(why, whylen, "'%s' is not a number", str);
     return false;
 }
 
@@ -896,20 +1078,22 @@ int plant_put(plant_ref *r, const char *user, double num, const char *str, char 
     route(ch);
     if (ch->kind == K_LOCAL) {
         if (!ch->pv) {
-            snprintf(why, whylen, "%s: not connected", ch->name);
+            snprintf(why, whylen, "not connected");
             return GRD_ENOTCONN;
         }
         pv_client who = {.host = "localhost", .user = user ? user : ""};
         int err = str ? pv_write_string(ch->pv, str, &who) : pv_write_double(ch->pv, num, &who);
         p->st.puts++;
-        if (err == PVDB_OK)
+        if (err == PVDB_OK) {
+            spm_written(r, str != NULL, num, str);
             return GRD_OK;
+        }
         p->st.put_failures++;
-        snprintf(why, whylen, "%s: write refused: %s", ch->name, pvdb_strerror(err));
+        snprintf(why, whylen, "write refused: %s", pvdb_strerror(err));
         return err == PVDB_EINVAL || err == PVDB_ERANGE ? GRD_ETYPE : GRD_EBADCHAN;
     }
     if (ch->kind != K_CA) {
-        snprintf(why, whylen, "%s: no CA client", ch->name);
+        snprintf(why, whylen, "no CA client");
         return GRD_ENOTCONN;
     }
     if (ch->up) {
@@ -919,15 +1103,16 @@ int plant_put(plant_ref *r, const char *user, double num, const char *str, char 
         }
         if (!ca_write_access(ch->id)) {
             p->st.put_failures++;
-            snprintf(why, whylen, "%s: %s", ch->name, ca_message(ECA_NOWTACCESS));
+            snprintf(why, whylen, "%s", ca_message(ECA_NOWTACCESS));
             return GRD_EBADCHAN;
         }
         send_put(r, str != NULL, num, str);
+        spm_written(r, str != NULL, num, str);
         return GRD_OK;
     }
     if (ch->ever_up) {
         p->st.put_failures++;
-        snprintf(why, whylen, "%s: %s", ch->name, ca_message(ECA_DISCONN));
+        snprintf(why, whylen, "%s", ca_message(ECA_DISCONN));
         return GRD_ENOTCONN;
     }
     /* Not connected yet: hold the newest write until it is, for a while. */
@@ -943,6 +1128,7 @@ int plant_put(plant_ref *r, const char *user, double num, const char *str, char 
             p->held->held_prev = r;
         p->held = r;
     }
+    spm_written(r, str != NULL, num, str);
     return GRD_OK;
 }
 
@@ -984,6 +1170,10 @@ plant *plant_new(struct ev_loop *loop, pvdb *db, const struct plant_config *cfg,
     p->backstop.data = p;
     ev_prepare_init(&p->flush, flush_cb);
     p->flush.data = p;
+    ev_timer_init(&p->spm_timer, spm_pass, PLANT_SPM_PERIOD, PLANT_SPM_PERIOD);
+    p->spm_timer.data = p;
+    ev_timer_start(loop, &p->spm_timer);
+    ev_unref(loop); /* the SPM alone does not keep a loop running */
     return p;
 }
 
@@ -991,6 +1181,8 @@ void plant_free(plant *p)
 {
     if (!p)
         return;
+    ev_ref(p->loop);
+    ev_timer_stop(p->loop, &p->spm_timer);
     plant_chan *ch, *tmp;
     /* Clear every CA channel first, then let libca deliver what its threads
      * hold (they wait for the callback lock that only ca_poll gives up):

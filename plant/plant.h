@@ -56,16 +56,40 @@
 typedef struct plant plant;
 typedef struct plant_ref plant_ref;
 
+/* Set-point monitor (guardian.md Part B section 4): a ref its owner wrote
+ * through is *tracked* with the value written. Once a second (and never
+ * within PLANT_SPM_SETTLE s of the owner's own write, while the echo is on
+ * its way) every tracked ref of a connected channel is compared with the
+ * channel's value: numbers beyond a relative 1e-6 (what a FLOAT channel
+ * keeps of a double), strings exactly. A difference the owner did not make
+ * is reported until the value matches again, the owner writes again,
+ * an operator accepts it (plant_spm_accept), or the owner ignores the
+ * channel (plant_spm_ignore: channels other software also drives). */
+enum plant_spm_event {
+    PLANT_SPM_TRACKED,   /* the owner's first write: one more channel watched */
+    PLANT_SPM_UNTRACKED, /* closed or ignored: one fewer (and no longer differing) */
+    PLANT_SPM_DIFFERS,   /* the value differs from the set point */
+    PLANT_SPM_MATCHES,   /* it matches again (or was accepted) */
+};
+#define PLANT_SPM_SETTLE 1.0
+#define PLANT_SPM_PERIOD 1.0
+
 struct plant_hooks {
     void *arg;
     /* A channel the owner refers to connected (up) or was lost. Not called
      * from inside plant_open (it says the state it returns with). */
     void (*connection)(void *arg, void *owner, const char *chan, bool up);
     /* A write the owner made could not be made or was refused; `why` names
-     * the channel and the reason (the CA status text). */
-    void (*write_failed)(void *arg, void *owner, const char *chan, const char *why);
-    /* A value arrived on a channel the owner refers to (SPM). May be NULL. */
+     * the channel and the reason (the CA status text). lost: the cause is
+     * the connection (lost, or never made within connect_timeout), not
+     * the server refusing it. */
+    void (*write_failed)(void *arg, void *owner, const char *chan, bool lost, const char *why);
+    /* A value arrived on a channel the owner refers to. May be NULL. */
     void (*value)(void *arg, void *owner, plant_ref *ref);
+    /* The set-point monitor's news about one of the owner's refs (below).
+     * text: for PLANT_SPM_DIFFERS, "X1:CHAN is 0, set 1". May be NULL. */
+    void (*spm)(void *arg, void *owner, const char *chan, enum plant_spm_event ev,
+                const char *text);
 };
 
 struct plant_config {
@@ -101,11 +125,25 @@ int plant_get(plant_ref *r, double *num, char *str, size_t len);
 /* Write str when non-NULL (enum channels take a state name), else num.
  * `user` is who writes, for in-process writes' audit (the node's name).
  * GRD_OK when sent, done or waiting for the connection; otherwise a
- * grd_chan_status with the reason in why (no write access, not connected
- * after having been, a value the channel cannot take). Later failures go to
+ * grd_chan_status with the reason in why, without the channel's name (no
+ * write access, not connected after having been, a value the channel
+ * cannot take). Later failures go to
  * hooks.write_failed. */
 int plant_put(plant_ref *r, const char *user, double num, const char *str, char *why,
               size_t whylen);
+
+/* SPM of one ref: leave it out from now on (a tracked one is untracked),
+ * accept the current value as its set point (0, or -1 when it is not
+ * tracked or not connected), and what there is to say about it. */
+void plant_spm_ignore(plant_ref *r);
+int plant_spm_accept(plant_ref *r);
+struct plant_spm_info {
+    bool tracked, ignored, differs;
+    char set[64];   /* the value written (text) */
+    char now[64];   /* the channel's value, "" when not connected */
+    double since;   /* when it started to differ, seconds since 1970 (ev_now); 0: it does not */
+};
+void plant_spm_info(const plant_ref *r, struct plant_spm_info *info);
 
 /* Give a simulated channel a value (created if need be); -1 if not
  * simulating or the name is served otherwise. */

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "plant/plant.h"
 #include "store/store.h"
 #include "supervisor/ctl.h"
 
@@ -287,6 +288,8 @@ static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, 
         json_object_set_new(j, "error", json_boolean(node_error(n) == NODE_ERROR_TRUE));
         json_object_set_new(j, "error_message", ctl_string(node_error_message(n)));
         json_object_set_new(j, "connected", json_boolean(node_connected(n)));
+        json_object_set_new(j, "spm_total", json_integer(node_spm_total(n)));
+        json_object_set_new(j, "spm_changed", json_integer(node_spm_changed(n)));
         json_object_set_new(j, "notification", json_boolean(node_notification(n)));
         json_object_set_new(j, "usermsg", ctl_string(node_usermsg(n)));
         /* The last transition: now less the time spent in this state. */
@@ -392,6 +395,19 @@ static json_t *supervisor_json(sup *s)
     json_object_set_new(j, "quarantined", json_integer(quarantined));
     json_object_set_new(j, "rate", json_real(s->cfg.rate));
     json_object_set_new(j, "loop_util", json_real(s->sched.util * 100));
+    if (s->plant) {
+        struct plant_stats ps;
+        plant_get_stats(s->plant, &ps);
+        json_t *pj = json_object();
+        json_object_set_new(pj, "channels", json_integer(ps.channels));
+        json_object_set_new(pj, "ca", json_integer(ps.ca));
+        json_object_set_new(pj, "ca_connected", json_integer(ps.ca_connected));
+        json_object_set_new(pj, "local", json_integer(ps.local));
+        json_object_set_new(pj, "simulated", json_integer(ps.simulated));
+        json_object_set_new(pj, "puts", json_integer((json_int_t)ps.puts));
+        json_object_set_new(pj, "put_failures", json_integer((json_int_t)ps.put_failures));
+        json_object_set_new(j, "plant", pj);
+    }
     double p50, p99, max;
     sched_jitter(&s->sched, &p50, &p99, &max);
     json_object_set_new(j, "jitter_ms", json_pack("{s:f,s:f,s:f}", "p50", p50 * 1e3, "p99",
@@ -1077,6 +1093,132 @@ static json_t *enum_control(sup *s, struct ctl_peer *p, json_t *args, const char
 static json_t *cmd_mode(sup *s, struct ctl_peer *p, json_t *a) { return enum_control(s, p, a, "mode", "MODE", mode_names); }
 static json_t *cmd_op(sup *s, struct ctl_peer *p, json_t *a) { return enum_control(s, p, a, "op", "OP", op_names); }
 
+/* ---- the set-point monitor: guardctl spm NODE [--accept [CHAN...]] ---- */
+
+struct spm_walk {
+    json_t *rows;       /* spm: one object per channel */
+    json_t *accept;     /* spm-accept: the channels asked for, NULL for all */
+    json_t *accepted;   /* spm-accept: what was taken */
+    sup *s;
+    struct ctl_peer *p;
+    const char *node;
+};
+
+static bool wanted(json_t *list, const char *chan)
+{
+    size_t i;
+    json_t *x;
+    if (!list)
+        return true;
+    json_array_foreach(list, i, x) if (strcmp(json_string_value(x), chan) == 0) return true;
+    return false;
+}
+
+static void spm_row(void *arg, const char *chan, void *handle)
+{
+    struct spm_walk *w = arg;
+    if (!handle)
+        return;
+    struct plant_spm_info info;
+    plant_spm_info(handle, &info);
+    if (!info.tracked && !info.ignored)
+        return;
+    json_t *row = json_object();
+    json_object_set_new(row, "channel", json_string(chan));
+    json_object_set_new(row, "tracked", json_boolean(info.tracked));
+    json_object_set_new(row, "ignored", json_boolean(info.ignored));
+    json_object_set_new(row, "set", json_string(info.set));
+    json_object_set_new(row, "now", info.now[0] ? json_string(info.now) : json_null());
+    json_object_set_new(row, "differs", json_boolean(info.differs));
+    if (info.differs)
+        json_object_set_new(row, "since", json_real(info.since));
+    json_array_append_new(w->rows, row);
+}
+
+static json_t *cmd_spm(sup *s, struct ctl_peer *p, json_t *args)
+{
+    (void)p;
+    const char *name;
+    sup_node *sn;
+    json_t *e = arg_node_name(args, "node", true, &name);
+    if (e || (e = running_node(s, name, &sn)))
+        return e;
+    struct spm_walk w = {.rows = json_array()};
+    node_chan_foreach(sn->node, spm_row, &w);
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "node", json_string(name));
+    json_object_set_new(reply, "total", json_integer(node_spm_total(sn->node)));
+    json_object_set_new(reply, "changed", json_integer(node_spm_changed(sn->node)));
+    json_object_set_new(reply, "channels", w.rows);
+    return reply;
+}
+
+static void spm_accept_one(void *arg, const char *chan, void *handle)
+{
+    struct spm_walk *w = arg;
+    if (!handle || !wanted(w->accept, chan))
+        return;
+    struct plant_spm_info before;
+    plant_spm_info(handle, &before);
+    if (!before.tracked || plant_spm_accept(handle) < 0)
+        return;
+    json_array_append_new(w->accepted, json_string(chan));
+    /* Audited as an operator's change of the node's set point. */
+    if (w->s->store && before.differs) {
+        char who[64];
+        snprintf(who, sizeof(who), "%s", peer_user(w->p));
+        struct store_audit a = {.node = w->node, .time = sup_wall(), .channel = chan,
+                                .old_value = before.set, .new_value = before.now,
+                                .host = "localhost", .user = who, .accepted = true};
+        store_audit(w->s->store, &a);
+    }
+    if (before.differs)
+        fprintf(stderr, "guardiand: control: %s (uid %u): spm accept %s %s = %s (was set %s)\n",
+                peer_user(w->p), (unsigned)w->p->uid, w->node, chan, before.now, before.set);
+}
+
+static json_t *cmd_spm_accept(sup *s, struct ctl_peer *p, json_t *args)
+{
+    const char *name;
+    sup_node *sn;
+    json_t *e = arg_node_name(args, "node", true, &name);
+    if (e || (e = running_node(s, name, &sn)))
+        return e;
+    json_t *chans = json_object_get(args, "channels");
+    size_t i;
+    json_t *x;
+    if (chans && (!json_is_array(chans) || json_array_size(chans) > 4096))
+        return ctl_error("EINVAL", "channels: expected a list of at most 4096 channel names");
+    json_array_foreach(chans, i, x) if (!json_is_string(x) ||
+                                        !plant_valid_name(json_string_value(x))) return
+        ctl_error("EINVAL", "channels: '%s' is not a channel name",
+                  json_is_string(x) ? json_string_value(x) : "(not a string)");
+    /* Every channel asked for must be watched, or nothing is taken. */
+    struct spm_walk check = {.rows = json_array()};
+    node_chan_foreach(sn->node, spm_row, &check);
+    json_array_foreach(chans, i, x) {
+        bool found = false;
+        size_t j;
+        json_t *row;
+        json_array_foreach(check.rows, j, row) found |=
+            json_is_true(json_object_get(row, "tracked")) &&
+            json_equal(json_object_get(row, "channel"), x);
+        if (!found) {
+            json_decref(check.rows);
+            return ctl_error("ENOENT", "%s does not watch %s (guardctl spm %s lists what it does)",
+                             name, json_string_value(x), name);
+        }
+    }
+    json_decref(check.rows);
+    struct spm_walk w = {.accept = chans && json_array_size(chans) ? chans : NULL,
+                         .accepted = json_array(), .s = s, .p = p, .node = name};
+    node_chan_foreach(sn->node, spm_accept_one, &w);
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "node", json_string(name));
+    json_object_set_new(reply, "accepted", w.accepted);
+    return reply;
+}
+
 /* ---- the command table ---- */
 
 typedef json_t *(*ctl_handler)(sup *s, struct ctl_peer *p, json_t *args);
@@ -1104,6 +1246,8 @@ static const struct command {
     {"mode", true, cmd_mode, {"node", "mode"}},
     {"op", true, cmd_op, {"node", "op"}},
     {"release", true, cmd_release, {"node"}},
+    {"spm", false, cmd_spm, {"node"}},
+    {"spm-accept", true, cmd_spm_accept, {"node", "channels"}},
 };
 
 json_t *ctlcmd_run(sup *s, struct ctl_peer *p, json_t *req)

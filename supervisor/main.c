@@ -529,6 +529,9 @@ int main(int argc, char **argv)
 
     /* A client that vanishes must not kill us with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
+    /* We start no child processes, but libca spawns a caRepeater when none
+     * holds the repeater port and never reaps it: let the kernel do so. */
+    signal(SIGCHLD, SIG_IGN);
     raise_fd_limit();
     setvbuf(stdout, NULL, _IOLBF, 0);
 

@@ -313,6 +313,8 @@ void nodepv_publish(nodepv *np)
     pv_set_enum(np->pv[C_STATUS], node_status(n));
     pv_set_enum(np->pv[C_ERROR], node_error(n));
     pv_set_enum(np->pv[C_CONNECT], node_connected(n) ? 0 : 1);
+    pv_set_long(np->pv[C_SPM_TOTAL], (long)node_spm_total(n));
+    pv_set_long(np->pv[C_SPM_CHANGED], (long)node_spm_changed(n));
     pv_set_enum(np->pv[C_OK], node_ok(n));
     pv_set_enum(np->pv[C_ACTIVE], node_active(n));
     pv_set_enum(np->pv[C_NOTIFICATION], node_notification(n));

@@ -119,16 +119,35 @@ static int host_put(void *arg, node *n, const char *chan, void *handle, double n
     return handle ? plant_put(handle, node_name(n), num, str, why, whylen) : GRD_EBADCHAN;
 }
 
+static void host_spm_ignore(void *arg, node *n, void *handle)
+{
+    (void)arg, (void)n;
+    plant_spm_ignore(handle);
+}
+
 static void plant_connection(void *arg, void *owner, const char *chan, bool up)
 {
     (void)arg;
     node_chan_connection(owner, chan, up);
 }
 
-static void plant_write_failed(void *arg, void *owner, const char *chan, const char *why)
+static void plant_write_failed(void *arg, void *owner, const char *chan, bool lost, const char *why)
 {
     (void)arg, (void)chan;
-    node_fail(owner, "ezca: %s", why);
+    if (lost)
+        node_fail_connection(owner, "ezca: %s", why);
+    else
+        node_fail(owner, "ezca: %s", why);
+}
+
+static void plant_spm(void *arg, void *owner, const char *chan, enum plant_spm_event ev,
+                      const char *text)
+{
+    (void)arg;
+    static const enum node_spm map[] = {
+        [PLANT_SPM_TRACKED] = NODE_SPM_TRACKED, [PLANT_SPM_UNTRACKED] = NODE_SPM_UNTRACKED,
+        [PLANT_SPM_DIFFERS] = NODE_SPM_DIFFERS, [PLANT_SPM_MATCHES] = NODE_SPM_MATCHES};
+    node_spm(owner, chan, map[ev], text);
 }
 
 int sup_plant_init(sup *s, char *err, size_t errlen)
@@ -140,7 +159,7 @@ int sup_plant_init(sup *s, char *err, size_t errlen)
     struct plant_config pc = {.simulate = s->cfg.simulate_plant, .never_simulate = never,
                               .connect_timeout = s->cfg.plant_connect_timeout};
     struct plant_hooks hooks = {.arg = s, .connection = plant_connection,
-                                .write_failed = plant_write_failed};
+                                .write_failed = plant_write_failed, .spm = plant_spm};
     if (!(s->plant = plant_new(s->loop, s->db, &pc, &hooks, err, errlen)))
         return -1;
     return 0;
@@ -155,7 +174,7 @@ void sup_host_init(sup *s)
 {
     s->host = (node_host){.arg = s, .now = host_now, .wall = host_wall, .log = host_log,
                           .open = host_open, .close = host_close, .get = host_get,
-                          .put = host_put, .find = host_find};
+                          .put = host_put, .spm_ignore = host_spm_ignore, .find = host_find};
 }
 
 sup_node *sup_node_find(sup *s, const char *name)

@@ -39,11 +39,20 @@ struct bench {
     const char **in, **out;  /* grd_chan names */
 };
 
-/* A count argument in 0..BENCH_CHANS_MAX; 0 when absent or bad. */
+/* A count argument: a whole number in 0..BENCH_CHANS_MAX (0 when absent);
+ * anything else is an error of the node (guardsim refuses it too). */
 static unsigned count_arg(grd_node *n, const char *key)
 {
-    double v = grd_arg_double(n, key, 0);
-    return v >= 0 && v <= BENCH_CHANS_MAX ? (unsigned)v : 0;
+    const char *text = grd_arg(n, key);
+    if (!text)
+        return 0;
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end || v < 0 || v > BENCH_CHANS_MAX) {
+        grd_error(n, "%s=%s: expected a whole number from 0 to %d", key, text, BENCH_CHANS_MAX);
+        return 0;
+    }
+    return (unsigned)v;
 }
 
 static void bench_init(grd_node *n)

@@ -22,8 +22,9 @@ import time
 
 import pytest
 
+import harness
 from harness import (EPICS_CLIENT_VARS, _die_with_parent, daemon_path, free_ports,  # noqa: F401
-                     reset_pyepics)
+                     reset_pyepics, run_sim, sim_path, wait_for, write_site)
 
 ECA_NORMAL = 1
 ECA_PUTFAIL = 160
@@ -74,102 +75,14 @@ N_CHANNELS = len(TEST_CHANNELS) + 2 * len(SUS_SUFFIXES) + len(IN_CHANNELS) + len
 TRIP_LINE = re.compile(r"guardsim: t=([0-9.]+) (trip|reset) (\S+): (.*)")
 
 
-def sim_path():
-    path = os.environ.get("GUARDSIM") or os.path.join(os.path.dirname(daemon_path()), "guardsim")
-    return os.path.abspath(path)
-
-
-def wait_for(cond, timeout):
-    """Poll cond() (pyepics callbacks run in libca's threads) until true or timeout."""
-    deadline = time.monotonic() + timeout
-    while not cond() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return cond()
-
-
-def write_site(folder, nodes, ifo="X1", name="site.ini"):
-    lines = ["[guardiand]", "ifo = %s" % ifo, ""]
-    for node, system, args in nodes:
-        lines += ["[node %s]" % node, "system = %s" % system]
-        lines += ["%s = %s" % (k, v) for k, v in args.items()]
-        lines.append("")
-    path = os.path.join(str(folder), name)
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
-    return path
-
-
-class Sim:
-    """One guardsim process; its stdout and stderr go to one log file."""
-
-    def __init__(self, config, args=()):
-        self.port, self.beacon_port = free_ports()
-        self.config = config
-        self.args = list(args)
-        self.proc = None
-        self.final_log = None  # the log's text once a clean stop has removed the file
-        self.log = tempfile.NamedTemporaryFile(prefix="guardsim-pytest.", suffix=".log",
-                                               delete=False)
-
-    def environment(self):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_")}
-        env.update({
-            "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
-            "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
-            "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
-            "EPICS_CAS_BEACON_PORT": str(self.beacon_port),
-            # --port must win over the variable (a port nobody listens on).
-            "EPICS_CAS_SERVER_PORT": str(self.beacon_port),
-        })
-        return env
-
-    def log_text(self):
-        if self.final_log is not None:
-            return self.final_log
-        with open(self.log.name, errors="replace") as f:
-            return f.read()
-
-    def start(self, timeout=10.0):
-        self.proc = subprocess.Popen(
-            [sim_path(), "--config", self.config, "--port", str(self.port)] + self.args,
-            env=self.environment(), stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-            close_fds=True, preexec_fn=_die_with_parent)
-        assert wait_for(lambda: "guardsim: ready:" in self.log_text()
-                        or self.proc.poll() is not None, timeout), \
-            "guardsim not ready after %.0f s:\n%s" % (timeout, self.log_text())
-        assert self.proc.poll() is None, "guardsim exited with %s before it was ready:\n%s" \
-            % (self.proc.returncode, self.log_text())
-        return self
-
-    def ready_line(self):
-        m = re.search(r"guardsim: ready: .*", self.log_text())
-        return m.group(0) if m else None
+class Sim(harness.Sim):
+    """A guardsim whose trip and reset lines can be read back."""
 
     def events(self):
         """The trip and reset lines: (t, kind, channel, rest), in the order of t."""
         return sorted((float(m.group(1)), m.group(2), m.group(3), m.group(4))
                       for m in TRIP_LINE.finditer(self.log_text()))
 
-    def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        """Signal it, then SIGKILL after timeout. Returns the exit code (negative: a signal)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.returncode == 0:
-            self.final_log = self.log_text()
-            os.unlink(self.log.name)
-        return self.proc.returncode
-
-
-def run_sim(args, timeout=10):
-    """guardsim run to its end (bad options, bad files): (exit code, stderr)."""
-    p = subprocess.run([sim_path()] + list(args), capture_output=True, text=True,
-                       timeout=timeout, stdin=subprocess.DEVNULL)
-    return p.returncode, p.stderr
 
 
 # ---- the module's two plants and their client ----

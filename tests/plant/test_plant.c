@@ -46,9 +46,11 @@ static void on_connection(void *arg, void *owner, const char *chan, bool up)
     }
 }
 
-static void on_write_failed(void *arg, void *owner, const char *chan, const char *why)
+static bool last_lost;
+static void on_write_failed(void *arg, void *owner, const char *chan, bool lost, const char *why)
 {
     (void)arg, (void)owner, (void)chan;
+    last_lost = lost;
     seen.failures++;
     snprintf(seen.why, sizeof(seen.why), "%s", why);
 }
@@ -294,6 +296,7 @@ Test(plant, a_write_to_a_channel_nobody_serves_fails_after_the_timeout)
     RUN_UNTIL(seen.failures > 0, 3);
     cr_assert_eq(seen.failures, 1);
     cr_assert(strstr(seen.why, "PLANT:NOBODY: not connected after 0.5 s"), "%s", seen.why);
+    cr_assert(last_lost, "a connection problem, not a refusal");
     plant_close(r);
 }
 

@@ -1,0 +1,254 @@
+"""test_plant_ca.py — nodes driving a real plant over Channel Access (issue 9).
+
+guardsim (sim/) serves the plant on free 127.0.0.1 ports; a guardiand with a real plant
+(no --simulate-plant) reaches it through libca, searching only there (EPICS_CA_ADDR_LIST).
+The daemon is watched through guardctl --json and its node channels over CA; the plant is
+read and moved with pyepics, as an operator's tools would. A second guardiand serves as the
+plant of a third in the last tests. Every wait is bounded and polls.
+"""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from harness import (EPICS_CLIENT_VARS, NodeDaemon, Sim, guardctl_path, reset_pyepics,
+                     systems_dir, wait_for, write_config)
+
+IFO = "X1"
+
+
+def modules_path():
+    """The system modules and the test modules (mod_plantio.so) of the daemon's build."""
+    return "%s:%s" % (systems_dir(), os.path.join(os.path.dirname(systems_dir()), "tests", "node"))
+
+
+def guardctl(d, *args, check=True):
+    r = subprocess.run([guardctl_path(), "--socket", d.socket, "--json"] + list(args),
+                       capture_output=True, text=True, timeout=10)
+    if check:
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return json.loads(r.stdout) if r.stdout.strip() else None
+
+
+def node(d, name):
+    return guardctl(d, "status", name)["nodes"][0]
+
+
+class Plant:
+    """A guardsim on its own ports, and this process's libca pointed at it (and at the
+    daemon's CA server, so that one pyepics context reaches both)."""
+
+    def __init__(self, tmp_path, nodes):
+        self.config, _ = write_config(tmp_path, nodes, ifo=IFO, systems=modules_path())
+        self.sim = Sim(self.config).start()
+
+    def restart(self, port):
+        self.sim = Sim(self.config)
+        self.sim.port = port
+        self.sim.start()
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A factory: site(nodes) starts guardsim and a real-plant guardiand on the same site
+    file; returns (plant, daemon, epics). Both are stopped at the end; the daemon must exit 0."""
+    saved = {k: os.environ.get(k) for k in EPICS_CLIENT_VARS}
+    made = []
+
+    def start(nodes, daemon_env=None):
+        plant = Plant(tmp_path, nodes)
+        env = {"EPICS_CA_ADDR_LIST": "127.0.0.1:%d" % plant.sim.port}
+        env.update(daemon_env or {})
+        config, database = write_config(tmp_path, nodes, ifo=IFO, systems=modules_path())
+        d = NodeDaemon(config, database, env=env, real_plant=True)
+        made.append((plant, d))
+        d.start()
+        os.environ.update({"EPICS_CA_AUTO_ADDR_LIST": "NO",
+                           "EPICS_CA_ADDR_LIST": "127.0.0.1:%d 127.0.0.1:%d"
+                           % (plant.sim.port, d.port)})
+        for k in ("EPICS_CA_SERVER_PORT", "EPICS_CA_NAME_SERVERS"):
+            os.environ.pop(k, None)
+        reset_pyepics()
+        import epics
+        return plant, d, epics
+
+    yield start
+    reset_pyepics()
+    problems = []
+    for plant, d in made:
+        alive, log = d.alive(), d.log_text()
+        code = d.stop()
+        if not alive or code != 0:
+            problems.append("guardiand exit %s:\n%s" % (code, log[-4000:]))
+        plant.sim.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    assert not problems, "\n".join(problems)
+
+
+SUS = [("SUS_A", "sus", {"optic": "A"})]
+
+
+def caget(epics, name, **kw):
+    return epics.caget(name, timeout=5, **kw)
+
+
+def test_a_suspension_is_driven_over_ca_and_its_set_points_watched(site):
+    plant, d, epics = site(SUS)
+    assert wait_for(lambda: node(d, "SUS_A")["ok"], 20), node(d, "SUS_A")
+    n = node(d, "SUS_A")
+    assert n["connected"] and n["ok"] and not n["error"], n
+    for axis in "PYL":
+        assert caget(epics, "X1:SUS-A_M0_DAMP_%s_GAIN" % axis) == 1.0
+    assert caget(epics, "X1:GRD-SUS_A_CONNECT", as_string=True) == "OK"
+    plant_stats = guardctl(d, "status")["supervisor"]["plant"]
+    assert plant_stats["ca"] >= 6 and plant_stats["ca_connected"] == plant_stats["ca"], plant_stats
+    assert plant_stats["simulated"] == 0
+    assert "SIMULATED" not in d.log_text()
+
+    # Someone else zeroes a gain: the set-point monitor sees it and the node notifies.
+    spm = guardctl(d, "spm", "SUS_A")
+    assert spm["total"] == 5 and spm["changed"] == 0, spm
+    assert epics.caput("X1:SUS-A_M0_DAMP_P_GAIN", 0, wait=True, timeout=5) == 1
+    assert wait_for(lambda: node(d, "SUS_A")["spm_changed"] == 1, 5), node(d, "SUS_A")
+    n = node(d, "SUS_A")
+    assert n["notification"] and n["usermsg"].startswith("SPM: X1:SUS-A_M0_DAMP_P_GAIN"), n
+    assert caget(epics, "X1:GRD-SUS_A_SPM_CHANGED") == 1
+    assert caget(epics, "X1:GRD-SUS_A_SPM_TOTAL") == 5
+    row = [r for r in guardctl(d, "spm", "SUS_A")["channels"]
+           if r["channel"] == "X1:SUS-A_M0_DAMP_P_GAIN"][0]
+    assert row["differs"] and row["set"] == "1" and row["now"] == "0", row
+    assert abs(row["since"] - time.time()) < 30, row
+    assert "SPM: X1:SUS-A_M0_DAMP_P_GAIN is 0, set 1" in d.log_text()
+
+    # An operator accepts the new value: no difference any more, and the audit says who.
+    r = guardctl(d, "spm", "SUS_A", "--accept", "X1:SUS-A_M0_DAMP_P_GAIN")
+    assert r["accepted"] == ["X1:SUS-A_M0_DAMP_P_GAIN"]
+    assert wait_for(lambda: node(d, "SUS_A")["spm_changed"] == 0, 5)
+    def audit_of(chan):  # the store commits in batches: poll
+        rows = []
+        wait_for(lambda: rows.extend(guardctl(d, "audit", "SUS_A", chan)["audit"]) or rows, 5)
+        return rows
+
+    audit = audit_of("X1:SUS-A_M0_DAMP_P_GAIN")
+    assert audit and audit[0]["old"] == "1" and audit[0]["new"] == "0", audit
+    r = subprocess.run([guardctl_path(), "--socket", d.socket, "spm", "SUS_A", "--accept",
+                        "X1:NOT_WATCHED"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1 and "does not watch X1:NOT_WATCHED" in r.stderr, r
+
+
+def test_the_plant_going_away_shows_and_the_nodes_carry_on_when_it_is_back(site):
+    plant, d, epics = site(SUS + [("B1", "bench", {"period": "0.2"})])
+    assert wait_for(lambda: node(d, "SUS_A")["ok"], 20), node(d, "SUS_A")
+    port = plant.sim.port
+    plant.sim.stop()
+    assert wait_for(lambda: not node(d, "SUS_A")["connected"], 10), node(d, "SUS_A")
+    assert caget(epics, "X1:GRD-SUS_A_CONNECT", as_string=True) == "ERROR"
+    assert caget(epics, "X1:GRD-SUS_A_ERROR", as_string=True) == "Connect", d.log_text()[-3000:]
+    assert "CONNECT: X1:SUS-A_" in d.log_text() and "disconnected" in d.log_text()
+    # The daemon goes on: another node keeps stepping, guardctl answers.
+    before = node(d, "B1")["state"]
+    assert wait_for(lambda: node(d, "B1")["state"] != before, 5)
+    plant.restart(port)
+    assert wait_for(lambda: node(d, "SUS_A")["connected"], 20), node(d, "SUS_A")
+    assert wait_for(lambda: node(d, "SUS_A")["ok"], 20), node(d, "SUS_A")
+    assert "CONNECT: OK" in d.log_text()
+
+
+def test_enums_by_name_and_char_arrays_and_in_process_channels(site):
+    plant, d, epics = site(SUS + [
+        ("IO", "mod_plantio", {"read": "SIM-TEST_ENUM", "write": "SIM-TEST_ENUM", "value": "TWO"}),
+        ("TEXT", "mod_plantio", {"read": "SIM-TEST_CHARS"}),
+        ("PEER", "mod_plantio", {"read": "GRD-SUS_A_STATE", "write": "GRD-SUS_A_REQUEST",
+                                 "value": "DAMPED"}),
+    ])
+    assert wait_for(lambda: node(d, "IO")["usermsg"] == "read ZERO", 10), node(d, "IO")
+    guardctl(d, "request", "IO", "WRITE")
+    assert wait_for(lambda: node(d, "IO")["usermsg"] == "read TWO", 10), node(d, "IO")
+    assert caget(epics, "X1:SIM-TEST_ENUM") == 2
+    assert "[WRITE.main] ezca: X1:SIM-TEST_ENUM => TWO" in d.log_text()
+    assert wait_for(lambda: node(d, "TEXT")["usermsg"] == "read char array text", 10), \
+        node(d, "TEXT")
+
+    # Another node's channels are ours: read and written in-process, as a CA client would,
+    # with the writing node as the user in the audit; never over CA.
+    assert wait_for(lambda: node(d, "PEER")["usermsg"] == "read ALIGNED", 20), node(d, "PEER")
+    guardctl(d, "request", "PEER", "WRITE")
+    assert wait_for(lambda: node(d, "SUS_A")["request"] == "DAMPED", 10), node(d, "SUS_A")
+    audit = []
+    wait_for(lambda: audit.extend(guardctl(d, "audit", "SUS_A", "REQUEST")["audit"]) or audit, 5)
+    assert audit and audit[0]["user"] == "PEER" and audit[0]["new"] == "DAMPED", audit
+    plant_stats = guardctl(d, "status")["supervisor"]["plant"]
+    assert plant_stats["local"] == 2, plant_stats  # GRD-SUS_A_STATE and _REQUEST
+
+
+def test_a_refused_write_is_a_node_error_naming_the_channel(site):
+    plant, d, epics = site([("RO", "mod_plantio", {"write": "SIM-TEST_RO", "value": "3"})])
+    assert wait_for(lambda: node(d, "RO")["connected"] and node(d, "RO")["state"] == "IDLE", 10)
+    guardctl(d, "request", "RO", "WRITE")
+    assert wait_for(lambda: node(d, "RO")["error"], 10), node(d, "RO")
+    msg = node(d, "RO")["error_message"]
+    assert "X1:SIM-TEST_RO" in msg and "Write access denied" in msg, msg
+    assert caget(epics, "X1:SIM-TEST_RO") == 1.5
+    assert caget(epics, "X1:GRD-RO_ERROR", as_string=True) == "True"
+
+
+def test_a_bad_channel_name_is_a_node_error_and_nothing_else(site):
+    plant, d, epics = site(SUS + [("BAD", "mod_plantio", {"read": "SIM TEST"})])
+    assert wait_for(lambda: node(d, "BAD")["error"], 10), node(d, "BAD")
+    assert "not a valid channel name" in node(d, "BAD")["error_message"]
+    assert wait_for(lambda: node(d, "SUS_A")["state"] == "ALIGNED", 20)
+
+
+def test_a_write_to_a_channel_nobody_serves_fails_after_the_connect_timeout(site):
+    """A connection problem, not a refusal: ERROR=Connect, which ends by itself when the
+    channel connects (here: never), naming the channel."""
+    plant, d, epics = site([("NOBODY", "mod_plantio", {"write": "SIM-NO_SUCH", "value": "1"})])
+    guardctl(d, "request", "NOBODY", "WRITE")
+    assert wait_for(lambda: "not connected after 5 s" in node(d, "NOBODY")["error_message"], 15), \
+        node(d, "NOBODY")
+    assert "X1:SIM-NO_SUCH" in node(d, "NOBODY")["error_message"]
+    assert caget(epics, "X1:GRD-NOBODY_ERROR", as_string=True) == "Connect"
+    assert not node(d, "NOBODY")["connected"] and not node(d, "NOBODY")["ok"]
+
+
+def test_another_guardiand_is_a_plant_too(tmp_path):
+    """B's node reads a node of A over CA (another host's guardiand, as a manager would)."""
+    saved = {k: os.environ.get(k) for k in EPICS_CLIENT_VARS}
+    (tmp_path / "a").mkdir()
+    a_conf, a_db = write_config(tmp_path / "a", [("REMOTE", "bench", {"period": "0.5"})], ifo=IFO)
+    a = NodeDaemon(a_conf, a_db)
+    a.start()
+    b_dir = tmp_path / "b"
+    b_dir.mkdir()
+    b_conf, b_db = write_config(b_dir, [("LOCAL", "mod_plantio", {"read": "GRD-REMOTE_STATE"})],
+                                ifo=IFO, systems=modules_path())
+    b = NodeDaemon(b_conf, b_db, env={"EPICS_CA_ADDR_LIST": "127.0.0.1:%d" % a.port},
+                   real_plant=True)
+    try:
+        b.start()
+        seen = set()
+
+        def states():
+            seen.add(node(b, "LOCAL")["usermsg"])
+            return {"read STEP_A", "read STEP_B"} <= seen
+
+        assert wait_for(states, 15), seen
+        assert node(b, "LOCAL")["connected"]
+        assert guardctl(b, "status")["supervisor"]["plant"]["ca"] == 1
+        a.stop()
+        assert wait_for(lambda: not node(b, "LOCAL")["connected"], 10)
+    finally:
+        for x in (b, a):
+            if x.proc is not None and x.alive():
+                assert x.stop() == 0, x.log_text()[-3000:]
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
