@@ -25,8 +25,13 @@
  * C only (the layout checks use _Static_assert).
  *
  * Threads: libca runs threads of its own. guardiand and its tests always create the context
- * with ca_disable_preemptive_callback, so callbacks only ever run inside ca_pend_event(),
- * ca_pend_io() or ca_poll() on the calling thread.
+ * with ca_disable_preemptive_callback, so callbacks only ever run while the context's thread
+ * waits inside ca_pend_event(), ca_pend_io() or ca_poll(): libca's own threads may execute
+ * them then, serialised with that thread by libca's callback lock. plant/plant.c therefore
+ * keeps its callbacks to noting what arrived, and acts on it after ca_poll() returns.
+ *
+ * Shutdown: ca_context_destroy() closes each circuit cleanly and waits for the server to
+ * close its end; a server on the destroying thread's own loop must be closed first.
  */
 #ifndef GUARDIAND_EPICS_CA_H
 #define GUARDIAND_EPICS_CA_H
