@@ -52,15 +52,16 @@ class Plant:
 
 @pytest.fixture
 def site(tmp_path):
-    """A factory: site(nodes) starts guardsim and a real-plant guardiand on the same site
-    file; returns (plant, daemon, epics). Both are stopped at the end; the daemon must exit 0."""
+    """A factory: site(nodes, more_servers=()) starts guardsim and a real-plant guardiand on
+    the same site file, searching guardsim and the more_servers' UDP ports on 127.0.0.1;
+    returns (plant, daemon, epics). Both are stopped at the end; the daemon must exit 0."""
     saved = {k: os.environ.get(k) for k in EPICS_CLIENT_VARS}
     made = []
 
-    def start(nodes, daemon_env=None):
+    def start(nodes, more_servers=()):
         plant = Plant(tmp_path, nodes)
-        env = {"EPICS_CA_ADDR_LIST": "127.0.0.1:%d" % plant.sim.port}
-        env.update(daemon_env or {})
+        env = {"EPICS_CA_ADDR_LIST": " ".join("127.0.0.1:%d" % port for port in
+                                              [plant.sim.port] + list(more_servers))}
         config, database = write_config(tmp_path, nodes, ifo=IFO, systems=modules_path())
         d = NodeDaemon(config, database, env=env, real_plant=True)
         made.append((plant, d))
@@ -252,3 +253,82 @@ def test_another_guardiand_is_a_plant_too(tmp_path):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+class SlowServer:
+    """A CA server that answers searches for X1:SLOW-* with a TCP port whose listener never
+    accepts nor answers: libca connects (the kernel completes the handshake) and then waits
+    for ever. A thread of this test process answers the searches."""
+
+    def __init__(self):
+        import socket
+        import struct
+        import threading
+        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.tcp.bind(("127.0.0.1", 0))
+        self.tcp.listen(16)
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.udp.settimeout(0.2)
+        self.port = self.udp.getsockname()[1]
+        self.searches = 0
+        self.running = True
+
+        def serve():
+            tcp_port = self.tcp.getsockname()[1]
+            while self.running:
+                try:
+                    data, peer = self.udp.recvfrom(2048)
+                except OSError:
+                    continue
+                off, replies = 0, b""
+                while off + 16 <= len(data):
+                    cmd, size, _, _, _, p2 = struct.unpack_from(">HHHHII", data, off)
+                    name = data[off + 16:off + 16 + size].split(b"\0")[0]
+                    if cmd == 6 and name.startswith(b"X1:SLOW-"):
+                        self.searches += 1
+                        replies += struct.pack(">HHHHII", 6, 8, tcp_port, 0, 0xFFFFFFFF, p2)
+                        replies += struct.pack(">H6x", 13)
+                    off += 16 + size
+                if replies:
+                    self.udp.sendto(struct.pack(">HHHHII", 0, 0, 0, 13, 0, 0) + replies, peer)
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.running = False
+        self.thread.join(2)
+        self.udp.close()
+        self.tcp.close()
+
+
+def test_a_plant_server_that_never_answers_delays_nobody(site):
+    slow = SlowServer()
+    try:
+        nodes = [("SLOW", "mod_plantio", {"read": "SLOW-X", "write": "SLOW-Y", "value": "1"}),
+                 ("B1", "bench", {"period": "0.2"})] + SUS
+        plant, d, epics = site(nodes, more_servers=[slow.port])
+    except Exception:
+        slow.close()
+        raise
+    try:
+        assert wait_for(lambda: slow.searches > 0, 10), "libca never searched the slow server"
+        assert wait_for(lambda: node(d, "SUS_A")["ok"], 20), node(d, "SUS_A")
+        guardctl(d, "request", "SLOW", "WRITE")
+        states = set()
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            t = time.monotonic()
+            states.add(node(d, "B1")["state"])  # guardctl answers at once, every time
+            assert time.monotonic() - t < 2
+            time.sleep(0.1)
+        assert {"STEP_A", "STEP_B", "STEP_C"} <= states, states
+        n = node(d, "SLOW")
+        assert not n["connected"] and n["usermsg"] == "read: not connected", n
+        assert node(d, "SUS_A")["ok"]
+        # The write waits for a connection that never comes: ERROR=Connect, naming it.
+        assert wait_for(lambda: "X1:SLOW-Y" in node(d, "SLOW")["error_message"], 10), \
+            node(d, "SLOW")
+    finally:
+        slow.close()
