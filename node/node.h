@@ -143,6 +143,9 @@ int node_reload(node *n, node_system *sys, char *err, size_t errlen);
 /* The supervisor could not load the new code: LOAD_STATUS=ERROR, `why` goes
  * to the node's log; the old code keeps running. */
 void node_load_failed(node *n, const char *why);
+#define NODE_CONNECT_GRACE 2.0 /* s a channel may take to connect before the log names it */
+#define NODE_CHAN_SWEEP 30.0   /* s after a reload: references the new code did not use go */
+
 /* The host's news about a channel the node holds: connected (up) or lost.
  * The node shows CONNECT=ERROR while any is down, and logs the changes. */
 void node_chan_connection(node *n, const char *chan, bool up);

@@ -37,8 +37,6 @@
 #define NODE_TIMERS_MAX 32
 #define NODE_CHANS_MAX 4096        /* distinct interned channel names */
 #define NODE_CHAN_MAX 255          /* longest channel name */
-#define NODE_CONNECT_GRACE 2.0     /* s a channel may take to connect before the log names it */
-#define NODE_CHAN_SWEEP 30.0       /* s after a reload: channels the new code did not use are released */
 #define NODE_MSG_MAX 1024          /* longest log message (before the stamp) */
 #define NODE_USERMSG_MAX 39        /* USERMSG is an EPICS string */
 

@@ -615,3 +615,241 @@ Test(create, the_host_table_is_copied)
     step(n);
     cr_assert_gt(fake.n_lines, 0);
 }
+
+/* ---- channel references held through the host (host->open/close) ---- */
+
+/* A host that hands out references: which channels are open, and news. */
+static struct {
+    char *open[16]; /* the handles: strdup'ed names */
+    unsigned n_open, opens, closes, ignores;
+    bool up; /* what open says */
+} refs;
+
+static void *ref_open(void *arg, node *m, const char *chan, bool *up, char *e, size_t elen)
+{
+    (void)arg, (void)m;
+    if (strchr(chan, ' ')) {
+        snprintf(e, elen, "'%s' is not a valid channel name", chan);
+        return NULL;
+    }
+    cr_assert(refs.n_open < 16);
+    refs.opens++;
+    *up = refs.up;
+    return refs.open[refs.n_open++] = strdup(chan);
+}
+
+static void ref_close(void *arg, node *m, void *handle)
+{
+    (void)arg, (void)m;
+    refs.closes++;
+    for (unsigned i = 0; i < refs.n_open; i++)
+        if (refs.open[i] == handle) {
+            free(refs.open[i]);
+            refs.open[i] = refs.open[--refs.n_open];
+            return;
+        }
+    cr_assert_fail("closed a handle that was not open");
+}
+
+static void ref_ignore(void *arg, node *m, void *handle)
+{
+    (void)arg, (void)m, (void)handle;
+    refs.ignores++;
+}
+
+static bool is_open(const char *chan)
+{
+    for (unsigned i = 0; i < refs.n_open; i++)
+        if (strcmp(refs.open[i], chan) == 0)
+            return true;
+    return false;
+}
+
+static void s_two_chans(grd_node *g)
+{
+    grd_chan(g, "A");
+    grd_chan(g, "A"); /* the same name: one reference */
+    double v;
+    grd_get_double(g, "H1:B", &v);
+}
+
+static void s_one_chan(grd_node *g) { grd_chan(g, "A"); }
+
+static void with_refs(bool up)
+{
+    memset(&refs, 0, sizeof(refs));
+    refs.up = up;
+    host.open = ref_open;
+    host.close = ref_close;
+    host.spm_ignore = ref_ignore;
+    chan_set("H1:A", 1);
+    chan_set("H1:B", 2);
+}
+
+Test(api, a_node_holds_one_reference_per_channel_until_it_is_freed)
+{
+    with_refs(true);
+    run_main(s_two_chans);
+    cr_assert_eq(refs.opens, 2);
+    cr_assert(is_open("H1:A") && is_open("H1:B"));
+    cr_assert(node_connected(n));
+    node_free(n);
+    n = NULL;
+    cr_assert_eq(refs.closes, 2);
+    cr_assert_eq(refs.n_open, 0);
+}
+
+Test(api, connect_follows_the_channels_the_host_reports)
+{
+    with_refs(false);
+    run_main(s_two_chans);
+    cr_assert_not(node_connected(n), "not yet connected");
+    cr_assert_eq(node_error(n), NODE_ERROR_CONNECT);
+    node_chan_connection(n, "H1:A", true);
+    step(n);
+    cr_assert_not(node_connected(n), "B still down");
+    node_chan_connection(n, "H1:B", true);
+    step(n);
+    cr_assert(node_connected(n));
+    cr_assert_eq(node_error(n), NODE_ERROR_NONE);
+    node_chan_connection(n, "H1:B", false);
+    cr_assert_not(node_connected(n));
+    cr_assert_neq(log_find_sub(0, "CONNECT: H1:B disconnected"), -1);
+    node_chan_connection(n, "H1:NOT_MINE", false); /* ignored */
+    node_chan_connection(n, "H1:B", true);
+    step(n);
+    cr_assert(node_connected(n));
+}
+
+Test(api, channels_down_for_long_are_named_in_the_log_once)
+{
+    with_refs(false);
+    run_main(s_two_chans);
+    steps(n, 2);
+    cr_assert_eq(log_find_sub(0, "not connected: "), -1, "not within the grace");
+    advance(NODE_CONNECT_GRACE);
+    steps(n, 3);
+    int at = log_find_sub(0, "CONNECT: ERROR: not connected: ");
+    cr_assert_neq(at, -1);
+    cr_assert(strstr(fake.lines[at], "H1:A") && strstr(fake.lines[at], "H1:B"), "%s", fake.lines[at]);
+    cr_assert_eq(log_find_sub((unsigned)at + 1, "CONNECT: ERROR"), -1, "once");
+    node_chan_connection(n, "H1:A", true);
+    node_chan_connection(n, "H1:B", true);
+    cr_assert_neq(log_find_sub(0, "CONNECT: OK"), -1);
+}
+
+Test(api, after_a_reload_channels_the_new_code_leaves_unused_are_released)
+{
+    with_refs(true);
+    run_main(s_two_chans);
+    cr_assert_eq(refs.n_open, 2);
+    run_script = s_one_chan; /* the "new code" names only A (INIT's run, every cycle) */
+    cr_assert_eq(node_reload(n, sys, err, sizeof(err)), NODE_OK, "%s", err);
+    step(n);
+    advance(NODE_CHAN_SWEEP);
+    steps(n, 2);
+    cr_assert(is_open("H1:A"), "used by the new code");
+    cr_assert_not(is_open("H1:B"), "released");
+    cr_assert_eq(refs.closes, 1);
+    /* Used again later: opened again. */
+    run_script = s_two_chans;
+    step(n);
+    cr_assert(is_open("H1:B"));
+    cr_assert_eq(refs.opens, 3);
+}
+
+static void s_bad_name(grd_node *g) { grd_chan(g, "BAD NAME"); }
+
+Test(api, a_channel_name_the_host_refuses_is_an_error_of_the_state)
+{
+    with_refs(true);
+    run_main(s_bad_name);
+    cr_assert_eq(node_error(n), NODE_ERROR_TRUE);
+    cr_assert_str_eq(node_error_message(n), "'H1:BAD NAME' is not a valid channel name");
+}
+
+static void s_ignore(grd_node *g) { cr_assert_eq(grd_spm_ignore(g, "H1:A"), GRD_OK); }
+
+Test(api, the_set_point_monitor_counts_and_notifies)
+{
+    with_refs(true);
+    run_main(s_ignore);
+    cr_assert_eq(refs.ignores, 1);
+    node_spm(n, "H1:A", NODE_SPM_TRACKED, NULL);
+    node_spm(n, "H1:A", NODE_SPM_DIFFERS, "H1:A is 0, set 1");
+    cr_assert_eq(node_spm_total(n), 1);
+    cr_assert_eq(node_spm_changed(n), 1);
+    step(n);
+    cr_assert(node_notification(n));
+    cr_assert_str_eq(node_usermsg(n), "SPM: H1:A is 0, set 1");
+    node_spm(n, "H1:A", NODE_SPM_MATCHES, NULL);
+    step(n);
+    cr_assert_eq(node_spm_changed(n), 0);
+    cr_assert_not(node_notification(n));
+    node_spm(n, "H1:A", NODE_SPM_DIFFERS, "again");
+    node_spm(n, "H1:A", NODE_SPM_UNTRACKED, NULL);
+    cr_assert_eq(node_spm_total(n), 0);
+    cr_assert_eq(node_spm_changed(n), 0);
+}
+
+static void s_put_refused(grd_node *g) { grd_put(g, "H1:RO", 1); }
+
+static int refusing_put(void *arg, node *m, const char *chan, void *handle, double num,
+                        const char *str, char *why, size_t whylen)
+{
+    (void)arg, (void)m, (void)chan, (void)handle, (void)num, (void)str;
+    snprintf(why, whylen, "Write access denied");
+    return GRD_EBADCHAN;
+}
+
+static int lost_put(void *arg, node *m, const char *chan, void *handle, double num,
+                    const char *str, char *why, size_t whylen)
+{
+    (void)arg, (void)m, (void)chan, (void)handle, (void)num, (void)str;
+    snprintf(why, whylen, "Virtual circuit disconnect");
+    return GRD_ENOTCONN;
+}
+
+Test(api, a_refused_write_is_an_error_naming_the_channel_and_the_reason)
+{
+    host.put = refusing_put;
+    run_main(s_put_refused);
+    cr_assert_eq(node_error(n), NODE_ERROR_TRUE);
+    cr_assert_str_eq(node_error_message(n), "ezca: H1:RO => 1: Write access denied");
+    cr_assert_neq(log_find(0, "[INIT.main] ezca: H1:RO => 1: Write access denied"), -1);
+}
+
+Test(api, a_write_a_lost_connection_stopped_is_retried_when_the_channels_are_back)
+{
+    with_refs(true);
+    host.put = lost_put;
+    run_main(s_put_refused);
+    cr_assert_eq(node_error(n), NODE_ERROR_CONNECT, "a connection error, not ERROR=True");
+    cr_assert_str_eq(node_error_message(n), "ezca: H1:RO => 1: Virtual circuit disconnect");
+    node_chan_connection(n, "H1:RO", false);
+    unsigned before = fake.n_lines;
+    step(n);
+    cr_assert_eq(node_error(n), NODE_ERROR_CONNECT, "held while down");
+    cr_assert_eq(log_find_sub(before, "ezca: H1:RO"), -1, "not retried while down");
+    node_chan_connection(n, "H1:RO", true);
+    step(n);
+    cr_assert_neq(log_find_sub(before, "CONNECT: channels connected again: retrying INIT"), -1);
+    cr_assert_neq(log_find_sub(before, "[INIT.main] ezca: H1:RO => 1"), -1, "main ran again");
+}
+
+/* A node_fail_connection from the host (a write in flight when the circuit went). */
+Test(api, an_asynchronous_connection_error_clears_itself)
+{
+    with_refs(false);
+    run_main(s_two_chans);
+    node_fail_connection(n, "ezca: H1:A => 1: Virtual circuit disconnect");
+    cr_assert_eq(node_error(n), NODE_ERROR_CONNECT);
+    cr_assert_str_eq(node_error_message(n), "ezca: H1:A => 1: Virtual circuit disconnect");
+    unsigned before = fake.n_lines;
+    node_chan_connection(n, "H1:A", true);
+    node_chan_connection(n, "H1:B", true);
+    step(n);
+    cr_assert_eq(node_error(n), NODE_ERROR_NONE);
+    cr_assert_neq(log_find_sub(before, "CONNECT: channels connected again: retrying INIT"), -1);
+    cr_assert_neq(log_find_sub(before, "executing state: INIT"), -1, "the state is entered again");
+}
