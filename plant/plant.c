@@ -34,7 +34,12 @@ struct reading {
     bool num_ok;                    /* num holds a number (a STRING may not) */
     int16_t status, severity;
     unsigned index;                 /* ENUM: the state index */
-    char text[PLANT_TEXT_MAX + 1];  /* STRING and char arrays */
+};
+
+/* An enum channel's state strings. */
+struct enum_strs {
+    unsigned n;
+    char s[MAX_ENUM_STATES][MAX_ENUM_STRING_SIZE + 1];
 };
 
 typedef struct plant_chan {
@@ -58,8 +63,11 @@ typedef struct plant_chan {
     bool connected;
     bool ever_up;
     struct reading cur;
-    unsigned n_enums;
-    char enums[MAX_ENUM_STATES][MAX_ENUM_STRING_SIZE + 1];
+    /* Text and state strings only for the channels that have them (most
+     * have neither): allocated at connection, before the subscription that
+     * fills them, each with its "arrived" twin right after it. */
+    char *text;                     /* STRING and char arrays: [2][PLANT_TEXT_MAX + 1] */
+    struct enum_strs *enums;        /* ENUM: [2] */
     unsigned pending_puts;          /* in p->puts */
 
     /* CA, written by callbacks (while we wait in ca_poll) */
@@ -71,9 +79,7 @@ typedef struct plant_chan {
     unsigned long in_count;
     bool in_value;                  /* a value arrived */
     struct reading in;
-    bool in_enums;                  /* state strings arrived */
-    unsigned in_n_enums;
-    char in_enum_strs[MAX_ENUM_STATES][MAX_ENUM_STRING_SIZE + 1];
+    bool in_enums;                  /* state strings arrived (in enums[1]) */
 
     bool dead;                      /* freed once off the arrived list */
     char name[];
@@ -84,7 +90,7 @@ struct held_write {
     bool held;
     bool is_str;
     double num;
-    char str[PLANT_TEXT_MAX + 1];
+    char *str;                      /* when is_str (most writes are numbers) */
     double deadline;                /* ev_now seconds */
 };
 
@@ -93,7 +99,7 @@ struct spm {
     bool tracked, ignored, differs;
     bool is_str;
     double num;
-    char str[PLANT_TEXT_MAX + 1];
+    char *str;                      /* when is_str */
     double written_at, since;       /* ev_now */
 };
 
@@ -278,16 +284,20 @@ static void value_cb(struct event_handler_args args)
     if (args.status != ECA_NORMAL || !args.dbr || args.count < 1)
         return;
     struct reading *in = &ch->in;
-    memset(in, 0, offsetof(struct reading, text) + 1);
+    char *in_text = ch->text ? ch->text + PLANT_TEXT_MAX + 1 : NULL;
+    memset(in, 0, sizeof(*in));
     in->num_ok = true;
     switch (args.type) {
     case DBR_TIME_STRING: {
         const struct dbr_time_string *d = args.dbr;
+        char text[MAX_STRING_SIZE];
         in->status = d->status, in->severity = d->severity;
-        snprintf(in->text, sizeof(in->text), "%.*s", MAX_STRING_SIZE - 1, d->value);
+        snprintf(text, sizeof(text), "%.*s", MAX_STRING_SIZE - 1, d->value);
         char *end;
-        in->num = strtod(in->text, &end);
-        in->num_ok = end != in->text && *end == '\0';
+        in->num = strtod(text, &end);
+        in->num_ok = end != text && *end == '\0';
+        if (in_text)
+            memcpy(in_text, text, sizeof(text));
         break;
     }
     case DBR_TIME_SHORT: {
@@ -313,8 +323,10 @@ static void value_cb(struct event_handler_args args)
         size_t n = (size_t)args.count < PLANT_TEXT_MAX ? (size_t)args.count : PLANT_TEXT_MAX;
         const char *text = (const char *)&d->value;
         size_t len = strnlen(text, n);
-        memcpy(in->text, text, len);
-        in->text[len] = '\0';
+        if (in_text) {
+            memcpy(in_text, text, len);
+            in_text[len] = '\0';
+        }
         break;
     }
     case DBR_TIME_LONG: {
@@ -340,13 +352,15 @@ static void enums_cb(struct event_handler_args args)
     if (args.status != ECA_NORMAL || !args.dbr || args.type != DBR_GR_ENUM)
         return;
     const struct dbr_gr_enum *d = args.dbr;
+    struct enum_strs *in = ch->enums ? &ch->enums[1] : NULL;
+    if (!in)
+        return;
     unsigned n = d->no_str < 0 ? 0 : (unsigned)d->no_str;
     if (n > MAX_ENUM_STATES)
         n = MAX_ENUM_STATES;
     for (unsigned i = 0; i < n; i++)
-        snprintf(ch->in_enum_strs[i], sizeof(ch->in_enum_strs[i]), "%.*s",
-                 MAX_ENUM_STRING_SIZE, d->strs[i]);
-    ch->in_n_enums = n;
+        snprintf(in->s[i], sizeof(in->s[i]), "%.*s", MAX_ENUM_STRING_SIZE, d->strs[i]);
+    in->n = n;
     ch->in_enums = true;
     arrived(ch);
 }
@@ -403,6 +417,11 @@ static void ca_connected(plant_chan *ch, short type, unsigned long count)
     }
     ch->type = type;
     ch->count_req = want;
+    bool texts = type == DBF_STRING || (type == DBF_CHAR && want > 1);
+    if (texts && !ch->text && !(ch->text = calloc(2, PLANT_TEXT_MAX + 1)))
+        return; /* no memory: it stays not up */
+    if (type == DBF_ENUM && !ch->enums && !(ch->enums = calloc(2, sizeof(*ch->enums))))
+        return;
     if (!ch->sub && ca_create_subscription(dbf_type_to_DBR_TIME(type), want, ch->id,
                                            DBE_VALUE | DBE_ALARM, value_cb, ch,
                                            &ch->sub) != ECA_NORMAL)
@@ -460,12 +479,14 @@ static void apply_arrived(plant *p)
         }
         if (ch->in_enums) {
             ch->in_enums = false;
-            ch->n_enums = ch->in_n_enums;
-            memcpy(ch->enums, ch->in_enum_strs, sizeof(ch->enums));
+            if (ch->enums)
+                ch->enums[0] = ch->enums[1];
         }
         if (ch->in_value && ch->connected) {
             ch->in_value = false;
             ch->cur = ch->in;
+            if (ch->text)
+                memcpy(ch->text, ch->text + PLANT_TEXT_MAX + 1, PLANT_TEXT_MAX + 1);
             p->st.updates++;
             if (!ch->up)
                 ca_up(ch);
@@ -670,6 +691,24 @@ static void route(plant_chan *ch)
 
 /* ---- the set-point monitor ---- */
 
+/* Keep a copy of text in *slot (NULL text: none). False if out of memory. */
+static bool keep_text(char **slot, const char *text)
+{
+    if (!text) {
+        free(*slot);
+        *slot = NULL;
+        return true;
+    }
+    size_t len = strnlen(text, PLANT_TEXT_MAX);
+    char *copy = realloc(*slot, len + 1);
+    if (!copy)
+        return false;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    *slot = copy;
+    return true;
+}
+
 static void spm_tell(plant_ref *r, enum plant_spm_event ev, const char *text)
 {
     plant *p = r->ch->p;
@@ -700,9 +739,10 @@ static void spm_written(plant_ref *r, bool is_str, double num, const char *str)
     struct spm *m = &r->spm;
     if (m->ignored)
         return;
+    if (!keep_text(&m->str, is_str ? str : NULL))
+        return; /* no memory: the old set point stays */
     m->is_str = is_str;
     m->num = num;
-    snprintf(m->str, sizeof(m->str), "%s", is_str ? str : "");
     m->written_at = ev_now(p->loop);
     if (!m->tracked) {
         m->tracked = true;
@@ -836,6 +876,13 @@ void plant_spm_info(const plant_ref *r, struct plant_spm_info *info)
 
 /* ---- channels ---- */
 
+static void ref_free(plant_ref *r)
+{
+    free(r->w.str);
+    free(r->spm.str);
+    free(r);
+}
+
 static void chan_free(plant_chan *ch)
 {
     plant *p = ch->p;
@@ -846,6 +893,8 @@ static void chan_free(plant_chan *ch)
         ch->dead = true; /* apply_arrived frees it */
         return;
     }
+    free(ch->text);
+    free(ch->enums);
     free(ch);
     (void)p;
 }
@@ -867,7 +916,7 @@ plant_ref *plant_open(plant *p, const char *name, void *owner, bool *up, char *e
     HASH_FIND(hh, p->by_name, name, len, ch);
     if (!ch) {
         if (!(ch = calloc(1, sizeof(*ch) + len + 1))) {
-            free(r);
+            ref_free(r);
             snprintf(err, errlen, "%s: out of memory", name);
             return NULL;
         }
@@ -907,7 +956,7 @@ void plant_close(plant_ref *r)
         ch->refs = r->next;
     if (r->next)
         r->next->prev = r->prev;
-    free(r);
+    ref_free(r);
     if (--ch->n_refs == 0) {
         HASH_DEL(p->by_name, ch);
         chan_free(ch);
@@ -949,10 +998,10 @@ static void local_text(const pv *v, char *str, size_t len)
 
 static void ca_text(const plant_chan *ch, char *str, size_t len)
 {
-    if (ch->type == DBF_STRING || (ch->type == DBF_CHAR && ch->count_req > 1))
-        snprintf(str, len, "%s", ch->cur.text);
-    else if (ch->type == DBF_ENUM && ch->cur.index < ch->n_enums)
-        snprintf(str, len, "%s", ch->enums[ch->cur.index]);
+    if (ch->text && (ch->type == DBF_STRING || (ch->type == DBF_CHAR && ch->count_req > 1)))
+        snprintf(str, len, "%s", ch->text);
+    else if (ch->type == DBF_ENUM && ch->enums && ch->cur.index < ch->enums->n)
+        snprintf(str, len, "%s", ch->enums->s[ch->cur.index]);
     else
         snprintf(str, len, "%.15g", ch->cur.num);
 }
@@ -1054,11 +1103,11 @@ static bool ca_value_ok(const plant_chan *ch, bool is_str, double num, const cha
                  ch->type == DBF_ENUM ? "n enum" : "n integer");
         return false;
     }
-    if (ch->type == DBF_ENUM && ch->n_enums) {
-        for (unsigned i = 0; i < ch->n_enums; i++)
-            if (strcmp(ch->enums[i], str) == 0)
+    if (ch->type == DBF_ENUM && ch->enums && ch->enums->n) {
+        for (unsigned i = 0; i < ch->enums->n; i++)
+            if (strcmp(ch->enums->s[i], str) == 0)
                 return true;
-        snprintf(why, whylen, "'%s' is not one of its %u states", str, ch->n_enums);
+        snprintf(why, whylen, "'%s' is not one of its %u states", str, ch->enums->n);
         return false;
     }
     if (ch->type == DBF_STRING || ch->type == DBF_CHAR || ch->type == DBF_ENUM)
@@ -1116,9 +1165,12 @@ int plant_put(plant_ref *r, const char *user, double num, const char *str, char 
         return GRD_ENOTCONN;
     }
     /* Not connected yet: hold the newest write until it is, for a while. */
+    if (!keep_text(&r->w.str, str)) {
+        snprintf(why, whylen, "out of memory");
+        return GRD_EINVAL;
+    }
     r->w.is_str = str != NULL;
     r->w.num = num;
-    snprintf(r->w.str, sizeof(r->w.str), "%s", str ? str : "");
     r->w.deadline = ev_now(p->loop) + p->cfg.connect_timeout;
     if (!r->w.held) {
         r->w.held = true;
@@ -1202,9 +1254,11 @@ void plant_free(plant *p)
         while (ch->refs) {
             plant_ref *r = ch->refs;
             ch->refs = r->next;
-            free(r);
+            ref_free(r);
         }
         HASH_DEL(p->by_name, ch);
+        free(ch->text);
+        free(ch->enums);
         free(ch);
     }
     p->arrived = NULL;
