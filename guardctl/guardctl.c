@@ -519,8 +519,14 @@ static void print_node_status(json_t *n)
                json_is_true(json_object_get(n, "ok")) ? "True" : "False",
                json_is_true(json_object_get(n, "active")) ? "True" : "False");
         const char *em = str(n, "error_message", "");
-        printf("        Error: %s%s%s\n", json_is_true(json_object_get(n, "error")) ? "True" : "no",
+        bool connected = json_is_true(json_object_get(n, "connected"));
+        printf("        Error: %s%s%s\n",
+               json_is_true(json_object_get(n, "error")) ? "True" : *em || !connected ? "Connect" : "no",
                *em ? ": " : "", em);
+        printf("      Connect: %s   Set points: %lld watched, %lld changed (guardctl spm)\n",
+               connected ? "OK" : "ERROR (channels not connected: see the log)",
+               (long long)json_integer_value(json_object_get(n, "spm_total")),
+               (long long)json_integer_value(json_object_get(n, "spm_changed")));
         const char *um = str(n, "usermsg", "");
         printf(" Notification: %s\n", json_is_true(json_object_get(n, "notification")) && *um ? um
                                                                                          : "none");
