@@ -65,6 +65,8 @@ static pv *served;      /* PLANT:DOUBLE, writable */
 static pv *served_ro;   /* PLANT:RO, read-only */
 static pv *served_enum; /* PLANT:ENUM: OFF, ON, AUTO */
 static pv *served_chars; /* PLANT:CHARS, char[40] */
+static pv *served_array; /* PLANT:ARRAY, double[8] */
+static pv *served_string; /* PLANT:STRING */
 
 static void add_server_pvs(void)
 {
@@ -75,6 +77,11 @@ static void add_server_pvs(void)
     cr_assert_eq(pv_group_add(server_group, &(pv_def){.name = "RO", .type = PV_DOUBLE}, &served_ro), PVDB_OK);
     cr_assert_eq(pv_group_add(server_group, &(pv_def){.name = "ENUM", .type = PV_ENUM, .enums = states, .n_enums = 3, .writable = true}, &served_enum), PVDB_OK);
     cr_assert_eq(pv_group_add(server_group, &(pv_def){.name = "CHARS", .type = PV_CHAR, .count = 40, .writable = true}, &served_chars), PVDB_OK);
+    cr_assert_eq(pv_group_add(server_group, &(pv_def){.name = "ARRAY", .type = PV_DOUBLE, .count = 8, .writable = true}, &served_array), PVDB_OK);
+    cr_assert_eq(pv_group_add(server_group, &(pv_def){.name = "STRING", .type = PV_STRING, .writable = true}, &served_string), PVDB_OK);
+    const double values[] = {4.5, 2, 3, 4, 5, 6, 7, 8};
+    pv_set_array(served_array, values, 8);
+    pv_set_string(served_string, "2.5e3");
     pv_set_double(served, 1.25);
     pv_set_double(served_ro, 7);
     pv_set_enum(served_enum, 1);
@@ -401,4 +408,61 @@ Test(plant, simulation_only_when_asked)
     cr_assert_eq(st.ca, 0, "no CA client when simulating");
     plant_close(r);
     plant_close(g);
+}
+
+Test(plant, arrays_read_their_first_element_and_strings_their_text)
+{
+    char err[256], text[64];
+    double v;
+    plant_ref *a = plant_open(pl, "PLANT:ARRAY", NULL, NULL, err, sizeof(err));
+    plant_ref *t = plant_open(pl, "PLANT:STRING", NULL, NULL, err, sizeof(err));
+    RUN_UNTIL(plant_ref_up(a) && plant_ref_up(t), 5);
+    cr_assert_eq(plant_get(a, &v, NULL, 0), GRD_OK);
+    cr_assert_float_eq(v, 4.5, 0);
+    cr_assert_eq(plant_get(t, &v, text, sizeof(text)), GRD_OK, "a string that is a number");
+    cr_assert_float_eq(v, 2500, 0);
+    cr_assert_str_eq(text, "2.5e3");
+    int values = seen.values;
+    pv_set_string(served_string, "not a number");
+    RUN_UNTIL(seen.values > values, 5);
+    cr_assert_eq(plant_get(t, &v, text, sizeof(text)), GRD_ETYPE);
+    cr_assert_eq(plant_get(t, NULL, text, sizeof(text)), GRD_OK);
+    cr_assert_str_eq(text, "not a number");
+    plant_close(a);
+    plant_close(t);
+}
+
+Test(plant, the_set_point_monitor_sees_what_others_change)
+{
+    char err[256];
+    int owner;
+    plant_ref *r = plant_open(pl, "PLANT:DOUBLE", &owner, NULL, err, sizeof(err));
+    RUN_UNTIL(plant_ref_up(r), 5);
+    cr_assert_eq(plant_put(r, "NODE", 2, NULL, err, sizeof(err)), GRD_OK);
+    struct plant_spm_info info;
+    plant_spm_info(r, &info);
+    cr_assert(info.tracked && !info.differs);
+    cr_assert_str_eq(info.set, "2");
+    RUN_UNTIL(pv_get_double(served) == 2, 5);
+    run_for(PLANT_SPM_SETTLE + PLANT_SPM_PERIOD + 0.2);
+    plant_spm_info(r, &info);
+    cr_assert_not(info.differs, "its own write is not a difference");
+    pv_set_double(served, 0); /* someone else */
+    RUN_UNTIL((plant_spm_info(r, &info), info.differs), PLANT_SPM_PERIOD + 2);
+    cr_assert(info.differs);
+    cr_assert_str_eq(info.now, "0");
+    cr_assert_gt(info.since, 0);
+    /* Accepted: the current value is the set point. */
+    cr_assert_eq(plant_spm_accept(r), 0);
+    plant_spm_info(r, &info);
+    cr_assert(!info.differs);
+    cr_assert_str_eq(info.set, "0");
+    /* Ignored: no longer watched. */
+    plant_spm_ignore(r);
+    plant_spm_info(r, &info);
+    cr_assert(!info.tracked && info.ignored);
+    cr_assert_eq(plant_put(r, "NODE", 5, NULL, err, sizeof(err)), GRD_OK);
+    plant_spm_info(r, &info);
+    cr_assert(!info.tracked, "writes no longer track it");
+    plant_close(r);
 }
