@@ -147,12 +147,17 @@ struct plant {
     plant_ref *tracked;             /* refs the SPM watches */
     ev_timer spm_timer;             /* the SPM's pass, PLANT_SPM_PERIOD */
 
+    /* Asynchronous errors that libca would otherwise print (or abort on),
+     * noted by exception_cb and written on the loop thread. */
+    char exception_text[256];
+    unsigned exceptions;
+
     struct plant_stats st;
 };
 
-/* libca has one context per thread and calls the exception handler without
- * our plant; there is one plant with a CA client per process. */
-static plant *ca_owner;
+/* libca keeps its context per thread, and ours is the loop thread's: one
+ * plant with a CA client per process. */
+static bool ca_in_use;
 
 static void poll_ca(plant *p);
 static void route(plant_chan *ch);
@@ -367,7 +372,10 @@ static void enums_cb(struct event_handler_args args)
 
 static void put_cb(struct event_handler_args args)
 {
-    plant *p = ca_owner;
+    /* The put's channel leads to the plant; the put itself is found by id,
+     * so a put forgotten meanwhile is simply not found. */
+    plant_chan *ch = args.chid ? ca_puser(args.chid) : NULL;
+    plant *p = ch ? ch->p : NULL;
     uint64_t id = (uint64_t)(uintptr_t)args.usr;
     struct put *pt = NULL;
     if (!p)
@@ -380,15 +388,11 @@ static void put_cb(struct event_handler_args args)
     p->done = pt;
 }
 
-/* Asynchronous errors that libca would otherwise print (or abort on): kept
- * as a line for stderr, written on the loop thread. */
-static char exception_text[256];
-static unsigned exceptions;
-
 static void exception_cb(struct exception_handler_args args)
 {
-    exceptions++;
-    snprintf(exception_text, sizeof(exception_text), "%s%s%s (%s)",
+    plant *p = args.usr;
+    p->exceptions++;
+    snprintf(p->exception_text, sizeof(p->exception_text), "%s%s%s (%s)",
              args.chid ? ca_name(args.chid) : "", args.chid ? ": " : "",
              ca_message(args.stat), args.ctx ? args.ctx : "");
 }
@@ -521,10 +525,10 @@ static void poll_ca(plant *p)
     p->flush_needed = false; /* ca_poll flushed */
     apply_arrived(p);
     apply_done(p);
-    if (exceptions) {
-        fprintf(stderr, "guardiand: plant: CA: %s%s\n", exception_text,
-                exceptions > 1 ? " (and others)" : "");
-        exceptions = 0;
+    if (p->exceptions) {
+        fprintf(stderr, "guardiand: plant: CA: %s%s\n", p->exception_text,
+                p->exceptions > 1 ? " (and others)" : "");
+        p->exceptions = 0;
     }
 }
 
@@ -576,7 +580,7 @@ static int ca_start(plant *p, char *err, size_t errlen)
 {
     if (p->ca_started)
         return 0;
-    if (ca_owner) {
+    if (ca_in_use) {
         snprintf(err, errlen, "a CA client is running already in this process");
         return -1;
     }
@@ -585,7 +589,7 @@ static int ca_start(plant *p, char *err, size_t errlen)
         snprintf(err, errlen, "CA client: %s", ca_message(st));
         return -1;
     }
-    ca_owner = p;
+    ca_in_use = true;
     ca_add_exception_event(exception_cb, p);
     ca_add_fd_registration(fd_cb, p);
     p->ca_started = true;
@@ -1272,7 +1276,7 @@ void plant_free(plant *p)
         ev_timer_stop(p->loop, &p->backstop);
         ev_prepare_stop(p->loop, &p->flush);
         ca_context_destroy();
-        ca_owner = NULL;
+        ca_in_use = false;
     }
     pv_group_free(p->sim);
     free(p);
