@@ -29,6 +29,20 @@
  * the cost of opening its subscriptions too. What one client may cost the site shows in the
  * jitter, overruns, CPU and RSS of those rows.
  *
+ * With --plant, one more row per N ("plant") puts the nodes on a plant over Channel Access, as
+ * issue 9 asks: each node gets reads=20 and writes=2 (systems/bench.c reads its 20 IN channels
+ * every cycle and writes its 2 OUT channels on every state change: 22 CA channels a node), and
+ * the daemon's libca client searches only a guardsim (beside the daemon) that serves the same
+ * site file on its own free port, started first with --change 0.1 --rate 16 (a tenth of the
+ * IN channels change 16 times a second). The row adds:
+ *   - connect: from the daemon's exec until every plant channel is connected, as its control
+ *     socket says (`status`: supervisor.plant.ca_connected == .ca == 22 N), polled every 50 ms
+ *     from the ready line (the socket answers from then on) until connected, at most 30 s. The
+ *     polling ends before the warm-up, so the window does not pay for it;
+ *   - at the end of the window: every node's CONNECT (how many are not OK), the CA channels
+ *     connected, and the writes made and refused during the window (status at both ends);
+ *   - guardsim's CPU over the window (it is another process on the same 2 cores).
+ *
  * It prints figures only; the targets line says whether they are met but the exit status does
  * not depend on timings. Exit status: 1 if a daemon does not start or dies, or a channel cannot
  * be connected or read; 2 on a usage error; else 0.
@@ -40,11 +54,14 @@
  * PR_SET_PDEATHSIG) and stopped with harness_stop(). With --no-repeater nothing would hold the
  * repeater port, so this process serves the repeater (see repeater_start()).
  *
+ * Every daemon gets a control socket in its row's folder (the default one is per host, and a
+ * daemon already on it, a test's or an operator's, would stop ours from starting).
+ *
  * Usage: bench-nodes [--nodes 100,300,1000] [--seconds S] [--warm-up S] [--quick] [--no-screen]
- *                    [--hostile]
+ *                    [--hostile] [--plant]
  * The daemon is $GUARDIAND, else guardiand next to this program, else build/bin/guardiand; the
- * systems are the systems/ folder beside its bin/ (else beside ours). Every wait is bounded in
- * time, every loop in count.
+ * systems are the systems/ folder beside its bin/ (else beside ours); guardsim is beside the
+ * daemon. Every wait is bounded in time, every loop in count.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -54,6 +71,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -88,6 +106,19 @@ extern char **environ;
 #define TARGET_RSS_MIB 100.0
 #define TARGET_P99_MS 2.0
 
+/* The plant row (issue 9). */
+#define PLANT_READS 20
+#define PLANT_WRITES 2
+#define PLANT_CHANGE "0.1"         /* guardsim --change: share of IN channels changed a tick */
+#define PLANT_RATE "16"            /* guardsim --rate */
+#define PLANT_CONNECT_TIMEOUT_S 30.0
+#define PLANT_POLL_S 0.05          /* the control socket's status while connecting */
+#define CTL_TIMEOUT_S 5.0          /* one status request */
+#define CTL_REPLY_BYTES 65536      /* a status without nodes is about 1 KiB */
+#define TARGET_PLANT_CPU_PCT 25.0
+#define TARGET_PLANT_RSS_MIB 150.0
+#define TARGET_PLANT_CONNECT_S 2.0
+
 /* ---- options and the run's context ---- */
 
 struct bench_opts {
@@ -98,11 +129,12 @@ struct bench_opts {
     bool quick;
     bool screen;        /* also the rows with a monitoring client */
     bool hostile;       /* also the rows with a hostile client */
+    bool plant;         /* also the rows with a plant over CA (guardsim) */
 };
 
 /* What besides the daemon runs in a row. */
-enum row_kind { ROW_PLAIN, ROW_SCREEN, ROW_HUGE, ROW_100K };
-static const char *const kind_name[] = {"-", "screen", "huge", "100k"};
+enum row_kind { ROW_PLAIN, ROW_SCREEN, ROW_HUGE, ROW_100K, ROW_PLANT };
+static const char *const kind_name[] = {"-", "screen", "huge", "100k", "plant"};
 
 /* The supervisor channels read, as X1:GUARDIAND-<suffix>. */
 enum sup_chan { SC_NODES, SC_LOOP_UTIL, SC_JITTER_P50, SC_JITTER_P99, SC_JITTER_MAX,
@@ -130,15 +162,26 @@ struct row {
     long pvs;                      /* from the ready line */
     double log_kib_per_s;          /* the daemon's stdout + stderr */
     double rss_growth;             /* KiB/s over the window: still filling its log rings? */
+    /* the plant row only */
+    long plant_ca;                 /* CA channels the daemon holds once connected */
+    double connect_s;              /* exec to every one connected, NAN if not in time */
+    long connected_end;            /* connected at the end of the window */
+    long connect_not_ok;           /* nodes whose CONNECT is not OK then (or not read) */
+    double puts_per_s;             /* plant writes in the window */
+    long put_failures;             /* ... and failures */
+    double sim_cpu_pct;            /* guardsim, % of one core */
+    long sim_rss_kb;
+    double ctl_ms;                 /* the slowest status reply while connecting */
 };
 
 struct bench {
     struct bench_opts o;
     char daemon[PATH_MAX];
     char systems[PATH_MAX];
+    char guardsim[PATH_MAX];    /* with --plant */
     int n_notes;
     char notes[MAX_NOTES][240]; /* odd things seen, printed at the end */
-    struct row rows[4 * MAX_COUNTS];
+    struct row rows[5 * MAX_COUNTS];
     int n_rows;
 };
 
@@ -212,43 +255,57 @@ static long file_size(const char *path)
 /* A point in time with the clocks a row is made of. */
 struct mark {
     double t, daemon_cpu, daemon_wait, self_cpu, host_busy;
+    double sim_cpu; /* guardsim's, 0 when the row has none */
     long log_bytes, rss_kb;
 };
 
-static struct mark mark_now(const harness_daemon *d)
+static struct mark mark_now(const harness_daemon *d, const harness_daemon *sim)
 {
     return (struct mark){.t = harness_now(), .daemon_cpu = harness_proc_cpu_s(d->pid),
                          .daemon_wait = proc_wait_s(d->pid), .self_cpu = harness_self_cpu_s(),
-                         .host_busy = host_busy_s(), .log_bytes = file_size(d->log_path),
+                         .host_busy = host_busy_s(),
+                         .sim_cpu = sim->pid > 0 ? harness_proc_cpu_s(sim->pid) : 0,
+                         .log_bytes = file_size(d->log_path),
                          .rss_kb = proc_status_kb(d->pid, "VmRSS:")};
 }
 
 /* ---- the daemon ---- */
 
-/* One daemon of one row, in its own temporary folder (configuration, log, database). */
+/* One daemon of one row, in its own temporary folder (configuration, log, database, control
+ * socket), and for a plant row the guardsim it reaches the plant through. */
 struct daemon_run {
     harness_daemon d;      /* pid, ports, log path: what harness_stop() needs */
+    harness_daemon sim;    /* guardsim: pid 0 and no log path when the row has none */
+    bool plant;
     char dir[200];         /* fits, with "/guardiand.log", in d.log_path */
     char config[256];
+    char ctl[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* the control socket */
     long nodes, failed, pvs; /* from the ready line */
+    double t0;             /* the daemon's exec */
     double start_s;
 };
 
 static void node_name(char *out, size_t size, long i) { snprintf(out, size, "BENCH%04ld", i + 1); }
 
-/* N bench nodes at 16 Hz, in the format of etc/guardiand.ini. */
+/* N bench nodes at 16 Hz, in the format of etc/guardiand.ini; for a plant row with their
+ * plant channels, and the plant searched at guardsim's port only. guardsim reads the same
+ * file (ifo, and each node's reads= and writes=). */
 static int write_config(const struct bench *b, const struct daemon_run *r, long nodes)
 {
     FILE *f = fopen(r->config, "wxe");
     if (!f)
         return -1;
     fprintf(f, "; bench-nodes: %ld bench nodes\n[guardiand]\nifo = %s\nsystems = %s\n"
-               "rate = 16\ndatabase = %s/bench.db\n",
-            nodes, IFO, b->systems, r->dir);
+               "rate = 16\ndatabase = %s/bench.db\ncontrol_socket = %s\n",
+            nodes, IFO, b->systems, r->dir, r->ctl);
+    if (r->plant)
+        fprintf(f, "plant_addr_list = 127.0.0.1:%d\nplant_auto_addr_list = no\n", r->sim.port);
     for (long i = 0; i < nodes; i++) {
         char name[32];
         node_name(name, sizeof name, i);
         fprintf(f, "\n[node %s]\nsystem = bench\n", name);
+        if (r->plant)
+            fprintf(f, "reads = %d\nwrites = %d\n", PLANT_READS, PLANT_WRITES);
     }
     bool bad = ferror(f);
     return fclose(f) == 0 && !bad ? 0 : -1;
@@ -268,11 +325,15 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
-/* The daemon's environment, built before fork(): ours without EPICS_*, then the server's
- * variables for 127.0.0.1 and the run's ports, as tests/lib/harness.c does. */
+/* A server's environment (the daemon's, guardsim's), built before fork(): ours without
+ * EPICS_*, then the server's variables for 127.0.0.1 and the run's ports, as
+ * tests/lib/harness.c does. The repeater port is the beacon port, where this process serves
+ * the repeater: the daemon's libca client (plant rows) registers there rather than trying to
+ * spawn a caRepeater, and guardsim's beacons reach the daemon through it. */
+#define ENV_VARS 7
 struct daemon_env {
     char **envp;
-    char vars[6][64];
+    char vars[ENV_VARS][64];
 };
 
 static int env_build(struct daemon_env *e, const harness_daemon *d)
@@ -280,7 +341,7 @@ static int env_build(struct daemon_env *e, const harness_daemon *d)
     size_t n = 0;
     while (environ[n])
         n++;
-    e->envp = calloc(n + 7, sizeof *e->envp);
+    e->envp = calloc(n + ENV_VARS + 1, sizeof *e->envp);
     if (!e->envp)
         return -1;
     size_t k = 0;
@@ -293,19 +354,20 @@ static int env_build(struct daemon_env *e, const harness_daemon *d)
     snprintf(e->vars[3], 64, "EPICS_CAS_SERVER_PORT=%d", d->port);
     snprintf(e->vars[4], 64, "EPICS_CA_SERVER_PORT=%d", d->port);
     snprintf(e->vars[5], 64, "EPICS_CAS_BEACON_PORT=%d", d->beacon_port);
-    for (int i = 0; i < 6; i++)
+    snprintf(e->vars[6], 64, "EPICS_CA_REPEATER_PORT=%d", d->beacon_port);
+    for (int i = 0; i < ENV_VARS; i++)
         e->envp[k++] = e->vars[i];
     e->envp[k] = NULL;
     return 0;
 }
 
-/* fork + exec the daemon, its output to log_fd. Returns the pid or -1. */
-static pid_t daemon_spawn(const struct bench *b, const struct daemon_run *r, int log_fd)
+/* fork + exec a server (argv[0]: the daemon or guardsim) with d's ports, its output to
+ * log_fd. Returns the pid or -1. */
+static pid_t server_spawn(const char *const *argv, const harness_daemon *d, int log_fd)
 {
     struct daemon_env env;
-    if (env_build(&env, &r->d) != 0)
+    if (env_build(&env, d) != 0)
         return -1;
-    const char *argv[] = {b->daemon, "--config", r->config, "--no-repeater", NULL};
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) { /* async-signal-safe calls only */
@@ -319,7 +381,7 @@ static pid_t daemon_spawn(const struct bench *b, const struct daemon_run *r, int
         dup2(log_fd, STDERR_FILENO);
         close_range(3, ~0u, 0);
         execve(argv[0], (char *const *)argv, env.envp);
-        static const char msg[] = "bench-nodes: cannot execute the daemon\n";
+        static const char msg[] = "bench-nodes: cannot execute the program\n";
         ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1); /* into the log */
         (void)ignored;
         _exit(127);
@@ -328,16 +390,17 @@ static pid_t daemon_spawn(const struct bench *b, const struct daemon_run *r, int
     return pid;
 }
 
-/* Reads the log as it grows, line by line across reads, looking for the ready line. */
+/* Reads a log as it grows, line by line across reads, looking for a ready line. */
 struct log_reader {
     int fd;
-    char line[512]; /* longer lines are cut: the ready line is short */
+    char line[512]; /* longer lines are cut: ready lines are short */
     size_t len;
 };
 
 /* "guardiand: ready: ca port %u (tcp %u), %u nodes (%d failed), %zu PVs" (supervisor/main.c) */
-static bool parse_ready(struct daemon_run *r, const char *line)
+static bool parse_ready(void *arg, const char *line)
 {
+    struct daemon_run *r = arg;
     if (strncmp(line, "guardiand: ready:", 17) != 0)
         return false;
     if (sscanf(line, "guardiand: ready: ca port %*u (tcp %*u), %ld nodes (%ld failed), %ld PVs",
@@ -346,11 +409,18 @@ static bool parse_ready(struct daemon_run *r, const char *line)
     return true;
 }
 
-static bool log_ready(struct daemon_run *r, struct log_reader *lr)
+/* "guardsim: ready: N channels on port P" (sim/guardsim.c) */
+static bool parse_sim_ready(void *arg, const char *line)
+{
+    (void)arg;
+    return strncmp(line, "guardsim: ready:", 16) == 0;
+}
+
+static bool log_ready(struct log_reader *lr, bool (*ready)(void *, const char *), void *arg)
 {
     char buf[16384];
     ssize_t n;
-    /* Bounded: a daemon logging faster than we read must not keep us here. */
+    /* Bounded: a server logging faster than we read must not keep us here. */
     for (int reads = 0; reads < 4096 && (n = read(lr->fd, buf, sizeof buf)) > 0; reads++)
         for (ssize_t i = 0; i < n; i++) {
             if (buf[i] != '\n') {
@@ -360,43 +430,50 @@ static bool log_ready(struct daemon_run *r, struct log_reader *lr)
             }
             lr->line[lr->len] = '\0';
             lr->len = 0;
-            if (parse_ready(r, lr->line))
+            if (ready(arg, lr->line))
                 return true;
         }
     return false;
 }
 
-/* Wait (bounded) for the ready line. Returns 0, or -1 with the daemon killed and reaped. */
-static int daemon_wait_ready(struct daemon_run *r, double t0)
+struct client;
+static void repeater_serve(struct client *c, double seconds);
+
+/* Wait (bounded) for d's ready line, as ready() recognises it, serving c's repeater: a plant
+ * row's daemon starts libca before it is ready. Returns 0, or -1 with the server killed and
+ * reaped (and its log's tail printed). */
+static int server_wait_ready(harness_daemon *d, const char *what, struct client *c,
+                             bool (*ready)(void *, const char *), void *arg, double t0)
 {
-    struct log_reader lr = {.fd = open(r->d.log_path, O_RDONLY | O_CLOEXEC)};
-    bool ready = false;
-    while (lr.fd >= 0 && !(ready = log_ready(r, &lr)) && harness_alive(&r->d) &&
+    struct log_reader lr = {.fd = open(d->log_path, O_RDONLY | O_CLOEXEC)};
+    bool is_ready = false;
+    while (lr.fd >= 0 && !(is_ready = log_ready(&lr, ready, arg)) && harness_alive(d) &&
            harness_now() - t0 < READY_TIMEOUT_S)
-        harness_sleep(0.01);
+        repeater_serve(c, 0.01);
     if (lr.fd >= 0)
         close(lr.fd);
-    r->start_s = harness_now() - t0;
-    if (ready)
+    if (is_ready)
         return 0;
-    fprintf(stderr, "bench-nodes: the daemon %s\n",
-            r->d.pid > 0 ? "was not ready in time" : "exited before it was ready");
-    if (r->d.pid > 0) {
-        kill(r->d.pid, SIGKILL);
-        waitpid(r->d.pid, &r->d.status, 0);
-        r->d.pid = 0;
+    fprintf(stderr, "bench-nodes: %s %s\n", what,
+            d->pid > 0 ? "was not ready in time" : "exited before it was ready");
+    if (d->pid > 0) {
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, &d->status, 0);
+        d->pid = 0;
     }
-    harness_stop(&r->d, STOP_TIMEOUT_S); /* prints the log's tail: the daemon's reason */
+    harness_stop(d, STOP_TIMEOUT_S); /* prints the log's tail: the server's reason */
     return -1;
 }
 
-/* Folder, configuration, ports, then the daemon; 0 once it is ready. */
-static int daemon_start(const struct bench *b, struct daemon_run *r, long nodes)
+/* Folder, ports and configuration of a row; nothing started yet. 0, or -1 with a message. */
+static int daemon_prepare(const struct bench *b, struct daemon_run *r, long nodes, bool plant)
 {
     memset(r, 0, sizeof *r);
+    r->plant = plant;
     const char *tmp = getenv("TMPDIR");
     int len = snprintf(r->dir, sizeof r->dir, "%s/bench-nodes.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (len < 0 || (size_t)len >= sizeof r->dir) {
+    /* The control socket's path is the longest: it must fit in sun_path. */
+    if (len < 0 || (size_t)len + sizeof "/ctl.sock" > sizeof r->ctl) {
         fprintf(stderr, "bench-nodes: $TMPDIR is too long\n");
         return -1;
     }
@@ -405,28 +482,74 @@ static int daemon_start(const struct bench *b, struct daemon_run *r, long nodes)
         return -1;
     }
     snprintf(r->config, sizeof r->config, "%s/guardiand.ini", r->dir);
+    if (snprintf(r->ctl, sizeof r->ctl, "%s/ctl.sock", r->dir) >= (int)sizeof r->ctl) {
+        remove_dir(r->dir); /* cannot happen (checked above): for the compiler */
+        return -1;
+    }
     snprintf(r->d.log_path, sizeof r->d.log_path, "%s/guardiand.log", r->dir);
-    int log_fd = -1;
-    if (write_config(b, r, nodes) != 0 ||
-        (log_fd = open(r->d.log_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
-        perror("bench-nodes: configuration or log file");
-        remove_dir(r->dir);
-        return -1;
-    }
-    if (harness_free_ports(&r->d.port, &r->d.beacon_port) != 0) {
+    int unused_beacon;
+    if (harness_free_ports(&r->d.port, &r->d.beacon_port) != 0 ||
+        (plant && harness_free_ports(&r->sim.port, &unused_beacon) != 0)) {
         fprintf(stderr, "bench-nodes: no free port on 127.0.0.1\n");
-        close(log_fd);
         remove_dir(r->dir);
         return -1;
     }
-    double t0 = harness_now();
-    r->d.pid = daemon_spawn(b, r, log_fd);
+    /* guardsim beacons to the host's repeater, which this process serves for the daemon. */
+    r->sim.beacon_port = r->d.beacon_port;
+    if (plant)
+        snprintf(r->sim.log_path, sizeof r->sim.log_path, "%s/guardsim.log", r->dir);
+    if (write_config(b, r, nodes) != 0) {
+        perror("bench-nodes: configuration file");
+        remove_dir(r->dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* Start one server of the row, its output to a new log_path, and wait for its ready line.
+ * Returns 0, or -1 with the server not running. */
+static int server_start(harness_daemon *d, const char *const *argv, const char *what,
+                        struct client *c, bool (*ready)(void *, const char *), void *arg,
+                        double *t0)
+{
+    int log_fd = open(d->log_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (log_fd < 0) {
+        perror("bench-nodes: log file");
+        return -1;
+    }
+    *t0 = harness_now();
+    d->pid = server_spawn(argv, d, log_fd);
     close(log_fd);
-    if (r->d.pid <= 0 || daemon_wait_ready(r, t0) != 0) {
-        r->d.pid = 0;
+    if (d->pid <= 0) {
+        d->pid = 0;
+        fprintf(stderr, "bench-nodes: cannot start %s\n", what);
+        return -1;
+    }
+    return server_wait_ready(d, what, c, ready, arg, *t0);
+}
+
+/* For a plant row guardsim first, serving the plant channels of the same file; then the
+ * daemon. 0 once both are ready; -1 with neither running and the folder removed. */
+static int daemon_start(const struct bench *b, struct daemon_run *r, struct client *c)
+{
+    char sim_port[16];
+    snprintf(sim_port, sizeof sim_port, "%d", r->sim.port);
+    const char *sim_argv[] = {b->guardsim, "--config", r->config, "--port", sim_port,
+                              "--change", PLANT_CHANGE, "--rate", PLANT_RATE, "--quiet", NULL};
+    const char *argv[] = {b->daemon, "--config", r->config, "--no-repeater", NULL};
+    double sim_t0;
+    if (r->plant &&
+        server_start(&r->sim, sim_argv, "guardsim", c, parse_sim_ready, NULL, &sim_t0) != 0) {
         remove_dir(r->dir);
         return -1;
     }
+    if (server_start(&r->d, argv, "the daemon", c, parse_ready, r, &r->t0) != 0) {
+        if (r->plant)
+            harness_stop(&r->sim, STOP_TIMEOUT_S);
+        remove_dir(r->dir);
+        return -1;
+    }
+    r->start_s = harness_now() - r->t0;
     return 0;
 }
 
@@ -458,7 +581,8 @@ static void daemon_log_notes(struct bench *b, const struct daemon_run *r, const 
         note(b, "%s: the daemon logged %ld line(s) of its own, first: %s", row, odd, first);
 }
 
-/* SIGTERM, reap, note a bad exit, remove the folder. */
+/* SIGTERM, reap, note a bad exit; guardsim after the daemon (its nodes would see the plant
+ * go first otherwise); remove the folder. */
 static void daemon_finish(struct bench *b, struct daemon_run *r, const char *row)
 {
     daemon_log_notes(b, r, row);
@@ -466,6 +590,13 @@ static void daemon_finish(struct bench *b, struct daemon_run *r, const char *row
     int code = harness_stop(&r->d, STOP_TIMEOUT_S);
     if (!alive || code != 0)
         note(b, "%s: daemon %s (exit status %d)", row, alive ? "stopped badly" : "died", code);
+    if (r->plant) {
+        alive = harness_alive(&r->sim);
+        code = harness_stop(&r->sim, STOP_TIMEOUT_S);
+        if (!alive || code != 0)
+            note(b, "%s: guardsim %s (exit status %d)", row, alive ? "stopped badly" : "died",
+                 code);
+    }
     remove_dir(r->dir);
 }
 
@@ -548,13 +679,11 @@ static void repeater_start(struct bench *b, struct client *c, const struct daemo
         note(b, "no repeater in bench-nodes (%s): libca may try to spawn caRepeater", err);
 }
 
-/* The repeater, the context, the supervisor channels, and a subscription to LOOP_UTIL (its
- * updates, once a second, are averaged over the window rather than trusting the last second
- * alone). */
-static int client_start(struct bench *b, struct client *c, const struct daemon_run *r)
+/* The context, the supervisor channels, and a subscription to LOOP_UTIL (its updates, once a
+ * second, are averaged over the window rather than trusting the last second alone). The
+ * repeater was started before the daemon (repeater_start). */
+static int client_start(struct client *c, const struct daemon_run *r)
 {
-    memset(c, 0, sizeof *c);
-    repeater_start(b, c, r);
     int st = harness_ca_context(&r->d);
     if (st != ECA_NORMAL) {
         fprintf(stderr, "bench-nodes: ca_context_create: %s\n", ca_message(st));
@@ -693,6 +822,189 @@ repeater:
         ev_loop_destroy(c->loop);
 }
 
+/* ---- the plant row: the daemon's control socket, and its nodes' CONNECT ---- */
+
+/* Read exactly n bytes before the deadline. */
+static bool recv_exact(int fd, void *buf, size_t n, double deadline)
+{
+    size_t got = 0;
+    while (got < n) {
+        int ms = (int)((deadline - harness_now()) * 1000);
+        struct pollfd p = {fd, POLLIN, 0};
+        if (ms <= 0 || poll(&p, 1, ms) <= 0)
+            return false;
+        ssize_t k = recv(fd, (char *)buf + got, n - got, MSG_DONTWAIT);
+        if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR))
+            return false;
+        if (k > 0)
+            got += (size_t)k;
+    }
+    return true;
+}
+
+/* One `status` request on the daemon's control socket (supervisor/ctl.h: each way a 4-byte
+ * big-endian length, then a JSON object), on a connection of its own, as guardctl makes.
+ * The reply's text goes to out, NUL-terminated. Returns 0, or -1: no answer within
+ * CTL_TIMEOUT_S, or a reply longer than out. */
+static int ctl_status(const char *path, char *out, size_t size)
+{
+    static const char req[] = "{\"cmd\":\"status\"}";
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    uint8_t frame[4 + sizeof req - 1];
+    uint32_t len = sizeof req - 1;
+    frame[0] = (uint8_t)(len >> 24), frame[1] = (uint8_t)(len >> 16);
+    frame[2] = (uint8_t)(len >> 8), frame[3] = (uint8_t)len;
+    memcpy(frame + 4, req, len);
+    double deadline = harness_now() + CTL_TIMEOUT_S;
+    uint8_t hdr[4];
+    int rc = -1;
+    /* Connected at once or refused: a Unix socket's connect() does not wait. The request is
+     * far smaller than any socket buffer, so one send() takes it whole. */
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        send(fd, frame, sizeof frame, MSG_NOSIGNAL) != (ssize_t)sizeof frame ||
+        !recv_exact(fd, hdr, 4, deadline))
+        goto out;
+    len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+    if (len >= size || !recv_exact(fd, out, len, deadline))
+        goto out;
+    out[len] = '\0';
+    rc = 0;
+out:
+    close(fd);
+    return rc;
+}
+
+/* The number after "key": in JSON text, or -1. Enough for the flat object supervisor.plant;
+ * the benchmarks do not link jansson. */
+static long json_long(const char *text, const char *key)
+{
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\"", key);
+    const char *p = strstr(text, pattern);
+    if (!p)
+        return -1;
+    p += strlen(pattern);
+    while (*p == ' ')
+        p++;
+    if (*p++ != ':')
+        return -1;
+    char *end;
+    long v = strtol(p, &end, 10);
+    return end == p ? -1 : v;
+}
+
+/* supervisor.plant of `guardctl status`: {channels, ca, ca_connected, local, simulated, puts,
+ * put_failures}. */
+struct plant_status {
+    long ca, connected, puts, put_failures;
+};
+
+/* The daemon's plant counts, and how long the request took (ms). Returns 0, or -1. */
+static int plant_status(const struct daemon_run *r, struct plant_status *ps, double *ms)
+{
+    static char text[CTL_REPLY_BYTES];
+    double t = harness_now();
+    if (ctl_status(r->ctl, text, sizeof text) != 0)
+        return -1;
+    *ms = (harness_now() - t) * 1e3;
+    /* Only inside "plant": {...}; the reply has other keys of these names ("ca": the server). */
+    char *plant = strstr(text, "\"plant\"");
+    char *end = plant ? strchr(plant, '}') : NULL;
+    if (!end)
+        return -1;
+    *end = '\0';
+    *ps = (struct plant_status){json_long(plant, "ca"), json_long(plant, "ca_connected"),
+                                json_long(plant, "puts"), json_long(plant, "put_failures")};
+    return ps->ca < 0 || ps->connected < 0 || ps->puts < 0 || ps->put_failures < 0 ? -1 : 0;
+}
+
+/* Serve the repeater (for the daemon's libca) for `seconds`, before our CA context exists. */
+static void repeater_serve(struct client *c, double seconds)
+{
+    double deadline = harness_now() + seconds;
+    do {
+        if (c->loop)
+            ev_run(c->loop, EVRUN_NOWAIT);
+        harness_sleep(0.005);
+    } while (harness_now() < deadline);
+}
+
+/* From the ready line on, the daemon's plant counts every PLANT_POLL_S until its CA channels
+ * are as many as the nodes name and all connected, at most PLANT_CONNECT_TIMEOUT_S after its
+ * exec. row->connect_s is when the reply saying so came (the truth lies up to PLANT_POLL_S
+ * before), NAN if that never came. */
+static void plant_wait_connected(struct bench *b, struct daemon_run *r, struct client *c,
+                                 struct row *row, const char *label)
+{
+    long want = row->nodes * (PLANT_READS + PLANT_WRITES);
+    struct plant_status ps = {-1, -1, -1, -1};
+    long failed = 0;
+    row->connect_s = NAN;
+    while (harness_now() - r->t0 < PLANT_CONNECT_TIMEOUT_S && harness_alive(&r->d)) {
+        double t = harness_now(), ms;
+        if (plant_status(r, &ps, &ms) != 0) {
+            failed++;
+        } else {
+            row->ctl_ms = fmax(row->ctl_ms, ms);
+            if (ps.ca == want && ps.connected == want) {
+                row->connect_s = harness_now() - r->t0;
+                break;
+            }
+        }
+        repeater_serve(c, fmax(0, t + PLANT_POLL_S - harness_now()));
+    }
+    row->plant_ca = ps.ca;
+    if (isnan(row->connect_s))
+        note(b, "%s: the plant channels did not all connect within %.0f s: %ld of %ld "
+                "(%ld named by the nodes)", label, PLANT_CONNECT_TIMEOUT_S, ps.connected, ps.ca,
+             want);
+    if (failed)
+        note(b, "%s: %ld status request(s) to the control socket failed", label, failed);
+}
+
+/* Every node's CONNECT, read once over CA: how many are not OK (state 0), unread ones
+ * included. -1 if out of memory. */
+static long nodes_not_connected(long nodes)
+{
+    size_t n = (size_t)nodes;
+    const size_t slot = 64;
+    char *text = malloc(n * slot);
+    const char **names = malloc(n * sizeof *names);
+    chid *chans = calloc(n, sizeof *chans);
+    dbr_enum_t *state = malloc(n * sizeof *state);
+    long bad = -1;
+    if (!text || !names || !chans || !state)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        char node[32];
+        node_name(node, sizeof node, (long)i);
+        names[i] = text + i * slot;
+        snprintf(text + i * slot, slot, "%s:GRD-%s_CONNECT", IFO, node);
+        state[i] = 0xFFFF; /* not read */
+    }
+    harness_ca_connect(chans, names, n, CA_TIMEOUT_S);
+    for (size_t i = 0; i < n; i++)
+        if (chans[i] && ca_state(chans[i]) == cs_conn)
+            ca_array_get(DBR_ENUM, 1, chans[i], &state[i]);
+    ca_pend_io(CA_TIMEOUT_S);
+    bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += state[i] != 0;
+out:
+    for (size_t i = 0; chans && i < n; i++)
+        if (chans[i])
+            ca_clear_channel(chans[i]);
+    free(state);
+    free(chans);
+    free(names);
+    free(text);
+    return bad;
+}
+
 /* ---- one row ---- */
 
 /* Warm up, then the window: supervisor channels at both ends, clocks around it. */
@@ -707,14 +1019,22 @@ static int measure(const struct bench *b, struct daemon_run *r, struct client *c
         return -1;
     long updates0 = c->updates;
     c->util_counting = true;
-    struct mark m0 = mark_now(&r->d);
-    if (row->kind >= ROW_HUGE && (*hostile = hostile_start(r, row->kind)) < 0) {
+    struct plant_status ps0, ps1;
+    double ms;
+    if (row->kind == ROW_PLANT && plant_status(r, &ps0, &ms) != 0) {
+        fprintf(stderr, "bench-nodes: no status from the control socket %s\n", r->ctl);
+        return -1;
+    }
+    struct mark m0 = mark_now(&r->d, &r->sim);
+    bool is_hostile = row->kind == ROW_HUGE || row->kind == ROW_100K;
+    if (is_hostile && (*hostile = hostile_start(r, row->kind)) < 0) {
         fprintf(stderr, "bench-nodes: the hostile client could not subscribe\n");
         return -1;
     }
     client_pump(c, NULL, NULL, b->o.seconds);
-    struct mark m1 = mark_now(&r->d);
+    struct mark m1 = mark_now(&r->d, &r->sim);
     c->util_counting = false;
+    row->sim_rss_kb = r->plant ? proc_status_kb(r->sim.pid, "VmRSS:") : 0;
     if (read_sup(c, row->sup) != 0)
         return -1;
     row->rss_kb = proc_status_kb(r->d.pid, "VmRSS:");
@@ -727,7 +1047,9 @@ static int measure(const struct bench *b, struct daemon_run *r, struct client *c
     row->cpu_pct = 100.0 * (m1.daemon_cpu - m0.daemon_cpu) / s;
     row->wait_pct = 100.0 * (m1.daemon_wait - m0.daemon_wait) / s;
     row->self_pct = 100.0 * (m1.self_cpu - m0.self_cpu) / s;
-    row->other_pct = 100.0 * (m1.host_busy - m0.host_busy) / s - row->cpu_pct - row->self_pct;
+    row->sim_cpu_pct = 100.0 * (m1.sim_cpu - m0.sim_cpu) / s;
+    row->other_pct = 100.0 * (m1.host_busy - m0.host_busy) / s - row->cpu_pct - row->self_pct -
+                     row->sim_cpu_pct;
     row->overruns = row->sup[SC_OVERRUNS] - v0[SC_OVERRUNS];
     row->skipped = row->sup[SC_SKIPPED] - v0[SC_SKIPPED];
     row->util_mean = c->util_n ? c->util_sum / (double)c->util_n : NAN;
@@ -735,6 +1057,20 @@ static int measure(const struct bench *b, struct daemon_run *r, struct client *c
     row->subscriptions = (long)c->n_chans;
     row->log_kib_per_s = (double)(m1.log_bytes - m0.log_bytes) / 1024.0 / s;
     row->rss_growth = (double)(m1.rss_kb - m0.rss_kb) / s;
+    if (row->kind != ROW_PLANT)
+        return 0;
+    /* After the window's figures: these requests cost the daemon something too. */
+    if (plant_status(r, &ps1, &ms) != 0) {
+        fprintf(stderr, "bench-nodes: no status from the control socket %s\n", r->ctl);
+        return -1;
+    }
+    row->connected_end = ps1.connected;
+    row->puts_per_s = (double)(ps1.puts - ps0.puts) / s;
+    row->put_failures = ps1.put_failures - ps0.put_failures;
+    if ((row->connect_not_ok = nodes_not_connected(row->nodes)) < 0) {
+        fprintf(stderr, "bench-nodes: out of memory\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -877,17 +1213,26 @@ static int run_row(struct bench *b, long nodes, enum row_kind kind)
     snprintf(label, sizeof label, "%ld nodes%s%s", nodes, kind ? " + " : "",
              kind ? kind_name[kind] : "");
     struct daemon_run r;
-    if (daemon_start(b, &r, nodes) != 0) {
+    struct client c = {0};
+    if (daemon_prepare(b, &r, nodes, kind == ROW_PLANT) != 0) {
+        fprintf(stderr, "bench-nodes: %s: no folder or ports for the daemon\n", label);
+        return -1;
+    }
+    /* The repeater before the servers: the daemon's libca registers with it at once. */
+    repeater_start(b, &c, &r);
+    if (daemon_start(b, &r, &c) != 0) {
         fprintf(stderr, "bench-nodes: %s: the daemon did not start\n", label);
+        client_finish(b, &c, label);
         return -1;
     }
     row->start_s = r.start_s;
     row->pvs = r.pvs;
     if (r.nodes != nodes || r.failed != 0)
         note(b, "%s: the ready line says %ld nodes (%ld failed)", label, r.nodes, r.failed);
-    struct client c = {0};
+    if (kind == ROW_PLANT)
+        plant_wait_connected(b, &r, &c, row, label);
     int rc = -1, hostile = -1;
-    if (client_start(b, &c, &r) == 0 && (kind != ROW_SCREEN || screen_start(&c, nodes) == 0))
+    if (client_start(&c, &r) == 0 && (kind != ROW_SCREEN || screen_start(&c, nodes) == 0))
         rc = measure(b, &r, &c, row, &hostile);
     client_finish(b, &c, label);
     daemon_finish(b, &r, label);
@@ -935,6 +1280,10 @@ static void print_header(const struct bench *b)
            b->o.warm_up, b->o.seconds, SUP_PREFIX,
            b->o.warm_up + b->o.seconds < 16 ? ", so they include the daemon's first ticks" : "",
            SUP_PREFIX);
+    if (b->o.plant)
+        printf("  plant: each node also reads %d and writes %d plant channels over CA, served by\n"
+               "  guardsim (--change %s --rate %s); the warm-up starts once all are connected.\n",
+               PLANT_READS, PLANT_WRITES, PLANT_CHANGE, PLANT_RATE);
     printf("  %6s  %-6s %6s %7s %8s %8s %7s %7s %7s %9s %8s %7s\n", "nodes", "client", "CPU %",
            "dwait %", "RSS MiB", "HWM MiB", "p50 ms", "p99 ms", "max ms", "overruns", "skipped",
            "util %");
@@ -945,7 +1294,8 @@ static void print_details(const struct bench *b)
     printf("\nDetails: start = exec to ready line; RSS +KiB/s: its growth over the window; log =\n"
            "the daemon's stdout+stderr (node log lines); updates/s: monitor updates the screen\n"
            "received; client: this process's CPU (libca threads included); other: CPU used by\n"
-           "everything else on the host during the window. CPU in %% of one core.\n");
+           "everything else on the host during the window (guardsim's apart: see the plant\n"
+           "rows). CPU in %% of one core.\n");
     printf("  %6s  %-6s %7s %7s %10s %9s %6s %10s %8s %8s\n", "nodes", "client", "start s",
            "PVs", "RSS +KiB/s", "log KiB/s", "subs", "updates/s", "client %", "other %");
     for (int i = 0; i < b->n_rows; i++) {
@@ -953,6 +1303,36 @@ static void print_details(const struct bench *b)
         printf("  %6ld  %-6s %7.2f %7ld %10.0f %9.1f %6ld %10.0f %8.1f %8.1f\n", r->nodes,
                kind_name[r->kind], r->start_s, r->pvs, r->rss_growth, r->log_kib_per_s,
                r->subscriptions, r->updates_per_s, r->self_pct, r->other_pct);
+    }
+}
+
+/* The plant rows' own figures. */
+static void print_plant(const struct bench *b)
+{
+    if (!b->o.plant)
+        return;
+    printf("\nPlant rows: CA = plant channels the daemon holds (%d read + %d written a node);\n"
+           "connect = the daemon's exec to all of them connected (control socket status, polled\n"
+           "every %.0f ms from the ready line: none is seen earlier), and the same from the ready\n"
+           "line; status ms: its slowest reply meanwhile; at the window's end: channels\n"
+           "connected, nodes whose CONNECT is not OK; in the window: plant writes/s and refused\n"
+           "ones, guardsim's CPU (%% of one core) and RSS.\n",
+           PLANT_READS, PLANT_WRITES, PLANT_POLL_S * 1e3);
+    printf("  %6s %7s %9s %11s %9s %9s %7s %8s %6s %8s %8s\n", "nodes", "CA", "connect s",
+           "after ready", "status ms", "connected", "not OK", "writes/s", "failed", "sim CPU%",
+           "sim MiB");
+    for (int i = 0; i < b->n_rows; i++) {
+        const struct row *r = &b->rows[i];
+        if (r->kind != ROW_PLANT)
+            continue;
+        char connect[16] = "-", after[16] = "-"; /* not connected within the time allowed */
+        if (!isnan(r->connect_s)) {
+            snprintf(connect, sizeof connect, "%.2f", r->connect_s);
+            snprintf(after, sizeof after, "%.2f", r->connect_s - r->start_s);
+        }
+        printf("  %6ld %7ld %9s %11s %9.1f %9ld %7ld %8.0f %6ld %8.1f %8.1f\n", r->nodes,
+               r->plant_ca, connect, after, r->ctl_ms, r->connected_end, r->connect_not_ok,
+               r->puts_per_s, r->put_failures, r->sim_cpu_pct, (double)r->sim_rss_kb / 1024.0);
     }
 }
 
@@ -966,7 +1346,7 @@ static void print_targets(const struct bench *b)
     bool any = false;
     for (int i = 0; i < b->n_rows; i++) {
         const struct row *r = &b->rows[i];
-        if (r->nodes != TARGET_NODES || r->kind > ROW_SCREEN)
+        if (r->nodes != TARGET_NODES || (r->kind != ROW_PLAIN && r->kind != ROW_SCREEN))
             continue;
         any = true;
         double mib = (double)r->rss_kb / 1024.0, p99 = r->sup[SC_JITTER_P99];
@@ -977,6 +1357,26 @@ static void print_targets(const struct bench *b)
     }
     if (!any)
         printf("  not measured (no %ld-node row)\n", TARGET_NODES);
+    if (!b->o.plant)
+        return;
+    printf("Targets of the plant row at %ld nodes (issue 9): CPU <= %.0f %%, RSS <= %.0f MiB, "
+           "jitter p99 <= %.0f ms, all connected <= %.0f s after start\n",
+           TARGET_NODES, TARGET_PLANT_CPU_PCT, TARGET_PLANT_RSS_MIB, TARGET_P99_MS,
+           TARGET_PLANT_CONNECT_S);
+    any = false;
+    for (int i = 0; i < b->n_rows; i++) {
+        const struct row *r = &b->rows[i];
+        if (r->nodes != TARGET_NODES || r->kind != ROW_PLANT)
+            continue;
+        any = true;
+        double mib = (double)r->rss_kb / 1024.0, p99 = r->sup[SC_JITTER_P99];
+        printf("  %-15s CPU %.1f %% (%s), RSS %.1f MiB (%s), p99 %.3f ms (%s), connect %.2f s "
+               "(%s)\n", "plant:", r->cpu_pct, met(r->cpu_pct <= TARGET_PLANT_CPU_PCT), mib,
+               met(mib <= TARGET_PLANT_RSS_MIB), p99, met(p99 <= TARGET_P99_MS), r->connect_s,
+               met(r->connect_s <= TARGET_PLANT_CONNECT_S)); /* NAN: missed */
+    }
+    if (!any)
+        printf("  not measured (no %ld-node plant row)\n", TARGET_NODES);
 }
 
 static void print_notes(const struct bench *b)
@@ -992,13 +1392,14 @@ static void print_notes(const struct bench *b)
 static void usage(FILE *f)
 {
     fputs("usage: bench-nodes [--nodes N[,N...]] [--seconds S] [--warm-up S] [--quick] "
-          "[--no-screen] [--hostile]\n"
+          "[--no-screen] [--hostile] [--plant]\n"
           "  --nodes      node counts, one row each (default 100,300,1000)\n"
           "  --seconds    the measurement window (default 10)\n"
           "  --warm-up    seconds between the ready line and the window (default 2)\n"
           "  --quick      a smoke test: 3 s windows, 100 and 300 nodes (unless given)\n"
           "  --no-screen  skip the rows with a client monitoring every node\n"
-          "  --hostile    add the rows with a hostile client (huge counts; 100k monitors)\n",
+          "  --hostile    add the rows with a hostile client (huge counts; 100k monitors)\n"
+          "  --plant      add the rows with a plant over CA (guardsim; 20 reads, 2 writes each)\n",
           f);
 }
 
@@ -1021,7 +1422,7 @@ static int parse_counts(struct bench_opts *o, const char *text)
 /* Returns 0 to run, 1 to exit 0 (help), -1 to exit 2. */
 static int parse_options(int argc, char **argv, struct bench_opts *o)
 {
-    enum { O_NODES = 256, O_SECONDS, O_WARM_UP, O_QUICK, O_NO_SCREEN, O_HOSTILE };
+    enum { O_NODES = 256, O_SECONDS, O_WARM_UP, O_QUICK, O_NO_SCREEN, O_HOSTILE, O_PLANT };
     static const struct option longopts[] = {
         {"nodes", required_argument, NULL, O_NODES},
         {"seconds", required_argument, NULL, O_SECONDS},
@@ -1029,6 +1430,7 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
         {"quick", no_argument, NULL, O_QUICK},
         {"no-screen", no_argument, NULL, O_NO_SCREEN},
         {"hostile", no_argument, NULL, O_HOSTILE},
+        {"plant", no_argument, NULL, O_PLANT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1064,6 +1466,7 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
         case O_QUICK: o->quick = true; break;
         case O_NO_SCREEN: o->screen = false; break;
         case O_HOSTILE: o->hostile = true; break;
+        case O_PLANT: o->plant = true; break;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return -1;
         }
@@ -1116,6 +1519,14 @@ static int find_paths(struct bench *b)
         fprintf(stderr, "bench-nodes: no systems folder beside %s or %s\n", b->daemon, exe);
         return -1;
     }
+    /* guardsim: in the daemon's bin folder, as make builds them. */
+    slash = strrchr(b->daemon, '/');
+    snprintf(b->guardsim, sizeof b->guardsim, "%.*s/guardsim", (int)(slash - b->daemon), b->daemon);
+    if (b->o.plant && access(b->guardsim, X_OK) != 0) {
+        fprintf(stderr, "bench-nodes: --plant: no guardsim at %s (build it with make)\n",
+                b->guardsim);
+        return -1;
+    }
     return 0;
 }
 
@@ -1140,8 +1551,11 @@ int main(int argc, char **argv)
             failed += run_row(&b, b.o.nodes[i], ROW_HUGE) != 0;
             failed += run_row(&b, b.o.nodes[i], ROW_100K) != 0;
         }
+        if (b.o.plant)
+            failed += run_row(&b, b.o.nodes[i], ROW_PLANT) != 0;
     }
     print_details(&b);
+    print_plant(&b);
     print_targets(&b);
     print_notes(&b);
     printf("\nTotal time %.1f s%s\n", harness_now() - t0,
