@@ -619,17 +619,19 @@ static void clear_ca(plant_chan *ch)
     ch->sub = NULL;
     flush_soon(p);
     if (ch->pending_puts) {
+        /* Off the done list first (puts whose callbacks came in this very
+         * poll, when a hook of apply_arrived closes the channel), then
+         * freed. */
+        for (struct put **pp = &p->done; *pp;)
+            if ((*pp)->ch == ch)
+                *pp = (*pp)->done_next;
+            else
+                pp = &(*pp)->done_next;
         struct put *pt, *tmp;
         HASH_ITER(hh, p->puts, pt, tmp) if (pt->ch == ch) {
             HASH_DEL(p->puts, pt);
             free(pt);
         }
-        /* And any on the done list (callbacks of this very poll). */
-        for (struct put **pp = &p->done; *pp;)
-            if ((*pp)->ch == ch)
-                *pp = (*pp)->done_next; /* freed above */
-            else
-                pp = &(*pp)->done_next;
         ch->pending_puts = 0;
     }
     ch->kind = K_NONE;
