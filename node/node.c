@@ -337,41 +337,41 @@ int node_reload(node *n, node_system *sys, char *err, size_t errlen)
     return NODE_OK;
 }
 
+/* An error from outside the node's code: conn says a lost connection caused
+ * it (ERROR=Connect, which clears itself: engine.c). The first error held is
+ * the one shown; every one is logged. */
+static void fail_from_outside(node *n, bool conn, const char *fmt, va_list ap)
+{
+    char msg[NODE_MSG_MAX];
+    node_format(msg, sizeof(msg), fmt, ap);
+    node_log(n, "ERROR%s: %s", conn ? " (Connect)" : "", msg);
+    if (n->error)
+        return;
+    snprintf(n->err_msg, sizeof(n->err_msg), "%s", msg);
+    n->error = true;
+    n->conn_error = conn;
+    n->done = false;
+    node_publish(n);
+}
+
 void node_fail(node *n, const char *fmt, ...)
 {
     if (!n || n->magic != NODE_MAGIC || !fmt)
         return;
-    char msg[NODE_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    node_format(msg, sizeof(msg), fmt, ap);
+    fail_from_outside(n, false, fmt, ap);
     va_end(ap);
-    node_log(n, "ERROR: %s", msg);
-    if (n->error)
-        return; /* the first error is the one shown */
-    snprintf(n->err_msg, sizeof(n->err_msg), "%s", msg);
-    n->error = true;
-    n->conn_error = false;
-    n->done = false;
-    node_publish(n);
 }
 
 void node_fail_connection(node *n, const char *fmt, ...)
 {
     if (!n || n->magic != NODE_MAGIC || !fmt)
         return;
-    char msg[NODE_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    node_format(msg, sizeof(msg), fmt, ap);
+    fail_from_outside(n, true, fmt, ap);
     va_end(ap);
-    node_log(n, "ERROR (Connect): %s", msg);
-    if (n->error)
-        return;
-    snprintf(n->err_msg, sizeof(n->err_msg), "%s", msg);
-    n->error = n->conn_error = true;
-    n->done = false;
-    node_publish(n);
 }
 
 /* ---- transitions ---- */

@@ -302,12 +302,17 @@ def node_daemon(tmp_path):
             problems.append("guardiand exited with %s after SIGTERM, expected 0:\n%s"
                             % (code, log[-4000:]))
     reset_pyepics()
+    restore_env(saved)
+    assert not problems, "\n".join(problems)
+
+
+def restore_env(saved):
+    """Put back the variables saved as {name: value or None} (None: it was not set)."""
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-    assert not problems, "\n".join(problems)
 
 
 # ---- guardsim, the plant simulator (sim/; test_guardsim.py, test_plant_ca.py) ----
