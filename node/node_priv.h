@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "node/node.h"
 
@@ -44,6 +45,9 @@ struct node_system {
     const grd_system *def;
     void *handle;          /* dlopen handle; NULL for wrapped systems */
     char *path;            /* "" for wrapped systems */
+    dev_t dev;             /* the module file when loaded (see system.c) */
+    ino_t ino;
+    node_system *next_loaded;
     unsigned refs;
     unsigned n_states, n_edges;
     int init, request, nominal; /* positions; request/nominal -1 if unset */

@@ -12,14 +12,23 @@
  * module stays mapped while any node runs its code, and the last unref
  * dlcloses it.
  *
- * Reloading: glibc returns the already loaded object when dlopen is given a
- * path it has loaded before, even if the file has since been replaced. So
- * when the path is still loaded, the module is opened through a fresh
- * symlink in a private temporary folder: a name glibc has not seen. glibc
- * still recognises an unchanged file by its device and inode and hands back
- * the loaded copy; a replaced file (new inode) is loaded anew. The symlink
- * and folder are removed at once. Modules rewritten in place (same inode)
- * are not detected, and would crash the code mapped from them anyway.
+ * Loading again: a module whose file is unchanged (same path, device and
+ * inode) since it was loaded gives the node_system already loaded, with one
+ * more reference. That list mirrors glibc's own table of loaded objects,
+ * which is process-wide too, so it is the one static of this folder (the
+ * loop is the only thread that loads). It is not just a saving: glibc adds
+ * every new name under which it finds a loaded file to that object, for as
+ * long as the object stays loaded, and searches all of them on every
+ * dlopen; so opening an unchanged module under fresh names, once per node
+ * start, grew without bound and slowed every later start.
+ *
+ * A replaced file (new inode): glibc returns the already loaded object when
+ * dlopen is given a path it has loaded before, even if the file has since
+ * been replaced. So when the path is still loaded, the module is opened
+ * through a fresh symlink in a private temporary folder: a name glibc has
+ * not seen, for a file it has not loaded. The symlink and folder are removed
+ * at once. Modules rewritten in place (same inode) are not detected, and
+ * would crash the code mapped from them anyway.
  */
 #include "node/node_priv.h"
 
@@ -90,12 +99,20 @@ void node_system_ref(node_system *s)
         s->refs++;
 }
 
+/* Modules loaded from files, newest first. */
+static node_system *loaded;
+
 void node_system_unref(node_system *s)
 {
     if (!s || s->refs == 0)
         return;
     if (--s->refs > 0)
         return;
+    for (node_system **p = &loaded; *p; p = &(*p)->next_loaded)
+        if (*p == s) {
+            *p = s->next_loaded;
+            break;
+        }
     if (s->handle)
         dlclose(s->handle);
     free(s->adj_start);
@@ -333,15 +350,16 @@ static void *open_module(const char *path, char *err, size_t errlen)
     return h;
 }
 
-/* The first <dir>/<name>.so of the search path into buf; false if none. */
-static bool find_module(const char *name, const char *search_path, char *buf, size_t len)
+/* The first <dir>/<name>.so of the search path into buf, and its file into
+ * *st; false if none. */
+static bool find_module(const char *name, const char *search_path, char *buf, size_t len,
+                        struct stat *st)
 {
     const char *p = search_path;
     while (*p) {
         size_t dl = strcspn(p, ":");
         if (dl > 0 && snprintf(buf, len, "%.*s/%s.so", (int)dl, p, name) < (int)len) {
-            struct stat st;
-            if (stat(buf, &st) == 0 && S_ISREG(st.st_mode))
+            if (stat(buf, st) == 0 && S_ISREG(st->st_mode))
                 return true;
         }
         p += dl;
@@ -363,11 +381,17 @@ node_system *node_system_load(const char *name, const char *search_path, char *e
     if (!search_path)
         search_path = "";
     char path[PATH_MAX];
-    if (!find_module(name, search_path, path, sizeof(path))) {
+    struct stat st;
+    if (!find_module(name, search_path, path, sizeof(path), &st)) {
         snprintf(err, errlen, "system %s: no %s.so in the search path '%s'", name, name,
                  search_path);
         return NULL;
     }
+    for (node_system *s = loaded; s; s = s->next_loaded)
+        if (s->dev == st.st_dev && s->ino == st.st_ino && strcmp(s->path, path) == 0) {
+            node_system_ref(s);
+            return s;
+        }
     void *h = open_module(path, err, errlen);
     if (!h)
         return NULL;
@@ -380,7 +404,13 @@ node_system *node_system_load(const char *name, const char *search_path, char *e
         return NULL;
     }
     node_system *s = system_new(def, h, path, path, err, errlen);
-    if (!s)
+    if (!s) {
         dlclose(h);
+        return NULL;
+    }
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    s->next_loaded = loaded;
+    loaded = s;
     return s;
 }

@@ -179,7 +179,7 @@ Test(loader, loading_a_replaced_module_gives_the_new_code)
     cr_assert_str_eq(node_system_def(v1)->request, "UP");
     node_system *again = node_system_load("x", dir, err, sizeof(err));
     cr_assert(again, "%s", err);
-    cr_assert_eq(node_system_def(again), node_system_def(v1), "unchanged file: same code");
+    cr_assert_eq(again, v1, "unchanged file: the system already loaded");
     node_system_unref(again);
 
     copy_file(path_of("mod_good_v2"), so);
@@ -188,8 +188,17 @@ Test(loader, loading_a_replaced_module_gives_the_new_code)
     cr_assert_str_eq(node_system_def(v2)->request, "DOWN", "the new code, though v1 is held");
     cr_assert_str_eq(node_system_def(v1)->request, "UP", "and v1 still works");
     cr_assert_str_eq(node_system_path(v2), so);
+    node_system *v2_again = node_system_load("x", dir, err, sizeof(err));
+    cr_assert_eq(v2_again, v2, "the replaced file, unchanged since: v2 again");
+    node_system_unref(v2_again);
     node_system_unref(v1);
     node_system_unref(v2);
+    node_system *v2_reopened = node_system_load("x", dir, err, sizeof(err));
+    cr_assert(v2_reopened, "%s", err);
+    cr_assert_str_eq(node_system_def(v2_reopened)->request, "DOWN", "loaded again once closed");
+    node_system_unref(v2_reopened);
+    void *h = dlopen(so, RTLD_NOW | RTLD_NOLOAD);
+    cr_assert_null(h, "closed with the last reference");
     unlink(so);
     rmdir(dir);
 }
