@@ -14,6 +14,12 @@
  * (the host says when, node_chan_connection), or in a cycle where a read
  * found one not connected; its log names the channels.
  *
+ * State code passes the names grd_chan gave it, so a read or write looks its
+ * entry up by the address of the name first (a second table keyed by it): an
+ * interned name's address is its entry's for as long as the node lives, and
+ * hashing 8 bytes is cheaper than hashing and comparing the whole name, on the
+ * path every read of every node takes. Other strings fall back to the name.
+ *
  * A reload marks every entry unused; NODE_CHAN_SWEEP seconds later the
  * references the new code has not used are released (the names stay, as
  * state code may keep pointers to them), so a channel the new code no longer
@@ -34,7 +40,9 @@
 #include <uthash.h>
 
 struct node_chan {
-    UT_hash_handle hh;
+    UT_hash_handle hh;      /* n->chans, by name */
+    UT_hash_handle by_ptr;  /* n->chans_by_ptr, by the address of name */
+    const char *name_ptr;   /* == name: the key of by_ptr */
     void *handle;  /* the host's reference to the channel; NULL when not open */
     bool open;     /* host->open was called and succeeded (handle may be NULL) */
     bool down;     /* open and not connected: counted in n->chans_down */
@@ -175,10 +183,24 @@ static struct node_chan *chan_entry(node *n, const char *name)
         if (!(c = calloc(1, sizeof(*c) + nlen + 1)))
             return NULL;
         memcpy(c->name, name, nlen + 1);
+        c->name_ptr = c->name;
         HASH_ADD_KEYPTR(hh, n->chans, c->name, nlen, c);
+        HASH_ADD(by_ptr, n->chans_by_ptr, name_ptr, sizeof(c->name_ptr), c);
         n->n_chans++;
     }
     return chan_open(n, c) ? c : NULL;
+}
+
+/* The entry for a name that state code passed, by its address first (see
+ * the top of the file); NULL for a bad name, or with a node error when the
+ * name cannot be taken. */
+static struct node_chan *chan_use(node *n, const char *chan)
+{
+    struct node_chan *c = NULL;
+    HASH_FIND(by_ptr, n->chans_by_ptr, &chan, sizeof(chan), c);
+    if (c)
+        return chan_open(n, c) ? c : NULL;
+    return bad_name(chan) ? NULL : chan_entry(n, chan);
 }
 
 const char *grd_chan(grd_node *g, const char *fmt, ...)
@@ -309,6 +331,7 @@ void node_chans_sweep(node *n)
 void node_chans_free(node *n)
 {
     struct node_chan *c, *tmp;
+    HASH_CLEAR(by_ptr, n->chans_by_ptr);
     HASH_ITER(hh, n->chans, c, tmp) {
         chan_close(n, c);
         HASH_DEL(n->chans, c);
@@ -323,9 +346,7 @@ void node_chans_free(node *n)
 
 static int get(node *n, const char *chan, double *num, char *str, size_t len)
 {
-    if (bad_name(chan))
-        return GRD_EBADCHAN;
-    struct node_chan *c = chan_entry(n, chan);
+    struct node_chan *c = chan_use(n, chan);
     if (!c)
         return GRD_EBADCHAN;
     int r = n->host.get ? known(n->host.get(n->host.arg, n, c->name, c->handle, num, str, len))
@@ -386,7 +407,7 @@ static int put(node *n, const char *chan, double num, const char *str)
         snprintf(value, sizeof(value), "%.15g", num);
     if (bad_name(chan))
         return GRD_EBADCHAN;
-    struct node_chan *c = chan_entry(n, chan);
+    struct node_chan *c = chan_use(n, chan);
     int r = !c         ? GRD_EBADCHAN
             : n->host.put ? known(n->host.put(n->host.arg, n, c->name, c->handle, num,
                                               str ? value : NULL, why, sizeof(why)))
@@ -415,9 +436,7 @@ int grd_spm_ignore(grd_node *g, const char *chan)
     node *n = node_live(g);
     if (!n)
         return GRD_EINVAL;
-    if (bad_name(chan))
-        return GRD_EBADCHAN;
-    struct node_chan *c = chan_entry(n, chan);
+    struct node_chan *c = chan_use(n, chan);
     if (!c)
         return GRD_EBADCHAN;
     if (c->handle && n->host.spm_ignore)

@@ -134,7 +134,8 @@ struct node {
 
     /* resources of the state code */
     struct node_timer timers[NODE_TIMERS_MAX];
-    struct node_chan *chans; /* uthash */
+    struct node_chan *chans; /* uthash, by name */
+    struct node_chan *chans_by_ptr; /* the same entries, by the address of the name */
     unsigned n_chans;
     unsigned chans_down;     /* open channels not connected */
     bool chans_full_logged;
