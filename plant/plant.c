@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
+#include <utlist.h>
 
 #include "ca/epics_ca.h"
 #include "node/guardian.h"
@@ -106,6 +107,7 @@ struct spm {
 struct plant_ref {
     plant_chan *ch;
     void *owner;
+    /* utlist doubly linked lists (a head's prev is the tail): */
     plant_ref *prev, *next;         /* the channel's refs */
     plant_ref *held_prev, *held_next; /* p->held, while a write is held */
     plant_ref *spm_prev, *spm_next; /* p->tracked, while tracked */
@@ -136,6 +138,8 @@ struct plant {
 
     bool ca_started;
     ev_io wake;                     /* libca's wake-up socket */
+    int wake_fd;                    /* -1 until libca registers it */
+    bool poll_put_off;              /* wake stopped until plant_work_done */
     ev_timer backstop;              /* poll and held-write deadlines, 10 Hz */
     ev_prepare flush;
     bool flush_needed;
@@ -217,13 +221,7 @@ static void held_remove(plant_ref *r)
     plant *p = r->ch->p;
     if (!r->w.held)
         return;
-    if (r->held_prev)
-        r->held_prev->held_next = r->held_next;
-    else
-        p->held = r->held_next;
-    if (r->held_next)
-        r->held_next->held_prev = r->held_prev;
-    r->held_prev = r->held_next = NULL;
+    DL_DELETE2(p->held, r, held_prev, held_next);
     r->w.held = false;
 }
 
@@ -522,6 +520,7 @@ static void poll_ca(plant *p)
     if (!p->ca_started)
         return;
     ca_poll();
+    p->st.polls++;
     p->flush_needed = false; /* ca_poll flushed */
     apply_arrived(p);
     apply_done(p);
@@ -532,17 +531,45 @@ static void poll_ca(plant *p)
     }
 }
 
+/* Poll after a put-off wake-up, and watch the wake-up socket again. */
+static void poll_put_off(plant *p)
+{
+    if (!p->poll_put_off)
+        return;
+    p->poll_put_off = false;
+    poll_ca(p);
+    if (p->wake_fd >= 0)
+        ev_io_start(p->loop, &p->wake);
+}
+
 static void wake_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    (void)loop, (void)revents;
-    poll_ca(w->data);
+    (void)revents;
+    plant *p = w->data;
+    if (p->hooks.next_work && p->hooks.next_work(p->hooks.arg) < PLANT_POLL_GUARD) {
+        /* The socket stays readable until ca_poll drains it. */
+        ev_io_stop(loop, w);
+        p->poll_put_off = true;
+        p->st.polls_put_off++;
+        return;
+    }
+    poll_ca(p);
+}
+
+void plant_work_done(plant *p)
+{
+    if (p)
+        poll_put_off(p);
 }
 
 static void backstop_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     plant *p = w->data;
-    poll_ca(p);
+    if (p->poll_put_off)
+        poll_put_off(p);
+    else
+        poll_ca(p);
     double now = ev_now(loop);
     for (plant_ref *r = p->held, *next; r; r = next) {
         next = r->held_next;
@@ -568,11 +595,14 @@ static void fd_cb(void *arg, int fd, int opened)
 {
     plant *p = arg;
     /* libca has one wake-up socket per context; TCP circuits are its own. */
-    if (opened && !ev_is_active(&p->wake)) {
+    if (opened && p->wake_fd < 0) {
+        p->wake_fd = fd;
         ev_io_set(&p->wake, fd, EV_READ);
-        ev_io_start(p->loop, &p->wake);
-    } else if (!opened && ev_is_active(&p->wake) && p->wake.fd == fd) {
+        if (!p->poll_put_off)
+            ev_io_start(p->loop, &p->wake);
+    } else if (!opened && fd == p->wake_fd) {
         ev_io_stop(p->loop, &p->wake);
+        p->wake_fd = -1;
     }
 }
 
@@ -727,13 +757,7 @@ static void spm_unlist(plant_ref *r)
     plant *p = r->ch->p;
     if (!r->spm.tracked)
         return;
-    if (r->spm_prev)
-        r->spm_prev->spm_next = r->spm_next;
-    else
-        p->tracked = r->spm_next;
-    if (r->spm_next)
-        r->spm_next->spm_prev = r->spm_prev;
-    r->spm_prev = r->spm_next = NULL;
+    DL_DELETE2(p->tracked, r, spm_prev, spm_next);
     r->spm.tracked = r->spm.differs = false;
     r->spm.since = 0;
 }
@@ -752,11 +776,7 @@ static void spm_written(plant_ref *r, bool is_str, double num, const char *str)
     m->written_at = ev_now(p->loop);
     if (!m->tracked) {
         m->tracked = true;
-        r->spm_prev = NULL;
-        r->spm_next = p->tracked;
-        if (p->tracked)
-            p->tracked->spm_prev = r;
-        p->tracked = r;
+        DL_PREPEND2(p->tracked, r, spm_prev, spm_next);
         spm_tell(r, PLANT_SPM_TRACKED, NULL);
     } else if (m->differs) {
         m->differs = false;
@@ -934,10 +954,7 @@ plant_ref *plant_open(plant *p, const char *name, void *owner, bool *up, char *e
     }
     r->ch = ch;
     r->owner = owner;
-    r->next = ch->refs;
-    if (ch->refs)
-        ch->refs->prev = r;
-    ch->refs = r;
+    DL_PREPEND(ch->refs, r);
     ch->n_refs++;
     if (up)
         *up = chan_up(ch);
@@ -956,12 +973,7 @@ void plant_close(plant_ref *r)
         struct put *pt, *tmp;
         HASH_ITER(hh, p->puts, pt, tmp) if (pt->ref == r) pt->ref = NULL;
     }
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        ch->refs = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    DL_DELETE(ch->refs, r);
     ref_free(r);
     if (--ch->n_refs == 0) {
         HASH_DEL(p->by_name, ch);
@@ -1180,11 +1192,7 @@ int plant_put(plant_ref *r, const char *user, double num, const char *str, char 
     r->w.deadline = ev_now(p->loop) + p->cfg.connect_timeout;
     if (!r->w.held) {
         r->w.held = true;
-        r->held_prev = NULL;
-        r->held_next = p->held;
-        if (p->held)
-            p->held->held_prev = r;
-        p->held = r;
+        DL_PREPEND2(p->held, r, held_prev, held_next);
     }
     spm_written(r, str != NULL, num, str);
     return GRD_OK;
@@ -1223,6 +1231,7 @@ plant *plant_new(struct ev_loop *loop, pvdb *db, const struct plant_config *cfg,
     if (hooks)
         p->hooks = *hooks;
     ev_io_init(&p->wake, wake_cb, -1, EV_READ);
+    p->wake_fd = -1;
     p->wake.data = p;
     ev_timer_init(&p->backstop, backstop_cb, 0.1, 0.1);
     p->backstop.data = p;

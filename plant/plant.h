@@ -23,6 +23,13 @@
  * sleeps. Nothing here waits: no ca_pend_io, no ca_pend_event with a real
  * timeout, no blocking get.
  *
+ * But ca_poll() itself holds the loop while libca's receive thread works
+ * through what has arrived (a burst of thousands of updates takes a
+ * millisecond or more), so when the owner's next work is due within
+ * PLANT_POLL_GUARD s (hooks.next_work), a wake-up is put off until the owner
+ * has done that work and calls plant_work_done(): the wait then falls in the
+ * gap after a tick rather than across it. The backstop polls regardless.
+ *
  * Values: a CA channel is subscribed with DBR_TIME_<native type> (DBE_VALUE |
  * DBE_ALARM); enum channels also fetch their state strings at each
  * connection. Reads return the newest value at once, or GRD_ENOTCONN. Arrays:
@@ -55,6 +62,12 @@
 
 typedef struct plant plant;
 typedef struct plant_ref plant_ref;
+
+#define PLANT_POLL_GUARD 0.0015
+
+/* The owner's scheduled work is done: poll now if a wake-up was put off
+ * for it. */
+void plant_work_done(plant *p);
 
 /* Set-point monitor (guardian.md Part B section 4): a ref its owner wrote
  * through is *tracked* with the value written. Once a second (and never
@@ -90,6 +103,9 @@ struct plant_hooks {
      * text: for PLANT_SPM_DIFFERS, "X1:CHAN is 0, set 1". May be NULL. */
     void (*spm)(void *arg, void *owner, const char *chan, enum plant_spm_event ev,
                 const char *text);
+    /* Seconds until the owner's next scheduled work (a node tick), for
+     * polling libca between ticks (below). May be NULL: poll at once. */
+    double (*next_work)(void *arg);
 };
 
 struct plant_config {
@@ -154,6 +170,7 @@ struct plant_stats {
     unsigned ca, ca_connected, local, simulated;
     unsigned refs;
     uint64_t puts, put_failures, updates;
+    uint64_t polls, polls_put_off; /* ca_poll calls; wake-ups put off for the owner's work */
 };
 void plant_get_stats(const plant *p, struct plant_stats *st);
 

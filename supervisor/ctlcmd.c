@@ -406,6 +406,9 @@ static json_t *supervisor_json(sup *s)
         json_object_set_new(pj, "simulated", json_integer(ps.simulated));
         json_object_set_new(pj, "puts", json_integer((json_int_t)ps.puts));
         json_object_set_new(pj, "put_failures", json_integer((json_int_t)ps.put_failures));
+        json_object_set_new(pj, "updates", json_integer((json_int_t)ps.updates));
+        json_object_set_new(pj, "polls", json_integer((json_int_t)ps.polls));
+        json_object_set_new(pj, "polls_put_off", json_integer((json_int_t)ps.polls_put_off));
         json_object_set_new(j, "plant", pj);
     }
     double p50, p99, max;

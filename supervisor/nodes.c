@@ -150,6 +150,12 @@ static void plant_spm(void *arg, void *owner, const char *chan, enum plant_spm_e
     node_spm(owner, chan, map[ev], text);
 }
 
+static double plant_next_work(void *arg)
+{
+    sup *s = arg;
+    return s->sched.tick > 0 ? sched_next_due(s) - sup_now() : 1.0;
+}
+
 int sup_plant_init(sup *s, char *err, size_t errlen)
 {
     char never[CONFIG_NAME_MAX + 16];
@@ -159,7 +165,8 @@ int sup_plant_init(sup *s, char *err, size_t errlen)
     struct plant_config pc = {.simulate = s->cfg.simulate_plant, .never_simulate = never,
                               .connect_timeout = s->cfg.plant_connect_timeout};
     struct plant_hooks hooks = {.arg = s, .connection = plant_connection,
-                                .write_failed = plant_write_failed, .spm = plant_spm};
+                                .write_failed = plant_write_failed, .spm = plant_spm,
+                                .next_work = plant_next_work};
     if (!(s->plant = plant_new(s->loop, s->db, &pc, &hooks, err, errlen)))
         return -1;
     return 0;

@@ -61,6 +61,14 @@ static void on_value(void *arg, void *owner, plant_ref *ref)
     seen.values++;
 }
 
+/* Seconds until the owner's next work, as hooks.next_work says. */
+static double next_work_in = 1.0;
+static double next_work(void *arg)
+{
+    (void)arg;
+    return next_work_in;
+}
+
 static pv *served;      /* PLANT:DOUBLE, writable */
 static pv *served_ro;   /* PLANT:RO, read-only */
 static pv *served_enum; /* PLANT:ENUM: OFF, ON, AUTO */
@@ -122,7 +130,7 @@ static void setup(void)
     cr_assert(repeater, "%s", err);
     struct plant_config pc = {.connect_timeout = 0.5};
     struct plant_hooks hooks = {.connection = on_connection, .write_failed = on_write_failed,
-                                .value = on_value};
+                                .value = on_value, .next_work = next_work};
     pl = plant_new(loop, local_db, &pc, &hooks, err, sizeof(err));
     cr_assert(pl, "%s", err);
 }
@@ -234,6 +242,55 @@ Test(plant, values_flow_both_ways_over_ca)
     RUN_UNTIL(plant_get(r, &v, NULL, 0) == GRD_OK && v == 42, 5);
     cr_assert_float_eq(v, 42, 0);
     cr_assert_eq(seen.failures, 0, "%s", seen.why);
+    plant_close(r);
+}
+
+Test(plant, a_wake_up_just_before_the_owners_work_waits_for_it)
+{
+    char err[256];
+    bool up;
+    plant_ref *r = plant_open(pl, "PLANT:DOUBLE", NULL, &up, err, sizeof(err));
+    cr_assert(r);
+    RUN_UNTIL(plant_ref_up(r), 5);
+    cr_assert(plant_ref_up(r));
+    struct plant_stats st;
+
+    /* Work is due at once: the update waits in libca. */
+    next_work_in = PLANT_POLL_GUARD / 2;
+    int values = seen.values;
+    pv_set_double(served, 9.5);
+    plant_get_stats(pl, &st);
+    uint64_t put_off = st.polls_put_off, polls = st.polls;
+    RUN_UNTIL((plant_get_stats(pl, &st), st.polls_put_off > put_off), 5);
+    cr_assert_gt(st.polls_put_off, put_off, "the wake-up was not put off");
+    /* (Unless the 10 Hz backstop polled in the same loop iteration.) */
+    if (st.polls == polls) {
+        cr_assert_eq(seen.values, values, "the update arrived without a poll");
+        double v = 0;
+        cr_assert_eq(plant_get(r, &v, NULL, 0), GRD_OK);
+        cr_assert_float_eq(v, 1.25, 0);
+    }
+
+    /* The work is done: the poll runs then, and the update is there. */
+    polls = st.polls;
+    plant_work_done(pl);
+    plant_get_stats(pl, &st);
+    cr_assert_eq(st.polls, polls + 1);
+    cr_assert_gt(seen.values, values);
+    double v = 0;
+    cr_assert_eq(plant_get(r, &v, NULL, 0), GRD_OK);
+    cr_assert_float_eq(v, 9.5, 0);
+
+    /* And wake-ups are watched again. */
+    next_work_in = 1.0;
+    values = seen.values;
+    plant_get_stats(pl, &st);
+    put_off = st.polls_put_off;
+    pv_set_double(served, 10.5);
+    RUN_UNTIL(seen.values > values, 5);
+    cr_assert_gt(seen.values, values);
+    plant_get_stats(pl, &st);
+    cr_assert_eq(st.polls_put_off, put_off);
     plant_close(r);
 }
 
