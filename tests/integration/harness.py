@@ -56,6 +56,20 @@ def daemon_path():
     return path if os.path.isabs(path) else os.path.join(REPO, path)
 
 
+def server_env(port, beacon_port):
+    """The environment of a CA server under test (guardiand, guardsim): this process's, without
+    its EPICS_ variables, serving on 127.0.0.1 at port, beacons to 127.0.0.1 at beacon_port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_")}
+    env.update({
+        "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
+        "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
+        "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+        "EPICS_CAS_BEACON_PORT": str(beacon_port),
+        "EPICS_CAS_SERVER_PORT": str(port),
+    })
+    return env
+
+
 class Daemon:
     """One guardiand process; its stderr and stdout go to a log file."""
 
@@ -73,13 +87,8 @@ class Daemon:
                                                delete=False)
 
     def environment(self):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_")}
+        env = server_env(self.port, self.beacon_port)
         env.update({
-            "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
-            "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
-            "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
-            "EPICS_CAS_BEACON_PORT": str(self.beacon_port),
-            "EPICS_CAS_SERVER_PORT": str(self.port),
             # The daemon's own CA client searches only where a test says, and registers with
             # the daemon's own repeater rather than spawning a caRepeater.
             "EPICS_CA_AUTO_ADDR_LIST": "NO",
@@ -322,12 +331,129 @@ def sim_path():
     return os.path.abspath(path)
 
 
-def wait_for(cond, timeout):
+def wait_for(cond, timeout=10.0, step=0.02):
     """Poll cond() (pyepics callbacks run in libca's threads) until true or timeout."""
     deadline = time.monotonic() + timeout
     while not cond() and time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(step)
     return cond()
+
+
+# ECA status codes (ca/caproto.h)
+ECA_NORMAL = 1
+ECA_PUTFAIL = 160
+ECA_NOWTACCESS = 376
+
+# native DBF types as pyepics reports them (epics.dbr)
+STRING, ENUM, CHAR, LONG, DOUBLE = 0, 3, 4, 5, 6
+
+
+class CaClient:
+    """Channels through pyepics' channel-level API (one chid per name). Names without a ':'
+    get the prefix.
+
+    Only epics.ca, never epics.PV or caget/caput: those cache PV objects per context, and a PV
+    object of an ended context is unsafe once the next context exists. pyepics 3.4.1 ignores
+    the put-callback status (test_pyepics.py), so puts go through libca's
+    ca_array_put_callback with ctypes."""
+
+    def __init__(self, epics, prefix=""):
+        self.ca, self.dbr = epics.ca, epics.dbr
+        self.prefix = prefix
+        self.chids = {}
+        self.keep = []  # ctypes callbacks, values and monitors that libca may still use
+
+    def name(self, suffix):
+        return suffix if ":" in suffix else self.prefix + suffix
+
+    def chan(self, suffix, timeout=5.0):
+        name = self.name(suffix)
+        if name not in self.chids:
+            chid = self.ca.create_channel(name, connect=False, auto_cb=True)
+            assert self.ca.connect_channel(chid, timeout=timeout), "%s did not connect" % name
+            self.chids[name] = chid
+        return self.chids[name]
+
+    def connects(self, suffix, timeout=0.5):
+        """Whether a channel connects within timeout (for names that should not exist)."""
+        chid = self.ca.create_channel(self.name(suffix), connect=False, auto_cb=True)
+        return self.ca.connect_channel(chid, timeout=timeout)
+
+    def get(self, suffix, **kw):
+        v = self.ca.get(self.chan(suffix), timeout=5, **kw)
+        assert v is not None, "get of %s timed out" % self.name(suffix)
+        return v
+
+    def ctrl(self, suffix):
+        c = self.ca.get_ctrlvars(self.chan(suffix), timeout=5)
+        assert c is not None, "DBR_CTRL get of %s timed out" % self.name(suffix)
+        return c
+
+    def put(self, suffix, value):
+        """A put that must be accepted: put_status, which must give ECA_NORMAL."""
+        assert self.put_status(suffix, value) == ECA_NORMAL, \
+            "put of %r to %s refused" % (value, self.name(suffix))
+
+    def put_status(self, suffix, value, timeout=5.0):
+        """ca_array_put_callback of one value; returns the status the callback got, or
+        libca's immediate status if it refused the request itself. str values go as
+        DBR_STRING, ("enum", n) as DBR_ENUM, ints as DBR_LONG, floats as DBR_DOUBLE."""
+        chid = self.chan(suffix)
+        dbr = self.dbr
+        if isinstance(value, str):
+            buf, t = ctypes.create_string_buffer(value.encode(), 40), dbr.STRING
+        elif isinstance(value, tuple):
+            buf, t = ctypes.c_ushort(value[1]), dbr.ENUM
+        elif isinstance(value, int):
+            buf, t = ctypes.c_int(value), dbr.LONG
+        else:
+            buf, t = ctypes.c_double(value), dbr.DOUBLE
+        statuses = []
+        cb = dbr.make_callback(lambda args: statuses.append(args.status),
+                               dbr.event_handler_args)
+        self.keep += [cb, buf]
+        ret = self.ca.libca.ca_array_put_callback(ctypes.c_long(t), ctypes.c_ulong(1), chid,
+                                                  ctypes.byref(buf), cb, None)
+        if ret != ECA_NORMAL:
+            return ret
+        self.ca.flush_io()
+        assert wait_for(lambda: statuses, timeout), "no put callback from %s" % self.name(suffix)
+        time.sleep(0.05)
+        assert len(statuses) == 1, "%d put callbacks" % len(statuses)
+        return statuses[0]
+
+    def monitor(self, suffix):
+        """A subscription that lives as long as the client: libca calls its ctypes callback
+        until the context ends, so it must never be garbage-collected before that."""
+        m = Monitor(self, self.name(suffix))
+        self.keep.append(m)
+        return m
+
+
+class Monitor:
+    """A DBR_TIME subscription (DBE_VALUE|DBE_ALARM); updates are (value, timestamp)."""
+
+    def __init__(self, client, name):
+        self.updates = []
+        self.name = name
+        ca, dbr = client.ca, client.dbr
+        self._refs = ca.create_subscription(client.chan(name), use_time=True,
+                                            mask=dbr.DBE_VALUE | dbr.DBE_ALARM,
+                                            callback=self._on_update)
+        assert wait_for(lambda: self.updates, 5), "%s: no first update" % name
+
+    def _on_update(self, value=None, timestamp=None, **kw):
+        self.updates.append((value, timestamp))
+
+    def values(self):
+        return [v for v, _ in list(self.updates)]
+
+    def latest(self):
+        return self.updates[-1][0]
+
+    def wait(self, value, timeout=10):
+        """Wait until the latest update is `value`."""
+        return wait_for(lambda: self.updates and self.updates[-1][0] == value, timeout)
 
 
 def write_site(folder, nodes, ifo="X1", name="site.ini"):
@@ -355,16 +481,8 @@ class Sim:
                                                delete=False)
 
     def environment(self):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_")}
-        env.update({
-            "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
-            "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
-            "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
-            "EPICS_CAS_BEACON_PORT": str(self.beacon_port),
-            # --port must win over the variable (a port nobody listens on).
-            "EPICS_CAS_SERVER_PORT": str(self.beacon_port),
-        })
-        return env
+        # --port must win over the variable (a port nobody listens on).
+        return server_env(self.beacon_port, self.beacon_port)
 
     def log_text(self):
         if self.final_log is not None:

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from harness import NodeDaemon, write_config
+from harness import NodeDaemon, wait_for, write_config
 
 
 # ---- the daemon and the control socket ----
@@ -78,15 +78,6 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 # ---- the soft limit ----

@@ -11,25 +11,20 @@ Only pyepics' channel-level API (epics.ca) is used (see test_nodes.py for why), 
 pyepics context is reset before and after the module, so the other modules' daemons are
 unaffected. Every wait is bounded and polls.
 """
-import ctypes
 import math
 import os
 import re
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
 
 import harness
-from harness import (EPICS_CLIENT_VARS, _die_with_parent, daemon_path, free_ports,  # noqa: F401
-                     reset_pyepics, run_sim, sim_path, wait_for, write_site)
-
-ECA_NORMAL = 1
-ECA_PUTFAIL = 160
-ECA_NOWTACCESS = 376
-STRING, ENUM, CHAR, LONG, DOUBLE = 0, 3, 4, 5, 6
+from harness import (CHAR, DOUBLE, ECA_NOWTACCESS, ECA_PUTFAIL,  # noqa: F401
+                     ENUM, EPICS_CLIENT_VARS, LONG, STRING, _die_with_parent, daemon_path,
+                     free_ports, reset_pyepics, run_sim, sim_path, wait_for, write_site)
+from harness import CaClient as Client
 
 TAU = 0.5
 CHANGE = 0.5
@@ -84,95 +79,7 @@ class Sim(harness.Sim):
                       for m in TRIP_LINE.finditer(self.log_text()))
 
 
-
 # ---- the module's two plants and their client ----
-
-class Client:
-    """Channels through pyepics' channel-level API (one chid per name)."""
-
-    def __init__(self, epics):
-        self.ca, self.dbr = epics.ca, epics.dbr
-        self.chids = {}
-        self.keep = []  # ctypes callbacks and values that libca may still use
-
-    def chan(self, name):
-        if name not in self.chids:
-            chid = self.ca.create_channel(name, connect=False, auto_cb=True)
-            assert self.ca.connect_channel(chid, timeout=5.0), "%s did not connect" % name
-            self.chids[name] = chid
-        return self.chids[name]
-
-    def connects(self, name, timeout=0.5):
-        """Whether a channel connects within timeout (for names that should not exist)."""
-        chid = self.ca.create_channel(name, connect=False, auto_cb=True)
-        return self.ca.connect_channel(chid, timeout=timeout)
-
-    def get(self, name, **kw):
-        v = self.ca.get(self.chan(name), timeout=5, **kw)
-        assert v is not None, "get of %s timed out" % name
-        return v
-
-    def ctrl(self, name):
-        c = self.ca.get_ctrlvars(self.chan(name), timeout=5)
-        assert c is not None, "DBR_CTRL get of %s timed out" % name
-        return c
-
-    def put(self, name, value):
-        assert self.put_status(name, value) == ECA_NORMAL, "put of %r to %s refused" % (value,
-                                                                                        name)
-
-    def put_status(self, name, value, timeout=5.0):
-        """ca_array_put_callback of one value; returns the status the callback got, or libca's
-        immediate status if it refused the request itself. str values go as DBR_STRING, ints
-        as DBR_LONG, floats as DBR_DOUBLE."""
-        chid = self.chan(name)
-        if isinstance(value, str):
-            buf, t = ctypes.create_string_buffer(value.encode(), 40), self.dbr.STRING
-        elif isinstance(value, int):
-            buf, t = ctypes.c_int(value), self.dbr.LONG
-        else:
-            buf, t = ctypes.c_double(value), self.dbr.DOUBLE
-        statuses = []
-        cb = self.dbr.make_callback(lambda args: statuses.append(args.status),
-                                    self.dbr.event_handler_args)
-        self.keep += [cb, buf]
-        ret = self.ca.libca.ca_array_put_callback(ctypes.c_long(t), ctypes.c_ulong(1), chid,
-                                                  ctypes.byref(buf), cb, None)
-        if ret != ECA_NORMAL:
-            return ret
-        self.ca.flush_io()
-        assert wait_for(lambda: statuses, timeout), "no put callback from %s" % name
-        return statuses[0]
-
-    def monitor(self, name):
-        """A subscription that lives as long as the client: libca calls its ctypes callback
-        until the context ends, so it must never be garbage-collected before that."""
-        m = Monitor(self, name)
-        self.keep.append(m)
-        return m
-
-
-class Monitor:
-    """A DBR_TIME subscription; updates are (value, server timestamp)."""
-
-    def __init__(self, client, name):
-        self.updates = []
-        self.name = name
-        dbr = client.dbr
-        self._refs = client.ca.create_subscription(client.chan(name), use_time=True,
-                                                   mask=dbr.DBE_VALUE | dbr.DBE_ALARM,
-                                                   callback=self._on_update)
-        assert wait_for(lambda: self.updates, 5), "%s: no first update" % name
-
-    def _on_update(self, value=None, timestamp=None, **kw):
-        self.updates.append((value, timestamp))
-
-    def values(self):
-        return [v for v, _ in list(self.updates)]
-
-    def latest(self):
-        return self.updates[-1][0]
-
 
 @pytest.fixture(scope="module")
 def plants(tmp_path_factory):
@@ -368,10 +275,10 @@ def test_random_trips_zero_the_gains_and_reset_by_themselves(client):
     deadline = time.monotonic() + 30
     while checked < 2 and time.monotonic() < deadline:
         assert wait_for(lambda: wd.latest() == 1, 5), "the watchdog did not reset itself"
+        seen = len(wd.updates)  # before the writes: a trip during them must be seen
         for g in GAINS:
             client.put("X2:SUS-ETMX_" + g, 2.0)
         written = time.time()
-        seen = len(wd.updates)
         assert wait_for(lambda: any(v == 0 for v, _ in wd.updates[seen:]), 15), "no trip"
         trip_ts = next(ts for v, ts in wd.updates[seen:] if v == 0)
         if trip_ts <= written:

@@ -15,7 +15,6 @@ starts in TRIPPED and the tests reset the watchdog with a put of 1. Expected beh
 of ../shared/docs/guardian.md Part A and docs/systems.md. Every wait is bounded.
 """
 import calendar
-import ctypes
 import os
 import re
 import signal
@@ -25,16 +24,9 @@ import time
 
 import pytest
 
-from harness import (daemon_path, free_ports, guardiand_version, node_daemon,  # noqa: F401
-                     systems_dir)
-
-# ECA status codes (ca/caproto.h)
-ECA_NORMAL = 1
-ECA_PUTFAIL = 160
-ECA_NOWTACCESS = 376
-
-# native DBF types as pyepics reports them (epics.dbr)
-STRING, ENUM, LONG, DOUBLE = 0, 3, 5, 6
+from harness import (DOUBLE, ECA_NORMAL, ECA_NOWTACCESS, ECA_PUTFAIL, ENUM, LONG,  # noqa: F401
+                     STRING, CaClient, daemon_path, free_ports, guardiand_version, node_daemon,
+                     systems_dir, wait_for)
 
 OP = ["STOP", "PAUSE", "EXEC"]
 MODE = ["AUTO", "MANAGED", "MANUAL"]
@@ -94,14 +86,6 @@ def epics():
     return pyepics
 
 
-def wait_for(cond, timeout):
-    """Poll cond() (pyepics callbacks run in libca's threads) until true or timeout."""
-    deadline = time.monotonic() + timeout
-    while not cond() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return cond()
-
-
 def distinct(values):
     """values without consecutive repeats."""
     out = []
@@ -117,99 +101,11 @@ def tail_from(seq, first):
     return seq[idx[-1]:] if idx else []
 
 
-class Monitor:
-    """A DBR_TIME subscription (DBE_VALUE|DBE_ALARM); updates are (value, timestamp)."""
-
-    def __init__(self, client, name):
-        self.updates = []
-        self.name = name
-        ca, dbr = client.ca, client.dbr
-        self._refs = ca.create_subscription(client.chan(name), use_time=True,
-                                            mask=dbr.DBE_VALUE | dbr.DBE_ALARM,
-                                            callback=self._on_update)
-        assert wait_for(lambda: self.updates, 5), "%s: no first update" % name
-
-    def _on_update(self, value=None, timestamp=None, **kw):
-        self.updates.append((value, timestamp))
-
-    def values(self):
-        return [v for v, _ in list(self.updates)]
-
-    def wait(self, value, timeout=10):
-        """Wait until the latest update is `value`."""
-        return wait_for(lambda: self.updates and self.updates[-1][0] == value, timeout)
-
-
-class Client:
-    """Channels of one daemon through pyepics' channel-level API (one chid per name)."""
+class Client(CaClient):
+    """Channels of one node of the daemon (suffixes), or any channel by its full name."""
 
     def __init__(self, epics, node="SUS_ETMX", ifo="X1"):
-        self.ca, self.dbr = epics.ca, epics.dbr
-        self.prefix = "%s:GRD-%s_" % (ifo, node)
-        self.chids = {}
-        self.keep = []  # ctypes callbacks and values that libca may still use
-
-    def name(self, suffix):
-        return suffix if ":" in suffix else self.prefix + suffix
-
-    def chan(self, suffix, timeout=5.0):
-        name = self.name(suffix)
-        if name not in self.chids:
-            chid = self.ca.create_channel(name, connect=False, auto_cb=True)
-            assert self.ca.connect_channel(chid, timeout=timeout), "%s did not connect" % name
-            self.chids[name] = chid
-        return self.chids[name]
-
-    def connects(self, suffix, timeout):
-        """Whether a channel connects within timeout (for names that should not exist)."""
-        chid = self.ca.create_channel(self.name(suffix), connect=False, auto_cb=True)
-        return self.ca.connect_channel(chid, timeout=timeout)
-
-    def get(self, suffix, as_string=False):
-        v = self.ca.get(self.chan(suffix), as_string=as_string, timeout=5)
-        assert v is not None, "get of %s timed out" % self.name(suffix)
-        return v
-
-    def ctrl(self, suffix):
-        c = self.ca.get_ctrlvars(self.chan(suffix), timeout=5)
-        assert c is not None, "DBR_CTRL get of %s timed out" % self.name(suffix)
-        return c
-
-    def put(self, suffix, value):
-        """A put that must be accepted: put_status, which must give ECA_NORMAL."""
-        assert self.put_status(suffix, value) == ECA_NORMAL, \
-            "put of %r to %s refused" % (value, self.name(suffix))
-
-    def put_status(self, suffix, value, timeout=5.0):
-        """ca_array_put_callback of one value; returns the status the callback got, or
-        libca's immediate status if it refused the request itself. str values go as
-        DBR_STRING, ("enum", n) as DBR_ENUM, ints as DBR_LONG, floats as DBR_DOUBLE."""
-        chid = self.chan(suffix)
-        dbr = self.dbr
-        if isinstance(value, str):
-            buf, t = ctypes.create_string_buffer(value.encode(), 40), dbr.STRING
-        elif isinstance(value, tuple):
-            buf, t = ctypes.c_ushort(value[1]), dbr.ENUM
-        elif isinstance(value, int):
-            buf, t = ctypes.c_int(value), dbr.LONG
-        else:
-            buf, t = ctypes.c_double(value), dbr.DOUBLE
-        statuses = []
-        cb = dbr.make_callback(lambda args: statuses.append(args.status),
-                               dbr.event_handler_args)
-        self.keep += [cb, buf]
-        ret = self.ca.libca.ca_array_put_callback(ctypes.c_long(t), ctypes.c_ulong(1), chid,
-                                                  ctypes.byref(buf), cb, None)
-        if ret != ECA_NORMAL:
-            return ret
-        self.ca.flush_io()
-        assert wait_for(lambda: statuses, timeout), "no put callback from %s" % self.name(suffix)
-        time.sleep(0.05)
-        assert len(statuses) == 1, "%d put callbacks" % len(statuses)
-        return statuses[0]
-
-    def monitor(self, suffix):
-        return Monitor(self, self.name(suffix))
+        super().__init__(epics, "%s:GRD-%s_" % (ifo, node))
 
 
 def start_sus(node_daemon, epics, nodes=(SUS,), aligned=True):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from harness import NodeDaemon, daemon_path, reset_pyepics, systems_dir, write_config
+from harness import NodeDaemon, daemon_path, reset_pyepics, systems_dir, wait_for, write_config
 
 NODES = [("B1", "bench", {}), ("SUS_X", "sus", {"optic": "ETMX"}), ("BOOM", "mod_crashy", {})]
 
@@ -22,15 +22,6 @@ def systems_path():
     """Both the example systems and the test modules (mod_crashy) of this build."""
     tests_node = os.path.normpath(os.path.join(systems_dir(), "..", "tests", "node"))
     return "%s:%s" % (systems_dir(), tests_node)
-
-
-def wait_for(predicate, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 class Runs:

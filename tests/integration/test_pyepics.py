@@ -15,15 +15,7 @@ import time
 
 import pytest
 
-from harness import DEMO_COUNT, daemon, epics  # noqa: F401  (pytest fixtures)
-
-
-def wait_for(cond, timeout):
-    """Poll cond() (pyepics callbacks run in libca's threads) until true or timeout."""
-    deadline = time.monotonic() + timeout
-    while not cond() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return cond()
+from harness import DEMO_COUNT, daemon, epics, wait_for  # noqa: F401  (pytest fixtures)
 
 
 def f32(v):

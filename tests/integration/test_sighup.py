@@ -6,18 +6,8 @@ restart, and a file that does not parse changes nothing. Driven through pyepics'
 against a daemon of its own (the node_daemon fixture of harness.py).
 """
 import signal
-import time
 
-from harness import node_daemon, write_config  # noqa: F401  (node_daemon is a fixture)
-
-
-def wait_for(predicate, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
+from harness import node_daemon, wait_for, write_config  # noqa: F401  (node_daemon is a fixture)
 
 
 def caget(epics, name, timeout=2.0, **kw):
