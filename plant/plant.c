@@ -542,18 +542,26 @@ static void poll_put_off(plant *p)
         ev_io_start(p->loop, &p->wake);
 }
 
-static void wake_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* Poll now, or put it off until the owner's work that is about to start
+ * is done (plant_work_done). */
+static void poll_or_put_off(plant *p)
 {
-    (void)revents;
-    plant *p = w->data;
+    if (p->poll_put_off)
+        return;
     if (p->hooks.next_work && p->hooks.next_work(p->hooks.arg) < PLANT_POLL_GUARD) {
-        /* The socket stays readable until ca_poll drains it. */
-        ev_io_stop(loop, w);
+        /* The wake-up socket stays readable until ca_poll drains it. */
+        ev_io_stop(p->loop, &p->wake);
         p->poll_put_off = true;
         p->st.polls_put_off++;
         return;
     }
     poll_ca(p);
+}
+
+static void wake_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop, (void)revents;
+    poll_or_put_off(w->data);
 }
 
 void plant_work_done(plant *p)
@@ -566,10 +574,7 @@ static void backstop_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     plant *p = w->data;
-    if (p->poll_put_off)
-        poll_put_off(p);
-    else
-        poll_ca(p);
+    poll_or_put_off(p);
     double now = ev_now(loop);
     for (plant_ref *r = p->held, *next; r; r = next) {
         next = r->held_next;

@@ -28,7 +28,7 @@
  * millisecond or more), so when the owner's next work is due within
  * PLANT_POLL_GUARD s (hooks.next_work), a wake-up is put off until the owner
  * has done that work and calls plant_work_done(): the wait then falls in the
- * gap after a tick rather than across it. The backstop polls regardless.
+ * gap after a tick rather than across it. The backstop's polls likewise.
  *
  * Values: a CA channel is subscribed with DBR_TIME_<native type> (DBE_VALUE |
  * DBE_ALARM); enum channels also fetch their state strings at each
