@@ -3,8 +3,8 @@
 # guardsim is pvdb/ and ca/ (from the core library: only what it uses is
 # linked), the site-file reader supervisor/config.o, and sim/*.c. It is part
 # of `all` and of `make run` (tools/run-demo.sh starts it before guardiand),
-# and the python tests start it (tests/integration/test_guardsim.py), so
-# check-python needs it too. `make install` leaves it out: it is a tool for
+# the python tests start it (tests/integration/test_guardsim.py), so
+# check-python needs it too, and so does `make bench` (bench-nodes --plant). `make install` leaves it out: it is a tool for
 # the demo and the tests, not for a site.
 
 SIM_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard sim/*.c))
@@ -17,3 +17,4 @@ $(GUARDSIM): $(SIM_OBJ) $(BUILD)/obj/supervisor/config.o $(CORE_LIB)
 all: $(GUARDSIM)
 run: $(GUARDSIM)
 check-python: $(GUARDSIM)
+bench: $(GUARDSIM)
