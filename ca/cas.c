@@ -37,12 +37,14 @@ void cas_log(cas *s, const char *fmt, ...)
     }
     s->log_lines++;
     if (s->log_suppressed) {
-        fprintf(stderr, "guardiand: ca: (%u similar messages suppressed)\n", s->log_suppressed);
+        fprintf(stderr, "%s: ca: (%u similar messages suppressed)\n",
+                program_invocation_short_name, s->log_suppressed);
         s->log_suppressed = 0;
     }
     va_list ap;
     va_start(ap, fmt);
-    fputs("guardiand: ca: ", stderr);
+    /* The program's name: the server also runs inside guardsim. */
+    fprintf(stderr, "%s: ca: ", program_invocation_short_name);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);

@@ -197,8 +197,8 @@ static void on_register(cas_repeater *r, const struct sockaddr_in *from)
         known = same(&r->clients[i], from);
     if (!known) {
         if (r->n_clients == REPEATER_MAX_CLIENTS) {
-            fprintf(stderr, "guardiand: ca: repeater: %u clients registered; refusing more\n",
-                    REPEATER_MAX_CLIENTS);
+            fprintf(stderr, "%s: ca: repeater: %u clients registered; refusing more\n",
+                    program_invocation_short_name, REPEATER_MAX_CLIENTS);
             return;
         }
         r->clients[r->n_clients++] = *from;
@@ -238,13 +238,14 @@ static void report(cas_repeater *r, ev_tstamp now)
         return;
     if (r->dropped || r->stale || r->paused_periods) {
         fprintf(stderr,
-                "guardiand: ca: repeater: in the last %.0f s: budget used up in %u tenths of a "
+                "%s: ca: repeater: in the last %.0f s: budget used up in %u tenths of a "
                 "second; %llu datagrams dropped unread (socket full), %llu read too late "
                 "(queued > %.1f s) and not forwarded\n",
-                now - r->since, r->paused_periods, (unsigned long long)r->dropped,
+                program_invocation_short_name, now - r->since, r->paused_periods, (unsigned long long)r->dropped,
                 (unsigned long long)r->stale, REPEATER_MAX_AGE);
     } else if (r->flooding) {
-        fprintf(stderr, "guardiand: ca: repeater: no flood in the last %.0f s\n", now - r->since);
+        fprintf(stderr, "%s: ca: repeater: no flood in the last %.0f s\n",
+                program_invocation_short_name, now - r->since);
         r->flooding = false;
     } else {
         return;
@@ -263,9 +264,9 @@ static void pause_reading(cas_repeater *r)
     if (!r->flooding) {
         ev_tstamp now = ev_now(r->loop);
         fprintf(stderr,
-                "guardiand: ca: repeater: flood: more than %d datagrams or %d sends a second; "
+                "%s: ca: repeater: flood: more than %d datagrams or %d sends a second; "
                 "the excess is dropped (counted, reported at most once a minute)\n",
-                REPEATER_READS_PER_SECOND, REPEATER_SENDS_PER_SECOND);
+                program_invocation_short_name, REPEATER_READS_PER_SECOND, REPEATER_SENDS_PER_SECOND);
         r->flooding = true;
         r->last_report = r->since = now;
     }
