@@ -169,6 +169,9 @@ struct row {
     long connect_not_ok;           /* nodes whose CONNECT is not OK then (or not read) */
     double puts_per_s;             /* plant writes in the window */
     long put_failures;             /* ... and failures */
+    double plant_updates_per_s;    /* values the daemon's libca delivered */
+    double polls_per_s;            /* ca_poll calls */
+    double put_off_pct;            /* % of the polls put off until a tick had run */
     double sim_cpu_pct;            /* guardsim, % of one core */
     long sim_rss_kb;
     double ctl_ms;                 /* the slowest status reply while connecting */
@@ -898,9 +901,9 @@ static long json_long(const char *text, const char *key)
 }
 
 /* supervisor.plant of `guardctl status`: {channels, ca, ca_connected, local, simulated, puts,
- * put_failures}. */
+ * put_failures, updates, polls, polls_put_off}. */
 struct plant_status {
-    long ca, connected, puts, put_failures;
+    long ca, connected, puts, put_failures, updates, polls, polls_put_off;
 };
 
 /* The daemon's plant counts, and how long the request took (ms). Returns 0, or -1. */
@@ -918,8 +921,13 @@ static int plant_status(const struct daemon_run *r, struct plant_status *ps, dou
         return -1;
     *end = '\0';
     *ps = (struct plant_status){json_long(plant, "ca"), json_long(plant, "ca_connected"),
-                                json_long(plant, "puts"), json_long(plant, "put_failures")};
-    return ps->ca < 0 || ps->connected < 0 || ps->puts < 0 || ps->put_failures < 0 ? -1 : 0;
+                                json_long(plant, "puts"), json_long(plant, "put_failures"),
+                                json_long(plant, "updates"), json_long(plant, "polls"),
+                                json_long(plant, "polls_put_off")};
+    return ps->ca < 0 || ps->connected < 0 || ps->puts < 0 || ps->put_failures < 0 ||
+                   ps->updates < 0 || ps->polls < 0 || ps->polls_put_off < 0
+               ? -1
+               : 0;
 }
 
 /* Serve the repeater (for the daemon's libca) for `seconds`, before our CA context exists. */
@@ -941,7 +949,7 @@ static void plant_wait_connected(struct bench *b, struct daemon_run *r, struct c
                                  struct row *row, const char *label)
 {
     long want = row->nodes * (PLANT_READS + PLANT_WRITES);
-    struct plant_status ps = {-1, -1, -1, -1};
+    struct plant_status ps = {-1, -1, -1, -1, -1, -1, -1};
     long failed = 0;
     row->connect_s = NAN;
     while (harness_now() - r->t0 < PLANT_CONNECT_TIMEOUT_S && harness_alive(&r->d)) {
@@ -1067,6 +1075,11 @@ static int measure(const struct bench *b, struct daemon_run *r, struct client *c
     row->connected_end = ps1.connected;
     row->puts_per_s = (double)(ps1.puts - ps0.puts) / s;
     row->put_failures = ps1.put_failures - ps0.put_failures;
+    row->plant_updates_per_s = (double)(ps1.updates - ps0.updates) / s;
+    row->polls_per_s = (double)(ps1.polls - ps0.polls) / s;
+    row->put_off_pct = ps1.polls > ps0.polls ? 100.0 * (double)(ps1.polls_put_off - ps0.polls_put_off) /
+                                                   (double)(ps1.polls - ps0.polls)
+                                             : 0;
     if ((row->connect_not_ok = nodes_not_connected(row->nodes)) < 0) {
         fprintf(stderr, "bench-nodes: out of memory\n");
         return -1;
@@ -1316,11 +1329,12 @@ static void print_plant(const struct bench *b)
            "every %.0f ms from the ready line: none is seen earlier), and the same from the ready\n"
            "line; status ms: its slowest reply meanwhile; at the window's end: channels\n"
            "connected, nodes whose CONNECT is not OK; in the window: plant writes/s and refused\n"
-           "ones, guardsim's CPU (%% of one core) and RSS.\n",
+           "ones, values received/s, ca_poll calls/s and the %% of them put off until a tick had\n"
+           "run, guardsim's CPU (%% of one core) and RSS.\n",
            PLANT_READS, PLANT_WRITES, PLANT_POLL_S * 1e3);
-    printf("  %6s %7s %9s %11s %9s %9s %7s %8s %6s %8s %8s\n", "nodes", "CA", "connect s",
-           "after ready", "status ms", "connected", "not OK", "writes/s", "failed", "sim CPU%",
-           "sim MiB");
+    printf("  %6s %7s %9s %11s %9s %9s %7s %8s %6s %9s %7s %8s %8s %8s\n", "nodes", "CA",
+           "connect s", "after ready", "status ms", "connected", "not OK", "writes/s", "failed",
+           "values/s", "polls/s", "put off%", "sim CPU%", "sim MiB");
     for (int i = 0; i < b->n_rows; i++) {
         const struct row *r = &b->rows[i];
         if (r->kind != ROW_PLANT)
@@ -1330,9 +1344,10 @@ static void print_plant(const struct bench *b)
             snprintf(connect, sizeof connect, "%.2f", r->connect_s);
             snprintf(after, sizeof after, "%.2f", r->connect_s - r->start_s);
         }
-        printf("  %6ld %7ld %9s %11s %9.1f %9ld %7ld %8.0f %6ld %8.1f %8.1f\n", r->nodes,
-               r->plant_ca, connect, after, r->ctl_ms, r->connected_end, r->connect_not_ok,
-               r->puts_per_s, r->put_failures, r->sim_cpu_pct, (double)r->sim_rss_kb / 1024.0);
+        printf("  %6ld %7ld %9s %11s %9.1f %9ld %7ld %8.0f %6ld %9.0f %7.1f %8.1f %8.1f %8.1f\n",
+               r->nodes, r->plant_ca, connect, after, r->ctl_ms, r->connected_end,
+               r->connect_not_ok, r->puts_per_s, r->put_failures, r->plant_updates_per_s,
+               r->polls_per_s, r->put_off_pct, r->sim_cpu_pct, (double)r->sim_rss_kb / 1024.0);
     }
 }
 
