@@ -63,7 +63,7 @@
 typedef struct plant plant;
 typedef struct plant_ref plant_ref;
 
-#define PLANT_POLL_GUARD 0.0015
+#define PLANT_POLL_GUARD 0.0025
 
 /* The owner's scheduled work is done: poll now if a wake-up was put off
  * for it. */
