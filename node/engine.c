@@ -386,6 +386,7 @@ void node_step(node *n)
     if (!n || n->magic != NODE_MAGIC || n->in_code)
         return;
     bool restarted = apply_controls(n);
+    node_claim_check(n);
     node_chans_sweep(n);
     node_chans_check(n);
     /* An error that a lost connection caused (ERROR=Connect) ends when every

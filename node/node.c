@@ -221,20 +221,45 @@ int node_set_op(node *n, enum node_op op)
     return NODE_OK;
 }
 
-void node_set_manager(node *n, const char *manager)
+int node_claim(node *n, const char *manager)
 {
-    if (!n || n->magic != NODE_MAGIC)
-        return;
-    char m[NODE_NAME_MAX + 1];
-    snprintf(m, sizeof(m), "%s", manager ? manager : "");
-    for (char *p = m; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
-    if (strcmp(m, n->manager) != 0) {
-        snprintf(n->manager, sizeof(n->manager), "%s", m);
-        node_log(n, "MANAGER: %s", m[0] ? m : "(none)");
-        node_publish(n);
+    if (!n || n->magic != NODE_MAGIC || !manager)
+        return NODE_EINVAL;
+    double now = node_now(n);
+    if (!manager[0]) {
+        if (n->manager[0]) {
+            node_log(n, "MANAGER: %s released", n->manager);
+            n->manager[0] = '\0';
+            node_publish(n);
+        }
+        return NODE_OK;
     }
+    if (!node_valid_word(manager, NODE_NAME_MAX))
+        return NODE_EINVAL;
+    if (strcmp(manager, n->manager) == 0) {
+        n->manager_until = now + NODE_CLAIM_LEASE;
+        return NODE_OK;
+    }
+    if (n->manager[0] && now < n->manager_until)
+        return NODE_EBUSY;
+    if (n->manager[0])
+        node_log(n, "MANAGER: %s (the claim of %s had lapsed)", manager, n->manager);
+    else
+        node_log(n, "MANAGER: %s", manager);
+    snprintf(n->manager, sizeof(n->manager), "%s", manager);
+    n->manager_until = now + NODE_CLAIM_LEASE;
+    node_publish(n);
+    return NODE_OK;
+}
+
+void node_claim_check(node *n)
+{
+    if (!n->manager[0] || node_now(n) < n->manager_until)
+        return;
+    node_log(n, "MANAGER: the claim of %s lapsed (not renewed for %.0f s)", n->manager,
+             NODE_CLAIM_LEASE);
+    n->manager[0] = '\0';
+    node_publish(n);
 }
 
 int node_start_at(node *n, const char *state, const char *request)

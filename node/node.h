@@ -56,6 +56,7 @@ enum node_err {
     NODE_ENOSTATE = -2,   /* no state of that name */
     NODE_EINVAL = -3,
     NODE_ENOSYS = -4,     /* system module missing or unusable */
+    NODE_EBUSY = -5,      /* claimed by another manager */
 };
 
 /* ---- systems ---- */
@@ -168,8 +169,18 @@ void node_fail(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * which ends by itself when every channel of the node is connected again,
  * and the state is entered again (Guardian retries). */
 void node_fail_connection(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Lift the manager field, etc.: who manages this node ("" for none). */
-void node_set_manager(node *n, const char *manager);
+/* A manager's claim on this node (what its MANAGER channel shows). Managers may run in
+ * other daemons, so a claim is a lease: the holder renews it by claiming
+ * again (a manager does every NODE_CLAIM_RENEW s), and a claim not renewed
+ * for NODE_CLAIM_LEASE s lapses, whatever stopped the holder (stopped,
+ * destroyed, quarantined, unreachable). A lapse only frees the claim: REQUEST
+ * and MODE stay as the holder left them. "" releases; the holder's name
+ * renews; another name takes a node that no live claim holds, and otherwise
+ * gets NODE_EBUSY (the holder is node_manager()). A name must be a node name
+ * (NODE_EINVAL). */
+#define NODE_CLAIM_LEASE 5.0
+#define NODE_CLAIM_RENEW 1.0
+int node_claim(node *n, const char *manager);
 
 /* ---- what a node shows (the node channels read these) ---- */
 

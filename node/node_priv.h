@@ -128,7 +128,8 @@ struct node {
     bool notification;
     char usermsg[NODE_USERMSG_MAX + 1];
     char notice[NODE_MSG_MAX]; /* the full text of the last notification */
-    char manager[NODE_NAME_MAX + 1];
+    char manager[NODE_NAME_MAX + 1]; /* the claim's holder, "" for none */
+    double manager_until;            /* node_now() when the claim lapses unless renewed */
     uint64_t generation;
     struct node_shown shown;
 
@@ -199,6 +200,7 @@ void node_timers_clear(node *n);
 
 /* chan.c */
 void node_chans_free(node *n);
+void node_claim_check(node *n);    /* each cycle: a claim not renewed lapses */
 void node_chans_check(node *n);    /* each cycle: log channels that stay down */
 void node_chans_reloaded(node *n); /* new code: start telling used from unused */
 void node_chans_sweep(node *n);    /* each cycle: release what the new code left */

@@ -1052,6 +1052,52 @@ Test(engine, active_needs_load_done)
     cr_assert_neq(log_find(0, "LOAD ERROR: compile error"), -1);
 }
 
+/* ---- a manager's claim (the MANAGER channel) ---- */
+
+Test(engine, a_claim_is_a_lease_its_holder_renews)
+{
+    reach("C");
+    cr_assert_eq(node_claim(n, "MGR_A"), NODE_OK);
+    cr_assert_str_eq(node_manager(n), "MGR_A");
+    cr_assert_neq(log_find(0, "MANAGER: MGR_A"), -1);
+    /* Held: another manager is refused, bad names are refused. */
+    cr_assert_eq(node_claim(n, "MGR_B"), NODE_EBUSY);
+    cr_assert_eq(node_claim(n, "MGR B"), NODE_EINVAL);
+    cr_assert_eq(node_claim(n, NULL), NODE_EINVAL);
+    cr_assert_str_eq(node_manager(n), "MGR_A");
+    /* Renewed once a second for 20 s: still held, refused to others. */
+    for (int s = 0; s < 20; s++) {
+        steps(n, 16);
+        cr_assert_eq(node_claim(n, "MGR_A"), NODE_OK);
+    }
+    cr_assert_eq(node_claim(n, "MGR_B"), NODE_EBUSY);
+    /* Not renewed: it lapses after NODE_CLAIM_LEASE, at a cycle. */
+    steps(n, (unsigned)(NODE_CLAIM_LEASE / CYCLE) - 2);
+    cr_assert_str_eq(node_manager(n), "MGR_A", "not before the lease ends");
+    steps(n, 3);
+    cr_assert_str_eq(node_manager(n), "");
+    cr_assert_neq(log_find(0, "MANAGER: the claim of MGR_A lapsed (not renewed for 5 s)"), -1);
+    cr_assert_str_eq(node_requested(n)->name, "C", "a lapse leaves the request");
+    /* Free again: the other manager takes it; its holder releases it. */
+    cr_assert_eq(node_claim(n, "MGR_B"), NODE_OK);
+    cr_assert_eq(node_claim(n, "MGR_A"), NODE_EBUSY, "the first one is refused now");
+    cr_assert_eq(node_claim(n, ""), NODE_OK);
+    cr_assert_str_eq(node_manager(n), "");
+    cr_assert_neq(log_find(0, "MANAGER: MGR_B released"), -1);
+    cr_assert_eq(node_claim(n, "MGR_A"), NODE_OK);
+}
+
+Test(engine, a_lapsed_claim_is_taken_at_once_even_before_a_cycle)
+{
+    reach("C");
+    cr_assert_eq(node_claim(n, "MGR_A"), NODE_OK);
+    advance(NODE_CLAIM_LEASE + 0.1); /* no cycle ran: the holder is still shown */
+    cr_assert_str_eq(node_manager(n), "MGR_A");
+    cr_assert_eq(node_claim(n, "MGR_B"), NODE_OK);
+    cr_assert_str_eq(node_manager(n), "MGR_B");
+    cr_assert_neq(log_find(0, "MANAGER: MGR_B (the claim of MGR_A had lapsed)"), -1);
+}
+
 /* ---- generation ---- */
 
 Test(engine, generation_moves_with_what_is_shown_but_not_exectime)
@@ -1066,12 +1112,12 @@ Test(engine, generation_moves_with_what_is_shown_but_not_exectime)
     step(n);
     cr_assert_gt(node_generation(n), g);
     g = node_generation(n);
-    node_set_manager(n, "MGR");
+    cr_assert_eq(node_claim(n, "MGR"), NODE_OK);
     cr_assert_gt(node_generation(n), g);
     cr_assert_str_eq(node_manager(n), "MGR");
     g = node_generation(n);
-    node_set_manager(n, "MGR");
-    cr_assert_eq(node_generation(n), g);
+    cr_assert_eq(node_claim(n, "MGR"), NODE_OK, "a renewal");
+    cr_assert_eq(node_generation(n), g, "changes nothing shown");
 }
 
 /* ---- transitions queue ---- */
