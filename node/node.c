@@ -3,9 +3,9 @@
  * Controls (REQUEST, MODE, OP) are validated here and stored as pending;
  * engine.c applies them at the start of the next cycle. That keeps every
  * change of execution inside node_step(), so a control may come at any time,
- * even from a host callback that state code triggered. node_reload,
- * node_start_at and node_set_manager act at once but refuse to run while the
- * node's own state code is running.
+ * even from a host callback that state code triggered. node_reload and
+ * node_start_at act at once but refuse to run while the node's own state
+ * code is running; node_claim acts at once from anywhere.
  *
  * What a node shows is read through the accessors below; after anything that
  * may change it, node_publish() compares it with the last snapshot and bumps

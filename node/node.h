@@ -9,8 +9,8 @@
  * Requests, mode and op changes are validated when they are made (so that a
  * bad CA put can be refused) and take effect at the start of the next cycle;
  * they may be called at any time, even from inside a host callback made by
- * state code. node_reload, node_start_at and node_set_manager act at once
- * (the first two refuse to run from inside the node's own state code).
+ * state code. node_reload, node_start_at and node_claim act at once (the
+ * first two refuse to run from inside the node's own state code).
  * docs/systems.md gives the execution semantics in full.
  *
  * Lifetimes: the grd_state pointers returned below point into the node's
