@@ -1077,9 +1077,9 @@ static int measure(const struct bench *b, struct daemon_run *r, struct client *c
     row->put_failures = ps1.put_failures - ps0.put_failures;
     row->plant_updates_per_s = (double)(ps1.updates - ps0.updates) / s;
     row->polls_per_s = (double)(ps1.polls - ps0.polls) / s;
-    row->put_off_pct = ps1.polls > ps0.polls ? 100.0 * (double)(ps1.polls_put_off - ps0.polls_put_off) /
-                                                   (double)(ps1.polls - ps0.polls)
-                                             : 0;
+    long polls = ps1.polls - ps0.polls;
+    row->put_off_pct =
+        polls > 0 ? 100.0 * (double)(ps1.polls_put_off - ps0.polls_put_off) / (double)polls : 0;
     if ((row->connect_not_ok = nodes_not_connected(row->nodes)) < 0) {
         fprintf(stderr, "bench-nodes: out of memory\n");
         return -1;

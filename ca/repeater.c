@@ -241,8 +241,8 @@ static void report(cas_repeater *r, ev_tstamp now)
                 "%s: ca: repeater: in the last %.0f s: budget used up in %u tenths of a "
                 "second; %llu datagrams dropped unread (socket full), %llu read too late "
                 "(queued > %.1f s) and not forwarded\n",
-                program_invocation_short_name, now - r->since, r->paused_periods, (unsigned long long)r->dropped,
-                (unsigned long long)r->stale, REPEATER_MAX_AGE);
+                program_invocation_short_name, now - r->since, r->paused_periods,
+                (unsigned long long)r->dropped, (unsigned long long)r->stale, REPEATER_MAX_AGE);
     } else if (r->flooding) {
         fprintf(stderr, "%s: ca: repeater: no flood in the last %.0f s\n",
                 program_invocation_short_name, now - r->since);
@@ -266,7 +266,8 @@ static void pause_reading(cas_repeater *r)
         fprintf(stderr,
                 "%s: ca: repeater: flood: more than %d datagrams or %d sends a second; "
                 "the excess is dropped (counted, reported at most once a minute)\n",
-                program_invocation_short_name, REPEATER_READS_PER_SECOND, REPEATER_SENDS_PER_SECOND);
+                program_invocation_short_name, REPEATER_READS_PER_SECOND,
+                REPEATER_SENDS_PER_SECOND);
         r->flooding = true;
         r->last_report = r->since = now;
     }

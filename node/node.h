@@ -169,9 +169,9 @@ void node_fail(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * which ends by itself when every channel of the node is connected again,
  * and the state is entered again (Guardian retries). */
 void node_fail_connection(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A manager's claim on this node (what its MANAGER channel shows). Managers may run in
- * other daemons, so a claim is a lease: the holder renews it by claiming
- * again (a manager does every NODE_CLAIM_RENEW s), and a claim not renewed
+/* A manager's claim on this node (what its MANAGER channel shows). Managers
+ * may run in other daemons, so a claim is a lease: the holder renews it by
+ * claiming again (a manager does every NODE_CLAIM_RENEW s), and a claim not renewed
  * for NODE_CLAIM_LEASE s lapses, whatever stopped the holder (stopped,
  * destroyed, quarantined, unreachable). A lapse only frees the claim: REQUEST
  * and MODE stay as the holder left them. "" releases; the holder's name

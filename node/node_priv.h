@@ -174,6 +174,8 @@ void node_record(node *n, const char *from, int to, enum node_transition how);
 node *node_live(const grd_node *g); /* NULL unless g is a live node */
 double node_now(const node *n);
 
+void node_claim_check(node *n); /* each cycle: a claim not renewed lapses */
+
 /* engine.c */
 void engine_repath(node *n);
 void engine_restart_init(node *n, const char *from, int pos, enum node_status status);
@@ -200,7 +202,6 @@ void node_timers_clear(node *n);
 
 /* chan.c */
 void node_chans_free(node *n);
-void node_claim_check(node *n);    /* each cycle: a claim not renewed lapses */
 void node_chans_check(node *n);    /* each cycle: log channels that stay down */
 void node_chans_reloaded(node *n); /* new code: start telling used from unused */
 void node_chans_sweep(node *n);    /* each cycle: release what the new code left */

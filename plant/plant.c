@@ -532,7 +532,7 @@ static void poll_ca(plant *p)
 }
 
 /* Poll after a put-off wake-up, and watch the wake-up socket again. */
-static void poll_put_off(plant *p)
+static void poll_after_work(plant *p)
 {
     if (!p->poll_put_off)
         return;
@@ -567,7 +567,7 @@ static void wake_cb(struct ev_loop *loop, ev_io *w, int revents)
 void plant_work_done(plant *p)
 {
     if (p)
-        poll_put_off(p);
+        poll_after_work(p);
 }
 
 static void backstop_cb(struct ev_loop *loop, ev_timer *w, int revents)

@@ -4,8 +4,9 @@
 # linked), the site-file reader supervisor/config.o, and sim/*.c. It is part
 # of `all` and of `make run` (tools/run-demo.sh starts it before guardiand),
 # the python tests start it (tests/integration/test_guardsim.py), so
-# check-python needs it too, and so does `make bench` (bench-nodes --plant). `make install` leaves it out: it is a tool for
-# the demo and the tests, not for a site.
+# check-python needs it too, and so does `make bench` (bench-nodes --plant).
+# `make install` leaves it out: it is a tool for the demo and the tests, not
+# for a site.
 
 SIM_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard sim/*.c))
 GUARDSIM := $(BUILD)/bin/guardsim
