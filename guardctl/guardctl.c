@@ -629,8 +629,67 @@ static int cmd_one_node(const struct command *c, int argc, char **argv)
         printf("%s: %s\n", argv[p.first], json_is_true(json_object_get(reply, "was_quarantined"))
                                               ? "released from quarantine"
                                               : "released (it was not quarantined)");
+    else if (strcmp(c->name, "release-manager") == 0 && *str(reply, "was", ""))
+        printf("%s: released from its manager %s\n", argv[p.first], str(reply, "was", ""));
+    else if (strcmp(c->name, "release-manager") == 0)
+        printf("%s: has no manager\n", argv[p.first]);
     else
         printf("%s: destroyed\n", argv[p.first]);
+    json_decref(reply);
+    return EXIT_OK;
+}
+
+/* -- tree -- */
+
+/* One line per node, indented under its manager as systemctl
+ * list-dependencies draws it: "├─" before each but the last child, "└─"
+ * before the last, "│ " continuing a level that has more children below. */
+static void print_tree(json_t *t, char *indent, size_t len, size_t used, bool last, bool root)
+{
+    const char *state = str(t, "state", ""), *req = str(t, "request", "");
+    bool connected = json_is_true(json_object_get(t, "connected"));
+    const char *ok = !connected ? "-" : json_is_true(json_object_get(t, "ok")) ? "OK" : "NOT OK";
+    const char *manager = str(t, "manager", ""), *fault = str(t, "fault", "");
+    printf("%.*s%s%s  %s%s%s  %s  %s", (int)used, indent, root ? "" : last ? "└─" : "├─",
+           str(t, "name", "?"), connected ? state : "(disconnected)",
+           connected && strcmp(state, req) != 0 ? " -> " : "",
+           connected && strcmp(state, req) != 0 ? req : "", str(t, "mode", ""), ok);
+    if (*manager)
+        printf("  managed by %s", manager);
+    if (!json_is_true(json_object_get(t, "local")))
+        printf("  [remote]");
+    if (*fault && strcmp(ok, "NOT OK") != 0 && connected)
+        printf("  (%s)", fault);
+    putchar('\n');
+    json_t *subs = json_object_get(t, "subnodes");
+    size_t n = json_array_size(subs), i;
+    size_t add = root ? 0 : strlen(last ? "  " : "│ ");
+    if (used + add + 1 > len)
+        return;
+    if (!root)
+        memcpy(indent + used, last ? "  " : "│ ", add);
+    json_t *x;
+    json_array_foreach(subs, i, x)
+        print_tree(x, indent, len, used + add, i + 1 == n, false);
+}
+
+static int cmd_tree(const struct command *c, int argc, char **argv)
+{
+    struct parsed p = parse_command(c, argc, argv, "", NULL);
+    if (p.first < 0)
+        return p.status;
+    json_t *args = p.first < argc ? json_pack("{s:s}", "node", argv[p.first]) : json_object();
+    json_t *reply = request("tree", args);
+    if (json_out)
+        return print_json(reply);
+    json_t *roots = json_object_get(reply, "tree");
+    size_t i;
+    json_t *t;
+    char indent[256];
+    json_array_foreach(roots, i, t)
+        print_tree(t, indent, sizeof(indent), 0, true, true);
+    if (json_array_size(roots) == 0)
+        printf("no node here manages another\n");
     json_decref(reply);
     return EXIT_OK;
 }
@@ -952,6 +1011,15 @@ static const struct command commands[] = {
     {"release", cmd_one_node, "NODE",
      "Lift a node's crash quarantine: it runs again, and its earlier crashes no longer count.\n",
      1, 1},
+    {"release-manager", cmd_one_node, "NODE",
+     "Take the node back from the manager that claims it (its MANAGER empties; audited). That\n"
+     "manager notices, notifies, and claims it again only when its code calls set_managed\n"
+     "again (e.g. when it is restarted). REQUEST and MODE stay as they are.\n", 1, 1},
+    {"tree", cmd_tree, "[NODE]",
+     "The hierarchy of managers and their subordinates (from NODE, or from every manager no\n"
+     "node here manages): each node's state (-> its request when it differs), mode, OK and\n"
+     "manager. Subordinates in another daemon are shown as their manager sees them.\n"
+     "  --json          the daemon's reply as JSON\n", 0, 1},
     {"spm", cmd_spm, "NODE [--accept [CHANNEL...]]",
      "The set-point monitor: every channel the node wrote, with the value it wrote, the value\n"
      "now, and since when they differ (something else changed it).\n"

@@ -239,6 +239,18 @@ void node_chan_connection(node *n, const char *chan, bool up)
     }
 }
 
+void node_write_failed(node *n, const char *chan, bool lost, const char *why)
+{
+    if (!n || n->magic != NODE_MAGIC || !chan || !why)
+        return;
+    if (manage_write_failed(n, chan, lost, why))
+        return;
+    if (lost)
+        node_fail_connection(n, "ezca: %s", why);
+    else
+        node_fail(n, "ezca: %s", why);
+}
+
 void node_spm(node *n, const char *chan, enum node_spm ev, const char *text)
 {
     if (!n || n->magic != NODE_MAGIC || !chan)

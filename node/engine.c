@@ -38,6 +38,10 @@ static const char *const mode_names[] = {"AUTO", "MANAGED", "MANUAL"};
 
 void engine_notify(node *n, const char *text)
 {
+    if (n->priority_msg[0] && text != n->priority_msg) {
+        n->notified = true; /* the priority notification stands (manage_notify) */
+        return;
+    }
     if (!n->notification || strcmp(text, n->notice) != 0) {
         node_log(n, "USERMSG: %s", text);
         snprintf(n->notice, sizeof(n->notice), "%s", text);
@@ -230,6 +234,8 @@ static bool apply_controls(node *n)
             if (n->op == NODE_OP_STOP)
                 n->stopped = true;
         }
+        if (n->stopped)
+            manage_stop(n); /* a stopped manager holds no claims */
         if (n->op == NODE_OP_EXEC && n->stopped) {
             char from[GRD_NAME_MAX + 1];
             snprintf(from, sizeof(from), "%s", sname(n, n->cur));
@@ -387,6 +393,8 @@ void node_step(node *n)
         return;
     bool restarted = apply_controls(n);
     node_claim_check(n);
+    if (n->op != NODE_OP_STOP)
+        manage_cycle(n);
     node_chans_sweep(n);
     node_chans_check(n);
     /* An error that a lost connection caused (ERROR=Connect) ends when every
@@ -402,6 +410,7 @@ void node_step(node *n)
             execute(n);
         if (n->nopath && !n->notified)
             notify_nopath(n);
+        manage_notify(n);
         if (n->spm_changed && !n->notified)
             engine_notify(n, n->spm_text); /* until every difference is gone */
         if (!n->notified)

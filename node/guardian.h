@@ -170,6 +170,7 @@ enum grd_chan_status {
     GRD_EBADCHAN = -2, /* no such channel (or node), or a NULL/over-long name */
     GRD_ETYPE = -3,    /* the value does not convert (e.g. NaN to long) */
     GRD_EINVAL = -4,   /* a NULL node or output argument */
+    GRD_EBUSY = -5,    /* a subordinate another manager holds (below) */
 };
 
 /* "<IFO>:" + printf(fmt, ...), at most 255 characters. The string lives as
@@ -193,5 +194,88 @@ int grd_spm_ignore(grd_node *n, const char *chan);
  * state code (not across cycles: the other node may be reloaded). */
 int grd_node_ok(grd_node *n, const char *node, bool *ok);
 int grd_node_state(grd_node *n, const char *node, const char **state);
+
+/* ---- subordinates (managers: Guardian's NodeManager) ----
+ * A manager declares the nodes it directs and reaches each through its
+ * channels <IFO>:GRD-<SUB>_*: in-process when the subordinate runs in this
+ * daemon, over Channel Access when it runs in another; the calls below behave
+ * the same either way. What they read is the newest value the subordinate
+ * published (in-process at once, over CA as its monitors arrive).
+ *
+ * Claims: grd_set_managed() writes this node's name into each subordinate's
+ * MANAGER and, once the claim is held, puts it in MODE=MANAGED. The claim is
+ * a lease renewed every NODE_CLAIM_RENEW s while this node executes (OP EXEC
+ * or PAUSE) and lapses NODE_CLAIM_LEASE s after the renewals stop (this node
+ * stopped, removed, quarantined or unreachable); STOP and removal release
+ * it at once. A subordinate another manager holds refuses the claim
+ * (ECA_PUTFAIL): it is reported as managed by that node (a fault, and this
+ * node's notification, shown in place of any its state code makes), it is
+ * not arrived, requests to it are not sent (GRD_EBUSY), and nothing is
+ * written to it until the other claim lapses or is released; then this node
+ * takes it within NODE_CLAIM_RENEW s. A claim an operator released (guardctl
+ * release-manager) is not taken again until grd_set_managed() is called
+ * again (this node notifies meanwhile).
+ *
+ * Someone else changing a subordinate's REQUEST or MODE is allowed (an
+ * operator can always take over): this node then notifies, naming who did it
+ * ("SUS_MC2 request changed by ops@host"), until it requests again (or, for
+ * MODE, calls grd_set_managed again). Subordinates count in this node's
+ * SUBNODES_TOTAL; SUBNODES_NOT_OK counts those not OK, with a notification
+ * or set points changed (SPM), stalled, in ERROR, disconnected, or held by
+ * another manager. */
+#define GRD_SUBNODES_MAX 256
+
+/* Declare subordinates: node names separated by commas and/or spaces
+ * ("SUS_MC1, SUS_MC2"); NULL takes the node argument `nodes`. From node_init
+ * or any state; a name declared again is the same subordinate. Returns how
+ * many the node has, or GRD_EBADCHAN for a bad name or too many (the node
+ * goes to ERROR, naming it; the names before it are declared). */
+int grd_subnodes(grd_node *n, const char *names);
+unsigned grd_subnode_count(const grd_node *n);
+const char *grd_subnode(const grd_node *n, unsigned i); /* its name, or NULL */
+
+/* Claim every subordinate and put it in MODE=MANAGED (see above). GRD_OK. */
+int grd_set_managed(grd_node *n);
+/* Give up the claims this node holds (MANAGER emptied; MODE and REQUEST stay). */
+int grd_release(grd_node *n);
+
+/* Request `state` of subordinate `sub`; remembered as this manager's request
+ * (for arrived, revive, and to notice someone else's). GRD_OK when written or
+ * to be written at the next connection; GRD_EBADCHAN if sub is not a
+ * subordinate; GRD_EBUSY if another manager holds it. A subordinate that
+ * refuses the request (no such state) puts this node in ERROR, as a refused
+ * write does. */
+int grd_sub_request(grd_node *n, const char *sub, const char *state);
+/* Request the manager's own last request again (Guardian's revive: a stalled
+ * node moves on): of `sub`, or with sub NULL of every stalled subordinate.
+ * Returns how many were requested again, or a grd_chan_status. */
+int grd_revive(grd_node *n, const char *sub);
+
+/* What a manager knows of a subordinate (strings "" while disconnected). */
+struct grd_sub {
+    char state[GRD_NAME_MAX + 1], request[GRD_NAME_MAX + 1], target[GRD_NAME_MAX + 1];
+    char status[16], mode[16];    /* "DONE", "MANAGED"... */
+    char manager[64];             /* its MANAGER: who holds its claim */
+    char usermsg[40];             /* its notification, when it has one */
+    char changed_by[40];          /* who last changed its REQUEST, MODE or OP */
+    char requested[GRD_NAME_MAX + 1]; /* this manager's last request of it, "" none */
+    char fault[160];              /* why it is at fault (grd_sub_faults), "" if not */
+    bool connected;               /* its channels reach this node */
+    bool ok, error, notification, stalled;
+    bool held;                    /* its MANAGER names this node */
+    bool arrived;                 /* at this manager's request (or its own, if none) */
+    bool done;                    /* arrived, and the state's code has completed */
+    long spm_changed;
+};
+int grd_sub_status(grd_node *n, const char *sub, struct grd_sub *out);
+/* Every subordinate arrived (grd_sub's arrived) / and completed (done).
+ * False when any is disconnected; true with no subordinates. */
+bool grd_arrived(grd_node *n);
+bool grd_completed(grd_node *n);
+bool grd_sub_stalled(grd_node *n, const char *sub);
+/* The fault check: how many subordinates are at fault, which is what
+ * SUBNODES_NOT_OK counts (above); text (when non-NULL) gets
+ * "SUS_MC2 stalled, SUS_MC3 disconnected", cut to len. */
+unsigned grd_sub_faults(grd_node *n, char *text, size_t len);
 
 #endif

@@ -179,6 +179,7 @@ void node_free(node *n)
     }
     free(n->args);
     free(n->priv);
+    manage_free(n);
     node_chans_free(n);
     node_log_free(n);
     n->magic = 0;
@@ -248,6 +249,18 @@ int node_claim(node *n, const char *manager)
         node_log(n, "MANAGER: %s", manager);
     snprintf(n->manager, sizeof(n->manager), "%s", manager);
     n->manager_until = now + NODE_CLAIM_LEASE;
+    node_publish(n);
+    return NODE_OK;
+}
+
+int node_release_manager(node *n)
+{
+    if (!n || n->magic != NODE_MAGIC)
+        return NODE_EINVAL;
+    if (!n->manager[0])
+        return NODE_OK;
+    node_log(n, "MANAGER: %s released by an operator", n->manager);
+    n->manager[0] = '\0';
     node_publish(n);
     return NODE_OK;
 }
@@ -503,6 +516,7 @@ void node_publish(node *n)
         .spm_total = n->spm_total, .spm_changed = n->spm_changed,
         .active = node_active(n), .notification = n->notification, .stalled = n->stalled,
         .exectime_last = n->exectime_last, .load_time = n->load_time, .sys = n->sys,
+        .subs_total = n->n_subs, .subs_not_ok = n->subs_not_ok,
     };
     memcpy(s.usermsg, n->usermsg, sizeof(s.usermsg));
     memcpy(s.manager, n->manager, sizeof(s.manager));
@@ -514,6 +528,7 @@ void node_publish(node *n)
                 s.active == o->active && s.notification == o->notification &&
                 s.stalled == o->stalled && s.exectime_last == o->exectime_last &&
                 s.load_time == o->load_time && s.sys == o->sys &&
+                s.subs_total == o->subs_total && s.subs_not_ok == o->subs_not_ok &&
                 strcmp(s.usermsg, o->usermsg) == 0 && strcmp(s.manager, o->manager) == 0;
     if (!same) {
         n->generation++;

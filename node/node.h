@@ -181,6 +181,20 @@ void node_fail_connection(node *n, const char *fmt, ...) __attribute__((format(p
 #define NODE_CLAIM_LEASE 5.0
 #define NODE_CLAIM_RENEW 1.0
 int node_claim(node *n, const char *manager);
+/* An operator takes the claim back: MANAGER empties (logged as the
+ * operator's). The manager sees its live claim emptied and does not claim
+ * the node again until its code asks anew (guardian.h, grd_set_managed). */
+int node_release_manager(node *n);
+
+/* A write the node made failed later (the plant says): a subordinate's
+ * channel goes to the manager code; any other is an error of the node
+ * (lost: ERROR=Connect, node_fail_connection; otherwise node_fail). */
+void node_write_failed(node *n, const char *chan, bool lost, const char *why);
+
+/* A manager's subordinates (guardian.h): how many, and how many are at fault
+ * (SUBNODES_TOTAL and SUBNODES_NOT_OK), and what it knows of the i-th. */
+unsigned node_subnodes(const node *n, unsigned *not_ok);
+const char *node_subnode(const node *n, unsigned i, struct grd_sub *out);
 
 /* ---- what a node shows (the node channels read these) ---- */
 

@@ -4,7 +4,8 @@
  * paths), node.c (a node's life, operator controls, what it shows),
  * engine.c (the execution cycle), api.c (the grd_* functions for state code),
  * chan.c (plant channels: names, reads, writes), timer.c (state-code
- * timers), log.c (log lines and the per-node ring).
+ * timers), log.c (log lines and the per-node ring), manage.c (a manager's
+ * subordinates, through their node channels).
  *
  * Words used throughout:
  *   position   a state's place in its system's state table (0..n_states-1);
@@ -81,6 +82,7 @@ struct node_shown {
     const node_system *sys;
     char usermsg[NODE_USERMSG_MAX + 1];
     char manager[NODE_NAME_MAX + 1];
+    unsigned subs_total, subs_not_ok;
 };
 
 struct node {
@@ -128,8 +130,13 @@ struct node {
     bool notification;
     char usermsg[NODE_USERMSG_MAX + 1];
     char notice[NODE_MSG_MAX]; /* the full text of the last notification */
+    char priority_msg[NODE_MSG_MAX]; /* shown instead of state code's (manage.c), "" none */
     char manager[NODE_NAME_MAX + 1]; /* the claim's holder, "" for none */
     double manager_until;            /* node_now() when the claim lapses unless renewed */
+
+    /* subordinates, when the node is a manager (manage.c) */
+    struct node_sub *subs;
+    unsigned n_subs, subs_cap, subs_not_ok;
     uint64_t generation;
     struct node_shown shown;
 
@@ -175,6 +182,13 @@ node *node_live(const grd_node *g); /* NULL unless g is a live node */
 double node_now(const node *n);
 
 void node_claim_check(node *n); /* each cycle: a claim not renewed lapses */
+
+/* manage.c */
+void manage_cycle(node *n);  /* each executing cycle, before state code: read, claim, renew */
+void manage_notify(node *n); /* after state code: the manager's notification, if any */
+void manage_stop(node *n);   /* OP=STOP: release the claims held */
+void manage_free(node *n);   /* release, close, free */
+bool manage_write_failed(node *n, const char *chan, bool lost, const char *why);
 
 /* engine.c */
 void engine_repath(node *n);

@@ -297,6 +297,10 @@ static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, 
         json_object_set_new(j, "exectime", json_real(node_exectime(n)));
         json_object_set_new(j, "quarantined", json_boolean(sn->quarantined));
         json_object_set_new(j, "manager", ctl_string(node_manager(n)));
+        json_object_set_new(j, "stalled", json_boolean(node_stalled(n)));
+        unsigned not_ok, total = node_subnodes(n, &not_ok);
+        json_object_set_new(j, "subnodes_total", json_integer(total));
+        json_object_set_new(j, "subnodes_not_ok", json_integer(not_ok));
     } else {
         /* Not running: what was saved when it last ran. */
         json_object_set_new(j, "state", opt_string(rn->state));
@@ -1096,6 +1100,110 @@ static json_t *enum_control(sup *s, struct ctl_peer *p, json_t *args, const char
 static json_t *cmd_mode(sup *s, struct ctl_peer *p, json_t *a) { return enum_control(s, p, a, "mode", "MODE", mode_names); }
 static json_t *cmd_op(sup *s, struct ctl_peer *p, json_t *a) { return enum_control(s, p, a, "op", "OP", op_names); }
 
+/* ---- managers: guardctl release-manager NODE, guardctl tree [NODE] ---- */
+
+/* An operator takes a node back from its manager (node_release_manager):
+ * audited as a write of "" to its MANAGER. */
+static json_t *cmd_release_manager(sup *s, struct ctl_peer *p, json_t *args)
+{
+    const char *name;
+    sup_node *sn;
+    json_t *e = arg_node_name(args, "node", true, &name);
+    if (e || (e = running_node(s, name, &sn)))
+        return e;
+    char was[PV_STRING_SIZE];
+    snprintf(was, sizeof(was), "%s", node_manager(sn->node));
+    if (was[0]) {
+        node_release_manager(sn->node);
+        nodepv_publish(sn->pv); /* MANAGER empties now, not at the next cycle */
+        log_change(p, "release-manager", name);
+        if (s->store) {
+            char who[64];
+            snprintf(who, sizeof(who), "%s", peer_user(p));
+            struct store_audit a = {.node = name, .time = sup_wall(), .channel = "MANAGER",
+                                    .old_value = was, .new_value = "", .host = "localhost",
+                                    .user = who, .accepted = true};
+            store_audit(s->store, &a);
+        }
+    }
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "node", json_string(name));
+    json_object_set_new(reply, "was", ctl_string(was));
+    return reply;
+}
+
+#define TREE_DEPTH 16 /* deeper is a loop (A manages B manages A) or a mistake */
+
+/* One node of the tree: a node of this daemon with its subordinates, or a
+ * subordinate elsewhere as its manager sees it (info; no further levels). */
+static json_t *tree_json(sup *s, const char *name, const struct grd_sub *info, unsigned depth)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "name", ctl_string(name));
+    sup_node *sn = sup_node_find(s, name);
+    json_object_set_new(j, "local", json_boolean(sn != NULL));
+    if (!sn) {
+        json_object_set_new(j, "connected", json_boolean(info && info->connected));
+        json_object_set_new(j, "state", ctl_string(info ? info->state : ""));
+        json_object_set_new(j, "request", ctl_string(info ? info->request : ""));
+        json_object_set_new(j, "mode", ctl_string(info ? info->mode : ""));
+        json_object_set_new(j, "ok", json_boolean(info && info->ok));
+        json_object_set_new(j, "manager", ctl_string(info ? info->manager : ""));
+    } else {
+        node *n = sn->node;
+        json_object_set_new(j, "connected", json_true());
+        json_object_set_new(j, "state", state_name(node_state(n)));
+        json_object_set_new(j, "request", state_name(node_requested(n)));
+        json_object_set_new(j, "mode", json_string(mode_names[node_mode(n)]));
+        json_object_set_new(j, "ok", json_boolean(node_ok(n) && !sn->quarantined));
+        json_object_set_new(j, "manager", ctl_string(node_manager(n)));
+    }
+    json_object_set_new(j, "fault", ctl_string(info ? info->fault : ""));
+    json_t *subs = json_array();
+    struct grd_sub sub;
+    const char *sub_name;
+    for (unsigned i = 0; sn && (sub_name = node_subnode(sn->node, i, &sub)); i++) {
+        if (depth + 1 < TREE_DEPTH)
+            json_array_append_new(subs, tree_json(s, sub_name, &sub, depth + 1));
+    }
+    json_object_set_new(j, "subnodes", subs);
+    return j;
+}
+
+/* Whether `name` is a subordinate of a node of this daemon. */
+static bool managed_here(sup *s, const char *name)
+{
+    for (sup_node *sn = s->nodes; sn; sn = sn->hh.next) {
+        const char *sub;
+        for (unsigned i = 0; (sub = node_subnode(sn->node, i, NULL)); i++)
+            if (strcmp(sub, name) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* The hierarchy: from NODE, or from every manager that no node here manages. */
+static json_t *cmd_tree(sup *s, struct ctl_peer *p, json_t *args)
+{
+    (void)p;
+    const char *name = NULL;
+    sup_node *sn;
+    json_t *e = arg_node_name(args, "node", false, &name);
+    if (e || (name && (e = running_node(s, name, &sn))))
+        return e;
+    json_t *roots = json_array();
+    if (name) {
+        json_array_append_new(roots, tree_json(s, name, NULL, 0));
+    } else {
+        for (sn = s->nodes; sn; sn = sn->hh.next)
+            if (node_subnodes(sn->node, NULL) && !managed_here(s, sn->name))
+                json_array_append_new(roots, tree_json(s, sn->name, NULL, 0));
+    }
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "tree", roots);
+    return reply;
+}
+
 /* ---- the set-point monitor: guardctl spm NODE [--accept [CHAN...]] ---- */
 
 struct spm_walk {
@@ -1249,6 +1357,8 @@ static const struct command {
     {"mode", true, cmd_mode, {"node", "mode"}},
     {"op", true, cmd_op, {"node", "op"}},
     {"release", true, cmd_release, {"node"}},
+    {"release-manager", true, cmd_release_manager, {"node"}},
+    {"tree", false, cmd_tree, {"node"}},
     {"spm", false, cmd_spm, {"node"}},
     {"spm-accept", true, cmd_spm_accept, {"node", "channels"}},
 };

@@ -17,7 +17,7 @@ enum chan {
     C_NOMINAL, C_NOMINAL_S, C_NOMINAL_N, C_STATUS, C_ERROR, C_CONNECT, C_OK, C_ACTIVE,
     C_NOTIFICATION, C_USERMSG, C_LOAD, C_LOAD_STATUS, C_LOAD_TIME, C_EXECTIME,
     C_EXECTIME_LAST, C_VERSION, C_MANAGER, C_SUBNODES_TOTAL, C_SUBNODES_NOT_OK,
-    C_SPM_TOTAL, C_SPM_CHANGED, C_CRASHES, C_QUARANTINED,
+    C_SPM_TOTAL, C_SPM_CHANGED, C_CRASHES, C_QUARANTINED, C_STALLED, C_CHANGED_BY,
     C_COUNT
 };
 
@@ -45,6 +45,9 @@ struct nodepv {
     void *audit_arg;
     bool quarantined;                   /* held out of execution: see nodepv_quarantine */
     char quarantine_msg[PV_STRING_SIZE];
+    /* The latest claims refused, audited once each while they are retried. */
+    char refused_claims[4][PV_STRING_SIZE];
+    unsigned refused_next;
 };
 
 /* ---- write handlers: validate, hand to the node, let pvdb store ---- */
@@ -82,6 +85,19 @@ static int audited_enum(nodepv *np, pv *pv, uint16_t v, const pv_client *who, in
     return audited(np, pv, text, who, result);
 }
 
+/* An accepted change of OP, MODE or REQUEST: CHANGED_BY names who made it
+ * (user@host), so that a manager can say who changed its subordinate. */
+static int changed_by(nodepv *np, const pv_client *who, int result)
+{
+    if (result == 0 && who) {
+        char text[PV_STRING_SIZE];
+        snprintf(text, sizeof(text), "%.20s@%.18s", who->user ? who->user : "",
+                 who->host ? who->host : "");
+        pv_set_string(np->pv[C_CHANGED_BY], text);
+    }
+    return result;
+}
+
 static int write_op(pv *pv, const void *value, uint32_t n, const pv_client *who, void *arg)
 {
     (void)n;
@@ -89,7 +105,7 @@ static int write_op(pv *pv, const void *value, uint32_t n, const pv_client *who,
     uint16_t v;
     memcpy(&v, value, sizeof(v));
     int r = node_set_op(np->node, (enum node_op)v) == NODE_OK ? 0 : PVDB_EREJECT;
-    return audited_enum(np, pv, v, who, r);
+    return changed_by(np, who, audited_enum(np, pv, v, who, r));
 }
 
 static int write_mode(pv *pv, const void *value, uint32_t n, const pv_client *who, void *arg)
@@ -99,7 +115,7 @@ static int write_mode(pv *pv, const void *value, uint32_t n, const pv_client *wh
     uint16_t v;
     memcpy(&v, value, sizeof(v));
     int r = node_set_mode(np->node, (enum node_mode)v) == NODE_OK ? 0 : PVDB_EREJECT;
-    return audited_enum(np, pv, v, who, r);
+    return changed_by(np, who, audited_enum(np, pv, v, who, r));
 }
 
 static int write_request(pv *pv, const void *value, uint32_t n, const pv_client *who, void *arg)
@@ -110,7 +126,7 @@ static int write_request(pv *pv, const void *value, uint32_t n, const pv_client 
     memcpy(name, value, PV_STRING_SIZE);
     name[PV_STRING_SIZE - 1] = 0;
     int r = node_request(np->node, name) == NODE_OK ? 0 : PVDB_EREJECT;
-    return audited(np, pv, name, who, r);
+    return changed_by(np, who, audited(np, pv, name, who, r));
 }
 
 static int write_request_enum(pv *pv, const void *value, uint32_t n, const pv_client *who,
@@ -123,7 +139,36 @@ static int write_request_enum(pv *pv, const void *value, uint32_t n, const pv_cl
     if (v >= np->n_menu)
         return audited_enum(np, pv, v, who, PVDB_ERANGE);
     int r = node_request(np->node, np->menu[v]->name) == NODE_OK ? 0 : PVDB_EREJECT;
-    return audited_enum(np, pv, v, who, r);
+    return changed_by(np, who, audited_enum(np, pv, v, who, r));
+}
+
+/* MANAGER: a manager's claim (node_claim), renewed by writing it again each
+ * NODE_CLAIM_RENEW s; "" releases. Renewals, and a refused claim tried again
+ * and again, are audited once, not once a second. */
+static int write_manager(pv *pv, const void *value, uint32_t n, const pv_client *who, void *arg)
+{
+    (void)n;
+    nodepv *np = arg;
+    char name[PV_STRING_SIZE];
+    memcpy(name, value, PV_STRING_SIZE);
+    name[PV_STRING_SIZE - 1] = 0;
+    bool renewal = name[0] && strcmp(name, node_manager(np->node)) == 0;
+    int r = node_claim(np->node, name) == NODE_OK ? 0 : PVDB_EREJECT;
+    if (r == 0 && renewal)
+        return 0;
+    const size_t n_refused = sizeof(np->refused_claims) / sizeof(np->refused_claims[0]);
+    for (size_t i = 0; i < n_refused; i++) {
+        if (strcmp(np->refused_claims[i], name) != 0)
+            continue;
+        if (r != 0)
+            return r; /* retried: audited already */
+        np->refused_claims[i][0] = '\0'; /* taken at last: a later refusal is news */
+    }
+    if (r != 0) {
+        snprintf(np->refused_claims[np->refused_next], PV_STRING_SIZE, "%s", name);
+        np->refused_next = (np->refused_next + 1) % n_refused;
+    }
+    return audited(np, pv, name, who, r);
 }
 
 /* LOAD is momentary: True asks for a reload, and the channel reads False
@@ -186,13 +231,15 @@ static const struct chan_def chans[] = {
     {C_EXECTIME, "EXECTIME", PV_DOUBLE, NULL, 0, NULL, "seconds", 3},
     {C_EXECTIME_LAST, "EXECTIME_LAST", PV_DOUBLE, NULL, 0, NULL, "seconds", 3},
     {C_VERSION, "VERSION", PV_STRING, NULL, 0, NULL, NULL, 0},
-    {C_MANAGER, "MANAGER", PV_STRING, NULL, 0, NULL, NULL, 0},
+    {C_MANAGER, "MANAGER", PV_STRING, NULL, 0, write_manager, NULL, 0},
     {C_SUBNODES_TOTAL, "SUBNODES_TOTAL", PV_LONG, NULL, 0, NULL, NULL, 0},
     {C_SUBNODES_NOT_OK, "SUBNODES_NOT_OK", PV_LONG, NULL, 0, NULL, NULL, 0},
     {C_SPM_TOTAL, "SPM_TOTAL", PV_LONG, NULL, 0, NULL, NULL, 0},
     {C_SPM_CHANGED, "SPM_CHANGED", PV_LONG, NULL, 0, NULL, NULL, 0},
     {C_CRASHES, "CRASHES", PV_LONG, NULL, 0, NULL, NULL, 0},
     {C_QUARANTINED, "QUARANTINED", ENUM(bool_strs), NULL, NULL, 0},
+    {C_STALLED, "STALLED", ENUM(bool_strs), NULL, NULL, 0},
+    {C_CHANGED_BY, "CHANGED_BY", PV_STRING, NULL, 0, NULL, NULL, 0},
 };
 #undef ENUM
 
@@ -246,6 +293,7 @@ nodepv *nodepv_new(pvdb *db, const char *ifo, node *n, const char *version,
     pv_set_string(np->pv[C_VERSION], version);
     pv_set_string(np->pv[C_MANAGER], "");
     pv_set_string(np->pv[C_USERMSG], "");
+    pv_set_string(np->pv[C_CHANGED_BY], "");
     long zero_longs[] = {C_SUBNODES_TOTAL, C_SUBNODES_NOT_OK, C_SPM_TOTAL, C_SPM_CHANGED, C_CRASHES};
     for (size_t i = 0; i < sizeof(zero_longs) / sizeof(zero_longs[0]); i++)
         pv_set_long(np->pv[zero_longs[i]], 0);
@@ -322,6 +370,10 @@ void nodepv_publish(nodepv *np)
     pv_set_enum(np->pv[C_LOAD_STATUS], node_load_status(n));
     pv_set_double(np->pv[C_EXECTIME_LAST], node_exectime_last(n));
     pv_set_string(np->pv[C_MANAGER], node_manager(n));
+    pv_set_enum(np->pv[C_STALLED], node_stalled(n));
+    unsigned not_ok, total = node_subnodes(n, &not_ok);
+    pv_set_long(np->pv[C_SUBNODES_TOTAL], (long)total);
+    pv_set_long(np->pv[C_SUBNODES_NOT_OK], (long)not_ok);
     publish_load_time(np);
     if (np->quarantined) {
         /* The node does not run: say so where operators look. */

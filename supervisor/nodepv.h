@@ -1,7 +1,7 @@
 /* nodepv.h — a node's channels: the PV group <IFO>:GRD-<NODE>_ of
  * guardian.md Part A, bound to one node.
  *
- * Writes from clients (OP, MODE, REQUEST, REQUEST_ENUM, LOAD) are validated
+ * Writes from clients (OP, MODE, REQUEST, REQUEST_ENUM, LOAD, MANAGER) are validated
  * here against the node and take effect at its next cycle; a refused write
  * changes nothing and fails the CA put. After each cycle nodepv_publish()
  * copies what changed into the PVs (pvdb posts only real changes).

@@ -133,11 +133,8 @@ static void plant_connection(void *arg, void *owner, const char *chan, bool up)
 
 static void plant_write_failed(void *arg, void *owner, const char *chan, bool lost, const char *why)
 {
-    (void)arg, (void)chan;
-    if (lost)
-        node_fail_connection(owner, "ezca: %s", why);
-    else
-        node_fail(owner, "ezca: %s", why);
+    (void)arg;
+    node_write_failed(owner, chan, lost, why);
 }
 
 static void plant_spm(void *arg, void *owner, const char *chan, enum plant_spm_event ev,

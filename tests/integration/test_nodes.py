@@ -65,13 +65,15 @@ PART_A = {
     "EXECTIME": (DOUBLE, None, False),
     "EXECTIME_LAST": (DOUBLE, None, False),
     "VERSION": (STRING, None, False),
-    "MANAGER": (STRING, None, False),
+    "MANAGER": (STRING, None, True),  # a manager's claim (issue 10)
     "SUBNODES_TOTAL": (LONG, None, False),
     "SUBNODES_NOT_OK": (LONG, None, False),
     "SPM_TOTAL": (LONG, None, False),
     "SPM_CHANGED": (LONG, None, False),
     "CRASHES": (LONG, None, False),
     "QUARANTINED": (ENUM, BOOL, False),
+    "STALLED": (ENUM, BOOL, False),  # additions of issue 10 (README, "Node channels")
+    "CHANGED_BY": (STRING, None, False),
 }
 
 SUS_MENU = ["SAFE", "DAMPED", "MISALIGNED", "ALIGNED"]  # requestable, by index

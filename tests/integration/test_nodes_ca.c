@@ -99,13 +99,15 @@ static const struct chan_spec chan_specs[] = {
     { "EXECTIME", DBF_DOUBLE, NULL, 0, false, V_SECONDS },
     { "EXECTIME_LAST", DBF_DOUBLE, NULL, 0, false, V_SECONDS },
     { "VERSION", DBF_STRING, NULL, 0, false, V_ANY },
-    { "MANAGER", DBF_STRING, NULL, 0, false, V_ANY },
+    { "MANAGER", DBF_STRING, NULL, 0, true, V_ANY },
     { "SUBNODES_TOTAL", DBF_LONG, NULL, 0, false, V_ANY },
     { "SUBNODES_NOT_OK", DBF_LONG, NULL, 0, false, V_ANY },
     { "SPM_TOTAL", DBF_LONG, NULL, 0, false, V_ANY },
     { "SPM_CHANGED", DBF_LONG, NULL, 0, false, V_ANY },
     { "CRASHES", DBF_LONG, NULL, 0, false, V_ANY },
     { "QUARANTINED", DBF_ENUM, ENUMS(bool_strs), false, V_ANY },
+    { "STALLED", DBF_ENUM, ENUMS(bool_strs), false, V_ANY },
+    { "CHANGED_BY", DBF_STRING, NULL, 0, false, V_ANY },
 };
 #undef ENUMS
 #define N_CHANS (sizeof chan_specs / sizeof chan_specs[0])

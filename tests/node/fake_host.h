@@ -20,8 +20,8 @@
 #include "node/node.h"
 
 #define FAKE_LINES 8192
-#define FAKE_CHANS 64
-#define FAKE_PUTS 1024
+#define FAKE_CHANS 256
+#define FAKE_PUTS 4096
 #define FAKE_NODES 16
 #define FAKE_T0 1000.0
 #define FAKE_WALL0 1700000000.0 /* 2023-11-14_22:13:20Z */
@@ -32,6 +32,7 @@ struct fake_chan {
     double value;
     char str[64];
     bool disconnected;
+    char refuse[64]; /* a put is refused with this reason ("" accepts) */
 };
 
 struct fake_put {
@@ -87,6 +88,13 @@ static inline void chan_set(const char *name, double value)
     c->disconnected = false;
 }
 
+/* Set a plant channel to a string (connected); its number is the string's. */
+static inline void chan_set_str(const char *name, const char *s)
+{
+    chan_set(name, strtod(s, NULL));
+    snprintf(fake_chan(name)->str, sizeof(fake_chan(name)->str), "%s", s);
+}
+
 static inline void chan_disconnect(const char *name)
 {
     struct fake_chan *c = fake_chan(name);
@@ -112,7 +120,12 @@ static inline int fake_get(void *arg, node *n, const char *chan, void *handle, d
 static inline int fake_put(void *arg, node *n, const char *chan, void *handle, double num,
                            const char *str, char *why, size_t whylen)
 {
-    (void)arg, (void)n, (void)handle, (void)why, (void)whylen;
+    (void)arg, (void)n, (void)handle;
+    struct fake_chan *r = fake_chan(chan);
+    if (r && r->refuse[0]) {
+        snprintf(why, whylen, "%s", r->refuse);
+        return GRD_EBADCHAN;
+    }
     if (fake.n_puts < FAKE_PUTS) {
         struct fake_put *p = &fake.puts[fake.n_puts++];
         snprintf(p->name, sizeof(p->name), "%s", chan);
@@ -126,6 +139,15 @@ static inline int fake_put(void *arg, node *n, const char *chan, void *handle, d
         snprintf(c->str, sizeof(c->str), "%s", str ? str : "");
     }
     return GRD_OK;
+}
+
+/* How many writes a channel got (of `str`, when non-NULL). */
+static inline unsigned put_count(const char *chan, const char *str)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < fake.n_puts; i++)
+        k += strcmp(fake.puts[i].name, chan) == 0 && (!str || strcmp(fake.puts[i].str, str) == 0);
+    return k;
 }
 
 /* The last value written to a channel; NAN if never written. */
