@@ -1,6 +1,8 @@
 #!/bin/sh
 # gen-demo-config.sh — write the demo configuration used by `make run`:
-# 40 suspensions, one monitor node watching them, and 160 bench nodes.
+# 40 suspensions, one monitor node watching them, a three-level tree of
+# managers (IFO_LOCK over IMC_LOCK and ARM_LOCK, over six of the suspensions)
+# and 160 bench nodes.
 #   sh tools/gen-demo-config.sh > etc/demo.ini
 set -eu
 cat <<HDR
@@ -29,6 +31,11 @@ for t in 0 1 2 3; do
     done
     printf '\n'
 done
+# The managers (systems/lock.c): a watchdog that trips under IMC_LOCK or
+# ARM_LOCK shows at IFO_LOCK.
+printf '\n[node IMC_LOCK]\nsystem = lock\nnodes = SUS_OPTIC01,SUS_OPTIC02,SUS_OPTIC03\n'
+printf '\n[node ARM_LOCK]\nsystem = lock\nnodes = SUS_OPTIC04,SUS_OPTIC05,SUS_OPTIC06\n'
+printf '\n[node IFO_LOCK]\nsystem = lock\nnodes = IMC_LOCK,ARM_LOCK\ndown = DOWN\nup = LOCKED\n'
 for i in $(seq -w 1 160); do
     printf '\n[node BENCH%s]\nsystem = bench\n' "$i"
 done

@@ -333,3 +333,35 @@ def test_a_plant_server_that_never_answers_delays_nobody(site):
             node(d, "SLOW")
     finally:
         slow.close()
+
+
+def test_a_watchdog_tripped_in_guardsim_is_seen_at_the_top_of_a_manager_tree(site):
+    """The demo's shape (etc/demo.ini): TOP over two lock managers over suspensions driven
+    over CA by guardsim; an operator trips a watchdog in guardsim."""
+    nodes = [("SUS_A", "sus", {"optic": "A", "settle": "0.2"}),
+             ("SUS_B", "sus", {"optic": "B", "settle": "0.2"}),
+             ("SUS_C", "sus", {"optic": "C", "settle": "0.2"}),
+             ("IMC", "lock", {"nodes": "SUS_A,SUS_B"}), ("ARM", "lock", {"nodes": "SUS_C"}),
+             ("TOP", "lock", {"nodes": "IMC,ARM", "down": "DOWN", "up": "LOCKED"})]
+    plant, d, epics = site(nodes)
+    assert wait_for(lambda: node(d, "TOP")["ok"], 30), (node(d, "TOP"), node(d, "IMC"))
+    assert ca_becomes(epics, "X1:GRD-TOP_SUBNODES_TOTAL", 2)
+    assert ca_becomes(epics, "X1:GRD-IMC_MANAGER", "TOP")
+    assert ca_becomes(epics, "X1:GRD-SUS_A_MANAGER", "IMC")
+    tree = subprocess.run([guardctl_path(), "--socket", d.socket, "tree"], capture_output=True,
+                          text=True, timeout=10).stdout.splitlines()
+    assert [line.lstrip("│├└─ ").split()[0] for line in tree] == \
+        ["TOP", "IMC", "SUS_A", "SUS_B", "ARM", "SUS_C"], tree
+
+    assert epics.caput("X1:SUS-B_WD_STATE", 0, wait=True, timeout=5) == 1
+    assert wait_for(lambda: not node(d, "TOP")["ok"], 5), node(d, "TOP")
+    assert ca_becomes(epics, "X1:GRD-TOP_OK", "False", as_string=True)
+    assert ca_becomes(epics, "X1:GRD-TOP_SUBNODES_NOT_OK", 1)
+    assert node(d, "IMC")["subnodes_not_ok"] >= 1
+    assert node(d, "SUS_B")["state"] == "TRIPPED"
+    assert wait_for(lambda: "SUS_B: revive (ALIGNED)" in d.log_text(), 5)
+    assert wait_for(lambda: "IMC: revive (LOCKED)" in d.log_text(), 5)
+
+    assert epics.caput("X1:SUS-B_WD_STATE", 1, wait=True, timeout=5) == 1
+    assert wait_for(lambda: node(d, "TOP")["ok"], 30), (node(d, "TOP"), node(d, "IMC"))
+    assert ca_becomes(epics, "X1:GRD-TOP_SUBNODES_NOT_OK", 0)

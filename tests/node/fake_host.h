@@ -254,6 +254,69 @@ static inline void log_dump(void)
         }                                                                                          \
     } while (0)
 
+/* ---- subordinate nodes, as their node channels show them (managers) ---- */
+
+static const char *fake_ifo = "X1"; /* the IFO of the node channels below */
+
+/* "<IFO>:GRD-<sub>_<suffix>" (eight names may be in use at once). */
+static inline const char *ch(const char *sub, const char *suffix)
+{
+    static char name[8][128];
+    static unsigned k;
+    k = (k + 1) % 8;
+    snprintf(name[k], sizeof(name[k]), "%s:GRD-%s_%s", fake_ifo, sub, suffix);
+    return name[k];
+}
+
+static inline void sub_set(const char *sub, const char *suffix, const char *value)
+{
+    chan_set_str(ch(sub, suffix), value);
+}
+
+static inline const char *sub_get(const char *sub, const char *suffix)
+{
+    struct fake_chan *c = fake_chan(ch(sub, suffix));
+    cr_assert(c, "no channel %s", ch(sub, suffix));
+    return c->str;
+}
+
+/* A subordinate at rest in `state`: AUTO, no manager, OK. */
+static inline void sub_new(const char *sub, const char *state)
+{
+    const char *values[][2] = {
+        {"STATE", state}, {"REQUEST", state}, {"TARGET", state}, {"STATUS", "DONE"},
+        {"MODE", "AUTO"}, {"MANAGER", ""}, {"OK", "True"}, {"ERROR", "False"},
+        {"NOTIFICATION", "False"}, {"USERMSG", ""}, {"STALLED", "False"},
+        {"CHANGED_BY", ""}, {"SPM_CHANGED", "0"},
+    };
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+        sub_set(sub, values[i][0], values[i][1]);
+}
+
+/* The subordinate arrives where it was asked to go. */
+static inline void sub_arrive(const char *sub)
+{
+    char req[64];
+    snprintf(req, sizeof(req), "%s", sub_get(sub, "REQUEST"));
+    sub_set(sub, "STATE", req);
+    sub_set(sub, "TARGET", req);
+    sub_set(sub, "STATUS", "DONE");
+}
+
+/* Another manager holds the subordinate: claims are refused as its node
+ * would refuse them, until sub_freed. */
+static inline void sub_held_by(const char *sub, const char *other)
+{
+    sub_set(sub, "MANAGER", other);
+    snprintf(fake_chan(ch(sub, "MANAGER"))->refuse, 64, "Channel write request failed");
+}
+
+static inline void sub_freed(const char *sub)
+{
+    fake_chan(ch(sub, "MANAGER"))->refuse[0] = '\0';
+    sub_set(sub, "MANAGER", "");
+}
+
 /* The folder this test binary is in (build/tests/node or build/asan/...). */
 static inline const char *exe_dir(void)
 {

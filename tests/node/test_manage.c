@@ -51,64 +51,6 @@ static void teardown(void)
 
 TestSuite(manage, .init = setup, .fini = teardown);
 
-static const char *ch(const char *sub, const char *suffix)
-{
-    static char name[8][128];
-    static unsigned k;
-    k = (k + 1) % 8;
-    snprintf(name[k], sizeof(name[k]), "X1:GRD-%s_%s", sub, suffix);
-    return name[k];
-}
-
-static void sub_set(const char *sub, const char *suffix, const char *value)
-{
-    chan_set_str(ch(sub, suffix), value);
-}
-
-static const char *sub_get(const char *sub, const char *suffix)
-{
-    struct fake_chan *c = fake_chan(ch(sub, suffix));
-    cr_assert(c, "no channel %s", ch(sub, suffix));
-    return c->str;
-}
-
-/* A subordinate at rest in `state`: AUTO, no manager, OK. */
-static void sub_new(const char *sub, const char *state)
-{
-    const char *values[][2] = {
-        {"STATE", state}, {"REQUEST", state}, {"TARGET", state}, {"STATUS", "DONE"},
-        {"MODE", "AUTO"}, {"MANAGER", ""}, {"OK", "True"}, {"ERROR", "False"},
-        {"NOTIFICATION", "False"}, {"USERMSG", ""}, {"STALLED", "False"},
-        {"CHANGED_BY", ""}, {"SPM_CHANGED", "0"},
-    };
-    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
-        sub_set(sub, values[i][0], values[i][1]);
-}
-
-/* The subordinate arrives where it was asked to go. */
-static void sub_arrive(const char *sub)
-{
-    char req[64];
-    snprintf(req, sizeof(req), "%s", sub_get(sub, "REQUEST"));
-    sub_set(sub, "STATE", req);
-    sub_set(sub, "TARGET", req);
-    sub_set(sub, "STATUS", "DONE");
-}
-
-/* Another manager holds the subordinate: claims are refused as its node
- * would refuse them, until sub_freed. */
-static void sub_held_by(const char *sub, const char *other)
-{
-    sub_set(sub, "MANAGER", other);
-    snprintf(fake_chan(ch(sub, "MANAGER"))->refuse, 64, "Channel write request failed");
-}
-
-static void sub_freed(const char *sub)
-{
-    fake_chan(ch(sub, "MANAGER"))->refuse[0] = '\0';
-    sub_set(sub, "MANAGER", "");
-}
-
 static void declare_two(void)
 {
     sub_new("SUB1", "SAFE");

@@ -1,11 +1,12 @@
-/* test_systems.c — the example systems (systems/sus.c, ifo.c, bench.c),
- * loaded from build/systems like the daemon loads them, on the fake host. */
+/* test_systems.c — the example systems (systems/sus.c, ifo.c, bench.c,
+ * lock.c), loaded from build/systems like the daemon loads them, on the fake
+ * host; and the copies docs/systems.md shows of them. */
 #include <math.h>
 
 #include "tests/node/fake_host.h"
 
 static char err[1024];
-static node_system *sus, *ifo, *bench;
+static node_system *sus, *ifo, *bench, *lock;
 static node_host host;
 
 static node_system *load(const char *name)
@@ -23,6 +24,7 @@ static void setup(void)
     sus = load("sus");
     ifo = load("ifo");
     bench = load("bench");
+    lock = load("lock");
 }
 
 static void teardown(void)
@@ -32,12 +34,15 @@ static void teardown(void)
     node_system_unref(sus);
     node_system_unref(ifo);
     node_system_unref(bench);
+    node_system_unref(lock);
     fake_free();
 }
 
 TestSuite(sus, .init = setup, .fini = teardown);
 TestSuite(ifo, .init = setup, .fini = teardown);
 TestSuite(bench, .init = setup, .fini = teardown);
+TestSuite(lock, .init = setup, .fini = teardown);
+TestSuite(docs);
 
 static node *add(const char *name, node_system *s, const char *const *args, unsigned n_args)
 {
@@ -330,4 +335,90 @@ Test(bench, reads_its_channel_every_cycle)
     cycles(10);
     cr_assert_geq(fake.gets - gets, 8);
     cr_assert(node_connected(fake.nodes[0]));
+}
+
+/* ---- lock: a manager over subordinates' node channels ---- */
+
+static node *lock_node(void)
+{
+    fake_ifo = "H1";
+    sub_new("SUS_A", "SAFE");
+    sub_new("SUS_B", "SAFE");
+    const char *args[] = {"nodes=SUS_A,SUS_B"};
+    node *m = add("MGR", lock, args, 1);
+    /* The subordinates arrive wherever they are sent, a cycle later. */
+    for (int i = 0; i < 20; i++) {
+        cycle();
+        sub_arrive("SUS_A");
+        sub_arrive("SUS_B");
+    }
+    return m;
+}
+
+Test(lock, claims_goes_down_then_locks_its_subordinates)
+{
+    node *m = lock_node();
+    cr_assert_str_eq(node_state(m)->name, "LOCKED");
+    cr_assert(node_ok(m));
+    cr_assert_str_eq(sub_get("SUS_A", "MANAGER"), "MGR");
+    cr_assert_str_eq(sub_get("SUS_B", "MODE"), "MANAGED");
+    cr_assert_str_eq(sub_get("SUS_B", "REQUEST"), "ALIGNED");
+    assert_log_seq(0, "subordinate: SUS_A", "EDGE: INIT->DOWN", "EDGE: DOWN->ACQUIRE",
+                   "SUS_A: REQUEST => ALIGNED", "EDGE: ACQUIRE->LOCKED");
+}
+
+Test(lock, a_stalled_subordinate_is_revived_and_locked_again)
+{
+    node *m = lock_node();
+    unsigned from = fake.n_lines;
+    sub_set("SUS_B", "STATE", "TRIPPED");
+    sub_set("SUS_B", "STALLED", "True");
+    sub_set("SUS_B", "OK", "False");
+    cycles(40); /* a revive waits until the request is 2 s old */
+    cr_assert_str_eq(node_state(m)->name, "ACQUIRE");
+    cr_assert(!node_ok(m));
+    assert_log_seq(from, "[LOCKED.check] lost: SUS_B stalled in TRIPPED", "JUMP: LOCKED->ACQUIRE",
+                   "SUS_B: revive (ALIGNED)");
+    sub_set("SUS_B", "STALLED", "False");
+    sub_set("SUS_B", "OK", "True");
+    sub_arrive("SUS_B");
+    for (int i = 0; i < 4; i++)
+        cycle();
+    cr_assert_str_eq(node_state(m)->name, "LOCKED");
+}
+
+Test(lock, without_subordinates_init_errors)
+{
+    node *m = add("MGR", lock, NULL, 0);
+    cycle();
+    cr_assert_eq(node_error(m), NODE_ERROR_TRUE);
+    cr_assert_str_eq(node_error_message(m), "argument nodes=A,B,... missing");
+}
+
+/* ---- the copies in docs/systems.md ---- */
+
+static char *slurp(const char *rel)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/../../../%s", exe_dir(), rel);
+    if (access(path, R_OK) != 0) /* build/asan/tests/node: one level deeper */
+        snprintf(path, sizeof(path), "%s/../../../../%s", exe_dir(), rel);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot read %s", path);
+    static char buf[4][64 * 1024];
+    static int k;
+    char *b = buf[k++ % 4];
+    size_t len = fread(b, 1, sizeof(buf[0]) - 1, f);
+    b[len] = '\0';
+    fclose(f);
+    return b;
+}
+
+Test(docs, the_guide_shows_the_example_systems_as_they_are)
+{
+    const char *guide = slurp("docs/systems.md");
+    const char *files[] = {"systems/sus.c", "systems/lock.c"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        cr_assert(strstr(guide, slurp(files[i])), "docs/systems.md does not show %s as it is",
+                  files[i]);
 }
