@@ -43,6 +43,14 @@
  *     connected, and the writes made and refused during the window (status at both ends);
  *   - guardsim's CPU over the window (it is another process on the same 2 cores).
  *
+ * With --managers, one more row per N ("manage") runs a site of managers (issue 10): every
+ * tenth node is a `lock` manager (systems/lock.c) over the nine `sus` nodes after it
+ * (systems/sus.c: 6 plant channels each, served by guardsim as in the plant row, whose
+ * watchdogs trip at random, --trip-rate 6 an hour each, and reset 30 s later). Managers reach
+ * their subordinates in-process through their node channels, claim and renew them, and revive
+ * those a trip stalled. The plant columns apply, and the row adds the revives, trips seen
+ * (JUMP lines to TRIPPED) and refused claims in the window, from the daemon's log.
+ *
  * It prints figures only; the targets line says whether they are met but the exit status does
  * not depend on timings. Exit status: 1 if a daemon does not start or dies, or a channel cannot
  * be connected or read; 2 on a usage error; else 0.
@@ -58,7 +66,7 @@
  * daemon already on it, a test's or an operator's, would stop ours from starting).
  *
  * Usage: bench-nodes [--nodes 100,300,1000] [--seconds S] [--warm-up S] [--quick] [--no-screen]
- *                    [--hostile] [--plant]
+ *                    [--hostile] [--plant] [--managers]
  * The daemon is $GUARDIAND, else guardiand next to this program, else build/bin/guardiand; the
  * systems are the systems/ folder beside its bin/ (else beside ours); guardsim is beside the
  * daemon. Every wait is bounded in time, every loop in count.
@@ -119,6 +127,12 @@ extern char **environ;
 #define TARGET_PLANT_RSS_MIB 150.0
 #define TARGET_PLANT_CONNECT_S 2.0
 
+/* The managers row (issue 10). */
+#define MANAGE_GROUP 10            /* one manager, then the nine sus nodes it manages */
+#define SUS_PLANT_CHANNELS 6       /* systems/sus.c: watchdog, 3 gains, 2 offsets */
+#define MANAGE_TRIP_RATE "6"       /* guardsim --trip-rate: trips an hour, each optic */
+#define MANAGE_TRIP_RESET "30"     /* guardsim --trip-reset: seconds */
+
 /* ---- options and the run's context ---- */
 
 struct bench_opts {
@@ -130,11 +144,12 @@ struct bench_opts {
     bool screen;        /* also the rows with a monitoring client */
     bool hostile;       /* also the rows with a hostile client */
     bool plant;         /* also the rows with a plant over CA (guardsim) */
+    bool managers;      /* also the rows of managers over sus nodes (guardsim) */
 };
 
 /* What besides the daemon runs in a row. */
-enum row_kind { ROW_PLAIN, ROW_SCREEN, ROW_HUGE, ROW_100K, ROW_PLANT };
-static const char *const kind_name[] = {"-", "screen", "huge", "100k", "plant"};
+enum row_kind { ROW_PLAIN, ROW_SCREEN, ROW_HUGE, ROW_100K, ROW_PLANT, ROW_MANAGERS };
+static const char *const kind_name[] = {"-", "screen", "huge", "100k", "plant", "manage"};
 
 /* The supervisor channels read, as X1:GUARDIAND-<suffix>. */
 enum sup_chan { SC_NODES, SC_LOOP_UTIL, SC_JITTER_P50, SC_JITTER_P99, SC_JITTER_MAX,
@@ -175,6 +190,8 @@ struct row {
     double sim_cpu_pct;            /* guardsim, % of one core */
     long sim_rss_kb;
     double ctl_ms;                 /* the slowest status reply while connecting */
+    /* the managers row only: in the window, from the daemon's log */
+    long revives, trips, refused;
 };
 
 struct bench {
@@ -184,7 +201,7 @@ struct bench {
     char guardsim[PATH_MAX];    /* with --plant */
     int n_notes;
     char notes[MAX_NOTES][240]; /* odd things seen, printed at the end */
-    struct row rows[5 * MAX_COUNTS];
+    struct row rows[6 * MAX_COUNTS];
     int n_rows;
 };
 
@@ -255,6 +272,26 @@ static long file_size(const char *path)
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
+/* Lines of the file between byte offsets from and to that contain needle (a line counts
+ * where it starts). */
+static long log_count(const char *path, long from, long to, const char *needle)
+{
+    FILE *f = fopen(path, "re");
+    if (!f || from < 0 || fseek(f, from, SEEK_SET) != 0) {
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    char line[1024];
+    long count = 0, at = from;
+    while (at < to && fgets(line, sizeof line, f)) {
+        count += strstr(line, needle) != NULL;
+        at += (long)strlen(line);
+    }
+    fclose(f);
+    return count;
+}
+
 /* A point in time with the clocks a row is made of. */
 struct mark {
     double t, daemon_cpu, daemon_wait, self_cpu, host_busy;
@@ -279,7 +316,8 @@ static struct mark mark_now(const harness_daemon *d, const harness_daemon *sim)
 struct daemon_run {
     harness_daemon d;      /* pid, ports, log path: what harness_stop() needs */
     harness_daemon sim;    /* guardsim: pid 0 and no log path when the row has none */
-    bool plant;
+    bool plant;            /* a plant over CA: the plant and managers rows */
+    bool managers;         /* the managers row: lock and sus nodes, not bench ones */
     char dir[200];         /* fits, with "/guardiand.log", in d.log_path */
     char config[256];
     char ctl[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* the control socket */
@@ -292,7 +330,8 @@ static void node_name(char *out, size_t size, long i) { snprintf(out, size, "BEN
 
 /* N bench nodes at 16 Hz, in the format of etc/guardiand.ini; for a plant row with their
  * plant channels, and the plant searched at guardsim's port only. guardsim reads the same
- * file (ifo, and each node's reads= and writes=). */
+ * file (ifo, and each node's reads= and writes=, or optic=). For the managers row, groups of
+ * MANAGE_GROUP: a lock node over the sus nodes after it (same names, other systems). */
 static int write_config(const struct bench *b, const struct daemon_run *r, long nodes)
 {
     FILE *f = fopen(r->config, "wxe");
@@ -306,8 +345,18 @@ static int write_config(const struct bench *b, const struct daemon_run *r, long 
     for (long i = 0; i < nodes; i++) {
         char name[32];
         node_name(name, sizeof name, i);
-        fprintf(f, "\n[node %s]\nsystem = bench\n", name);
-        if (r->plant)
+        if (r->managers && i % MANAGE_GROUP == 0 && i + 1 < nodes) {
+            fprintf(f, "\n[node %s]\nsystem = lock\n", name);
+            for (long k = i + 1; k < i + MANAGE_GROUP && k < nodes; k++) {
+                node_name(name, sizeof name, k);
+                fprintf(f, "nodes = %s\n", name); /* a repeated key continues the list */
+            }
+        } else if (r->managers) {
+            fprintf(f, "\n[node %s]\nsystem = sus\noptic = O%04ld\nsettle = 0.5\n", name, i);
+        } else {
+            fprintf(f, "\n[node %s]\nsystem = bench\n", name);
+        }
+        if (r->plant && !r->managers)
             fprintf(f, "reads = %d\nwrites = %d\n", PLANT_READS, PLANT_WRITES);
     }
     bool bad = ferror(f);
@@ -469,10 +518,12 @@ static int server_wait_ready(harness_daemon *d, const char *what, struct client 
 }
 
 /* Folder, ports and configuration of a row; nothing started yet. 0, or -1 with a message. */
-static int daemon_prepare(const struct bench *b, struct daemon_run *r, long nodes, bool plant)
+static int daemon_prepare(const struct bench *b, struct daemon_run *r, long nodes,
+                          enum row_kind kind)
 {
     memset(r, 0, sizeof *r);
-    r->plant = plant;
+    r->plant = kind == ROW_PLANT || kind == ROW_MANAGERS;
+    r->managers = kind == ROW_MANAGERS;
     const char *tmp = getenv("TMPDIR");
     int len = snprintf(r->dir, sizeof r->dir, "%s/bench-nodes.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     /* The control socket's path is the longest: it must fit in sun_path. */
@@ -492,14 +543,14 @@ static int daemon_prepare(const struct bench *b, struct daemon_run *r, long node
     snprintf(r->d.log_path, sizeof r->d.log_path, "%s/guardiand.log", r->dir);
     int unused_beacon;
     if (harness_free_ports(&r->d.port, &r->d.beacon_port) != 0 ||
-        (plant && harness_free_ports(&r->sim.port, &unused_beacon) != 0)) {
+        (r->plant && harness_free_ports(&r->sim.port, &unused_beacon) != 0)) {
         fprintf(stderr, "bench-nodes: no free port on 127.0.0.1\n");
         remove_dir(r->dir);
         return -1;
     }
     /* guardsim beacons to the host's repeater, which this process serves for the daemon. */
     r->sim.beacon_port = r->d.beacon_port;
-    if (plant)
+    if (r->plant)
         snprintf(r->sim.log_path, sizeof r->sim.log_path, "%s/guardsim.log", r->dir);
     if (write_config(b, r, nodes) != 0) {
         perror("bench-nodes: configuration file");
@@ -538,7 +589,10 @@ static int daemon_start(const struct bench *b, struct daemon_run *r, struct clie
     char sim_port[16];
     snprintf(sim_port, sizeof sim_port, "%d", r->sim.port);
     const char *sim_argv[] = {b->guardsim, "--config", r->config, "--port", sim_port,
-                              "--change", PLANT_CHANGE, "--rate", PLANT_RATE, "--quiet", NULL};
+                              "--change", PLANT_CHANGE, "--rate", PLANT_RATE, "--quiet",
+                              /* the managers row only (the list ends at the NULL otherwise) */
+                              r->managers ? "--trip-rate" : NULL, MANAGE_TRIP_RATE,
+                              "--trip-reset", MANAGE_TRIP_RESET, NULL};
     const char *argv[] = {b->daemon, "--config", r->config, "--no-repeater", NULL};
     double sim_t0;
     if (r->plant &&
@@ -948,7 +1002,9 @@ static void repeater_serve(struct client *c, double seconds)
 static void plant_wait_connected(struct bench *b, struct daemon_run *r, struct client *c,
                                  struct row *row, const char *label)
 {
-    long want = row->nodes * (PLANT_READS + PLANT_WRITES);
+    long sus = row->nodes - (row->nodes + MANAGE_GROUP - 2) / MANAGE_GROUP; /* less managers */
+    long want = r->managers ? sus * SUS_PLANT_CHANNELS
+                            : row->nodes * (PLANT_READS + PLANT_WRITES);
     struct plant_status ps = {-1, -1, -1, -1, -1, -1, -1};
     long failed = 0;
     row->connect_s = NAN;
@@ -1029,7 +1085,7 @@ static int measure(const struct bench *b, struct daemon_run *r, struct client *c
     c->util_counting = true;
     struct plant_status ps0, ps1;
     double ms;
-    if (row->kind == ROW_PLANT && plant_status(r, &ps0, &ms) != 0) {
+    if (r->plant && plant_status(r, &ps0, &ms) != 0) {
         fprintf(stderr, "bench-nodes: no status from the control socket %s\n", r->ctl);
         return -1;
     }
@@ -1065,7 +1121,12 @@ static int measure(const struct bench *b, struct daemon_run *r, struct client *c
     row->subscriptions = (long)c->n_chans;
     row->log_kib_per_s = (double)(m1.log_bytes - m0.log_bytes) / 1024.0 / s;
     row->rss_growth = (double)(m1.rss_kb - m0.rss_kb) / s;
-    if (row->kind != ROW_PLANT)
+    if (r->managers) {
+        row->revives = log_count(r->d.log_path, m0.log_bytes, m1.log_bytes, ": revive (");
+        row->trips = log_count(r->d.log_path, m0.log_bytes, m1.log_bytes, "->TRIPPED");
+        row->refused = log_count(r->d.log_path, m0.log_bytes, m1.log_bytes, "claim refused");
+    }
+    if (!r->plant)
         return 0;
     /* After the window's figures: these requests cost the daemon something too. */
     if (plant_status(r, &ps1, &ms) != 0) {
@@ -1227,7 +1288,7 @@ static int run_row(struct bench *b, long nodes, enum row_kind kind)
              kind ? kind_name[kind] : "");
     struct daemon_run r;
     struct client c = {0};
-    if (daemon_prepare(b, &r, nodes, kind == ROW_PLANT) != 0) {
+    if (daemon_prepare(b, &r, nodes, kind) != 0) {
         fprintf(stderr, "bench-nodes: %s: no folder or ports for the daemon\n", label);
         return -1;
     }
@@ -1242,7 +1303,7 @@ static int run_row(struct bench *b, long nodes, enum row_kind kind)
     row->pvs = r.pvs;
     if (r.nodes != nodes || r.failed != 0)
         note(b, "%s: the ready line says %ld nodes (%ld failed)", label, r.nodes, r.failed);
-    if (kind == ROW_PLANT)
+    if (r.plant)
         plant_wait_connected(b, &r, &c, row, label);
     int rc = -1, hostile = -1;
     if (client_start(&c, &r) == 0 && (kind != ROW_SCREEN || screen_start(&c, nodes) == 0))
@@ -1322,7 +1383,7 @@ static void print_details(const struct bench *b)
 /* The plant rows' own figures. */
 static void print_plant(const struct bench *b)
 {
-    if (!b->o.plant)
+    if (!b->o.plant && !b->o.managers)
         return;
     printf("\nPlant rows: CA = plant channels the daemon holds (%d read + %d written a node);\n"
            "connect = the daemon's exec to all of them connected (control socket status, polled\n"
@@ -1337,7 +1398,7 @@ static void print_plant(const struct bench *b)
            "values/s", "polls/s", "put off%", "sim CPU%", "sim MiB");
     for (int i = 0; i < b->n_rows; i++) {
         const struct row *r = &b->rows[i];
-        if (r->kind != ROW_PLANT)
+        if (r->kind != ROW_PLANT && r->kind != ROW_MANAGERS)
             continue;
         char connect[16] = "-", after[16] = "-"; /* not connected within the time allowed */
         if (!isnan(r->connect_s)) {
@@ -1348,6 +1409,21 @@ static void print_plant(const struct bench *b)
                r->nodes, r->plant_ca, connect, after, r->ctl_ms, r->connected_end,
                r->connect_not_ok, r->puts_per_s, r->put_failures, r->plant_updates_per_s,
                r->polls_per_s, r->put_off_pct, r->sim_cpu_pct, (double)r->sim_rss_kb / 1024.0);
+    }
+    if (!b->o.managers)
+        return;
+    printf("\nManagers rows: one lock manager per %d nodes over the other %d (sus, %d plant\n"
+           "channels each, so CA above counts theirs); in the window: watchdog trips seen\n"
+           "(JUMP to TRIPPED), revives by managers, claims refused.\n",
+           MANAGE_GROUP, MANAGE_GROUP - 1, SUS_PLANT_CHANNELS);
+    printf("  %6s %9s %7s %9s %9s %8s\n", "nodes", "managers", "trips", "revives", "refused",
+           "CPU %");
+    for (int i = 0; i < b->n_rows; i++) {
+        const struct row *r = &b->rows[i];
+        if (r->kind == ROW_MANAGERS)
+            printf("  %6ld %9ld %7ld %9ld %9ld %8.1f\n", r->nodes,
+                   (r->nodes + MANAGE_GROUP - 2) / MANAGE_GROUP, r->trips, r->revives,
+                   r->refused, r->cpu_pct);
     }
 }
 
@@ -1407,14 +1483,15 @@ static void print_notes(const struct bench *b)
 static void usage(FILE *f)
 {
     fputs("usage: bench-nodes [--nodes N[,N...]] [--seconds S] [--warm-up S] [--quick] "
-          "[--no-screen] [--hostile] [--plant]\n"
+          "[--no-screen] [--hostile] [--plant] [--managers]\n"
           "  --nodes      node counts, one row each (default 100,300,1000)\n"
           "  --seconds    the measurement window (default 10)\n"
           "  --warm-up    seconds between the ready line and the window (default 2)\n"
           "  --quick      a smoke test: 3 s windows, 100 and 300 nodes (unless given)\n"
           "  --no-screen  skip the rows with a client monitoring every node\n"
           "  --hostile    add the rows with a hostile client (huge counts; 100k monitors)\n"
-          "  --plant      add the rows with a plant over CA (guardsim; 20 reads, 2 writes each)\n",
+          "  --plant      add the rows with a plant over CA (guardsim; 20 reads, 2 writes each)\n"
+          "  --managers   add the rows of lock managers over sus nodes (guardsim; 1 in 10)\n",
           f);
 }
 
@@ -1437,7 +1514,8 @@ static int parse_counts(struct bench_opts *o, const char *text)
 /* Returns 0 to run, 1 to exit 0 (help), -1 to exit 2. */
 static int parse_options(int argc, char **argv, struct bench_opts *o)
 {
-    enum { O_NODES = 256, O_SECONDS, O_WARM_UP, O_QUICK, O_NO_SCREEN, O_HOSTILE, O_PLANT };
+    enum { O_NODES = 256, O_SECONDS, O_WARM_UP, O_QUICK, O_NO_SCREEN, O_HOSTILE, O_PLANT,
+           O_MANAGERS };
     static const struct option longopts[] = {
         {"nodes", required_argument, NULL, O_NODES},
         {"seconds", required_argument, NULL, O_SECONDS},
@@ -1446,6 +1524,7 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
         {"no-screen", no_argument, NULL, O_NO_SCREEN},
         {"hostile", no_argument, NULL, O_HOSTILE},
         {"plant", no_argument, NULL, O_PLANT},
+        {"managers", no_argument, NULL, O_MANAGERS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1482,6 +1561,7 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
         case O_NO_SCREEN: o->screen = false; break;
         case O_HOSTILE: o->hostile = true; break;
         case O_PLANT: o->plant = true; break;
+        case O_MANAGERS: o->managers = true; break;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return -1;
         }
@@ -1537,9 +1617,9 @@ static int find_paths(struct bench *b)
     /* guardsim: in the daemon's bin folder, as make builds them. */
     slash = strrchr(b->daemon, '/');
     snprintf(b->guardsim, sizeof b->guardsim, "%.*s/guardsim", (int)(slash - b->daemon), b->daemon);
-    if (b->o.plant && access(b->guardsim, X_OK) != 0) {
-        fprintf(stderr, "bench-nodes: --plant: no guardsim at %s (build it with make)\n",
-                b->guardsim);
+    if ((b->o.plant || b->o.managers) && access(b->guardsim, X_OK) != 0) {
+        fprintf(stderr, "bench-nodes: --plant, --managers: no guardsim at %s (build it with "
+                        "make)\n", b->guardsim);
         return -1;
     }
     return 0;
@@ -1568,6 +1648,8 @@ int main(int argc, char **argv)
         }
         if (b.o.plant)
             failed += run_row(&b, b.o.nodes[i], ROW_PLANT) != 0;
+        if (b.o.managers)
+            failed += run_row(&b, b.o.nodes[i], ROW_MANAGERS) != 0;
     }
     print_details(&b);
     print_plant(&b);

@@ -79,11 +79,7 @@ static bool bad_name(const char *chan)
     return !chan || !chan[0] || strnlen(chan, NODE_CHAN_MAX + 1) > NODE_CHAN_MAX;
 }
 
-/* An error of the state code being run (the first one wins), or, outside
- * state code, of the node itself. conn: a lost connection is the cause, so
- * the error ends by itself when the channels are back (node_fail_connection). */
-static void chan_error_as(node *n, bool conn, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void chan_error_as(node *n, bool conn, const char *fmt, ...)
+void node_error_as(node *n, bool conn, const char *fmt, ...)
 {
     char msg[NODE_MSG_MAX];
     va_list ap;
@@ -102,7 +98,7 @@ static void chan_error_as(node *n, bool conn, const char *fmt, ...)
         node_fail(n, "%s", msg);
     }
 }
-#define chan_error(n, ...) chan_error_as(n, false, __VA_ARGS__)
+#define chan_error(n, ...) node_error_as(n, false, __VA_ARGS__)
 
 static void set_down(node *n, struct node_chan *c, bool down)
 {
@@ -433,7 +429,7 @@ static int put(node *n, const char *chan, double num, const char *str)
     node_log(n, "%sezca: %s => %s: %s", prefix, chan, value, reason);
     /* As an ezca exception in Guardian: the write failing is an error. */
     if (c)
-        chan_error_as(n, r == GRD_ENOTCONN, "ezca: %s => %s: %s", chan, value, reason);
+        node_error_as(n, r == GRD_ENOTCONN, "ezca: %s => %s: %s", chan, value, reason);
     return r;
 }
 

@@ -261,6 +261,7 @@ struct grd_sub {
     char requested[GRD_NAME_MAX + 1]; /* this manager's last request of it, "" none */
     char fault[160];              /* why it is at fault (grd_sub_faults), "" if not */
     bool connected;               /* its channels reach this node */
+    bool plant_connected;         /* its CONNECT is OK: its own plant channels are connected */
     bool ok, error, notification, stalled;
     bool held;                    /* its MANAGER names this node */
     bool arrived;                 /* at this manager's request (or its own, if none) */

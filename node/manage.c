@@ -28,15 +28,16 @@
 #define SUB_SETTLE 2.0
 
 enum sub_chan {
-    S_STATE, S_REQUEST, S_TARGET, S_STATUS, S_MODE, S_MANAGER, S_OK, S_ERROR,
+    S_STATE, S_REQUEST, S_TARGET, S_STATUS, S_MODE, S_MANAGER, S_OK, S_ERROR, S_CONNECT,
     S_NOTIFICATION, S_USERMSG, S_STALLED, S_CHANGED_BY, S_SPM_CHANGED,
     S_COUNT
 };
 static const char *const suffixes[S_COUNT] = {
     [S_STATE] = "STATE", [S_REQUEST] = "REQUEST", [S_TARGET] = "TARGET",
     [S_STATUS] = "STATUS", [S_MODE] = "MODE", [S_MANAGER] = "MANAGER", [S_OK] = "OK",
-    [S_ERROR] = "ERROR", [S_NOTIFICATION] = "NOTIFICATION", [S_USERMSG] = "USERMSG",
-    [S_STALLED] = "STALLED", [S_CHANGED_BY] = "CHANGED_BY", [S_SPM_CHANGED] = "SPM_CHANGED",
+    [S_ERROR] = "ERROR", [S_CONNECT] = "CONNECT", [S_NOTIFICATION] = "NOTIFICATION",
+    [S_USERMSG] = "USERMSG", [S_STALLED] = "STALLED", [S_CHANGED_BY] = "CHANGED_BY",
+    [S_SPM_CHANGED] = "SPM_CHANGED",
 };
 
 struct node_sub {
@@ -77,24 +78,7 @@ static struct node_sub *find_sub(node *n, const char *name)
     return NULL;
 }
 
-/* An error of the state code being run, or of the node outside it. */
-static void sub_error(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sub_error(node *n, const char *fmt, ...)
-{
-    char msg[NODE_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    node_format(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (n->in_code) {
-        if (!n->err_set) {
-            snprintf(n->err_msg, sizeof(n->err_msg), "%s", msg);
-            n->err_set = true;
-        }
-    } else {
-        node_fail(n, "%s", msg);
-    }
-}
+#define sub_error(n, ...) node_error_as(n, false, __VA_ARGS__)
 
 static int add_sub(node *n, const char *name)
 {
@@ -118,7 +102,7 @@ static int add_sub(node *n, const char *name)
     memset(s, 0, sizeof(*s));
     snprintf(s->name, sizeof(s->name), "%s", name);
     for (int c = 0; c < S_COUNT; c++) {
-        snprintf(s->chan[c], sizeof(s->chan[c]), "%s:GRD-%s_%s", n->ifo, name, suffixes[c]);
+        snprintf(s->chan[c], sizeof(s->chan[c]), NODE_CHANNEL_FMT, n->ifo, name, suffixes[c]);
         if (!n->host.open)
             continue;
         bool up = false;
@@ -196,7 +180,7 @@ static bool is_true(const char *v) { return strcmp(v, "True") == 0; }
 static bool read_sub(node *n, struct node_sub *s)
 {
     struct grd_sub *st = &s->st;
-    char ok[8], err[16], notif[8], stalled[8], spm[24];
+    char ok[8], err[16], conn[8], notif[8], stalled[8], spm[24];
     bool up = read_str(n, s, S_STATE, st->state, sizeof(st->state));
     up &= read_str(n, s, S_REQUEST, st->request, sizeof(st->request));
     up &= read_str(n, s, S_TARGET, st->target, sizeof(st->target));
@@ -205,6 +189,7 @@ static bool read_sub(node *n, struct node_sub *s)
     up &= read_str(n, s, S_MANAGER, st->manager, sizeof(st->manager));
     up &= read_str(n, s, S_OK, ok, sizeof(ok));
     up &= read_str(n, s, S_ERROR, err, sizeof(err));
+    up &= read_str(n, s, S_CONNECT, conn, sizeof(conn));
     up &= read_str(n, s, S_NOTIFICATION, notif, sizeof(notif));
     up &= read_str(n, s, S_USERMSG, st->usermsg, sizeof(st->usermsg));
     up &= read_str(n, s, S_STALLED, stalled, sizeof(stalled));
@@ -213,6 +198,7 @@ static bool read_sub(node *n, struct node_sub *s)
     st->connected = up;
     st->ok = up && is_true(ok);
     st->error = up && err[0] && strcmp(err, "False") != 0;
+    st->plant_connected = up && strcmp(conn, "OK") == 0;
     st->notification = up && is_true(notif);
     st->stalled = up && is_true(stalled);
     st->spm_changed = up ? strtol(spm, NULL, 10) : 0;
@@ -235,6 +221,8 @@ static void set_fault(struct node_sub *s)
         snprintf(st->fault, sizeof(st->fault), "%s managed by %s", s->name, st->manager);
     else if (st->error)
         snprintf(st->fault, sizeof(st->fault), "%s in ERROR", s->name);
+    else if (!st->plant_connected)
+        snprintf(st->fault, sizeof(st->fault), "%s CONNECT ERROR", s->name);
     else if (st->stalled)
         snprintf(st->fault, sizeof(st->fault), "%s stalled in %s", s->name, st->state);
     else if (st->notification)
@@ -568,27 +556,20 @@ int grd_sub_status(grd_node *g, const char *sub, struct grd_sub *out)
     return s->st.connected ? GRD_OK : GRD_ENOTCONN;
 }
 
-bool grd_arrived(grd_node *g)
+/* Every subordinate arrived, and with `done` completed too. */
+static bool all_arrived(grd_node *g, bool done)
 {
     node *n = node_live(g);
     if (!n)
         return false;
     for (unsigned i = 0; i < n->n_subs; i++)
-        if (!n->subs[i].st.arrived)
+        if (!(done ? n->subs[i].st.done : n->subs[i].st.arrived))
             return false;
     return true;
 }
 
-bool grd_completed(grd_node *g)
-{
-    node *n = node_live(g);
-    if (!n)
-        return false;
-    for (unsigned i = 0; i < n->n_subs; i++)
-        if (!n->subs[i].st.done)
-            return false;
-    return true;
-}
+bool grd_arrived(grd_node *g) { return all_arrived(g, false); }
+bool grd_completed(grd_node *g) { return all_arrived(g, true); }
 
 bool grd_sub_stalled(grd_node *g, const char *sub)
 {

@@ -26,6 +26,10 @@
 
 #include "node/guardian.h"
 
+/* The name of a node's channel, from the IFO, the node's name and the
+ * channel's suffix: "X1:GRD-SUS_ETMX_STATE" (guardian.md Part A). */
+#define NODE_CHANNEL_FMT "%s:GRD-%s_%s"
+
 /* Enum values are those of the node channels (guardian.md Part A). */
 enum node_op { NODE_OP_STOP = 0, NODE_OP_PAUSE = 1, NODE_OP_EXEC = 2 };
 enum node_mode { NODE_MODE_AUTO = 0, NODE_MODE_MANAGED = 1, NODE_MODE_MANUAL = 2 };

@@ -215,6 +215,10 @@ void node_format(char *buf, size_t len, const char *fmt, va_list ap) __attribute
 void node_timers_clear(node *n);
 
 /* chan.c */
+/* An error of the state code being run (the first one wins), or, outside
+ * state code, of the node itself. conn: a lost connection is the cause, so
+ * the error ends by itself when the channels are back (node_fail_connection). */
+void node_error_as(node *n, bool conn, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void node_chans_free(node *n);
 void node_chans_check(node *n);    /* each cycle: log channels that stay down */
 void node_chans_reloaded(node *n); /* new code: start telling used from unused */

@@ -689,14 +689,14 @@ static void current_controls(sup *s, const sup_node *sn, struct controls *c)
     snprintf(c->request, sizeof(c->request), "%s", req ? req->name : "");
     snprintf(c->mode, sizeof(c->mode), "%s", mode_names[node_mode(sn->node)]);
     snprintf(c->op, sizeof(c->op), "%s", op_names[node_op(sn->node)]);
-    snprintf(chan, sizeof(chan), "%s:GRD-%s_REQUEST", s->cfg.ifo, sn->name);
+    snprintf(chan, sizeof(chan), NODE_CHANNEL_FMT, s->cfg.ifo, sn->name, "REQUEST");
     pv *pv = pvdb_find(s->db, chan);
     if (pv && *(const char *)pv_value(pv))
         snprintf(c->request, sizeof(c->request), "%s", (const char *)pv_value(pv));
-    snprintf(chan, sizeof(chan), "%s:GRD-%s_MODE", s->cfg.ifo, sn->name);
+    snprintf(chan, sizeof(chan), NODE_CHANNEL_FMT, s->cfg.ifo, sn->name, "MODE");
     if ((pv = pvdb_find(s->db, chan)) && pv_get_long(pv) >= 0 && pv_get_long(pv) < 3)
         snprintf(c->mode, sizeof(c->mode), "%s", mode_names[pv_get_long(pv)]);
-    snprintf(chan, sizeof(chan), "%s:GRD-%s_OP", s->cfg.ifo, sn->name);
+    snprintf(chan, sizeof(chan), NODE_CHANNEL_FMT, s->cfg.ifo, sn->name, "OP");
     if ((pv = pvdb_find(s->db, chan)) && pv_get_long(pv) >= 0 && pv_get_long(pv) < 3)
         snprintf(c->op, sizeof(c->op), "%s", op_names[pv_get_long(pv)]);
 }
@@ -1030,7 +1030,7 @@ static json_t *write_control(sup *s, struct ctl_peer *p, sup_node *sn, const cha
                              const char *value)
 {
     char chan[PV_NAME_MAX + 1];
-    snprintf(chan, sizeof(chan), "%s:GRD-%s_%s", s->cfg.ifo, sn->name, suffix);
+    snprintf(chan, sizeof(chan), NODE_CHANNEL_FMT, s->cfg.ifo, sn->name, suffix);
     pv *pv = pvdb_find(s->db, chan);
     if (!pv)
         return ctl_error("EFAILED", "channel %s is not served", chan);
@@ -1062,7 +1062,7 @@ static json_t *cmd_request(sup *s, struct ctl_peer *p, json_t *args)
         /* Audited as a refused write, as a CA put of it would be. */
         pv_client who = {.host = "localhost", .user = peer_user(p)};
         char chan[PV_NAME_MAX + 1];
-        snprintf(chan, sizeof(chan), "%s:GRD-%s_REQUEST", s->cfg.ifo, sn->name);
+        snprintf(chan, sizeof(chan), NODE_CHANNEL_FMT, s->cfg.ifo, sn->name, "REQUEST");
         pv *pv = pvdb_find(s->db, chan);
         if (pv && strlen(state) < PV_STRING_SIZE)
             pv_write_string(pv, state, &who);

@@ -118,13 +118,19 @@ static int write_mode(pv *pv, const void *value, uint32_t n, const pv_client *wh
     return changed_by(np, who, audited_enum(np, pv, v, who, r));
 }
 
+/* A written STRING value, terminated. */
+static void string_value(const void *value, char name[PV_STRING_SIZE])
+{
+    memcpy(name, value, PV_STRING_SIZE);
+    name[PV_STRING_SIZE - 1] = 0;
+}
+
 static int write_request(pv *pv, const void *value, uint32_t n, const pv_client *who, void *arg)
 {
     (void)n;
     nodepv *np = arg;
     char name[PV_STRING_SIZE];
-    memcpy(name, value, PV_STRING_SIZE);
-    name[PV_STRING_SIZE - 1] = 0;
+    string_value(value, name);
     int r = node_request(np->node, name) == NODE_OK ? 0 : PVDB_EREJECT;
     return changed_by(np, who, audited(np, pv, name, who, r));
 }
@@ -150,8 +156,7 @@ static int write_manager(pv *pv, const void *value, uint32_t n, const pv_client 
     (void)n;
     nodepv *np = arg;
     char name[PV_STRING_SIZE];
-    memcpy(name, value, PV_STRING_SIZE);
-    name[PV_STRING_SIZE - 1] = 0;
+    string_value(value, name);
     bool renewal = name[0] && strcmp(name, node_manager(np->node)) == 0;
     int r = node_claim(np->node, name) == NODE_OK ? 0 : PVDB_EREJECT;
     if (r == 0 && renewal)
@@ -267,7 +272,7 @@ nodepv *nodepv_new(pvdb *db, const char *ifo, node *n, const char *version,
 {
     nodepv *np = calloc(1, sizeof(*np));
     char prefix[128];
-    snprintf(prefix, sizeof(prefix), "%s:GRD-%s_", ifo, node_name(n));
+    snprintf(prefix, sizeof(prefix), NODE_CHANNEL_FMT, ifo, node_name(n), "");
     if (!np || !(np->group = pvdb_group_new(db, prefix))) {
         snprintf(err, errlen, "out of memory");
         free(np);

@@ -57,7 +57,9 @@ static grd_ret down_main(grd_node *n)
     return GRD_CONTINUE;
 }
 
-static grd_ret down_run(grd_node *n)
+/* Done when every subordinate has completed what it was asked; after a
+ * second, say which are holding things up. */
+static grd_ret wait_completed(grd_node *n)
 {
     if (grd_completed(n))
         return GRD_DONE;
@@ -76,12 +78,7 @@ static grd_ret acquire_main(grd_node *n)
 static grd_ret acquire_run(grd_node *n)
 {
     grd_revive(n, NULL);
-    if (grd_completed(n))
-        return GRD_DONE;
-    char text[256];
-    if (grd_sub_faults(n, text, sizeof(text)) && grd_state_time(n) > 1)
-        grd_notify(n, "waiting for %s", text);
-    return GRD_CONTINUE;
+    return wait_completed(n);
 }
 
 /* LOCKED holds while every subordinate is where it was sent. */
@@ -100,7 +97,7 @@ GRD_SYSTEM(lock,
     .states = GRD_STATES(
         GRD_STATE("INIT", 0, .goto_ = true, .main = init_main),
         GRD_STATE("DOWN", 10, .request = true, .goto_ = true, .main = down_main,
-                  .run = down_run),
+                  .run = wait_completed),
         GRD_STATE("ACQUIRE", 50, .main = acquire_main, .run = acquire_run),
         GRD_STATE("LOCKED", 100, .request = true, .checks = GRD_CHECKS(all_arrived))),
     .edges = GRD_EDGES({"INIT", "DOWN"}, {"DOWN", "ACQUIRE"}, {"ACQUIRE", "LOCKED"},

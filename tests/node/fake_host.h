@@ -286,7 +286,7 @@ static inline void sub_new(const char *sub, const char *state)
     const char *values[][2] = {
         {"STATE", state}, {"REQUEST", state}, {"TARGET", state}, {"STATUS", "DONE"},
         {"MODE", "AUTO"}, {"MANAGER", ""}, {"OK", "True"}, {"ERROR", "False"},
-        {"NOTIFICATION", "False"}, {"USERMSG", ""}, {"STALLED", "False"},
+        {"CONNECT", "OK"}, {"NOTIFICATION", "False"}, {"USERMSG", ""}, {"STALLED", "False"},
         {"CHANGED_BY", ""}, {"SPM_CHANGED", "0"},
     };
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)

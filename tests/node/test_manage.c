@@ -367,6 +367,7 @@ Test(manage, faults_say_what_is_wrong_and_count_in_subnodes_not_ok)
     } cases[] = {
         {"OK", "False", "True", "SUB1 not OK"},
         {"ERROR", "True", "False", "SUB1 in ERROR"},
+        {"CONNECT", "ERROR", "OK", "SUB1 CONNECT ERROR"},
         {"STALLED", "True", "False", "SUB1 stalled in SAFE"},
         {"SPM_CHANGED", "2", "0", "SUB1 SPM changed (2)"},
     };
