@@ -218,6 +218,8 @@ void node_chan_connection(node *n, const char *chan, bool up)
 {
     if (!n || n->magic != NODE_MAGIC || !chan)
         return;
+    if (!up)
+        manage_lost(n, chan); /* a subordinate's channel, maybe (state code's too) */
     struct node_chan *c = NULL;
     HASH_FIND(hh, n->chans, chan, strlen(chan), c);
     if (!c || !c->open || c->down == !up)

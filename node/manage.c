@@ -304,6 +304,17 @@ bool manage_write_failed(node *n, const char *chan, bool lost, const char *why)
     return false;
 }
 
+/* A subordinate's channel was lost (its daemon or its node went, even for
+ * less than a cycle: an in-process node restarted by an operator is removed
+ * and added again at once). Its claim is then no longer this node's to
+ * keep: an empty MANAGER afterwards is a restart, not an operator's release. */
+void manage_lost(node *n, const char *chan)
+{
+    for (unsigned i = 0; i < n->n_subs; i++)
+        if (strcmp(n->subs[i].chan[S_MANAGER], chan) == 0)
+            n->subs[i].was_held = false;
+}
+
 /* ---- each cycle ---- */
 
 /* The claim: held (renew), free (take), or another's (busy: after the one

@@ -189,6 +189,7 @@ void manage_notify(node *n); /* after state code: the manager's notification, if
 void manage_stop(node *n);   /* OP=STOP: release the claims held */
 void manage_free(node *n);   /* release, close, free */
 bool manage_write_failed(node *n, const char *chan, bool lost, const char *why);
+void manage_lost(node *n, const char *chan); /* the host lost a channel: a subordinate's? */
 
 /* engine.c */
 void engine_repath(node *n);

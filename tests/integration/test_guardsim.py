@@ -22,8 +22,7 @@ import pytest
 
 import harness
 from harness import (CHAR, DOUBLE, ECA_NOWTACCESS, ECA_PUTFAIL,  # noqa: F401
-                     ENUM, EPICS_CLIENT_VARS, LONG, STRING, _die_with_parent, daemon_path,
-                     free_ports, reset_pyepics, run_sim, sim_path, wait_for, write_site)
+                     ENUM, EPICS_CLIENT_VARS, LONG, STRING, free_ports, reset_pyepics, run_sim, sim_path, wait_for, write_site)
 from harness import CaClient as Client
 
 TAU = 0.5

@@ -222,6 +222,12 @@ Test(manage, a_lapse_after_a_freeze_or_a_restart_is_claimed_again)
     steps(n, 17);
     cr_assert_neq(log_find(0, "SUB2: connected"), -1);
     cr_assert_str_eq(sub_get("SUB2", "MANAGER"), "MGR");
+    /* Restarted in less than a cycle (an in-process node removed and added
+     * again): the host says the channel was lost, and that is enough. */
+    node_chan_connection(n, ch("SUB1", "MANAGER"), false);
+    sub_set("SUB1", "MANAGER", "");
+    steps(n, 17);
+    cr_assert_str_eq(sub_get("SUB1", "MANAGER"), "MGR");
     cr_assert_eq(log_find_sub(0, "released by an operator"), -1);
 }
 
