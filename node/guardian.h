@@ -247,8 +247,10 @@ int grd_release(grd_node *n);
  * write does. */
 int grd_sub_request(grd_node *n, const char *sub, const char *state);
 /* Request the manager's own last request again (Guardian's revive: a stalled
- * node moves on): of `sub`, or with sub NULL of every stalled subordinate.
- * Returns how many were requested again, or a grd_chan_status. */
+ * node moves on): of `sub`, or with sub NULL of every stalled subordinate
+ * not revived yet during its stall (one in a state that cannot be
+ * redirected stays stalled until that state completes). Returns how many
+ * were requested again, or a grd_chan_status. */
 int grd_revive(grd_node *n, const char *sub);
 
 /* What a manager knows of a subordinate (strings "" while disconnected). */

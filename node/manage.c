@@ -45,7 +45,10 @@ struct node_sub {
     char chan[S_COUNT][NODE_CHAN_MAX + 1];
     void *handle[S_COUNT];
     bool open[S_COUNT];
-    struct grd_sub st;   /* the newest reading */
+    char val[S_COUNT][64]; /* each channel's newest text, "" when it cannot be read */
+    bool have[S_COUNT];    /* ... it could be read */
+    uint64_t ver[S_COUNT]; /* ... the host's version of it then (node_host.version) */
+    struct grd_sub st;   /* the newest reading, from val */
 
     /* the claim */
     bool claim;          /* grd_set_managed: hold it */
@@ -58,6 +61,7 @@ struct node_sub {
     double renew_at;     /* next claim write */
     double renewed_at;   /* the last one */
     /* the manager's request */
+    bool revived;        /* revived during the stall it shows (cleared when it ends) */
     bool req_unsent;     /* to be written when connected */
     bool req_seen;       /* REQUEST read back as requested */
     double req_at;       /* when it was written */
@@ -162,52 +166,64 @@ const char *grd_subnode(const grd_node *g, unsigned i)
 
 /* ---- reading ---- */
 
-static bool read_str(node *n, struct node_sub *s, enum sub_chan c, char *out, size_t len)
+/* Channel c's newest text into s->val[c], unless the host's version says it
+ * is what was read last time; whether it could be read. */
+static bool read_chan(node *n, struct node_sub *s, enum sub_chan c)
 {
-    out[0] = '\0';
-    if (!n->host.get)
-        return false;
-    int r = n->host.get(n->host.arg, n, s->chan[c], s->handle[c], NULL, out, len);
+    if (n->host.version) {
+        uint64_t v = n->host.version(n->host.arg, n, s->handle[c]);
+        if (v != 0 && v == s->ver[c])
+            return s->have[c];
+        s->ver[c] = v;
+    }
+    char *out = s->val[c];
+    int r = n->host.get ? n->host.get(n->host.arg, n, s->chan[c], s->handle[c], NULL, out,
+                                      sizeof(s->val[c]))
+                        : GRD_ENOTCONN;
     if (r != GRD_OK)
         out[0] = '\0';
-    return r == GRD_OK;
+    return s->have[c] = r == GRD_OK;
 }
 
 static bool is_true(const char *v) { return strcmp(v, "True") == 0; }
 
+/* src into dst, cut to fit (the field sizes of grd_sub). */
+static void text_to(char *dst, size_t size, const char *src)
+{
+    size_t len = strnlen(src, size - 1);
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
 /* The subordinate's channels into s->st; false (and st mostly empty) when
- * any is not connected. */
+ * any is not connected. A manager reads every subordinate every cycle: with
+ * the host's versions, only what changed is read again. */
 static bool read_sub(node *n, struct node_sub *s)
 {
+    bool up = true;
+    for (int c = 0; c < S_COUNT; c++)
+        up &= read_chan(n, s, (enum sub_chan)c);
     struct grd_sub *st = &s->st;
-    char ok[8], err[16], conn[8], notif[8], stalled[8], spm[24];
-    bool up = read_str(n, s, S_STATE, st->state, sizeof(st->state));
-    up &= read_str(n, s, S_REQUEST, st->request, sizeof(st->request));
-    up &= read_str(n, s, S_TARGET, st->target, sizeof(st->target));
-    up &= read_str(n, s, S_STATUS, st->status, sizeof(st->status));
-    up &= read_str(n, s, S_MODE, st->mode, sizeof(st->mode));
-    up &= read_str(n, s, S_MANAGER, st->manager, sizeof(st->manager));
-    up &= read_str(n, s, S_OK, ok, sizeof(ok));
-    up &= read_str(n, s, S_ERROR, err, sizeof(err));
-    up &= read_str(n, s, S_CONNECT, conn, sizeof(conn));
-    up &= read_str(n, s, S_NOTIFICATION, notif, sizeof(notif));
-    up &= read_str(n, s, S_USERMSG, st->usermsg, sizeof(st->usermsg));
-    up &= read_str(n, s, S_STALLED, stalled, sizeof(stalled));
-    up &= read_str(n, s, S_CHANGED_BY, st->changed_by, sizeof(st->changed_by));
-    up &= read_str(n, s, S_SPM_CHANGED, spm, sizeof(spm));
+    const char(*v)[sizeof(s->val[0])] = s->val;
+    text_to(st->state, sizeof(st->state), v[S_STATE]);
+    text_to(st->request, sizeof(st->request), v[S_REQUEST]);
+    text_to(st->target, sizeof(st->target), v[S_TARGET]);
+    text_to(st->status, sizeof(st->status), v[S_STATUS]);
+    text_to(st->mode, sizeof(st->mode), v[S_MODE]);
+    text_to(st->manager, sizeof(st->manager), v[S_MANAGER]);
+    text_to(st->changed_by, sizeof(st->changed_by), v[S_CHANGED_BY]);
     st->connected = up;
-    st->ok = up && is_true(ok);
-    st->error = up && err[0] && strcmp(err, "False") != 0;
-    st->plant_connected = up && strcmp(conn, "OK") == 0;
-    st->notification = up && is_true(notif);
-    st->stalled = up && is_true(stalled);
-    st->spm_changed = up ? strtol(spm, NULL, 10) : 0;
+    st->ok = up && is_true(v[S_OK]);
+    st->error = up && v[S_ERROR][0] && strcmp(v[S_ERROR], "False") != 0;
+    st->plant_connected = up && strcmp(v[S_CONNECT], "OK") == 0;
+    st->notification = up && is_true(v[S_NOTIFICATION]);
+    st->stalled = up && is_true(v[S_STALLED]);
+    st->spm_changed = up ? strtol(v[S_SPM_CHANGED], NULL, 10) : 0;
+    text_to(st->usermsg, sizeof(st->usermsg), st->notification ? v[S_USERMSG] : "");
     st->held = up && strcmp(st->manager, n->name) == 0;
     const char *want = st->requested[0] ? st->requested : st->request;
     st->arrived = up && !s->req_unsent && want[0] && strcmp(st->state, want) == 0;
     st->done = st->arrived && strcmp(st->status, "DONE") == 0;
-    if (!st->notification)
-        st->usermsg[0] = '\0';
     return up;
 }
 
@@ -396,6 +412,8 @@ void manage_cycle(node *n)
         s->ever_connected |= up;
         if (!up)
             s->was_held = false; /* an empty MANAGER after this is a restart, not a release */
+        if (!s->st.stalled)
+            s->revived = false;
         if (up) {
             keep_claim(n, s, now);
             if (s->req_unsent && !s->busy)
@@ -521,6 +539,7 @@ static int revive(node *n, struct node_sub *s)
     if (!s->st.requested[0])
         return GRD_ENOTCONN;
     node_log(n, "%s: revive (%s)", s->name, s->st.requested);
+    s->revived = s->st.stalled;
     s->req_seen = false;
     s->overridden = s->was_overridden = false;
     s->req_unsent = true;
@@ -541,13 +560,13 @@ int grd_revive(grd_node *g, const char *sub)
         int r = revive(n, s);
         return r == GRD_OK ? 1 : r;
     }
-    /* A stall is seen a little late over CA: one revive per SUB_SETTLE. */
+    /* Once per stall: a node revived in a state that cannot be redirected
+     * (sus's TRIPPED) shows STALLED until that state completes, with the
+     * request waiting in it. */
     int count = 0;
-    double now = node_now(n);
     for (unsigned i = 0; i < n->n_subs; i++) {
         struct node_sub *s = &n->subs[i];
-        if (s->st.stalled && (!s->req_at || now - s->req_at >= SUB_SETTLE) &&
-            revive(n, s) == GRD_OK)
+        if (s->st.stalled && !s->revived && revive(n, s) == GRD_OK)
             count++;
     }
     return count;

@@ -117,6 +117,9 @@ typedef struct node_host {
                char *why, size_t whylen);
     /* Leave the channel out of the set-point monitor (optional). */
     void (*spm_ignore)(void *arg, node *n, void *handle);
+    /* Optional: a number that changes whenever what get returns may have,
+     * 0 while it cannot be read (a reader skips reading what it has). */
+    uint64_t (*version)(void *arg, node *n, void *handle);
     /* Another node by name (managers, monitors); NULL if unknown. */
     node *(*find)(void *arg, const char *name);
 } node_host;

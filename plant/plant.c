@@ -63,6 +63,7 @@ typedef struct plant_chan {
     bool up;                        /* connected, and a first value has arrived */
     bool connected;
     bool ever_up;
+    uint64_t news;                  /* CA: counts what changes plant_get's answer */
     struct reading cur;
     /* Text and state strings only for the channels that have them (most
      * have neither): allocated at connection, before the subscription that
@@ -472,6 +473,8 @@ static void apply_arrived(plant *p)
         }
         if (ch->kind != K_CA)
             continue;
+        if (ch->in_conn || ch->in_enums || (ch->in_value && ch->connected))
+            ch->news++;
         if (ch->in_conn) {
             ch->in_conn = false;
             if (ch->in_connected)
@@ -1059,6 +1062,18 @@ int plant_get(plant_ref *r, double *num, char *str, size_t len)
     if (str && len)
         ca_text(ch, str, len);
     return GRD_OK;
+}
+
+uint64_t plant_version(plant_ref *r)
+{
+    plant_chan *ch = r->ch;
+    route(ch);
+    if (!chan_up(ch))
+        return 0;
+    /* pvdb's generations come from one counter: a new value, or another
+     * PV under the name, gives another number. CA's count is kept apart
+     * from them by the top bit. */
+    return ch->kind == K_LOCAL ? pv_generation(ch->pv) : (UINT64_C(1) << 63) | ch->news;
 }
 
 /* ---- writes ---- */

@@ -138,6 +138,12 @@ bool plant_ref_up(const plant_ref *r);
  * len > 0) as text (enum channels give the state name). Returns GRD_OK,
  * GRD_ENOTCONN, or GRD_ETYPE (a string that is not a number, asked for num). */
 int plant_get(plant_ref *r, double *num, char *str, size_t len);
+/* A number that changes whenever what plant_get returns may have (a new
+ * value, a connection, the name served elsewhere), so that a reader can
+ * skip reading what it has already; 0 while the channel cannot be read.
+ * Cheaper than plant_get. */
+uint64_t plant_version(plant_ref *r);
+
 /* Write str when non-NULL (enum channels take a state name), else num.
  * `user` is who writes, for in-process writes' audit (the node's name).
  * GRD_OK when sent, done or waiting for the connection; otherwise a

@@ -119,6 +119,12 @@ static int host_put(void *arg, node *n, const char *chan, void *handle, double n
     return handle ? plant_put(handle, node_name(n), num, str, why, whylen) : GRD_EBADCHAN;
 }
 
+static uint64_t host_version(void *arg, node *n, void *handle)
+{
+    (void)arg, (void)n;
+    return handle ? plant_version(handle) : 0;
+}
+
 static void host_spm_ignore(void *arg, node *n, void *handle)
 {
     (void)arg, (void)n;
@@ -178,7 +184,8 @@ void sup_host_init(sup *s)
 {
     s->host = (node_host){.arg = s, .now = host_now, .wall = host_wall, .log = host_log,
                           .open = host_open, .close = host_close, .get = host_get,
-                          .put = host_put, .spm_ignore = host_spm_ignore, .find = host_find};
+                          .put = host_put, .spm_ignore = host_spm_ignore,
+                          .version = host_version, .find = host_find};
 }
 
 sup_node *sup_node_find(sup *s, const char *name)

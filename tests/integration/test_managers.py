@@ -98,7 +98,8 @@ def test_a_manager_claims_requests_and_counts_its_subordinates(node_daemon, epic
     assert status["subnodes_total"] == 2 and status["subnodes_not_ok"] == 0
     # A subordinate restarted by an operator comes back without a claim: claimed again.
     guardctl(d, "restart", "SUS_B")
-    assert wait_for(lambda: d.log_text().count("SUS_B MANAGER: MGR") == 2, 5)
+    assert wait_for(lambda: d.log_text().count("SUS_B MANAGER: MGR") == 2, 5), \
+        "\n".join(line for line in d.log_text().splitlines() if "SUS_B" in line)[-3000:]
     assert wait_for(lambda: g(c, "SUS_B", "MANAGER") == "MGR", 5)
     assert "released by an operator" not in d.log_text()
 

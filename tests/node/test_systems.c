@@ -374,7 +374,7 @@ Test(lock, a_stalled_subordinate_is_revived_and_locked_again)
     sub_set("SUS_B", "STATE", "TRIPPED");
     sub_set("SUS_B", "STALLED", "True");
     sub_set("SUS_B", "OK", "False");
-    cycles(40); /* a revive waits until the request is 2 s old */
+    cycles(40);
     cr_assert_str_eq(node_state(m)->name, "ACQUIRE");
     cr_assert(!node_ok(m));
     assert_log_seq(from, "[LOCKED.check] lost: SUS_B stalled in TRIPPED", "JUMP: LOCKED->ACQUIRE",
