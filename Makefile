@@ -31,7 +31,8 @@ LIBS_TEST := -lcriterion
 LIBS_JSON := -ljansson
 
 # Modules that make up the daemon, one folder each.
-CORE_SRC := $(wildcard pvdb/*.c) $(wildcard ca/*.c) $(wildcard node/*.c) $(wildcard store/*.c)
+CORE_SRC := $(wildcard pvdb/*.c) $(wildcard ca/*.c) $(wildcard node/*.c) $(wildcard store/*.c) \
+            $(wildcard medm/*.c)
 # The daemon: the supervisor, and the plant channels it gives nodes (libca).
 SUP_SRC := $(wildcard supervisor/*.c) $(wildcard plant/*.c)
 PLANT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard plant/*.c))
@@ -46,7 +47,8 @@ CORE_LIB := $(BUILD)/lib/libguardcore.a
 
 # Tests mirror the tree: tests/<module>/test_*.c become one criterion binary each.
 UNIT_SRC := $(wildcard tests/pvdb/test_*.c) $(wildcard tests/ca/test_*.c) $(wildcard tests/node/test_*.c) \
-	$(wildcard tests/supervisor/test_*.c) $(wildcard tests/store/test_*.c) $(wildcard tests/plant/test_*.c)
+	$(wildcard tests/supervisor/test_*.c) $(wildcard tests/store/test_*.c) $(wildcard tests/plant/test_*.c) \
+	$(wildcard tests/medm/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 INTEG_SRC := $(wildcard tests/integration/test_*.c)
 INTEG_BIN := $(INTEG_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -95,8 +97,9 @@ $(BUILD)/bin/guardiand: $(SUP_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(SUP_OBJ) $(WHOLE_CORE) $(LIBS_LIBCA) $(LIBS_CORE) $(LIBS_JSON)
 
-# guardctl, the command-line client of the control socket (guardctl/*.c).
-GUARDCTL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard guardctl/*.c))
+# guardctl, the command-line client of the control socket (guardctl/*.c), which writes
+# MEDM screens the way the daemon does (medm/files.c).
+GUARDCTL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard guardctl/*.c)) $(BUILD)/obj/medm/files.o
 $(BUILD)/bin/guardctl: $(GUARDCTL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(GUARDCTL_OBJ) $(LIBS_JSON)

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "medm/medm.h"
+
 #define DEFAULT_SOCKET "/run/guardiand/guardiand.sock"
 #define REQUEST_MAX (64 * 1024)
 #define REPLY_MAX (16 * 1024 * 1024)
@@ -341,6 +343,7 @@ struct parsed {
     bool backtrace;  /* --backtrace */
     bool accept;     /* spm --accept */
     const char *since;
+    const char *out; /* medm --out */
     int first;       /* first positional argument */
     int status;      /* when first < 0: the exit status */
 };
@@ -382,6 +385,7 @@ static struct parsed parse_command(const struct command *c, int argc, char **arg
         case 'A': p.accept = true; break;
         case 'b': p.backtrace = true; break;
         case 's': p.since = optarg; break;
+        case 'o': p.out = optarg; break;
         default:
             p.status = usage_error(c, "%s", "bad option");
             return p;
@@ -690,6 +694,46 @@ static int cmd_tree(const struct command *c, int argc, char **argv)
         print_tree(t, indent, sizeof(indent), 0, true, true);
     if (json_array_size(roots) == 0)
         printf("no node here manages another\n");
+    json_decref(reply);
+    return EXIT_OK;
+}
+
+/* -- medm -- */
+
+static int cmd_medm(const struct command *c, int argc, char **argv)
+{
+    static const struct option extra[] = {{"out", required_argument, NULL, 'o'},
+                                          {NULL, 0, NULL, 0}};
+    struct parsed p = parse_command(c, argc, argv, "o:", extra);
+    if (p.first < 0)
+        return p.status;
+    json_t *reply = request("medm", NULL);
+    if (json_out)
+        return print_json(reply);
+    const char *dir = p.out ? p.out : ".";
+    size_t i;
+    json_t *f;
+    unsigned written = 0, n = 0;
+    json_array_foreach(json_object_get(reply, "files"), i, f) {
+        char err[512];
+        const char *name = str(f, "name", "");
+        /* The daemon's names: no directory part, ever. */
+        if (!*name || strchr(name, '/') || name[0] == '.') {
+            fprintf(stderr, "guardctl: medm: the daemon sent a bad file name '%s'\n", name);
+            json_decref(reply);
+            return EXIT_FAILED;
+        }
+        int w = medm_write_file(dir, name, str(f, "text", ""), err, sizeof(err));
+        if (w < 0) {
+            fprintf(stderr, "guardctl: medm: %s\n", err);
+            json_decref(reply);
+            return EXIT_FAILED;
+        }
+        written += (unsigned)w;
+        n++;
+        printf("%s/%s%s\n", dir, name, w ? "" : " (unchanged)");
+    }
+    printf("%u screens, %u written\n", n, written);
     json_decref(reply);
     return EXIT_OK;
 }
@@ -1015,6 +1059,12 @@ static const struct command commands[] = {
      "Take the node back from the manager that claims it (its MANAGER empties; audited). That\n"
      "manager notices, notifies, and claims it again only when its code calls set_managed\n"
      "again (e.g. when it is restarted). REQUEST and MODE stay as they are.\n", 1, 1},
+    {"medm", cmd_medm, "[--out DIR]",
+     "Write the site's MEDM screens (.adl) into DIR (default: here): the overview\n"
+     "<IFO>_GUARDIAN_OVERVIEW.adl, GUARDIAN_NODE.adl, GUARDIAN_STATES_<SYSTEM>.adl and\n"
+     "<IFO>_GUARDIAND_SUPERVISOR.adl; each atomically, and only when it changed.\n"
+     "  -o, --out DIR   where to write them\n"
+     "  --json          the daemon's reply (the files' texts) as JSON\n", 0, 0},
     {"tree", cmd_tree, "[NODE]",
      "The hierarchy of managers and their subordinates (from NODE, or from every manager no\n"
      "node here manages): each node's state (-> its request when it differs), mode, OK and\n"

@@ -265,6 +265,12 @@ static int global_key(struct parse *p, const char *key, const char *value, int l
                         value, "");
         return set_string(&cfg->control_socket, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
     }
+    if (strcmp(key, "medm_dir") == 0) {
+        if (!*value || strlen(value) > 1000)
+            return fail(p, line, "medm_dir '%s': expected a directory of 1-1000 characters%s",
+                        value, "");
+        return set_string(&cfg->medm_dir, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
+    }
     if (strcmp(key, "control_idle_timeout") == 0)
         return number(p, line, key, value, 0.1, 86400, &cfg->control_idle_timeout);
     if (strcmp(key, "control_mode") == 0) {
@@ -466,6 +472,7 @@ void config_free(struct config *cfg)
     free(cfg->database);
     free(cfg->crash_journal);
     free(cfg->control_socket);
+    free(cfg->medm_dir);
     free(cfg->control_group);
     free(cfg->operator_group);
     free(cfg->plant_addr_list);

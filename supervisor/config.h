@@ -14,6 +14,7 @@
  *   quarantine_window = 3600      ; ... within this many seconds starts quarantined
  *   retention_days = 90           ; transition, fault and audit history kept
  *   control_socket = /run/guardiand/guardiand.sock  ; guardctl's socket (see below)
+ *   medm_dir = /var/lib/guardiand/medm  ; the site's MEDM screens, kept current (screens.c)
  *   control_mode = 0660           ; its permission bits (octal)
  *   control_idle_timeout = 30     ; seconds before a silent client is closed
  *   control_group = guardian      ; the group owning it (default: root's)
@@ -66,6 +67,7 @@ struct config {
      * (resolved at start, since systemd sets RUNTIME_DIRECTORY). NULL groups:
      * none (the socket keeps the daemon's group; only root may change things). */
     char *control_socket;
+    char *medm_dir;             /* NULL: the daemon writes no MEDM screens itself */
     unsigned control_mode;      /* permission bits of the socket (0660) */
     double control_idle_timeout; /* seconds a silent control client may stay (30) */
     char *control_group;

@@ -1204,6 +1204,26 @@ static json_t *cmd_tree(sup *s, struct ctl_peer *p, json_t *args)
     return reply;
 }
 
+/* ---- MEDM screens: guardctl medm [--out DIR] writes what this gives ---- */
+
+static json_t *cmd_medm(sup *s, struct ctl_peer *p, json_t *args)
+{
+    (void)p, (void)args;
+    struct medm_file *files;
+    unsigned n;
+    char err[256];
+    if (sup_medm_files(s, &files, &n, err, sizeof(err)) != 0)
+        return ctl_error("EFAILED", "MEDM screens: %s", err);
+    json_t *list = json_array();
+    for (unsigned i = 0; i < n; i++)
+        json_array_append_new(list, json_pack("{s:s,s:s}", "name", files[i].name, "text",
+                                              files[i].text));
+    medm_files_free(files, n);
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "files", list);
+    return reply;
+}
+
 /* ---- the set-point monitor: guardctl spm NODE [--accept [CHAN...]] ---- */
 
 struct spm_walk {
@@ -1359,6 +1379,7 @@ static const struct command {
     {"release", true, cmd_release, {"node"}},
     {"release-manager", true, cmd_release_manager, {"node"}},
     {"tree", false, cmd_tree, {"node"}},
+    {"medm", false, cmd_medm, {NULL}},
     {"spm", false, cmd_spm, {"node"}},
     {"spm-accept", true, cmd_spm_accept, {"node", "channels"}},
 };

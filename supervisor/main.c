@@ -425,6 +425,7 @@ static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 static void sup_teardown(sup *s)
 {
+    sup_medm_stop(s);
     notify_free(s->notify); /* its timer, before the loop goes */
     s->notify = NULL;
     ctl_free(s->ctl); /* its clients first: they may follow node logs */

@@ -6,6 +6,7 @@
  */
 #include "supervisor/nodepv.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ enum chan {
     C_NOTIFICATION, C_USERMSG, C_LOAD, C_LOAD_STATUS, C_LOAD_TIME, C_EXECTIME,
     C_EXECTIME_LAST, C_VERSION, C_MANAGER, C_SUBNODES_TOTAL, C_SUBNODES_NOT_OK,
     C_SPM_TOTAL, C_SPM_CHANGED, C_CRASHES, C_QUARANTINED, C_STALLED, C_CHANGED_BY,
+    C_SPM_MONITOR,
     C_COUNT
 };
 
@@ -29,6 +31,22 @@ static const char *const error_strs[] = {"False", "True", "", "Connect"};
 static const char *const connect_strs[] = {"OK", "ERROR"};
 static const char *const bool_strs[] = {"False", "True"};
 static const char *const load_strs[] = {"DONE", "REQUEST", "SET", "INPROGRESS", "ERROR"};
+
+/* Alarm severities of the enum channels whose values mean trouble, one per
+ * state, as an EPICS bi/mbbi record's ZSV, OSV... would give them: alarm-
+ * coloured screen widgets and alarm tools see them (README, "Running
+ * guardiand"). The alarm status is STATE whenever the severity is not NONE. */
+#define NO PV_SEV_NONE
+#define MINOR PV_SEV_MINOR
+#define MAJOR PV_SEV_MAJOR
+static const uint8_t ok_sev[] = {MAJOR, NO};                /* OK=False */
+static const uint8_t error_sev[] = {NO, MAJOR, MAJOR, MAJOR}; /* ERROR != False */
+static const uint8_t connect_sev[] = {NO, MAJOR};           /* CONNECT=ERROR */
+static const uint8_t true_major[] = {NO, MAJOR};            /* QUARANTINED=True */
+static const uint8_t true_minor[] = {NO, MINOR};            /* NOTIFICATION, STALLED=True */
+#undef NO
+#undef MINOR
+#undef MAJOR
 
 struct nodepv {
     node *node;
@@ -204,49 +222,62 @@ struct chan_def {
     pv_write_fn on_write;
     const char *units;
     int16_t precision;
+    const uint8_t *severity; /* per enum state (n_enums of them), or NULL: none */
 };
 
 #define ENUM(strs) PV_ENUM, strs, sizeof(strs) / sizeof(strs[0])
 static const struct chan_def chans[] = {
-    {C_OP, "OP", ENUM(op_strs), write_op, NULL, 0},
-    {C_MODE, "MODE", ENUM(mode_strs), write_mode, NULL, 0},
-    {C_REQUEST, "REQUEST", PV_STRING, NULL, 0, write_request, NULL, 0},
-    {C_REQUEST_S, "REQUEST_S", PV_STRING, NULL, 0, NULL, NULL, 0},
-    {C_REQUEST_N, "REQUEST_N", PV_LONG, NULL, 0, NULL, NULL, 0},
-    {C_REQUEST_ENUM, "REQUEST_ENUM", PV_ENUM, NULL, 0, write_request_enum, NULL, 0},
-    {C_STATE, "STATE", PV_STRING, NULL, 0, NULL, NULL, 0},
-    {C_STATE_S, "STATE_S", PV_STRING, NULL, 0, NULL, NULL, 0},
-    {C_STATE_N, "STATE_N", PV_LONG, NULL, 0, NULL, NULL, 0},
-    {C_TARGET, "TARGET", PV_STRING, NULL, 0, NULL, NULL, 0},
-    {C_TARGET_S, "TARGET_S", PV_STRING, NULL, 0, NULL, NULL, 0},
-    {C_TARGET_N, "TARGET_N", PV_LONG, NULL, 0, NULL, NULL, 0},
-    {C_NOMINAL, "NOMINAL", PV_STRING, NULL, 0, NULL, NULL, 0},
-    {C_NOMINAL_S, "NOMINAL_S", PV_STRING, NULL, 0, NULL, NULL, 0},
-    {C_NOMINAL_N, "NOMINAL_N", PV_LONG, NULL, 0, NULL, NULL, 0},
-    {C_STATUS, "STATUS", ENUM(status_strs), NULL, NULL, 0},
-    {C_ERROR, "ERROR", ENUM(error_strs), NULL, NULL, 0},
-    {C_CONNECT, "CONNECT", ENUM(connect_strs), NULL, NULL, 0},
-    {C_OK, "OK", ENUM(bool_strs), NULL, NULL, 0},
-    {C_ACTIVE, "ACTIVE", ENUM(bool_strs), NULL, NULL, 0},
-    {C_NOTIFICATION, "NOTIFICATION", ENUM(bool_strs), NULL, NULL, 0},
-    {C_USERMSG, "USERMSG", PV_STRING, NULL, 0, NULL, NULL, 0},
-    {C_LOAD, "LOAD", ENUM(bool_strs), write_load, NULL, 0},
-    {C_LOAD_STATUS, "LOAD_STATUS", ENUM(load_strs), NULL, NULL, 0},
-    {C_LOAD_TIME, "LOAD_TIME", PV_STRING, NULL, 0, NULL, NULL, 0},
-    {C_EXECTIME, "EXECTIME", PV_DOUBLE, NULL, 0, NULL, "seconds", 3},
-    {C_EXECTIME_LAST, "EXECTIME_LAST", PV_DOUBLE, NULL, 0, NULL, "seconds", 3},
-    {C_VERSION, "VERSION", PV_STRING, NULL, 0, NULL, NULL, 0},
-    {C_MANAGER, "MANAGER", PV_STRING, NULL, 0, write_manager, NULL, 0},
-    {C_SUBNODES_TOTAL, "SUBNODES_TOTAL", PV_LONG, NULL, 0, NULL, NULL, 0},
-    {C_SUBNODES_NOT_OK, "SUBNODES_NOT_OK", PV_LONG, NULL, 0, NULL, NULL, 0},
-    {C_SPM_TOTAL, "SPM_TOTAL", PV_LONG, NULL, 0, NULL, NULL, 0},
-    {C_SPM_CHANGED, "SPM_CHANGED", PV_LONG, NULL, 0, NULL, NULL, 0},
-    {C_CRASHES, "CRASHES", PV_LONG, NULL, 0, NULL, NULL, 0},
-    {C_QUARANTINED, "QUARANTINED", ENUM(bool_strs), NULL, NULL, 0},
-    {C_STALLED, "STALLED", ENUM(bool_strs), NULL, NULL, 0},
-    {C_CHANGED_BY, "CHANGED_BY", PV_STRING, NULL, 0, NULL, NULL, 0},
+    {C_OP, "OP", ENUM(op_strs), write_op, NULL, 0, NULL},
+    {C_MODE, "MODE", ENUM(mode_strs), write_mode, NULL, 0, NULL},
+    {C_REQUEST, "REQUEST", PV_STRING, NULL, 0, write_request, NULL, 0, NULL},
+    {C_REQUEST_S, "REQUEST_S", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
+    {C_REQUEST_N, "REQUEST_N", PV_LONG, NULL, 0, NULL, NULL, 0, NULL},
+    {C_REQUEST_ENUM, "REQUEST_ENUM", PV_ENUM, NULL, 0, write_request_enum, NULL, 0, NULL},
+    {C_STATE, "STATE", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
+    {C_STATE_S, "STATE_S", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
+    {C_STATE_N, "STATE_N", PV_LONG, NULL, 0, NULL, NULL, 0, NULL},
+    {C_TARGET, "TARGET", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
+    {C_TARGET_S, "TARGET_S", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
+    {C_TARGET_N, "TARGET_N", PV_LONG, NULL, 0, NULL, NULL, 0, NULL},
+    {C_NOMINAL, "NOMINAL", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
+    {C_NOMINAL_S, "NOMINAL_S", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
+    {C_NOMINAL_N, "NOMINAL_N", PV_LONG, NULL, 0, NULL, NULL, 0, NULL},
+    {C_STATUS, "STATUS", ENUM(status_strs), NULL, NULL, 0, NULL},
+    {C_ERROR, "ERROR", ENUM(error_strs), NULL, NULL, 0, error_sev},
+    {C_CONNECT, "CONNECT", ENUM(connect_strs), NULL, NULL, 0, connect_sev},
+    {C_OK, "OK", ENUM(bool_strs), NULL, NULL, 0, ok_sev},
+    {C_ACTIVE, "ACTIVE", ENUM(bool_strs), NULL, NULL, 0, NULL},
+    {C_NOTIFICATION, "NOTIFICATION", ENUM(bool_strs), NULL, NULL, 0, true_minor},
+    {C_USERMSG, "USERMSG", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
+    {C_LOAD, "LOAD", ENUM(bool_strs), write_load, NULL, 0, NULL},
+    {C_LOAD_STATUS, "LOAD_STATUS", ENUM(load_strs), NULL, NULL, 0, NULL},
+    {C_LOAD_TIME, "LOAD_TIME", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
+    {C_EXECTIME, "EXECTIME", PV_DOUBLE, NULL, 0, NULL, "seconds", 3, NULL},
+    {C_EXECTIME_LAST, "EXECTIME_LAST", PV_DOUBLE, NULL, 0, NULL, "seconds", 3, NULL},
+    {C_VERSION, "VERSION", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
+    {C_MANAGER, "MANAGER", PV_STRING, NULL, 0, write_manager, NULL, 0, NULL},
+    {C_SUBNODES_TOTAL, "SUBNODES_TOTAL", PV_LONG, NULL, 0, NULL, NULL, 0, NULL},
+    {C_SUBNODES_NOT_OK, "SUBNODES_NOT_OK", PV_LONG, NULL, 0, NULL, NULL, 0, NULL},
+    {C_SPM_TOTAL, "SPM_TOTAL", PV_LONG, NULL, 0, NULL, NULL, 0, NULL},
+    {C_SPM_CHANGED, "SPM_CHANGED", PV_LONG, NULL, 0, NULL, NULL, 0, NULL},
+    {C_CRASHES, "CRASHES", PV_LONG, NULL, 0, NULL, NULL, 0, NULL},
+    {C_QUARANTINED, "QUARANTINED", ENUM(bool_strs), NULL, NULL, 0, true_major},
+    {C_STALLED, "STALLED", ENUM(bool_strs), NULL, NULL, 0, true_minor},
+    {C_CHANGED_BY, "CHANGED_BY", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
+    /* KAGRA's Guardian screens read it: True while the set-point monitor
+     * watches a channel (SPM_TOTAL > 0). */
+    {C_SPM_MONITOR, "SPM_MONITOR", ENUM(bool_strs), NULL, NULL, 0, NULL},
 };
 #undef ENUM
+
+/* An enum channel's value, with the severity its table gives that value. */
+static void set_enum(nodepv *np, enum chan c, unsigned v)
+{
+    pv_set_enum(np->pv[c], v);
+    const uint8_t *sev = chans[c].severity;
+    if (sev && v < chans[c].n_enums)
+        pv_set_alarm(np->pv[c], sev[v] ? PV_ALARM_STATE : PV_ALARM_NONE, sev[v]);
+}
 
 /* REQUEST_ENUM lists the requestable states by index (at most 16). */
 static void build_menu(nodepv *np)
@@ -281,8 +312,10 @@ nodepv *nodepv_new(pvdb *db, const char *ifo, node *n, const char *version,
     np->node = n;
     np->on_load = on_load;
     np->arg = arg;
+    static_assert(sizeof(chans) / sizeof(chans[0]) == C_COUNT, "one table entry a channel");
     for (size_t i = 0; i < sizeof(chans) / sizeof(chans[0]); i++) {
         const struct chan_def *c = &chans[i];
+        assert(c->id == (enum chan)i); /* set_enum finds a channel's entry by its id */
         pv_def def = {.name = c->suffix, .type = c->type, .enums = c->enums,
                       .n_enums = c->n_enums, .writable = c->on_write != NULL,
                       .on_write = c->on_write, .arg = np, .units = c->units,
@@ -299,11 +332,12 @@ nodepv *nodepv_new(pvdb *db, const char *ifo, node *n, const char *version,
     pv_set_string(np->pv[C_MANAGER], "");
     pv_set_string(np->pv[C_USERMSG], "");
     pv_set_string(np->pv[C_CHANGED_BY], "");
-    long zero_longs[] = {C_SUBNODES_TOTAL, C_SUBNODES_NOT_OK, C_SPM_TOTAL, C_SPM_CHANGED, C_CRASHES};
+    long zero_longs[] = {C_SUBNODES_TOTAL, C_SUBNODES_NOT_OK, C_SPM_TOTAL, C_SPM_CHANGED,
+                         C_CRASHES};
     for (size_t i = 0; i < sizeof(zero_longs) / sizeof(zero_longs[0]); i++)
         pv_set_long(np->pv[zero_longs[i]], 0);
-    pv_set_enum(np->pv[C_QUARANTINED], 0);
-    pv_set_enum(np->pv[C_LOAD], 0);
+    set_enum(np, C_QUARANTINED, 0);
+    set_enum(np, C_LOAD, 0);
     nodepv_publish(np);
     return np;
 }
@@ -354,37 +388,38 @@ void nodepv_publish(nodepv *np)
     bool in_menu = false;
     for (unsigned i = 0; i < np->n_menu; i++)
         if (np->menu[i] == req) {
-            pv_set_enum(np->pv[C_REQUEST_ENUM], i);
+            set_enum(np, C_REQUEST_ENUM, i);
             in_menu = true;
         }
     /* A request by name of a state that is not requestable (INIT, say)
      * has no menu entry: the menu's value is then stale, and says so. */
     pv_set_alarm(np->pv[C_REQUEST_ENUM], in_menu ? PV_ALARM_NONE : PV_ALARM_STATE,
                  in_menu ? PV_SEV_NONE : PV_SEV_INVALID);
-    pv_set_enum(np->pv[C_OP], node_op(n));
-    pv_set_enum(np->pv[C_MODE], node_mode(n));
-    pv_set_enum(np->pv[C_STATUS], node_status(n));
-    pv_set_enum(np->pv[C_ERROR], node_error(n));
-    pv_set_enum(np->pv[C_CONNECT], node_connected(n) ? 0 : 1);
+    set_enum(np, C_OP, node_op(n));
+    set_enum(np, C_MODE, node_mode(n));
+    set_enum(np, C_STATUS, node_status(n));
+    set_enum(np, C_ERROR, node_error(n));
+    set_enum(np, C_CONNECT, node_connected(n) ? 0 : 1);
     pv_set_long(np->pv[C_SPM_TOTAL], (long)node_spm_total(n));
     pv_set_long(np->pv[C_SPM_CHANGED], (long)node_spm_changed(n));
-    pv_set_enum(np->pv[C_OK], node_ok(n));
-    pv_set_enum(np->pv[C_ACTIVE], node_active(n));
-    pv_set_enum(np->pv[C_NOTIFICATION], node_notification(n));
+    set_enum(np, C_OK, node_ok(n));
+    set_enum(np, C_ACTIVE, node_active(n));
+    set_enum(np, C_NOTIFICATION, node_notification(n));
     pv_set_string(np->pv[C_USERMSG], node_usermsg(n));
-    pv_set_enum(np->pv[C_LOAD_STATUS], node_load_status(n));
+    set_enum(np, C_LOAD_STATUS, node_load_status(n));
     pv_set_double(np->pv[C_EXECTIME_LAST], node_exectime_last(n));
     pv_set_string(np->pv[C_MANAGER], node_manager(n));
-    pv_set_enum(np->pv[C_STALLED], node_stalled(n));
+    set_enum(np, C_STALLED, node_stalled(n));
+    set_enum(np, C_SPM_MONITOR, node_spm_total(n) > 0);
     unsigned not_ok, total = node_subnodes(n, &not_ok);
     pv_set_long(np->pv[C_SUBNODES_TOTAL], (long)total);
     pv_set_long(np->pv[C_SUBNODES_NOT_OK], (long)not_ok);
     publish_load_time(np);
     if (np->quarantined) {
         /* The node does not run: say so where operators look. */
-        pv_set_enum(np->pv[C_OK], 0);
-        pv_set_enum(np->pv[C_ACTIVE], 0);
-        pv_set_enum(np->pv[C_NOTIFICATION], 1);
+        set_enum(np, C_OK, 0);
+        set_enum(np, C_ACTIVE, 0);
+        set_enum(np, C_NOTIFICATION, 1);
         pv_set_string(np->pv[C_USERMSG], np->quarantine_msg);
     }
 }
@@ -401,12 +436,12 @@ void nodepv_quarantine(nodepv *np, bool q, const char *usermsg)
 {
     np->quarantined = q;
     snprintf(np->quarantine_msg, sizeof(np->quarantine_msg), "%s", q && usermsg ? usermsg : "");
-    pv_set_enum(np->pv[C_QUARANTINED], q);
+    set_enum(np, C_QUARANTINED, q);
     np->ever = false; /* republish: USERMSG, OK, ACTIVE change */
     nodepv_publish(np);
 }
 
 void nodepv_set_load_status(nodepv *np, enum node_load_status s)
 {
-    pv_set_enum(np->pv[C_LOAD_STATUS], s);
+    set_enum(np, C_LOAD_STATUS, s);
 }

@@ -277,6 +277,7 @@ int sup_node_add(sup *s, const char *name, const char *system, const char *const
     HASH_ADD_STR(s->nodes, name, sn);
     s->n_nodes++;
     sched_add(s, sn);
+    sup_medm_changed(s);
     return 0;
 fail:
     sup_node_destroy(sn);
@@ -292,6 +293,7 @@ int sup_node_remove(sup *s, const char *name)
     HASH_DEL(s->nodes, sn);
     s->n_nodes--;
     sup_node_destroy(sn);
+    sup_medm_changed(s);
     return 0;
 }
 

@@ -7,7 +7,8 @@
  * Files: main.c (options, start-up, shutdown), nodes.c (the node registry,
  * the host services nodes use, the simulated plant), sched.c (the 16 Hz
  * slotted schedule and its timing figures), supchan.c (the supervisor's own
- * channels), nodepv.c (each node's channels), config.c, demo.c.
+ * channels), nodepv.c (each node's channels), screens.c (the site's MEDM
+ * screens), config.c, demo.c.
  */
 #ifndef GUARDIAND_SUP_H
 #define GUARDIAND_SUP_H
@@ -18,6 +19,7 @@
 #include <uthash.h>
 
 #include "ca/cas.h"
+#include "medm/medm.h"
 #include "node/node.h"
 #include "pvdb/pvdb.h"
 #include "supervisor/config.h"
@@ -112,6 +114,7 @@ typedef struct sup {
     ev_timer store_watch;       /* logs degraded mode changes, refreshes channels */
     struct notify *notify;      /* systemd's notify socket, NULL without (notify.c) */
     struct ctl *ctl;            /* the control socket (ctl.h); NULL in --run */
+    ev_timer medm_timer;        /* rewrites the MEDM screens (screens.c) */
     /* Every node log line is also given to log_tap while it is set: ctl.c
      * sets it only while a client follows a log, so otherwise a line costs
      * one test. */
@@ -184,6 +187,23 @@ void sched_jitter(const struct sched *sc, double *p50, double *p99, double *max)
 /* supchan.c */
 struct supchan *supchan_new(sup *s, char *err, size_t errlen);
 void supchan_free(struct supchan *sc);
+/* The supervisor's channels (suffixes and how to show them), at most max;
+ * returns how many there are. */
+unsigned supchan_channels(struct medm_chan *out, unsigned max);
+/* The prefix of the supervisor's channels. */
+void supchan_prefix(const sup *s, char *out, size_t len);
+
+/* screens.c: the site's MEDM screens (medm/medm.h) from the nodes running.
+ * sup_medm_files gives their names and texts (medm_files_free them);
+ * sup_medm_write writes them into dir, each atomically (a temporary file
+ * renamed) and only when its content changed; -1 with the reason in err. */
+int sup_medm_files(sup *s, struct medm_file **files, unsigned *n, char *err, size_t errlen);
+int sup_medm_write(sup *s, const char *dir, char *err, size_t errlen);
+/* The set of nodes changed: with medm_dir, the screens there are written
+ * again shortly (once for a burst of changes: a SIGHUP, the start). */
+void sup_medm_changed(sup *s);
+void sup_medm_stop(sup *s);
+#define SUP_MEDM_DELAY 0.2
 
 /* demo.c: the demo PV set of docs/demo-pvs.md. */
 struct demo *demo_new(sup *s, unsigned count, char *err, size_t errlen);

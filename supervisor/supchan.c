@@ -53,6 +53,24 @@ static const struct {
     {S_QUARANTINED, "QUARANTINED", PV_LONG, NULL, 0, NULL, 0},
 };
 
+unsigned supchan_channels(struct medm_chan *out, unsigned max)
+{
+    unsigned n = sizeof(defs) / sizeof(defs[0]);
+    for (unsigned i = 0; i < n && i < max; i++)
+        out[i] = (struct medm_chan){.suffix = defs[i].name,
+                                    .text = defs[i].type == PV_STRING || defs[i].type == PV_ENUM,
+                                    .alarm = defs[i].id == S_DB_STATUS};
+    return n;
+}
+
+void supchan_prefix(const sup *s, char *out, size_t len)
+{
+    if (s->cfg.supervisor_prefix)
+        snprintf(out, len, "%s", s->cfg.supervisor_prefix);
+    else
+        snprintf(out, len, "%s:GUARDIAND-", s->cfg.ifo);
+}
+
 static void refresh_db(struct supchan *sc)
 {
     sup *s = sc->sup;
@@ -111,10 +129,7 @@ struct supchan *supchan_new(sup *s, char *err, size_t errlen)
 {
     struct supchan *sc = calloc(1, sizeof(*sc));
     char prefix[128];
-    if (s->cfg.supervisor_prefix)
-        snprintf(prefix, sizeof(prefix), "%s", s->cfg.supervisor_prefix);
-    else
-        snprintf(prefix, sizeof(prefix), "%s:GUARDIAND-", s->cfg.ifo);
+    supchan_prefix(s, prefix, sizeof(prefix));
     if (!sc || !(sc->group = pvdb_group_new(s->db, prefix))) {
         free(sc);
         snprintf(err, errlen, "out of memory");

@@ -15,6 +15,9 @@ database = guardiand-demo.db
 ; In the working directory, so that make run needs no root:
 ; guardctl --socket guardiand-demo.sock list
 control_socket = guardiand-demo.sock
+; The MEDM screens, kept current (tools/run-demo.sh makes the directory):
+; medm -x -macro IFO=X1 build/medm/X1_GUARDIAN_OVERVIEW.adl
+medm_dir = build/medm
 HDR
 for i in $(seq -w 1 40); do
     printf '\n[node SUS_OPTIC%s]\nsystem = sus\noptic = OPTIC%s\n' "$i" "$i"

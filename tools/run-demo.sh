@@ -82,6 +82,7 @@ cleanup() {
 }
 trap 'code=$?; cleanup; exit $code' EXIT
 
+mkdir -p build/medm # the daemon's MEDM screens (medm_dir in etc/demo.ini)
 "$sim" --config "$config" --port "$port" --trip-rate 6 --trip-reset 30 2>"$log" </dev/null &
 sim_pid=$!
 

@@ -214,12 +214,14 @@ def guardiand_version():
     return out[1]
 
 
-def write_config(folder, nodes, ifo="X1", rate=16, systems=None):
+def write_config(folder, nodes, ifo="X1", rate=16, systems=None, settings=None):
     """A guardiand INI file in `folder` (etc/guardiand.ini's format) and a database path beside
-    it. nodes: (name, system, {argument: value}) tuples, in order. Returns (config, database)."""
+    it. nodes: (name, system, {argument: value}) tuples, in order; settings: more keys of
+    [guardiand]. Returns (config, database)."""
     database = os.path.join(str(folder), "guardiand.db")
     lines = ["[guardiand]", "ifo = %s" % ifo, "systems = %s" % (systems or systems_dir()),
-             "rate = %s" % rate, "database = %s" % database, ""]
+             "rate = %s" % rate, "database = %s" % database]
+    lines += ["%s = %s" % kv for kv in (settings or {}).items()] + [""]
     for name, system, args in nodes:
         lines += ["[node %s]" % name, "system = %s" % system]
         lines += ["%s = %s" % (k, v) for k, v in args.items()]

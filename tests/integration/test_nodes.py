@@ -74,6 +74,7 @@ PART_A = {
     "QUARANTINED": (ENUM, BOOL, False),
     "STALLED": (ENUM, BOOL, False),  # additions of issue 10 (README, "Node channels")
     "CHANGED_BY": (STRING, None, False),
+    "SPM_MONITOR": (ENUM, BOOL, False),  # issue 11: KAGRA's screens read it
 }
 
 SUS_MENU = ["SAFE", "DAMPED", "MISALIGNED", "ALIGNED"]  # requestable, by index
@@ -247,6 +248,47 @@ def test_managed_stalls_after_a_trip_until_requested_again(node_daemon, epics):
     assert tail_from(distinct(state.values()), "TRIPPED") == ["TRIPPED", "SAFE", "DAMPED",
                                                               "ALIGNED"]
     assert wait_for(lambda: c.get("OK") == 1, 5)
+
+
+def severity(c, suffix):
+    """The channel's alarm severity (DBR_TIME), as an alarm-coloured MEDM widget sees it."""
+    chid = c.chan(suffix)
+    ftype = c.ca.promote_type(chid, use_time=True)
+    meta = c.ca.get_with_metadata(chid, ftype=ftype, timeout=5)
+    assert meta is not None, suffix
+    return meta["severity"]
+
+
+NO_ALARM, MINOR, MAJOR = 0, 1, 2
+
+
+def test_channels_that_mean_trouble_carry_an_alarm_severity(node_daemon, epics):
+    """README "Node channels": OK=False, ERROR, CONNECT=ERROR, QUARANTINED=True MAJOR;
+    NOTIFICATION=True and STALLED=True MINOR, as a bi record's ZSV/OSV would give them."""
+    nodes = (SUS, ("SUS_BAD", "sus", {}),  # no optic: ERROR in INIT
+             ("BENCH1", "bench", {"chan": "GRD-NOBODY_VALUE"}))  # never connects
+    d, c = start_sus(node_daemon, epics, nodes=nodes, aligned=False)  # TRIPPED, notifying
+    bad, bench = Client(epics, "SUS_BAD"), Client(epics, "BENCH1")
+    assert wait_for(lambda: bad.get("ERROR") == 1 and bench.get("CONNECT") == 1, 5)
+    assert severity(bad, "ERROR") == MAJOR and severity(bench, "CONNECT") == MAJOR
+    assert severity(bench, "ERROR") == MAJOR, "ERROR=Connect is trouble too"
+    assert wait_for(lambda: c.get("NOTIFICATION") == 1, 5)
+    assert severity(c, "OK") == MAJOR and severity(c, "NOTIFICATION") == MINOR
+    assert severity(c, "ERROR") == NO_ALARM and severity(c, "CONNECT") == NO_ALARM
+    assert severity(c, "QUARANTINED") == NO_ALARM and severity(c, "STALLED") == NO_ALARM
+    assert c.get("SPM_MONITOR") == 1, "sus wrote its gains: the set-point monitor watches them"
+    c.put(PLANT + "WD_STATE", 1.0)
+    assert wait_for(lambda: c.get("OK") == 1, 10)
+    assert wait_for(lambda: severity(c, "OK") == NO_ALARM, 2)
+    assert severity(c, "NOTIFICATION") == NO_ALARM
+    c.put("MODE", "MANAGED")
+    c.put(PLANT + "WD_STATE", 0.0)
+    assert wait_for(lambda: c.get("STALLED") == 1, 5)
+    assert severity(c, "STALLED") == MINOR and severity(c, "OK") == MAJOR
+    c.put(PLANT + "WD_STATE", 1.0)
+    c.put("REQUEST", "ALIGNED")
+    assert wait_for(lambda: c.get("OK") == 1, 10)
+    assert severity(c, "STALLED") == NO_ALARM and severity(c, "OK") == NO_ALARM
 
 
 def test_manual_goes_straight_to_the_requested_state(node_daemon, epics):
