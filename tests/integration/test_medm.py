@@ -15,7 +15,7 @@ import time
 import pytest
 
 import adl
-from harness import (CaClient, ENUM, STRING, guardctl_path, node_daemon,  # noqa: F401
+from harness import (CaClient, ENUM, guardctl_path, node_daemon,  # noqa: F401
                      wait_for, write_config)
 
 IFO = "X1"
@@ -67,6 +67,8 @@ def good_file(node_daemon, tmp_path):
     (lambda t: t.replace("\tclrmod=", "\twidget {\n\t}\n\tclrmod=", 1), "unknown block"),
     (lambda t: t.replace("format=\"string\"", "format=\"string\"\n\t\tformat=\"string\"", 1),
      "twice"),
+    (lambda t: t[:t.rindex("}")], "end of file"),  # a block not closed
+    (lambda t: t.replace("menu {", "menu {\n\tmenu {\n\t}", 1), "unknown block menu"),
 ])
 def test_the_parser_refuses_what_medm_would_misread(node_daemon, tmp_path, bad, why):
     text = good_file(node_daemon, tmp_path)
@@ -250,9 +252,9 @@ def demo_site(tmp_path):
 
 def test_the_demo_sites_screens_name_only_live_channels(tmp_path, epics):
     """The demo site of `make run` (etc/demo.ini, 204 nodes, plant simulated here): every
-    file the daemon keeps in medm_dir parses and fits; every channel of the overview and of
-    the supervisor screen, and of the node and states screens opened for one node of each
-    system as the overview's buttons open them, connects over CA."""
+    file the daemon keeps in medm_dir parses and fits; every channel of the overview, of the
+    supervisor screen, of the node screen opened for every node and of the states screen
+    opened for one node of each system (as the overview's buttons open them) connects."""
     from harness import EPICS_CLIENT_VARS, NodeDaemon, reset_pyepics, restore_env
     saved = {k: os.environ.get(k) for k in EPICS_CLIENT_VARS}
     config = demo_site(tmp_path)
@@ -276,12 +278,14 @@ def test_the_demo_sites_screens_name_only_live_channels(tmp_path, epics):
         for args in opened:
             one_per_system.setdefault(args["SYSTEM"], args)
         screens = [(over, {}), (docs["X1_GUARDIAND_SUPERVISOR.adl"], {})]
-        for args in one_per_system.values():
-            screens += [(docs["GUARDIAN_NODE.adl"], args),
-                        (docs["GUARDIAN_STATES_%s.adl" % args["SYSTEM"]], args)]
+        screens += [(docs["GUARDIAN_NODE.adl"], args) for args in opened]
+        screens += [(docs["GUARDIAN_STATES_%s.adl" % args["SYSTEM"]], args)
+                    for args in one_per_system.values()]
+        for target in {t for doc, macros in screens for t, _ in adl.links(doc, macros)}:
+            assert target in docs, "a button opens %s, which was not written" % target
         names = sorted({chan for doc, macros in screens
                         for chan, _, _ in adl.channels(doc, macros)})
-        assert len(names) > 2000
+        assert len(names) > 6000  # about 30 a node
         chids = [c.ca.create_channel(n, connect=False, auto_cb=False) for n in names]
         deadline = time.monotonic() + 60
         missing = names
