@@ -242,8 +242,8 @@ void adl_message_button(adl *a, struct adl_box b, const char *chan, int clr, int
     close_block(a);
 }
 
-void adl_related(adl *a, struct adl_box b, int clr, int bclr, const char *label,
-                 const struct adl_link *links, unsigned n)
+static void related(adl *a, struct adl_box b, int clr, int bclr, const char *label,
+                    const struct adl_link *links, unsigned n, bool invisible)
 {
     assert(n >= 1 && n <= 16);
     open_block(a, "\"related display\"");
@@ -263,7 +263,20 @@ void adl_related(adl *a, struct adl_box b, int clr, int bclr, const char *label,
     char shown[ADL_STRING_MAX + 2];
     snprintf(shown, sizeof(shown), "%s%s", n == 1 ? "-" : "", label); /* one: no icon */
     key_str(a, "label", shown);
+    if (invisible)
+        key_str(a, "visual", "invisible");
     close_block(a);
+}
+
+void adl_related(adl *a, struct adl_box b, int clr, int bclr, const char *label,
+                 const struct adl_link *links, unsigned n)
+{
+    related(a, b, clr, bclr, label, links, n, false);
+}
+
+void adl_related_area(adl *a, struct adl_box b, int clr, int bclr, const struct adl_link *link)
+{
+    related(a, b, clr, bclr, link->label, link, 1, true);
 }
 
 char *adl_finish(adl *a, const char *file_name, int bclr)

@@ -77,6 +77,10 @@ void adl_message_button(adl *a, struct adl_box b, const char *chan, int clr, int
  * links[0], or a menu of up to 16 links. */
 void adl_related(adl *a, struct adl_box b, int clr, int bclr, const char *label,
                  const struct adl_link *links, unsigned n);
+/* An invisible related display: clicking anywhere in b opens link. MEDM
+ * paints it as a stipple in the static layer, so write what covers it
+ * (a text) after it (adl.md 7.9). */
+void adl_related_area(adl *a, struct adl_box b, int clr, int bclr, const struct adl_link *link);
 
 /* The whole file: header (name, the computed size, background bclr) then the
  * objects. Returns a malloc'd string (the caller frees it), or NULL. */

@@ -18,29 +18,29 @@
 
 /* ---- the overview: one row a node ---- */
 
-/* Row geometry, x offsets within a column. */
-#define ROW_PITCH 22
-#define ROW_TEXT 14       /* text and text updates in a row */
-#define ROW_BUTTON 20     /* the OK frame and the open button (a 14 px font) */
+/* Row geometry, x offsets within a column. The node's name opens its node
+ * screen (an invisible related display under it): no button, so a row is
+ * as tall as its text and its OK frame. */
+#define ROW_PITCH 19
+#define ROW_TEXT 14       /* text and text updates in a row: a 14 px font */
+#define ROW_FRAME 18      /* the OK frame around the state */
 #define COL_NAME 0
-#define W_NAME 150
-#define COL_STATE 154     /* the OK frame; the state inside it */
-#define W_STATE 134
-#define COL_REQUEST 292
+#define W_NAME 136
+#define COL_STATE 140     /* the OK frame; the state inside it */
+#define W_STATE 128
+#define COL_REQUEST 272
 #define W_REQUEST 112
-#define COL_MODE 408
-#define W_MODE 64
-#define COL_OP 476
-#define W_OP 46
-#define COL_LAMPS 526     /* NOTIFICATION, ERROR, CONNECT, SPM, QUARANTINED */
+#define COL_MODE 388
+#define W_MODE 60
+#define COL_OP 452
+#define W_OP 42
+#define COL_LAMPS 498     /* NOTIFICATION, ERROR, CONNECT, SPM, QUARANTINED */
 #define W_LAMP 8
 #define LAMP_PITCH 10
 #define N_LAMPS 5
-#define COL_OPEN 578
-#define W_OPEN 40
-#define W_COLUMN 618
+#define W_COLUMN 548
 #define COLUMN_GAP 16
-#define ROWS_MAX 42       /* rows a column: several hundred nodes fit in a screen or two */
+#define ROWS_MAX 54       /* rows a column (1100 px): the demo's 204 nodes in 4 columns, 2250 px */
 #define HEADER_H 64
 #define INDENT 10         /* px a manager tree level */
 
@@ -157,7 +157,7 @@ out:
 static void overview_row(adl *a, const struct medm_site *s, const struct row *r, int x, int y)
 {
     if (!r->node) {
-        adl_text(a, (struct adl_box){x, y + 3, W_COLUMN, ROW_TEXT}, ADL_BLUE_DARK, ADL_LEFT,
+        adl_text(a, (struct adl_box){x, y + 2, W_COLUMN, ROW_TEXT}, ADL_BLUE_DARK, ADL_LEFT,
                  r->heading);
         return;
     }
@@ -165,25 +165,29 @@ static void overview_row(adl *a, const struct medm_site *s, const struct row *r,
     char chan[160], args[200], label[120];
 #define NODE_CHAN(suffix) (snprintf(chan, sizeof(chan), "%s:GRD-%s_%s", s->ifo, node, suffix), chan)
     int indent = (int)(r->depth > 6 ? 6 : r->depth) * INDENT;
-    adl_text(a, (struct adl_box){x + COL_NAME + indent, y + 3, W_NAME - indent, ROW_TEXT},
-             ADL_BLACK, ADL_LEFT, node);
+    snprintf(args, sizeof(args), "IFO=%s,NODE=%s,SYSTEM=%s", s->ifo, node, r->node->system);
+    snprintf(label, sizeof(label), "%s node screen", node);
+    struct adl_link open = {label, NODE_FILE, args};
+    struct adl_box name = {x + COL_NAME + indent, y + 2, W_NAME - indent, ROW_TEXT};
+    adl_related_area(a, name, ADL_GREY_BG, ADL_GREY_BG, &open);
+    adl_text(a, name, ADL_BLACK, ADL_LEFT, node); /* covers the area's stipple */
     /* STATE inside a frame in the alarm colour of OK: green, or red when not OK. */
-    adl_rect(a, (struct adl_box){x + COL_STATE, y, W_STATE, ROW_BUTTON}, ADL_GREEN, false,
+    adl_rect(a, (struct adl_box){x + COL_STATE, y, W_STATE, ROW_FRAME}, ADL_GREEN, false,
              NODE_CHAN("OK"), true, NULL);
-    adl_text_update(a, (struct adl_box){x + COL_STATE + 2, y + 3, W_STATE - 4, ROW_TEXT},
+    adl_text_update(a, (struct adl_box){x + COL_STATE + 2, y + 2, W_STATE - 4, ROW_TEXT},
                     NODE_CHAN("STATE"), ADL_WHITE, ADL_GREY_DARKER, false, ADL_LEFT, true);
-    adl_text_update(a, (struct adl_box){x + COL_REQUEST, y + 3, W_REQUEST, ROW_TEXT},
+    adl_text_update(a, (struct adl_box){x + COL_REQUEST, y + 2, W_REQUEST, ROW_TEXT},
                     NODE_CHAN("REQUEST"), ADL_BLACK, ADL_GREY_LIGHT, false, ADL_LEFT, true);
-    adl_text_update(a, (struct adl_box){x + COL_MODE, y + 3, W_MODE, ROW_TEXT},
+    adl_text_update(a, (struct adl_box){x + COL_MODE, y + 2, W_MODE, ROW_TEXT},
                     NODE_CHAN("MODE"), ADL_BLACK, ADL_GREY_LIGHT, false, ADL_LEFT, true);
-    adl_text_update(a, (struct adl_box){x + COL_OP, y + 3, W_OP, ROW_TEXT}, NODE_CHAN("OP"),
+    adl_text_update(a, (struct adl_box){x + COL_OP, y + 2, W_OP, ROW_TEXT}, NODE_CHAN("OP"),
                     ADL_BLACK, ADL_GREY_LIGHT, false, ADL_LEFT, true);
     /* Lamps: the alarm colour of channels that carry a severity; SPM from
      * its count (green none changed, yellow some). */
     static const char *const lamps[N_LAMPS] = {"NOTIFICATION", "ERROR", "CONNECT", NULL,
                                                "QUARANTINED"};
     for (int i = 0; i < N_LAMPS; i++) {
-        struct adl_box b = {x + COL_LAMPS + i * LAMP_PITCH, y + 3, W_LAMP, ROW_TEXT};
+        struct adl_box b = {x + COL_LAMPS + i * LAMP_PITCH, y + 2, W_LAMP, ROW_TEXT};
         if (lamps[i]) {
             adl_rect(a, b, ADL_GREEN, false, NODE_CHAN(lamps[i]), true, NULL);
         } else {
@@ -191,18 +195,13 @@ static void overview_row(adl *a, const struct medm_site *s, const struct row *r,
             adl_rect(a, b, ADL_YELLOW, false, NODE_CHAN("SPM_CHANGED"), false, "A#0");
         }
     }
-    snprintf(args, sizeof(args), "IFO=%s,NODE=%s,SYSTEM=%s", s->ifo, node, r->node->system);
-    snprintf(label, sizeof(label), "%s node screen", node);
-    struct adl_link open = {label, NODE_FILE, args};
-    adl_related(a, (struct adl_box){x + COL_OPEN, y + 1, W_OPEN, ROW_BUTTON}, ADL_BLACK,
-                ADL_BLUE_BUTTON, "Open", &open, 1);
 #undef NODE_CHAN
 }
 
 static void column_heads(adl *a, int x, int y)
 {
     static const struct { int x, w; const char *t; } heads[] = {
-        {COL_NAME, W_NAME, "node"}, {COL_STATE, W_STATE, "state (frame: OK)"},
+        {COL_NAME, W_NAME, "node (click: open)"}, {COL_STATE, W_STATE, "state (frame: OK)"},
         {COL_REQUEST, W_REQUEST, "request"}, {COL_MODE, W_MODE, "mode"}, {COL_OP, W_OP, "op"},
         {COL_LAMPS, N_LAMPS * LAMP_PITCH, "NECSQ"},
     };

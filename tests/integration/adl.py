@@ -326,7 +326,8 @@ def expand(s, macros):
 
 def check_geometry(doc):
     """Every object inside the display; no two texts or widgets overlap; heights that pick a
-    readable font. Returns a list of problems."""
+    readable font. An invisible related display is a click area drawn under what covers it
+    (adl.md 7.9): it may lie under a text, and shows no font. Returns a list of problems."""
     problems = []
     dw, dh = (int(doc["display"].block("object").fields[k]) for k in ("width", "height"))
     placed = []
@@ -335,6 +336,8 @@ def check_geometry(doc):
         if x < 0 or y < 0 or x + w > dw or y + h > dh:
             problems.append("%s at line %d lies outside the %dx%d display" % (b.name, b.line,
                                                                              dw, dh))
+        if b.fields.get("visual") == "invisible":
+            continue
         if b.name in HEIGHTS and h not in HEIGHTS[b.name]:
             problems.append("%s at line %d: height %d picks no recommended font" % (b.name,
                                                                                    b.line, h))
