@@ -536,7 +536,7 @@ int main(int argc, char **argv)
     raise_fd_limit();
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    sup s = {0};
+    sup s = {.db_lock_fd = -1};
     if (load_config(&s.cfg, &opt) < 0)
         return 2;
     char err[512];

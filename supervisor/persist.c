@@ -14,9 +14,12 @@
  * executing in quarantine_crashes crashes within quarantine_window starts
  * quarantined: its channels are served, it is not stepped.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "store/store.h"
@@ -62,8 +65,42 @@ static double next_busy(void *arg)
     return s->sched.tick > 0 ? sched_next_due(s) : 0;
 }
 
+/* The database's lock: <database>.lock, locked (flock, not waiting) for the
+ * daemon's life and holding its PID for the message of the next one. The
+ * kernel drops the lock when the process ends, however it ends. 0, or -1
+ * with the reason in err when another process holds it; a lock file that
+ * cannot be made (a read-only folder) is no reason to refuse: the store
+ * then says what is wrong with the database itself. */
+static int lock_database(sup *s, char *err, size_t errlen)
+{
+    char path[1100];
+    snprintf(path, sizeof(path), "%s.lock", s->cfg.database);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return 0;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        snprintf(err, errlen, "database %s is in use by another guardiand (pid %s; its lock is "
+                 "%s): refusing to start", s->cfg.database, pid[0] ? pid : "unknown", path);
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        fprintf(stderr, "guardiand: database lock %s: cannot write the PID: %s\n", path,
+                strerror(errno));
+    s->db_lock_fd = fd;
+    return 0;
+}
+
 int persist_open(sup *s, char *err, size_t errlen)
 {
+    if (lock_database(s, err, errlen) != 0)
+        return -1;
     if (s->cfg.crash_journal)
         snprintf(s->journal, sizeof(s->journal), "%s", s->cfg.crash_journal);
     else
@@ -106,10 +143,19 @@ int persist_open(sup *s, char *err, size_t errlen)
     return 0;
 }
 
+void persist_unlock(sup *s)
+{
+    if (s->db_lock_fd >= 0)
+        close(s->db_lock_fd); /* the lock goes with it; the file stays for the next start */
+    s->db_lock_fd = -1;
+}
+
 void persist_close(sup *s, bool clean)
 {
-    if (!s->store)
+    if (!s->store) {
+        persist_unlock(s);
         return;
+    }
     /* Queue the final state of every node, then flush and end the boot. */
     sup_node *sn, *tmp;
     HASH_ITER(hh, s->nodes, sn, tmp)
@@ -117,6 +163,7 @@ void persist_close(sup *s, bool clean)
     store_boot_end(s->store, clean);
     store_close(s->store);
     s->store = NULL;
+    persist_unlock(s);
 }
 
 /* ---- the node list ---- */

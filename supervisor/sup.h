@@ -109,6 +109,7 @@ typedef struct sup {
     struct store *store;        /* NULL: running without persistence */
     char store_problem[512];    /* why there is no store ("" if there is one) */
     char journal[1024];         /* the crash journal's path */
+    int db_lock_fd;             /* <database>.lock, flock()ed for the daemon's life; -1 none */
     bool prev_unclean;          /* the previous boot did not end cleanly */
     unsigned imported_crashes;  /* crash records imported at this start */
     ev_timer store_watch;       /* logs degraded mode changes, refreshes channels */
@@ -154,10 +155,14 @@ void sup_nodes_free(sup *s);
 /* persist.c: the supervisor's use of the store (store/store.h).
  * persist_open: open the database, import the crash journal, begin this
  * boot; -1 only for a database newer than this binary (refuse to start).
+ * A database another guardiand holds (its <database>.lock is locked) is
+ * refused (-1, naming the holder's PID): two daemons must never write one
+ * history, nor mark each other's boot unclean.
  * Any other problem leaves s->store NULL with the reason in store_problem:
  * nodes run from the file, nothing is saved, the file is left untouched. */
 int persist_open(sup *s, char *err, size_t errlen);
 void persist_close(sup *s, bool clean);
+void persist_unlock(sup *s); /* persist_close does it; for exits that never opened the store */
 /* The nodes to run: the registry seeded from the file (the registry rule in
  * store.h), or the file's nodes without a store. Calls fn for each. */
 int persist_node_list(sup *s, void (*fn)(sup *s, const struct sup_node_spec *spec, void *arg),

@@ -284,3 +284,27 @@ def test_newer_schema_is_refused(runs):
                        text=True, timeout=20)
     assert r.returncode == 2, r.stderr
     assert "999" in r.stderr and "newer" in r.stderr, r.stderr
+
+
+def test_a_second_daemon_on_the_same_database_is_refused(runs):
+    """Issue 12, 3: a second guardiand (its own control socket and ports) on a database another
+    holds stops at once, naming the holder's PID, and the holder's history is untouched."""
+    import subprocess
+    first = runs.start()
+    boots = runs.query("select count(*) from boots")
+    config, database = runs.config()
+    r = subprocess.run([daemon_path(), "--config", config, "--database", database, "--port",
+                        "1", "--control-socket", database + ".second.sock"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2, r.stderr
+    assert "is in use by another guardiand (pid %d" % first.proc.pid in r.stderr, r.stderr
+    assert runs.query("select count(*) from boots") == boots, "no boot of its own"
+    assert runs.query("select count(*) from boots where ended is null") == [(1,)]
+    assert first.alive()
+    assert get("X1:GUARDIAND-DB_STATUS", as_string=True) == "OK"
+    runs.stop()
+    # Once the holder is gone (even killed: the kernel drops the lock), a daemon starts.
+    runs.start()
+    runs.stop(signal.SIGKILL)
+    runs.start()
+    assert get("X1:GUARDIAND-DB_STATUS", as_string=True) == "OK"
