@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/internal.h"
@@ -302,9 +303,16 @@ int store_import_journal(store *s, const char *path, char *err, size_t errlen)
     err[0] = 0;
     if (!path || !path[0])
         return STORE_EINVAL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0 && errno == ENOENT)
         return 0;
+    /* Only a regular file: /dev/zero or /dev/full would be read for ever. */
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        snprintf(err, errlen, "crash journal %s: not a regular file", path);
+        close(fd);
+        return STORE_EIO;
+    }
     FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (!f) {
         snprintf(err, errlen, "crash journal %s: cannot read: %s (left as it is)", path, strerror(errno));

@@ -11,12 +11,15 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* The Makefile passes the installation's path (it follows PREFIX). */
 #ifdef GUARDIAND_SYSTEMS_PATH
@@ -428,9 +431,27 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
         return -1;
     }
     struct parse p = {.cfg = cfg, .err = err, .errlen = errlen};
-    p.file = fopen(path, "re");
-    if (!p.file) {
+    /* Only a regular file of a sane size: a directory reads as an empty file
+     * (which would stop every node), /dev/zero never ends. Opened without
+     * blocking, so a FIFO cannot hold the start-up either. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_FILE_MAX) {
+        snprintf(err, errlen, "%s: %s", path, !S_ISREG(st.st_mode)
+                     ? "not a regular file (a configuration file is expected)"
+                     : "larger than " CONFIG_FILE_MAX_TEXT ": not a configuration file");
+        close(fd);
+        return -1;
+    }
+    if (!(p.file = fdopen(fd, "re"))) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        close(fd);
         return -1;
     }
     int r = ini_parse_stream(read_line, &p, on_key, &p);

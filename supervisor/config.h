@@ -40,6 +40,8 @@
 #include <stddef.h>
 
 #define CONFIG_NAME_MAX 64   /* node names: A-Z, 0-9, _; at most 63 */
+#define CONFIG_FILE_MAX (16L << 20) /* bytes: a larger file is refused */
+#define CONFIG_FILE_MAX_TEXT "16 MiB"
 #define CONFIG_ARGS_MAX 32
 
 struct config_node {

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -235,9 +236,13 @@ static void on_alarm(int sig, siginfo_t *si, void *uc)
 
 int crash_init(const char *journal, int64_t boot, double hang_limit, char *err, size_t errlen)
 {
-    int fd = open(journal, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(err, errlen, "crash journal %s: %s", journal, strerror(errno));
+    int fd = open(journal, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0644);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "crash journal %s: %s", journal,
+                 fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
     /* Load what backtrace() needs now, not inside a handler. */

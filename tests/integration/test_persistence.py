@@ -308,3 +308,17 @@ def test_a_second_daemon_on_the_same_database_is_refused(runs):
     runs.stop(signal.SIGKILL)
     runs.start()
     assert get("X1:GUARDIAND-DB_STATUS", as_string=True) == "OK"
+
+
+def test_a_crash_journal_that_is_not_a_file_neither_hangs_nor_stops_the_start(runs):
+    """Issue 12, item 18: /dev/full as the crash journal was read for ever at start-up (and
+    SIGTERM could not stop it). It is refused with a message; the daemon runs and stops."""
+    config, database = runs.config()
+    # --database (as every test daemon gets) puts the journal beside it: make that /dev/full.
+    os.symlink("/dev/full", database + ".crashes")
+    runs.start()
+    log = runs.current.log_text()
+    assert "crash journal %s.crashes: not a regular file" % database in log, log[-2000:]
+    assert "crashes will not be recorded" in log
+    assert get("X1:GRD-B1_STATE", as_string=True) is not None
+    runs.stop()

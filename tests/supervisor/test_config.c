@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ca/cas.h"
@@ -207,4 +208,31 @@ Test(config, ca_limits)
         config_free(&cfg);
         unlink(path);
     }
+}
+
+/* Issue 12, items 9 and 18: only a regular file is a configuration. A
+ * directory read as an empty file would stop every node; /dev/zero never
+ * ends; a FIFO would block the start-up. */
+Test(config, only_a_regular_file_is_read)
+{
+    const char *not_files[] = {"/tmp", "/dev/zero", "/dev/null"};
+    for (size_t i = 0; i < sizeof(not_files) / sizeof(not_files[0]); i++) {
+        err[0] = 0;
+        cr_assert_eq(config_load(&cfg, not_files[i], err, sizeof(err)), -1, "%s", not_files[i]);
+        char want[128];
+        snprintf(want, sizeof(want), "%s: not a regular file", not_files[i]);
+        cr_assert(strncmp(err, want, strlen(want)) == 0, "%s", err);
+        config_free(&cfg);
+    }
+    char fifo[] = "/tmp/guardiand-fifo-XXXXXX";
+    cr_assert_not_null(mkdtemp(fifo));
+    char fifo_path[64];
+    snprintf(fifo_path, sizeof(fifo_path), "%s/f", fifo);
+    cr_assert_eq(mkfifo(fifo_path, 0600), 0);
+    cr_assert_eq(config_load(&cfg, fifo_path, err, sizeof(err)), -1, "a FIFO does not block");
+    cr_assert(strstr(err, "not a regular file"), "%s", err);
+    unlink(fifo_path);
+    rmdir(fifo);
+    cr_assert_eq(config_load(&cfg, "/nonexistent/guardiand.ini", err, sizeof(err)), -1);
+    cr_assert(strstr(err, "cannot open: No such file or directory"), "%s", err);
 }
