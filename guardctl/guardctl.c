@@ -823,8 +823,10 @@ static int cmd_log(const struct command *c, int argc, char **argv)
 
 static const char *signal_name(int sig, char *buf, size_t len)
 {
-    const char *abbrev = sigabbrev_np(sig);
-    if (abbrev)
+    const char *abbrev = sig > 0 ? sigabbrev_np(sig) : NULL;
+    if (sig == 0)
+        snprintf(buf, len, "exit()"); /* a node's code ended the process (crash.h) */
+    else if (abbrev)
         snprintf(buf, len, "SIG%s", abbrev);
     else
         snprintf(buf, len, "%d", sig);

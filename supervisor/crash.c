@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -217,6 +218,17 @@ static void on_fatal(int sig, siginfo_t *si, void *uc)
     raise(sig);
 }
 
+/* exit() while a node step runs: that node's crash (crash.h). */
+static void on_process_exit(int status, void *arg)
+{
+    (void)arg;
+    if (!crash.installed || crash.in_handler || !(node_executing.node || crash.step_node))
+        return;
+    crash.in_handler = 1;
+    write_record(0, status, NULL);
+    _exit(CRASH_EXIT_STATUS);
+}
+
 static void on_alarm(int sig, siginfo_t *si, void *uc)
 {
     (void)sig, (void)si, (void)uc;
@@ -276,6 +288,9 @@ int crash_init(const char *journal, int64_t boot, double hang_limit, char *err, 
                                .it_value = {0, (long)(HANG_CHECK * 1e6)}};
         setitimer(ITIMER_REAL, &it, NULL);
     }
+    static bool exit_hook; /* on_exit handlers cannot be removed: register once */
+    if (!exit_hook && on_exit(on_process_exit, NULL) == 0)
+        exit_hook = true;
     crash.installed = true;
     return 0;
 }

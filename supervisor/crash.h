@@ -13,6 +13,12 @@
  * progress has run longer than the hang limit; if so it writes the same
  * record (signal SIGALRM, phase of the stuck code) and aborts.
  *
+ * So is exit() called by a node's code (or anything else during a node
+ * step): an exit handler writes the record (signal 0, code = the status
+ * passed to exit) and ends the process with CRASH_EXIT_STATUS, never 0, so
+ * that systemd restarts the site and the node is quarantined like any
+ * other that crashes.
+ *
  * Journal format, one record per crash (parsed by store_import_journal):
  *
  *   CRASH v1 boot=B seq=N time=T signal=S code=C addr=0xA uptime=U node=X state=Y phase=Z
@@ -33,6 +39,7 @@
  * run in the journal (the store's boot id). hang_limit in seconds; 0 turns
  * hang detection off. Returns 0, or -1 with err set (nothing installed). */
 int crash_init(const char *journal, int64_t boot, double hang_limit, char *err, size_t errlen);
+#define CRASH_EXIT_STATUS 70 /* EX_SOFTWARE: exit() from a node's code */
 
 /* Around each node step: the node that runs, for the record and the hang
  * check. name must stay valid until crash_step_end(). */

@@ -322,3 +322,21 @@ def test_a_crash_journal_that_is_not_a_file_neither_hangs_nor_stops_the_start(ru
     assert "crashes will not be recorded" in log
     assert get("X1:GRD-B1_STATE", as_string=True) is not None
     runs.stop()
+
+
+def test_exit_from_node_code_is_that_nodes_crash(runs):
+    """Issue 12, item 16: a system calling exit(0) used to stop the daemon with status 0 and no
+    record, so Restart=on-failure left the site down. It is the node's crash: a non-zero exit
+    status, a crash row naming node and state, quarantine as for a segfault."""
+    d, code = crash_once(runs, "EXIT")
+    assert code == 70, (code, d.log_text()[-2000:])
+    assert "about to call exit(0)" in d.log_text()
+    runs.start()  # imports the record, heads for EXIT again
+    assert runs.wait_dead() == 70
+    rows = runs.query("select node, state, phase, signal, code from crashes")
+    assert rows == [("BOOM", "EXIT", "run", 0, 0)], rows
+    runs.start()
+    assert runs.wait_dead() == 70
+    runs.start()  # three crashes within the hour: quarantined
+    assert get("X1:GRD-BOOM_QUARANTINED", as_string=True) == "True"
+    assert runs.current.alive()
