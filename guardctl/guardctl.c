@@ -503,8 +503,11 @@ static void print_node_status(json_t *n)
     bool running = json_is_true(json_object_get(n, "running"));
     bool enabled = json_is_true(json_object_get(n, "enabled"));
     char a[64], b[64];
+    bool quarantined = json_is_true(json_object_get(n, "quarantined"));
     printf("%s %s - %s (%s, %s)\n", running ? "\xe2\x97\x8f" : "\xe2\x97\x8b", str(n, "name", "?"),
-           str(n, "system", "?"), running ? "running" : "stopped", enabled ? "enabled" : "disabled");
+           str(n, "system", "?"),
+           !running ? "stopped" : quarantined ? "QUARANTINED: not executed; guardctl release" : "running",
+           enabled ? "enabled" : "disabled");
     if (running) {
         double since = json_number_value(json_object_get(n, "since"));
         printf("        State: %s since %s (%s ago)\n", str(n, "state", "-"),

@@ -701,6 +701,17 @@ static void current_controls(sup *s, const sup_node *sn, struct controls *c)
         snprintf(c->op, sizeof(c->op), "%s", op_names[pv_get_long(pv)]);
 }
 
+/* A quarantined node takes no control until it is released: saying so is
+ * better than accepting what would do nothing (its channels refuse writes
+ * too: nodepv_quarantine). NULL if sn is not quarantined. */
+static json_t *quarantined(const sup_node *sn, const char *what)
+{
+    if (!sn->quarantined)
+        return NULL;
+    return ctl_error("EQUARANTINED", "node %s is quarantined after repeated crashes: it takes no "
+                     "%s until released (guardctl release %s)", sn->name, what, sn->name);
+}
+
 static void stop_node(sup *s, sup_node *sn)
 {
     struct controls c;
@@ -777,8 +788,17 @@ static json_t *run_action(sup *s, struct ctl_peer *p, json_t *args, enum run_act
             result(results, name, "stopped");
             continue;
         }
-        if (act == ACT_START && sn) {
+        if (act == ACT_START && sn && !sn->quarantined) {
             result(results, name, "already running");
+            continue;
+        }
+        json_t *q = sn ? quarantined(sn, act == ACT_START ? "start" : "restart") : NULL;
+        if (q) {
+            if (!failed++)
+                snprintf(first, sizeof(first), "%s",
+                         json_string_value(json_object_get(q, "error")));
+            result(results, name, "quarantined: guardctl release first");
+            json_decref(q);
             continue;
         }
         /* (Re)start from the registry's definition; a running node keeps
@@ -1029,6 +1049,9 @@ static json_t *states_list(const sup_node *sn, char *text, size_t len)
 static json_t *write_control(sup *s, struct ctl_peer *p, sup_node *sn, const char *suffix,
                              const char *value)
 {
+    json_t *q = quarantined(sn, suffix);
+    if (q)
+        return q;
     char chan[PV_NAME_MAX + 1];
     snprintf(chan, sizeof(chan), NODE_CHANNEL_FMT, s->cfg.ifo, sn->name, suffix);
     pv *pv = pvdb_find(s->db, chan);

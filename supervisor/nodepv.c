@@ -122,7 +122,8 @@ static int write_op(pv *pv, const void *value, uint32_t n, const pv_client *who,
     nodepv *np = arg;
     uint16_t v;
     memcpy(&v, value, sizeof(v));
-    int r = node_set_op(np->node, (enum node_op)v) == NODE_OK ? 0 : PVDB_EREJECT;
+    int r = !np->quarantined && node_set_op(np->node, (enum node_op)v) == NODE_OK ? 0
+                                                                                 : PVDB_EREJECT;
     return changed_by(np, who, audited_enum(np, pv, v, who, r));
 }
 
@@ -132,7 +133,8 @@ static int write_mode(pv *pv, const void *value, uint32_t n, const pv_client *wh
     nodepv *np = arg;
     uint16_t v;
     memcpy(&v, value, sizeof(v));
-    int r = node_set_mode(np->node, (enum node_mode)v) == NODE_OK ? 0 : PVDB_EREJECT;
+    int r = !np->quarantined && node_set_mode(np->node, (enum node_mode)v) == NODE_OK ? 0
+                                                                                     : PVDB_EREJECT;
     return changed_by(np, who, audited_enum(np, pv, v, who, r));
 }
 
@@ -149,7 +151,7 @@ static int write_request(pv *pv, const void *value, uint32_t n, const pv_client 
     nodepv *np = arg;
     char name[PV_STRING_SIZE];
     string_value(value, name);
-    int r = node_request(np->node, name) == NODE_OK ? 0 : PVDB_EREJECT;
+    int r = !np->quarantined && node_request(np->node, name) == NODE_OK ? 0 : PVDB_EREJECT;
     return changed_by(np, who, audited(np, pv, name, who, r));
 }
 
@@ -162,7 +164,8 @@ static int write_request_enum(pv *pv, const void *value, uint32_t n, const pv_cl
     memcpy(&v, value, sizeof(v));
     if (v >= np->n_menu)
         return audited_enum(np, pv, v, who, PVDB_ERANGE);
-    int r = node_request(np->node, np->menu[v]->name) == NODE_OK ? 0 : PVDB_EREJECT;
+    int r = !np->quarantined && node_request(np->node, np->menu[v]->name) == NODE_OK
+                ? 0 : PVDB_EREJECT;
     return changed_by(np, who, audited_enum(np, pv, v, who, r));
 }
 
@@ -203,7 +206,7 @@ static int write_load(pv *pv, const void *value, uint32_t n, const pv_client *wh
     uint16_t v;
     memcpy(&v, value, sizeof(v));
     if (v == 1) {
-        if (!np->on_load || np->on_load(np->node, np->arg) != 0)
+        if (np->quarantined || !np->on_load || np->on_load(np->node, np->arg) != 0)
             return audited_enum(np, pv, v, who, PVDB_EREJECT);
     }
     audited_enum(np, pv, v, who, 0);

@@ -34,7 +34,8 @@ typedef void (*nodepv_audit_fn)(void *arg, node *n, const char *channel, const c
 void nodepv_set_audit(nodepv *np, nodepv_audit_fn fn, void *arg);
 /* A quarantined node is not executed: QUARANTINED=True, OK and ACTIVE
  * False, and usermsg (at most 39 characters shown) in USERMSG with
- * NOTIFICATION=True, until it is lifted. */
+ * NOTIFICATION=True, until it is lifted; writes to OP, MODE, REQUEST,
+ * REQUEST_ENUM and LOAD are refused meanwhile (they would do nothing). */
 void nodepv_quarantine(nodepv *np, bool quarantined, const char *usermsg);
 void nodepv_set_load_status(nodepv *np, enum node_load_status status);
 /* The system's states changed (after a reload): rebuild REQUEST_ENUM. */

@@ -223,6 +223,34 @@ def test_segfault_is_recorded_and_a_crash_loop_ends_in_quarantine(runs):
     assert get("X1:GRD-BOOM_STATE", as_string=True) == "INIT"
     assert runs.current.alive()
 
+    # Issue 12, item 5: controls that would do nothing are refused, saying why, until release.
+    import subprocess
+    from harness import guardctl_path
+
+    def ctl(*args):
+        return subprocess.run([guardctl_path(), "--socket", runs.current.socket] + list(args),
+                              capture_output=True, text=True, timeout=10)
+    for args in (("request", "BOOM", "IDLE"), ("mode", "BOOM", "MANUAL"), ("op", "BOOM", "PAUSE"),
+                 ("restart", "BOOM"), ("start", "BOOM")):
+        r = ctl(*args)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert "quarantined" in r.stderr + r.stdout and "guardctl release BOOM" in r.stderr, \
+            (args, r.stderr)
+    import epics
+    before = get("X1:GRD-BOOM_REQUEST", as_string=True)
+    epics.ca.put(chan("X1:GRD-BOOM_REQUEST"), "ABORT", wait=True)
+    time.sleep(0.3)
+    assert get("X1:GRD-BOOM_REQUEST", as_string=True) == before != "ABORT", \
+        "a CA write is refused too"
+    refused = "select accepted from audit where node = 'BOOM' and new_value = 'ABORT'"
+    assert wait_for(lambda: runs.query(refused) == [(0,)], 5), "audited as refused"
+    assert "QUARANTINED" in ctl("status", "BOOM").stdout.splitlines()[0]
+    assert ctl("request", "B1", "STEP_C").returncode == 0, "the other nodes take controls"
+    r = ctl("release", "BOOM")
+    assert r.returncode == 0, r.stderr
+    assert ctl("request", "BOOM", "IDLE").returncode == 0, "released: controls again"
+    assert wait_for(lambda: get("X1:GRD-BOOM_STATE", as_string=True) == "IDLE", 5)
+
 
 def test_hang_is_caught_and_recorded(runs):
     d, code = crash_once(runs, "HANG", extra=("hang_limit = 1",))
