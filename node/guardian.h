@@ -218,8 +218,12 @@ int grd_node_state(grd_node *n, const char *node, const char **state);
  *
  * Someone else changing a subordinate's REQUEST or MODE is allowed (an
  * operator can always take over): this node then notifies, naming who did it
- * ("SUS_MC2 request changed by ops@host"), until it requests again (or, for
- * MODE, calls grd_set_managed again). Subordinates count in this node's
+ * ("SUS_MC2 request changed by ops@host", shown in place of its state
+ * code's notifications), and its own request does not overwrite theirs: a
+ * grd_sub_request of the same state again is refused (GRD_EBUSY) until this
+ * node requests another state, revives the subordinate (grd_revive: a
+ * deliberate override), or the operator gives it back (requests this
+ * manager's state). For MODE, until grd_set_managed is called again. Subordinates count in this node's
  * SUBNODES_TOTAL; SUBNODES_NOT_OK counts those not OK, with a notification
  * or set points changed (SPM), stalled, in ERROR, disconnected, or held by
  * another manager. */
@@ -242,7 +246,8 @@ int grd_release(grd_node *n);
 /* Request `state` of subordinate `sub`; remembered as this manager's request
  * (for arrived, revive, and to notice someone else's). GRD_OK when written or
  * to be written at the next connection; GRD_EBADCHAN if sub is not a
- * subordinate; GRD_EBUSY if another manager holds it. A subordinate that
+ * subordinate; GRD_EBUSY if another manager holds it, or if someone else's
+ * request replaced this same request (above). A subordinate that
  * refuses the request (no such state) puts this node in ERROR, as a refused
  * write does. */
 int grd_sub_request(grd_node *n, const char *sub, const char *state);

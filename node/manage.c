@@ -434,12 +434,17 @@ void manage_cycle(node *n)
         if (n->subs[i].busy)
             snprintf(n->priority_msg, sizeof(n->priority_msg), "%s is managed by %s",
                      n->subs[i].name, n->subs[i].st.manager);
+    for (unsigned i = 0; i < n->n_subs && !n->priority_msg[0]; i++)
+        if (n->subs[i].overridden)
+            snprintf(n->priority_msg, sizeof(n->priority_msg), "%s request changed by %s",
+                     n->subs[i].name, n->subs[i].st.changed_by[0] ? n->subs[i].st.changed_by
+                                                                 : "someone else");
 }
 
-/* A subordinate held by another manager is shown above all else (two
- * managers wanting one node is what must never go unseen): manage_cycle
- * sets it as the node's priority notification, which state code's
- * grd_notify does not replace. Someone else's change or an operator's
+/* A subordinate held by another manager, or whose request someone else
+ * changed, is shown above all else (who holds a node must never go unseen):
+ * manage_cycle sets it as the node's priority notification, which state
+ * code's grd_notify does not replace. A change of MODE or an operator's
  * release is shown unless the state code notified. */
 void manage_notify(node *n)
 {
@@ -452,9 +457,7 @@ void manage_notify(node *n)
         const struct grd_sub *st = &s->st;
         const char *who = st->changed_by[0] ? st->changed_by : "someone else";
         char msg[NODE_MSG_MAX];
-        if (s->overridden)
-            snprintf(msg, sizeof(msg), "%s request changed by %s", s->name, who);
-        else if (s->mode_overridden)
+        if (s->mode_overridden)
             snprintf(msg, sizeof(msg), "%s mode changed by %s", s->name, who);
         else if (s->released)
             snprintf(msg, sizeof(msg), "%s released by an operator", s->name);
@@ -519,6 +522,8 @@ int grd_sub_request(grd_node *g, const char *sub, const char *state)
     if (s->busy)
         return GRD_EBUSY;
     bool same = strcmp(s->st.requested, state) == 0;
+    if (same && s->overridden)
+        return GRD_EBUSY; /* someone else's request stands: see guardian.h */
     snprintf(s->st.requested, sizeof(s->st.requested), "%s", state);
     s->req_seen = false;
     s->overridden = s->was_overridden = false;

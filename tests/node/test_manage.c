@@ -314,7 +314,16 @@ Test(manage, someone_elses_request_or_mode_is_noticed_and_named)
     cr_assert_eq(log_count("SUB1: REQUEST changed to DAMPED by ops@ctrl3 (this manager "
                            "requested ALIGNED)"), 1);
     cr_assert_str_eq(sub_get("SUB1", "REQUEST"), "DAMPED", "the manager does not fight");
-    grd_sub_request(g, "SUB1", "ALIGNED"); /* the manager asks again: its choice */
+    /* Its code asking for the same again does not overwrite the operator's... */
+    cr_assert_eq(grd_sub_request(g, "SUB1", "ALIGNED"), GRD_EBUSY);
+    cr_assert_str_eq(sub_get("SUB1", "REQUEST"), "DAMPED");
+    run_script = notify_every_cycle; /* and the change is shown above the state code's */
+    step(n);
+    cr_assert_str_eq(node_usermsg(n), "SUB1 request changed by ops@ctrl3");
+    run_script = NULL;
+    /* ...a deliberate revive does. */
+    cr_assert_eq(grd_revive(g, "SUB1"), 1);
+    cr_assert_str_eq(sub_get("SUB1", "REQUEST"), "ALIGNED");
     step(n);
     cr_assert_str_eq(node_usermsg(n), "");
     sub_set("SUB2", "MODE", "MANUAL");
