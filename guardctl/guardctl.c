@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "medm/medm.h"
+#include "supervisor/version.h"
 
 #define DEFAULT_SOCKET "/run/guardiand/guardiand.sock"
 #define REQUEST_MAX (64 * 1024)
@@ -449,7 +450,8 @@ static int cmd_list(const struct command *c, int argc, char **argv)
                str(n, "request", "-"), ok,
                fmt_time(json_number_value(json_object_get(n, "since")), since, sizeof(since)));
     }
-    printf("\n%zu nodes listed.\n", json_array_size(nodes));
+    size_t listed = json_array_size(nodes);
+    printf("\n%zu node%s listed.\n", listed, listed == 1 ? "" : "s");
     json_decref(reply);
     return EXIT_OK;
 }
@@ -1114,7 +1116,9 @@ int main(int argc, char **argv)
         case 'S': socket_path = optarg; break;
         case 'J': json_out = true; break;
         case 'h': usage(stdout); return EXIT_OK;
-        case 'V': printf("guardctl (guardiand's control client)\n"); return EXIT_OK;
+        case 'V':
+            printf("guardctl %s (guardiand's control client)\n", GUARDIAND_VERSION);
+            return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }
     }

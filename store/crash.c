@@ -309,7 +309,7 @@ int store_import_journal(store *s, const char *path, char *err, size_t errlen)
     /* Only a regular file: /dev/zero or /dev/full would be read for ever. */
     struct stat st;
     if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
-        snprintf(err, errlen, "crash journal %s: not a regular file", path);
+        snprintf(err, errlen, "crash journal %s: not a regular file (left as it is)", path);
         close(fd);
         return STORE_EIO;
     }

@@ -654,6 +654,19 @@ static json_t *cmd_audit(sup *s, struct ctl_peer *p, json_t *args)
         e = arg_str(args, "channel", false, &channel);
     if (e)
         return e;
+    /* A node channel by its suffix, in any case; a plant channel (accepted
+     * set points are audited under its name) by its full name. */
+    if (channel && !strchr(channel, ':')) {
+        const char *known = nodepv_writable_channel(channel);
+        if (!known) {
+            char list[256];
+            nodepv_writable_list(list, sizeof(list));
+            return ctl_error("EUNKNOWN_CHANNEL",
+                             "unknown channel '%s': the audited node channels are %s; a plant "
+                             "channel is given by its full name (IFO:...)", channel, list);
+        }
+        channel = known;
+    }
     json_t *rows = json_array();
     int n = store_audit_list(s->store, node, channel, (unsigned)limit, audit_row, rows);
     return rows_reply(s, node, n, rows, "audit");

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 enum chan {
@@ -280,6 +281,28 @@ static void set_enum(nodepv *np, enum chan c, unsigned v)
     const uint8_t *sev = chans[c].severity;
     if (sev && v < chans[c].n_enums)
         pv_set_alarm(np->pv[c], sev[v] ? PV_ALARM_STATE : PV_ALARM_NONE, sev[v]);
+}
+
+const char *nodepv_writable_channel(const char *suffix)
+{
+    for (size_t i = 0; suffix && i < sizeof(chans) / sizeof(chans[0]); i++)
+        if (chans[i].on_write && strcasecmp(chans[i].suffix, suffix) == 0)
+            return chans[i].suffix;
+    return NULL;
+}
+
+void nodepv_writable_list(char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(chans) / sizeof(chans[0]); i++) {
+        if (!chans[i].on_write)
+            continue;
+        int w = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", chans[i].suffix);
+        if (w < 0 || (size_t)w >= len - used)
+            break;
+        used += (size_t)w;
+    }
 }
 
 /* REQUEST_ENUM lists the requestable states by index (at most 16). */

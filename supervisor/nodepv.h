@@ -23,6 +23,11 @@ nodepv *nodepv_new(pvdb *db, const char *ifo, node *n, const char *version,
                    nodepv_load_fn on_load, void *arg, char *err, size_t errlen);
 /* Remove the channels (clients see them disconnect). */
 void nodepv_free(nodepv *np);
+/* The writable node channel named suffix, in any case ("request" gives
+ * "REQUEST"): its canonical suffix, or NULL if there is none (audit queries). */
+const char *nodepv_writable_channel(const char *suffix);
+/* "OP, MODE, ...": the writable channels, for messages. */
+void nodepv_writable_list(char *buf, size_t len);
 /* Copy the node's state into its PVs; cheap when nothing changed. */
 void nodepv_publish(nodepv *np);
 /* Values the supervisor owns (crash count, quarantine, subnode counts...). */

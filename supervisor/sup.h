@@ -24,8 +24,8 @@
 #include "pvdb/pvdb.h"
 #include "supervisor/config.h"
 #include "supervisor/nodepv.h"
+#include "supervisor/version.h"
 
-#define GUARDIAND_VERSION "0.2.0"
 #define SCHED_SLOTS 16          /* slots per cycle: nodes are spread over them */
 #define SCHED_SAMPLES 4096      /* tick lateness samples kept for the jitter figures */
 

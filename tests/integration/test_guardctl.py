@@ -267,6 +267,11 @@ def test_request_mode_op_are_validated_and_audited(ctl):
     assert by_new[("REQUEST", "BOGUS")]["accepted"] is False
     only = c.json("audit", "B1", "MODE")["audit"]
     assert [r["channel"] for r in only] == ["MODE"]
+    assert c.json("audit", "B1", "mode")["audit"] == only, "channel names in any case"
+    # Issue 12, item 13: an unknown channel is an error, not an empty table.
+    r = c.run("audit", "B1", "BOGUS")
+    assert r.returncode == 1 and "unknown channel 'BOGUS'" in r.stderr, (r.stdout, r.stderr)
+    assert "OP, MODE, REQUEST, REQUEST_ENUM, LOAD, MANAGER" in r.stderr, r.stderr
     human = c.ok("audit", "B1").stdout
     assert "root@localhost" in human and "REFUSED" in human
     assert "guardiand: control: root (uid 0): REQUEST STEP_C -> B1" in c.daemon.log_text()

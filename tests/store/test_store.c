@@ -923,6 +923,9 @@ Test(store, an_unreadable_journal_is_left_alone)
     cr_assert_eq(store_import_journal(st, journal, err, sizeof(err)), STORE_EIO);
     cr_assert(strstr(err, journal) != NULL && strstr(err, "left as it is") != NULL, "%s", err);
     cr_assert(exists(journal));
+    /* A device is not a journal either: /dev/full would be read for ever. */
+    cr_assert_eq(store_import_journal(st, "/dev/full", err, sizeof(err)), STORE_EIO);
+    cr_assert(strstr(err, "/dev/full: not a regular file"), "%s", err);
     /* A journal whose import cannot commit is not emptied either. */
     write_journal(JOURNAL);
     sqlite3 *other;
