@@ -808,6 +808,7 @@ static int cmd_log(const struct command *c, int argc, char **argv)
                 fprintf(stderr, "guardctl: guardiand closed the connection\n");
             break;
         }
+        bool end = json_object_get(m, "end") != NULL; /* the node went: the daemon closes */
         if (json_out) {
             json_dumpf(m, stdout, JSON_COMPACT);
             putchar('\n');
@@ -816,9 +817,13 @@ static int cmd_log(const struct command *c, int argc, char **argv)
         } else if (json_object_get(m, "dropped")) {
             fprintf(stderr, "guardctl: %lld lines dropped: this terminal fell behind\n",
                     (long long)json_integer_value(json_object_get(m, "dropped")));
+        } else if (end) {
+            fprintf(stderr, "guardctl: %s\n", str(m, "end", "the log ends here"));
         }
         fflush(stdout);
         json_decref(m);
+        if (end)
+            break;
     }
     close(fd);
     return interrupted || !p.follow ? EXIT_OK : EXIT_FAILED;
@@ -1043,7 +1048,8 @@ static const struct command commands[] = {
     {"log", cmd_log, "NODE [-n N] [-f]",
      "The node's recent log lines (the last 20; at most 128 are kept).\n"
      "  -n, --lines N   show the last N lines\n"
-     "  -f, --follow    then print new lines as they come, until interrupted (Ctrl-C)\n"
+     "  -f, --follow    then print new lines as they come, until interrupted (Ctrl-C) or\n"
+     "                  the node stops running (then exit 1; a restart is followed)\n"
      "  --json          one JSON object per line of output\n", 1, 1},
     {"crashes", cmd_crashes, "[NODE] [--since T]",
      "Recorded crashes (newest first): time, node, signal, state and phase, uptime, and the\n"

@@ -74,6 +74,7 @@ struct ctl {
     ev_timer accept_retry;      /* restarts accept_w after a failed accept() */
     bool accept_failing;        /* an episode was logged; cleared by the next accept */
     ev_timer sweep;             /* closes idle connections */
+    ev_timer followers;         /* ends the follows of removed nodes (ctl_node_removed) */
     dev_t dev;                  /* the socket file we made, to remove only it */
     ino_t ino;
     bool have_operator;
@@ -213,6 +214,33 @@ static void set_following(struct conn *k, bool on)
     c->n_followers += on ? 1 : -1;
     c->sup->log_tap = c->n_followers ? log_tap : NULL;
     c->sup->log_tap_arg = c;
+}
+
+static void followers_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    struct ctl *c = w->data;
+    for (struct conn *k = c->conns; k; k = k->next) {
+        if (!k->following || sup_node_find(c->sup, k->peer.follow))
+            continue;
+        json_t *m = json_object();
+        char why[160];
+        snprintf(why, sizeof(why), "node %s is not running any more (stopped, destroyed or "
+                 "removed from the configuration)", k->peer.follow);
+        json_object_set_new(m, "end", ctl_string(why));
+        set_following(k, false);
+        send_json(k, m);
+        k->close_after = true; /* once the frame is written */
+    }
+}
+
+void ctl_node_removed(struct ctl *c)
+{
+    /* Not at once: a restart removes the node and adds it again. */
+    if (c && c->n_followers && !ev_is_active(&c->followers)) {
+        ev_timer_set(&c->followers, 0.0, 0.0);
+        ev_timer_start(c->sup->loop, &c->followers);
+    }
 }
 
 /* ---- reading requests ---- */
@@ -621,6 +649,8 @@ struct ctl *ctl_new(sup *s, char *err, size_t errlen)
     c->accept_w.data = c;
     ev_timer_init(&c->accept_retry, accept_retry_cb, CTL_ACCEPT_PAUSE, 0.0);
     c->accept_retry.data = c;
+    ev_timer_init(&c->followers, followers_cb, 0.0, 0.0);
+    c->followers.data = c;
     return c;
 fail:
     ctl_free(c);
@@ -661,6 +691,7 @@ void ctl_free(struct ctl *c)
         return;
     ev_timer_stop(c->sup->loop, &c->sweep);
     ev_timer_stop(c->sup->loop, &c->accept_retry);
+    ev_timer_stop(c->sup->loop, &c->followers);
     while (c->conns)
         conn_close(c->conns);
     c->sup->log_tap = NULL;

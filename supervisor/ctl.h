@@ -9,7 +9,9 @@
  * never longer than CTL_REPLY_MAX. `log -f` turns a connection into a
  * stream: after its reply, one {"line": "..."} frame per new log line of
  * the node (and {"dropped": N} when the client fell behind) until the
- * client closes.
+ * client closes, or until the node stops running (stopped, destroyed or
+ * removed by a SIGHUP; a restart goes on): then one {"end": "why"} frame,
+ * and the daemon closes the connection.
  *
  * Every request is checked against the peer's credentials (SO_PEERCRED):
  * root may do everything, members of operator_group read and change,
@@ -47,6 +49,9 @@ void ctl_start(struct ctl *c);
 /* Close every connection and the socket; remove the socket file. */
 void ctl_free(struct ctl *c);
 const char *ctl_path(const struct ctl *c);
+/* A node was removed: followers of a node that is not back by the next
+ * loop iteration are told so and closed (see `log -f` above). */
+void ctl_node_removed(struct ctl *c);
 
 /* ---- between ctl.c and ctlcmd.c ---- */
 

@@ -509,9 +509,9 @@ static json_t *cmd_log(sup *s, struct ctl_peer *p, json_t *args)
         reg_free(&r);
         if (!known)
             return unknown_node(name);
-        if (!json_is_true(follow))
-            return ctl_error("ENOTRUNNING", "node %s is not running: it has no log to show "
-                             "(guardctl start %s)", name, name);
+        return ctl_error("ENOTRUNNING", "node %s is not running: it has no log to show%s "
+                         "(guardctl start %s)", name, json_is_true(follow) ? " or follow" : "",
+                         name);
     }
     json_t *lines = json_array();
     if (sn) {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "plant/plant.h"
+#include "supervisor/ctl.h"
 #include "supervisor/sup.h"
 
 double sup_now(void)
@@ -294,6 +295,8 @@ int sup_node_remove(sup *s, const char *name)
     s->n_nodes--;
     sup_node_destroy(sn);
     sup_medm_changed(s);
+    if (s->ctl)
+        ctl_node_removed(s->ctl);
     return 0;
 }
 

@@ -398,6 +398,28 @@ def test_log_and_follow(ctl):
     # the follower is gone; the daemon goes on answering
     c.ok("list")
 
+    # Issue 12, item 8: a follow survives a restart, and ends (saying so, exit 1) when the node
+    # stops; a stopped node cannot be followed.
+    p = subprocess.Popen([guardctl_path(), "--socket", c.socket, "log", "B2", "-n", "0", "-f"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        c.ok("restart", "B2")
+        time.sleep(0.5)
+        assert p.poll() is None, "a restart does not end the follow"
+        c.ok("stop", "B2")
+        code = p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out, err = p.communicate()
+    assert code == 1, (code, err)
+    assert "guardctl: node B2 is not running any more" in err, err
+    assert "executing state: INIT" in out, "the restart's lines were followed"
+    r = c.run("log", "B2", "-f")
+    assert r.returncode == 1 and "node B2 is not running" in r.stderr, r.stderr
+
 
 # ---- history, crashes, quarantine ----
 
