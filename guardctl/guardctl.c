@@ -440,7 +440,11 @@ static int cmd_list(const struct command *c, int argc, char **argv)
         bool running = json_is_true(json_object_get(n, "running"));
         bool enabled = json_is_true(json_object_get(n, "enabled"));
         char since[32];
-        const char *state = running ? str(n, "state", "-") : enabled ? "(stopped)" : "(disabled)";
+        bool failed = json_is_true(json_object_get(n, "failed"));
+        const char *state = running ? str(n, "state", "-")
+                            : failed  ? "(failed)"
+                            : enabled ? "(stopped)"
+                                      : "(disabled)";
         const char *ok = !running ? "-" : json_is_true(json_object_get(n, "quarantined"))
                                               ? "QUAR" : json_is_true(json_object_get(n, "ok"))
                                                              ? "True" : "False";
@@ -466,9 +470,10 @@ static void print_supervisor(json_t *s)
            fmt_duration(json_number_value(json_object_get(s, "uptime")), a, sizeof(a)),
            fmt_time(json_number_value(json_object_get(s, "started")), b, sizeof(b)));
     printf("     Config: %s (ifo %s)\n", str(s, "config", "-"), str(s, "ifo", "-"));
-    printf("      Nodes: %lld running, %lld registered, %lld quarantined\n",
+    printf("      Nodes: %lld running, %lld registered, %lld failed to start, %lld quarantined\n",
            (long long)json_integer_value(json_object_get(s, "nodes_running")),
            (long long)json_integer_value(json_object_get(s, "nodes_registered")),
+           (long long)json_integer_value(json_object_get(s, "nodes_failed")),
            (long long)json_integer_value(json_object_get(s, "quarantined")));
     json_t *j = json_object_get(s, "jitter_ms");
     printf("       Loop: %.1f %% busy at %g Hz; tick jitter p50 %.3f ms, p99 %.3f ms, max %.3f "
@@ -508,8 +513,11 @@ static void print_node_status(json_t *n)
     bool quarantined = json_is_true(json_object_get(n, "quarantined"));
     printf("%s %s - %s (%s, %s)\n", running ? "\xe2\x97\x8f" : "\xe2\x97\x8b", str(n, "name", "?"),
            str(n, "system", "?"),
-           !running ? "stopped" : quarantined ? "QUARANTINED: not executed; guardctl release" : "running",
+           !running ? json_is_true(json_object_get(n, "failed")) ? "FAILED to start" : "stopped"
+           : quarantined ? "QUARANTINED: not executed; guardctl release" : "running",
            enabled ? "enabled" : "disabled");
+    if (json_is_true(json_object_get(n, "failed")))
+        printf("       Failed: %s\n", str(n, "failure", "?"));
     if (running) {
         double since = json_number_value(json_object_get(n, "since"));
         printf("        State: %s since %s (%s ago)\n", str(n, "state", "-"),

@@ -302,7 +302,11 @@ static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, 
         json_object_set_new(j, "subnodes_total", json_integer(total));
         json_object_set_new(j, "subnodes_not_ok", json_integer(not_ok));
     } else {
-        /* Not running: what was saved when it last ran. */
+        /* Not running: what was saved when it last ran, and why it could
+         * not start if it should be running. */
+        const char *why = sup_failed_why(s, rn->name);
+        json_object_set_new(j, "failed", json_boolean(why != NULL));
+        json_object_set_new(j, "failure", why ? ctl_string(why) : json_null());
         json_object_set_new(j, "state", opt_string(rn->state));
         json_object_set_new(j, "request", opt_string(rn->request));
         json_object_set_new(j, "mode", opt_string(rn->mode));
@@ -397,6 +401,7 @@ static json_t *supervisor_json(sup *s)
     for (sup_node *sn = s->nodes; sn; sn = sn->hh.next)
         quarantined += sn->quarantined;
     json_object_set_new(j, "quarantined", json_integer(quarantined));
+    json_object_set_new(j, "nodes_failed", json_integer(s->n_failed));
     json_object_set_new(j, "rate", json_real(s->cfg.rate));
     json_object_set_new(j, "loop_util", json_real(s->sched.util * 100));
     if (s->plant) {
@@ -682,8 +687,10 @@ static int start_node(sup *s, const struct reg_node *rn, const char *request, co
                                  .args = (const char *const *)rn->args, .n_args = rn->n_args,
                                  .enabled = true, .request = request ? request : rn->request,
                                  .mode = mode ? mode : rn->mode, .op = op ? op : rn->op};
-    if (sup_node_add(s, spec.name, spec.system, spec.args, spec.n_args, err, errlen) < 0)
+    if (sup_node_add(s, spec.name, spec.system, spec.args, spec.n_args, err, errlen) < 0) {
+        sup_set_failed(s, spec.name, err);
         return -1;
+    }
     persist_node_started(s, sup_node_find(s, spec.name), &spec);
     return 0;
 }
@@ -791,6 +798,12 @@ static json_t *run_action(sup *s, struct ctl_peer *p, json_t *args, enum run_act
         sup_node *sn = sup_node_find(s, name);
         const struct reg_node *rn = reg_find(&r, name);
         if (act == ACT_STOP) {
+            if (!sn && sup_failed_why(s, name)) { /* not tried again at the next SIGHUP */
+                sup_set_failed(s, name, NULL);
+                sup_set_stopped(s, name, true);
+                result(results, name, "stopped (it had failed to start)");
+                continue;
+            }
             if (!sn) {
                 result(results, name, "not running");
                 continue;
@@ -995,6 +1008,7 @@ static json_t *cmd_destroy(sup *s, struct ctl_peer *p, json_t *args)
     log_change(p, "destroy", name);
     if (sn)
         sup_node_remove(s, name); /* its channels disconnect from clients */
+    sup_set_failed(s, name, NULL);
     json_t *reply = ok_reply();
     json_object_set_new(reply, "node", json_string(name));
     return reply;

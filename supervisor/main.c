@@ -349,6 +349,7 @@ static void apply_spec(sup *s, const struct sup_node_spec *spec, void *arg)
     char err[512];
     if (sup_node_add(s, spec->name, spec->system, spec->args, spec->n_args, err, sizeof(err)) < 0) {
         fprintf(stderr, "guardiand: %s; the other nodes run\n", err);
+        sup_set_failed(s, spec->name, err);
         a->failed++;
         return;
     }

@@ -278,6 +278,7 @@ int sup_node_add(sup *s, const char *name, const char *system, const char *const
     HASH_ADD_STR(s->nodes, name, sn);
     s->n_nodes++;
     sched_add(s, sn);
+    sup_set_failed(s, name, NULL);
     sup_medm_changed(s);
     return 0;
 fail:
@@ -320,8 +321,39 @@ void sup_set_stopped(sup *s, const char *name, bool stopped)
     }
 }
 
+const char *sup_failed_why(sup *s, const char *name)
+{
+    struct sup_failed *f = NULL;
+    HASH_FIND_STR(s->failed, name, f);
+    return f ? f->why : NULL;
+}
+
+void sup_set_failed(sup *s, const char *name, const char *why)
+{
+    struct sup_failed *f = NULL;
+    HASH_FIND_STR(s->failed, name, f);
+    if (why && !f && (f = calloc(1, sizeof(*f)))) {
+        snprintf(f->name, sizeof(f->name), "%s", name);
+        HASH_ADD_STR(s->failed, name, f);
+        s->n_failed++;
+    }
+    if (why && f)
+        snprintf(f->why, sizeof(f->why), "%s", why);
+    if (!why && f) {
+        HASH_DEL(s->failed, f);
+        free(f);
+        s->n_failed--;
+    }
+}
+
 void sup_nodes_free(sup *s)
 {
+    struct sup_failed *f, *ftmp;
+    HASH_ITER(hh, s->failed, f, ftmp) {
+        HASH_DEL(s->failed, f);
+        free(f);
+    }
+    s->n_failed = 0;
     struct sup_stopped *st, *stmp;
     HASH_ITER(hh, s->stopped, st, stmp) {
         HASH_DEL(s->stopped, st);

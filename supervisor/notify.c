@@ -56,8 +56,11 @@ static void format_status(struct notify *n, char *buf, size_t len)
     sup *s = n->sup;
     double p50, p99, max;
     sched_jitter(&s->sched, &p50, &p99, &max);
-    snprintf(buf, len, "STATUS=%u nodes, util %.1f%%, jitter p99 %.2f ms", s->n_nodes,
-             s->sched.util * 100.0, p99 * 1e3);
+    unsigned quarantined = 0;
+    for (sup_node *sn = s->nodes; sn; sn = sn->hh.next)
+        quarantined += sn->quarantined;
+    snprintf(buf, len, "STATUS=%u nodes (%u failed, %u quarantined), util %.1f%%, jitter p99 "
+             "%.2f ms", s->n_nodes, s->n_failed, quarantined, s->sched.util * 100.0, p99 * 1e3);
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)

@@ -90,6 +90,14 @@ struct sup_stopped {
     UT_hash_handle hh;
 };
 
+/* A node that should run but could not start (its system did not load...):
+ * shown as failed, with why, until it starts or is destroyed. */
+struct sup_failed {
+    char name[CONFIG_NAME_MAX];
+    char why[512];
+    UT_hash_handle hh;
+};
+
 typedef struct sup {
     struct ev_loop *loop;
     struct config cfg;
@@ -100,6 +108,8 @@ typedef struct sup {
     struct demo *demo;
     sup_node *nodes;            /* uthash by name */
     struct sup_stopped *stopped; /* uthash by name */
+    struct sup_failed *failed;   /* uthash by name */
+    unsigned n_failed;
     unsigned n_nodes;
     node_host host;
     struct plant *plant;        /* the channels nodes read and write (plant.h) */
@@ -146,6 +156,10 @@ sup_node *sup_node_find(sup *s, const char *name);
  * started again); set or clear the mark. */
 bool sup_is_stopped(sup *s, const char *name);
 void sup_set_stopped(sup *s, const char *name, bool stopped);
+/* Why the node could not start, or NULL; why NULL clears (a start that
+ * works, a destroy, a stop). */
+const char *sup_failed_why(sup *s, const char *name);
+void sup_set_failed(sup *s, const char *name, const char *why);
 /* Give a simulated plant channel a value (created if need be). -1 if not
  * simulating, or the name is a channel of ours (a node's, a demo PV) or not
  * acceptable. */

@@ -532,6 +532,18 @@ def test_a_missing_system_module_leaves_the_other_nodes_running(node_daemon, epi
     assert Client(epics, "X1").get("X1:GUARDIAND-NODES") == 2
     assert not c.connects("X1:GRD-GHOST_STATE", 1.5), "a node that failed has channels"
     assert not c.connects("X1:GRD-BROKEN_STATE", 0.5)
+    # Issue 12, item 4: failed, not "stopped", with the reason, and counted.
+    ctl = lambda *a: subprocess.run(  # noqa: E731
+        [os.path.join(os.path.dirname(daemon_path()), "guardctl"), "--socket", d.socket] +
+        list(a), capture_output=True, text=True, timeout=10).stdout
+    listed = {line.split()[0]: line for line in ctl("list").splitlines()[1:] if line.strip()}
+    assert "(failed)" in listed["GHOST"] and "(failed)" in listed["BROKEN"], listed
+    status = ctl("status", "GHOST")
+    assert "GHOST - no_such_system (FAILED to start, enabled)" in status, status
+    assert "Failed: node GHOST: system no_such_system: no no_such_system.so" in status, status
+    assert "2 running, 4 registered, 2 failed to start, 0 quarantined" in ctl("status")
+    assert "stopped (it had failed to start)" in ctl("stop", "GHOST")
+    assert "(stopped)" in ctl("list"), "an operator's stop: not tried again, not failed"
 
 
 def run_env(port, beacon):
