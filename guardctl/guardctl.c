@@ -492,9 +492,10 @@ static void print_supervisor(json_t *s)
         printf(" (%lld queued, %lld committed)",
                (long long)json_integer_value(json_object_get(db, "queued")),
                (long long)json_integer_value(json_object_get(db, "committed")));
-    printf("\n  Last boot: %s\n", strcmp(str(s, "prev_boot", ""), "unclean") == 0
-                                       ? "did NOT end cleanly (crash or kill)"
-                                       : "ended cleanly");
+    const char *prev = str(s, "prev_boot", "");
+    printf("\n  Last boot: %s\n", strcmp(prev, "unclean") == 0 ? "did NOT end cleanly (crash or kill)"
+                                 : strcmp(prev, "clean") == 0 ? "ended cleanly"
+                                                              : "unknown (no database)");
     json_t *ca = json_object_get(s, "ca");
     if (ca)
         printf("         CA: %lld clients, %lld channels, %lld subscriptions, tcp port %lld\n",

@@ -339,7 +339,12 @@ out:
 
 static int open_error(store *s, int rc, const char *what, char *err, size_t errlen)
 {
-    snprintf(err, errlen, "%s: %s: %s", s->path, what, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    /* SQLite says "unable to open database file"; the system's reason
+     * ("Permission denied", "No such file or directory") is what helps. */
+    int sys = s->db ? sqlite3_system_errno(s->db) : 0;
+    snprintf(err, errlen, "%s: %s: %s%s%s%s", s->path, what,
+             s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc), sys ? " (" : "",
+             sys ? strerror(sys) : "", sys ? ")" : "");
     int code = store_err_of(rc);
     return code == STORE_OK ? STORE_EIO : code;
 }

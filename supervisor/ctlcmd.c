@@ -441,7 +441,9 @@ static json_t *supervisor_json(sup *s)
         json_object_set_new(db, "message", ctl_string(s->store_problem));
     }
     json_object_set_new(j, "database", db);
-    json_object_set_new(j, "prev_boot", json_string(s->prev_unclean ? "unclean" : "clean"));
+    /* Without a database there is no record of the last boot to judge by. */
+    json_object_set_new(j, "prev_boot", json_string(!s->store ? "unknown"
+                                                    : s->prev_unclean ? "unclean" : "clean"));
     if (s->ca) {
         struct cas_stats st;
         cas_get_stats(s->ca, &st);

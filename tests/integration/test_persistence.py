@@ -368,3 +368,22 @@ def test_exit_from_node_code_is_that_nodes_crash(runs):
     runs.start()  # three crashes within the hour: quarantined
     assert get("X1:GRD-BOOM_QUARANTINED", as_string=True) == "True"
     assert runs.current.alive()
+
+
+def test_a_database_that_cannot_be_opened_says_why_and_the_last_boot_is_unknown(runs, tmp_path):
+    """Issue 12, item 11: the system's reason with the path, and no claim about the last boot
+    that only a database could back."""
+    import subprocess
+    from harness import guardctl_path
+    config, _ = runs.config()
+    bad = str(tmp_path / "no" / "such" / "dir" / "guardiand.db")
+    d = NodeDaemon(config, bad)
+    runs.current = d
+    d.start()
+    log = d.log_text()
+    assert "%s: cannot create: unable to open database file (No such file or directory)" % bad \
+        in log, log[-2000:]
+    assert "running WITHOUT persistence" in log
+    r = subprocess.run([guardctl_path(), "--socket", d.socket, "status"], capture_output=True,
+                       text=True, timeout=10)
+    assert "Last boot: unknown (no database)" in r.stdout, r.stdout
