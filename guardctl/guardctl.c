@@ -338,8 +338,11 @@ static int usage_error(const struct command *c, const char *fmt, const char *arg
 /* Options every command takes (--help, --json) plus its own (extra, with
  * their short letters in shortopts). Returns the index of the first
  * positional argument, or -1 after printing help (exit 0) or an error. */
+#define ROWS_MAX 100000 /* rows a history query may ask for (the daemon's bound) */
+
 struct parsed {
     int n;           /* -n N */
+    bool n_given;    /* -n or --all (history, audit, crashes: else the daemon's 100) */
     bool follow;     /* -f */
     bool backtrace;  /* --backtrace */
     bool accept;     /* spm --accept */
@@ -374,14 +377,18 @@ static struct parsed parse_command(const struct command *c, int argc, char **arg
         case 'J': json_out = true; break;
         case 'n': {
             char *end;
+            bool log = strcmp(c->name, "log") == 0;
             long v = strtol(optarg, &end, 10);
-            if (end == optarg || *end || v < 0 || v > 128) {
-                p.status = usage_error(c, "-n: expected 0 to 128 lines, got '%s'", optarg);
+            if (end == optarg || *end || v < 0 || v > (log ? 128 : ROWS_MAX)) {
+                p.status = usage_error(c, log ? "-n: expected 0 to 128 lines, got '%s'"
+                                              : "-n: expected 0 to 100000 rows, got '%s'", optarg);
                 return p;
             }
             p.n = (int)v;
+            p.n_given = true;
             break;
         }
+        case 'a': p.n = ROWS_MAX; p.n_given = true; break;
         case 'f': p.follow = true; break;
         case 'A': p.accept = true; break;
         case 'b': p.backtrace = true; break;
@@ -840,6 +847,22 @@ static int cmd_log(const struct command *c, int argc, char **argv)
 
 /* -- crashes, history, audit -- */
 
+/* The options of the history queries, and the line that says rows were left out. */
+#define ROWS_OPTIONS {"lines", required_argument, NULL, 'n'}, {"all", no_argument, NULL, 'a'}
+
+static void rows_limit(const struct parsed *p, json_t *args)
+{
+    if (p->n_given)
+        json_object_set_new(args, "limit", json_integer(p->n > 0 ? p->n : 1));
+}
+
+static void rows_footer(json_t *reply, const char *key)
+{
+    if (json_is_true(json_object_get(reply, "more")))
+        printf("(%zu shown, newest first; there are older ones: -n N or --all)\n",
+               json_array_size(json_object_get(reply, key)));
+}
+
 static const char *signal_name(int sig, char *buf, size_t len)
 {
     const char *abbrev = sig > 0 ? sigabbrev_np(sig) : NULL;
@@ -867,14 +890,15 @@ static int since_arg(const struct command *c, const struct parsed *p, json_t *ar
 static int cmd_crashes(const struct command *c, int argc, char **argv)
 {
     static const struct option extra[] = {{"since", required_argument, NULL, 's'},
-                                          {"backtrace", no_argument, NULL, 'b'},
+                                          {"backtrace", no_argument, NULL, 'b'}, ROWS_OPTIONS,
                                           {NULL, 0, NULL, 0}};
-    struct parsed p = parse_command(c, argc, argv, "s:b", extra);
+    struct parsed p = parse_command(c, argc, argv, "s:bn:", extra);
     if (p.first < 0)
         return p.status;
     json_t *args = json_object();
     if (p.first < argc)
         json_object_set_new(args, "node", json_string(argv[p.first]));
+    rows_limit(&p, args);
     int r = since_arg(c, &p, args);
     if (r) {
         json_decref(args);
@@ -908,18 +932,20 @@ static int cmd_crashes(const struct command *c, int argc, char **argv)
         if (p.backtrace && json_string_value(json_object_get(x, "backtrace")))
             printf("%s\n\n", str(x, "backtrace", ""));
     }
+    rows_footer(reply, "crashes");
     json_decref(reply);
     return EXIT_OK;
 }
 
 static int cmd_history(const struct command *c, int argc, char **argv)
 {
-    static const struct option extra[] = {{"since", required_argument, NULL, 's'},
+    static const struct option extra[] = {{"since", required_argument, NULL, 's'}, ROWS_OPTIONS,
                                           {NULL, 0, NULL, 0}};
-    struct parsed p = parse_command(c, argc, argv, "s:", extra);
+    struct parsed p = parse_command(c, argc, argv, "s:n:", extra);
     if (p.first < 0)
         return p.status;
     json_t *args = json_pack("{s:s}", "node", argv[p.first]);
+    rows_limit(&p, args);
     int r = since_arg(c, &p, args);
     if (r) {
         json_decref(args);
@@ -937,16 +963,19 @@ static int cmd_history(const struct command *c, int argc, char **argv)
                fmt_time(json_number_value(json_object_get(x, "time")), t, sizeof(t)),
                str(x, "from", "-"), str(x, "to", "-"), str(x, "request", "-"), str(x, "how", "-"));
     }
+    rows_footer(reply, "history");
     json_decref(reply);
     return EXIT_OK;
 }
 
 static int cmd_audit(const struct command *c, int argc, char **argv)
 {
-    struct parsed p = parse_command(c, argc, argv, "", NULL);
+    static const struct option extra[] = {ROWS_OPTIONS, {NULL, 0, NULL, 0}};
+    struct parsed p = parse_command(c, argc, argv, "n:", extra);
     if (p.first < 0)
         return p.status;
     json_t *args = json_pack("{s:s}", "node", argv[p.first]);
+    rows_limit(&p, args);
     if (p.first + 1 < argc)
         json_object_set_new(args, "channel", json_string(argv[p.first + 1]));
     json_t *reply = request("audit", args);
@@ -965,6 +994,7 @@ static int cmd_audit(const struct command *c, int argc, char **argv)
                str(x, "channel", "-"), change, who,
                json_is_true(json_object_get(x, "accepted")) ? "accepted" : "REFUSED");
     }
+    rows_footer(reply, "audit");
     json_decref(reply);
     return EXIT_OK;
 }
@@ -1060,19 +1090,23 @@ static const struct command commands[] = {
      "  -f, --follow    then print new lines as they come, until interrupted (Ctrl-C) or\n"
      "                  the node stops running (then exit 1; a restart is followed)\n"
      "  --json          one JSON object per line of output\n", 1, 1},
-    {"crashes", cmd_crashes, "[NODE] [--since T]",
+    {"crashes", cmd_crashes, "[NODE] [--since T] [-n N | --all]",
      "Recorded crashes (newest first): time, node, signal, state and phase, uptime, and the\n"
      "time since the previous crash.\n"
      "  --since T       only later ones: seconds since 1970, 30m/2h/7d ago, or YYYY-MM-DD[ HH:MM]\n"
+     "  -n, --lines N   at most N rows (default 100; a last line says when there are more)\n"
+     "  --all           every row (up to 100000)\n"
      "  -b, --backtrace with each crash's backtrace\n"
      "  --json          the daemon's reply as JSON\n", 0, 1},
-    {"history", cmd_history, "NODE [--since T]",
+    {"history", cmd_history, "NODE [--since T] [-n N | --all]",
      "The node's state transitions, newest first.\n"
      "  --since T       only later ones (as for crashes)\n"
+     "  -n N, --all     how many (as for crashes)\n"
      "  --json          the daemon's reply as JSON\n", 1, 1},
-    {"audit", cmd_audit, "NODE [CHANNEL]",
+    {"audit", cmd_audit, "NODE [CHANNEL] [-n N | --all]",
      "Writes to the node's channels (REQUEST, MODE, OP, ...), newest first: who wrote what,\n"
      "from which host and user, and whether it was accepted.\n"
+     "  -n N, --all     how many (as for crashes)\n"
      "  --json          the daemon's reply as JSON\n", 1, 2},
     {"release", cmd_one_node, "NODE",
      "Lift a node's crash quarantine: it runs again, and its earlier crashes no longer count.\n",

@@ -587,7 +587,10 @@ static int audit_row(void *arg, const struct store_audit *a)
 
 /* Query replies: the rows, or EUNKNOWN_NODE when a node that does not
  * exist has none (a destroyed node's history stays readable). */
-static json_t *rows_reply(sup *s, const char *node, int n, json_t *rows, const char *key)
+/* Queries ask the store for one row more than the limit: when it comes,
+ * the reply says that older rows exist rather than stopping silently. */
+static json_t *rows_reply(sup *s, const char *node, int n, json_t *rows, const char *key,
+                          double limit)
 {
     if (n < 0) {
         json_decref(rows);
@@ -605,8 +608,12 @@ static json_t *rows_reply(sup *s, const char *node, int n, json_t *rows, const c
             return unknown_node(node);
         }
     }
+    bool more = json_array_size(rows) > (size_t)limit;
+    if (more)
+        json_array_remove(rows, (size_t)limit);
     json_t *reply = ok_reply();
     json_object_set_new(reply, key, rows);
+    json_object_set_new(reply, "more", json_boolean(more));
     return reply;
 }
 
@@ -634,8 +641,8 @@ static json_t *cmd_crashes(sup *s, struct ctl_peer *p, json_t *args)
     if (e)
         return e;
     json_t *rows = json_array();
-    int n = store_crashes(s->store, node, since, (unsigned)limit, crash_row, rows);
-    return rows_reply(s, node, n, rows, "crashes");
+    int n = store_crashes(s->store, node, since, (unsigned)limit + 1, crash_row, rows);
+    return rows_reply(s, node, n, rows, "crashes", limit);
 }
 
 static json_t *cmd_history(sup *s, struct ctl_peer *p, json_t *args)
@@ -647,8 +654,8 @@ static json_t *cmd_history(sup *s, struct ctl_peer *p, json_t *args)
     if (e)
         return e;
     json_t *rows = json_array();
-    int n = store_history(s->store, node, since, (unsigned)limit, transition_row, rows);
-    return rows_reply(s, node, n, rows, "history");
+    int n = store_history(s->store, node, since, (unsigned)limit + 1, transition_row, rows);
+    return rows_reply(s, node, n, rows, "history", limit);
 }
 
 static json_t *cmd_audit(sup *s, struct ctl_peer *p, json_t *args)
@@ -675,8 +682,8 @@ static json_t *cmd_audit(sup *s, struct ctl_peer *p, json_t *args)
         channel = known;
     }
     json_t *rows = json_array();
-    int n = store_audit_list(s->store, node, channel, (unsigned)limit, audit_row, rows);
-    return rows_reply(s, node, n, rows, "audit");
+    int n = store_audit_list(s->store, node, channel, (unsigned)limit + 1, audit_row, rows);
+    return rows_reply(s, node, n, rows, "audit", limit);
 }
 
 /* ---- changes: running nodes ---- */

@@ -463,6 +463,14 @@ def test_crashes_history_and_release(ctl):
     later = c.json("history", "B1", "--since", "%f" % (time.time() + 60))["history"]
     assert later == []
     assert "TIME" in c.ok("history", "B1").stdout
+    # Issue 12, item 10: a limit that leaves rows out says so.
+    assert wait_for(lambda: len(transitions()) >= 4)
+    out = c.ok("history", "B1", "-n", "2").stdout.splitlines()
+    assert len(out) == 4 and out[-1].startswith("(2 shown, newest first; there are older"), out
+    reply = c.json("history", "B1", "-n", "2")
+    assert len(reply["history"]) == 2 and reply["more"] is True
+    assert c.json("history", "B1", "--all")["more"] is False
+    assert "there are older" not in c.ok("history", "B1", "--all").stdout
 
 
 # ---- the protocol ----
