@@ -366,6 +366,7 @@ static struct parsed parse_command(const struct command *c, int argc, char **arg
     snprintf(opts, sizeof(opts), "h%s", shortopts);
     struct parsed p = {.n = 20, .first = -1};
     optind = 0; /* glibc: start afresh on this argv */
+    opterr = 0; /* one message for a bad option: ours, below */
     int ch;
     while ((ch = getopt_long(argc, argv, opts, longopts, NULL)) != -1) {
         switch (ch) {
@@ -395,7 +396,8 @@ static struct parsed parse_command(const struct command *c, int argc, char **arg
         case 's': p.since = optarg; break;
         case 'o': p.out = optarg; break;
         default:
-            p.status = usage_error(c, "%s", "bad option");
+            p.status = usage_error(c, "unknown option or missing value: '%s'",
+                                   argv[optind - 1 > 0 ? optind - 1 : 0]);
             return p;
         }
     }

@@ -506,8 +506,12 @@ static int run_system(sup *s, const struct options *o)
     if (!n) {
         fprintf(stderr, "guardiand: %s\n", err);
     } else if (node_start_at(n, state, request) != NODE_OK) {
-        fprintf(stderr, "guardiand: %s: no state %s%s%s in system %s\n", name, state,
-                request ? " or " : "", request ? request : "", system);
+        /* Name only the state that is not there. */
+        bool state_ok = node_system_state(sys, state) != NULL;
+        bool request_ok = !request || node_system_state(sys, request) != NULL;
+        fprintf(stderr, "guardiand: %s: no state %s%s%s in system %s\n", name,
+                state_ok ? "" : state, !state_ok && !request_ok ? " or " : "",
+                request_ok ? "" : request, system);
     } else {
         struct run r = {.sup = s, .node = n, .status = 130};
         ev_timer_init(&r.timer, run_step, 0, 1.0 / s->cfg.rate);

@@ -210,6 +210,9 @@ def test_unknown_node_state_and_usage_errors(ctl):
     assert c.run("op", "B1", "GO").returncode == 2
     assert c.run("request", "B1").returncode == 2
     assert c.run("frobnicate").returncode == 2
+    r = c.run("list", "--bogus")  # issue 12, item 19: one message, ours, naming the option
+    assert r.returncode == 2 and r.stderr.count("--bogus") == 1, r.stderr
+    assert "unknown option or missing value: '--bogus'" in r.stderr, r.stderr
     assert c.run().returncode == 2
     assert c.run("log", "B1", "-n", "x").returncode == 2
 

@@ -626,3 +626,15 @@ def test_run_of_a_path_ends_at_a_jump():
                        text=True, timeout=30)
     assert r.returncode == 1, r
     assert "JUMP: INIT->TRIPPED" in r.stdout and "jumped INIT->TRIPPED" in r.stderr, r
+
+
+def test_run_names_only_the_state_that_is_not_there():
+    """Issue 12, item 19: `--run sus INIT ALIGND` blamed INIT too."""
+    port, beacon = free_ports()
+    base = [daemon_path(), "--run", "--simulate-plant", "--systems", systems_dir(), "sus"]
+    for states, said in ((["INIT", "ALIGND"], "no state ALIGND in system sus"),
+                         (["INTI", "ALIGNED"], "no state INTI in system sus"),
+                         (["INTI", "ALIGND"], "no state INTI or ALIGND in system sus")):
+        r = subprocess.run(base + states + ["optic=ETMX"], env=run_env(port, beacon),
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and said in r.stderr, (states, r.stderr)
