@@ -114,8 +114,8 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 /* ---- seeding ---- */
 
 struct seed {
-    sqlite3_stmt *sel, *ins, *upd, *list, *del;
-    unsigned inserted, updated, removed;
+    sqlite3_stmt *sel, *ins, *upd, *list, *del, *prune;
+    unsigned inserted, updated, removed, back;
 };
 
 static const char SQL_INSERT[] =
@@ -129,10 +129,11 @@ static int seed_one(store *s, struct seed *sd, const struct canon *c, double now
     bool found = rc == SQLITE_ROW;
     bool same = found && sqlite3_column_type(sd->sel, 0) != SQLITE_NULL &&
                 strcmp((const char *)sqlite3_column_text(sd->sel, 0), c->digest) == 0;
+    bool back = found && sqlite3_column_type(sd->sel, 1) != SQLITE_NULL; /* 003_removed.sql */
     sqlite3_reset(sd->sel);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return rc;
-    if (same)
+    if (same && !back)
         return SQLITE_OK; /* the file did not change: the registry wins */
     sqlite3_stmt *st = found ? sd->upd : sd->ins;
     bind_text(st, 1, c->def->name);
@@ -143,7 +144,11 @@ static int seed_one(store *s, struct seed *sd, const struct canon *c, double now
     sqlite3_bind_double(st, 6, now);
     if ((rc = done(st)) != SQLITE_OK)
         return rc;
-    if (found) {
+    if (back) {
+        sd->back++;
+        store_log(s, "registry: node %s is in the configuration file again: back with its saved "
+                  "controls", c->def->name);
+    } else if (found) {
         sd->updated++;
         store_log(s, "registry: node %s changed in the configuration file: taken from the file", c->def->name);
     } else {
@@ -152,8 +157,10 @@ static int seed_one(store *s, struct seed *sd, const struct canon *c, double now
     return SQLITE_OK;
 }
 
-/* Delete config nodes the file no longer has. */
-static int seed_remove(store *s, struct seed *sd, const struct canon *items, unsigned n)
+/* Mark the config nodes the file no longer has (003_removed.sql): they stop
+ * running and their saved controls stay, for a mistaken edit to be undone. */
+static int seed_remove(store *s, struct seed *sd, const struct canon *items, unsigned n,
+                       double now)
 {
     char **gone = NULL;
     size_t n_gone = 0, cap = 0;
@@ -184,9 +191,10 @@ static int seed_remove(store *s, struct seed *sd, const struct canon *items, uns
         rc = SQLITE_OK;
     for (size_t i = 0; rc == SQLITE_OK && i < n_gone; i++) {
         bind_text(sd->del, 1, gone[i]);
+        sqlite3_bind_double(sd->del, 2, now);
         if ((rc = done(sd->del)) == SQLITE_OK) {
-            store_forget_node(s, gone[i]);
-            store_log(s, "registry: node %s is no longer in the configuration file: removed", gone[i]);
+            store_log(s, "registry: node %s is no longer in the configuration file: removed (its "
+                      "saved controls are kept; naming it again brings them back)", gone[i]);
             sd->removed++;
         }
     }
@@ -219,38 +227,46 @@ int store_seed(store *s, const struct store_node_def *nodes, unsigned n)
 
     struct seed sd = {0};
     double now = store_wall();
-    int rc = prep(s, "SELECT config_digest FROM nodes WHERE name = ?1", &sd.sel);
+    /* Rows removed longer ago than the history is kept go for good. */
+    int rc = prep(s, "DELETE FROM nodes WHERE removed IS NOT NULL AND removed < ?1", &sd.prune);
+    if (rc == SQLITE_OK && s->opt.retention_days > 0) {
+        sqlite3_bind_double(sd.prune, 1, now - s->opt.retention_days * 86400.0);
+        rc = done(sd.prune);
+    }
+    if (rc == SQLITE_OK)
+        rc = prep(s, "SELECT config_digest, removed FROM nodes WHERE name = ?1", &sd.sel);
     if (rc == SQLITE_OK)
         rc = prep(s, SQL_INSERT, &sd.ins);
     if (rc == SQLITE_OK)
         rc = prep(s,
                   "UPDATE nodes SET system = ?2, args = ?3, enabled = 1, origin = ?4, config_digest = ?5, "
-                  "destroyed = 0, updated = ?6 WHERE name = ?1",
+                  "destroyed = 0, removed = NULL, updated = ?6 WHERE name = ?1",
                   &sd.upd);
     if (rc == SQLITE_OK)
-        rc = prep(s, "SELECT name FROM nodes WHERE origin = 'config'", &sd.list);
+        rc = prep(s, "SELECT name FROM nodes WHERE origin = 'config' AND removed IS NULL", &sd.list);
     if (rc == SQLITE_OK)
-        rc = prep(s, "DELETE FROM nodes WHERE name = ?1", &sd.del);
+        rc = prep(s, "UPDATE nodes SET removed = ?2, updated = ?2 WHERE name = ?1", &sd.del);
     if (rc == SQLITE_OK)
         rc = store_begin(s);
     for (unsigned i = 0; rc == SQLITE_OK && i < n; i++)
         rc = seed_one(s, &sd, &items[i], now);
     if (rc == SQLITE_OK)
-        rc = seed_remove(s, &sd, items, n);
+        rc = seed_remove(s, &sd, items, n, now);
     if (rc == SQLITE_OK)
         rc = store_commit(s);
     if (rc != SQLITE_OK) {
         code = store_fail(s, rc, "seeding the registry");
         store_rollback(s);
-    } else if (sd.inserted || sd.updated || sd.removed) {
-        store_log(s, "registry: %u nodes in the configuration file: %u new, %u changed, %u removed", n,
-                  sd.inserted, sd.updated, sd.removed);
+    } else if (sd.inserted || sd.updated || sd.removed || sd.back) {
+        store_log(s, "registry: %u nodes in the configuration file: %u new, %u changed, %u removed, "
+                  "%u back", n, sd.inserted, sd.updated, sd.removed, sd.back);
     }
     sqlite3_finalize(sd.sel);
     sqlite3_finalize(sd.ins);
     sqlite3_finalize(sd.upd);
     sqlite3_finalize(sd.list);
     sqlite3_finalize(sd.del);
+    sqlite3_finalize(sd.prune);
 out:
     for (unsigned i = 0; i < n; i++)
         canon_free(&items[i]);
@@ -282,7 +298,8 @@ int store_nodes(store *s, store_node_fn fn, void *arg)
     sqlite3_stmt *st;
     int rc = prep(s,
                   "SELECT n.name, n.system, n.args, n.enabled, n.origin, s.request, s.mode, s.op, s.state "
-                  "FROM nodes n LEFT JOIN node_state s ON s.name = n.name WHERE n.destroyed = 0 ORDER BY n.name",
+                  "FROM nodes n LEFT JOIN node_state s ON s.name = n.name "
+                  "WHERE n.destroyed = 0 AND n.removed IS NULL ORDER BY n.name",
                   &st);
     if (rc != SQLITE_OK)
         return store_fail(s, rc, "listing nodes");
@@ -337,7 +354,8 @@ int store_nodes(store *s, store_node_fn fn, void *arg)
 static int lookup(store *s, const char *name, bool *exists, bool *destroyed, bool *config)
 {
     sqlite3_stmt *st;
-    int rc = prep(s, "SELECT destroyed, origin FROM nodes WHERE name = ?1", &st);
+    /* A row the file removed (003_removed.sql) is not a node any more. */
+    int rc = prep(s, "SELECT destroyed, origin FROM nodes WHERE name = ?1 AND removed IS NULL", &st);
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -384,6 +402,10 @@ int store_node_create(store *s, const struct store_node_def *def)
     bool exists = false, destroyed = false, config = false;
     double now = store_wall();
     int rc = store_begin(s);
+    /* A node the file removed (003_removed.sql) gives way to the new one. */
+    if (rc == SQLITE_OK)
+        rc = run_sql(s, "DELETE FROM nodes WHERE name = ?1 AND removed IS NOT NULL", def->name, now,
+                     0, NULL);
     if (rc == SQLITE_OK)
         rc = lookup(s, def->name, &exists, &destroyed, &config);
     if (rc == SQLITE_OK && exists && !destroyed) {
@@ -446,7 +468,8 @@ int store_node_set_enabled(store *s, const char *name, bool enabled)
 {
     if (!store_valid_name(name))
         return STORE_EINVAL;
-    int rc = run_sql(s, "UPDATE nodes SET enabled = ?3, updated = ?2 WHERE name = ?1 AND destroyed = 0", name,
+    int rc = run_sql(s, "UPDATE nodes SET enabled = ?3, updated = ?2 WHERE name = ?1 AND destroyed = 0 "
+                     "AND removed IS NULL", name,
                      store_wall(), enabled, NULL);
     if (rc != SQLITE_OK)
         return store_fail(s, rc, "enabling a node");

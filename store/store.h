@@ -40,9 +40,12 @@
  *     system it loads.
  *   - Otherwise the registry wins: a runtime disable or destroy of a config
  *     node, and nodes created at run time, survive restarts.
- *   - A config node that is no longer in the file is deleted from the
- *     registry, with its saved state. Runtime nodes are never deleted by the
- *     file. History rows are never deleted with a node.
+ *   - A config node that is no longer in the file is removed from the
+ *     registry (it is not listed and does not run) but its saved state is
+ *     kept for retention_days: when the file names it again it comes back
+ *     with its saved REQUEST/MODE/OP, so a mistaken edit can be undone. A
+ *     runtime create of that name replaces it. Runtime nodes are never
+ *     removed by the file. History rows are never deleted with a node.
  * Registry changes (seed, create, destroy, enable, release) are written at
  * once, not queued: they are rare operator actions whose caller must know
  * whether they were saved. In degraded mode they fail with STORE_EIO.

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "store/migrations.h" /* the schema version this build writes */
 
 static char dir[64];
 static char path[128];
@@ -299,7 +300,7 @@ Test(store, fresh_create_and_reopen_restores_state)
 {
     st = open_default();
     cr_assert(exists(path));
-    cr_assert_eq(sql_int("PRAGMA user_version"), 2);
+    cr_assert_eq(sql_int("PRAGMA user_version"), (int)store_n_migrations);
     char mode[16];
     cr_assert_str_eq(sql_text("PRAGMA journal_mode", mode, sizeof(mode)), "wal");
     cr_assert(strstr(logbuf, "created") != NULL, "%s", logbuf);
@@ -408,7 +409,7 @@ Test(store, migrates_a_version_1_database)
                       "PRAGMA user_version = 1;");
     st = open_default();
     cr_assert(strstr(logbuf, "migrated to version 2") != NULL, "%s", logbuf);
-    cr_assert_eq(sql_int("PRAGMA user_version"), 2);
+    cr_assert_eq(sql_int("PRAGMA user_version"), (int)store_n_migrations);
     struct listed l = list_nodes();
     cr_assert_eq(l.n, 1);
     cr_assert_str_eq(l.node[0].request, "DAMPED");
@@ -436,7 +437,9 @@ Test(store, refuses_a_newer_schema_and_leaves_it_alone)
     struct store_options o = options();
     char err[512];
     store_open(NULL, &o, NULL, err, sizeof(err));
-    cr_assert(strstr(err, "newer than this guardiand's (2)") != NULL, "%s", err);
+    char want[64];
+    snprintf(want, sizeof(want), "newer than this guardiand's (%u)", store_n_migrations);
+    cr_assert(strstr(err, want) != NULL, "%s", err);
 }
 
 Test(store, refuses_garbage_and_leaves_it_alone)
@@ -548,11 +551,52 @@ Test(store, registry_seeding_rules)
     cr_assert_geq(i, 0, "the file changed: the destroy is forgotten");
     cr_assert_str_eq(l.node[i].system, "sus2");
     cr_assert_lt(find(&l, "IFO"), 0);
-    cr_assert_eq(sql_int("SELECT count(*) FROM nodes WHERE name = 'IFO'"), 0);
+    cr_assert_eq(sql_int("SELECT count(*) FROM nodes WHERE name = 'IFO' AND removed > 0"), 1,
+                 "kept, marked removed");
     cr_assert_geq(find(&l, "RT_NODE"), 0, "runtime nodes are not the file's");
     store_flush(st);
     cr_assert_eq(sql_int("SELECT count(*) FROM transitions WHERE node = 'IFO'"), 1, "history stays");
     cr_assert(strstr(logbuf, "IFO is no longer in the configuration file") != NULL, "%s", logbuf);
+}
+
+/* A node the file stops naming keeps its saved controls: naming it again
+ * brings them back; enable, destroy and create treat it as gone. */
+Test(store, removed_config_node_comes_back_with_its_controls)
+{
+    st = open_default();
+    seed_three();
+    cr_assert_eq(store_node_state(st, "IFO", "LOCKED", "MANUAL", "PAUSE", "DOWN"), 0);
+    store_flush(st);
+    struct store_node_def two[] = {
+        {"SUS_ETMX", "sus", (const char *[]){"optic=ETMX", "gain=2"}, 2},
+        {"SUS_ITMX", "sus", itmx_args, 1},
+    };
+    cr_assert_eq(store_seed(st, two, 2), 0);
+    struct listed l = list_nodes();
+    cr_assert_eq(l.n, 2);
+    cr_assert_lt(find(&l, "IFO"), 0, "not listed");
+    cr_assert_eq(store_node_set_enabled(st, "IFO", false), STORE_ENOENT);
+    cr_assert_eq(store_node_destroy(st, "IFO"), STORE_ENOENT);
+    cr_assert_eq(sql_int("SELECT count(*) FROM node_state WHERE name = 'IFO'"), 1);
+    reopen();
+    seed_three();
+    l = list_nodes();
+    int i = find(&l, "IFO");
+    cr_assert_geq(i, 0, "back");
+    cr_assert_str_eq(l.node[i].request, "LOCKED");
+    cr_assert_str_eq(l.node[i].mode, "MANUAL");
+    cr_assert_str_eq(l.node[i].op, "PAUSE");
+    cr_assert(strstr(logbuf, "IFO is in the configuration file again") != NULL, "%s", logbuf);
+
+    /* Removed again, then created at run time: a new node, without them. */
+    cr_assert_eq(store_seed(st, two, 2), 0);
+    struct store_node_def rt = {"IFO", "ifo2", NULL, 0};
+    cr_assert_eq(store_node_create(st, &rt), 0);
+    l = list_nodes();
+    i = find(&l, "IFO");
+    cr_assert_geq(i, 0);
+    cr_assert(l.node[i].runtime);
+    cr_assert_str_eq(l.node[i].request, "-", "not the old one's controls");
 }
 
 Test(store, seeding_refuses_bad_files_and_changes_nothing)
