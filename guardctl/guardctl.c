@@ -348,6 +348,7 @@ struct parsed {
     bool accept;     /* spm --accept */
     const char *since;
     const char *out; /* medm --out */
+    bool force;      /* reload --force */
     int first;       /* first positional argument */
     int status;      /* when first < 0: the exit status */
 };
@@ -395,6 +396,7 @@ static struct parsed parse_command(const struct command *c, int argc, char **arg
         case 'b': p.backtrace = true; break;
         case 's': p.since = optarg; break;
         case 'o': p.out = optarg; break;
+        case 'F': p.force = true; break;
         default:
             p.status = usage_error(c, "unknown option or missing value: '%s'",
                                    argv[optind - 1 > 0 ? optind - 1 : 0]);
@@ -513,6 +515,19 @@ static void print_supervisor(json_t *s)
                (long long)json_integer_value(json_object_get(ca, "subscriptions")),
                (long long)json_integer_value(json_object_get(ca, "port")));
     printf("    Control: %s\n", str(s, "control_socket", "-"));
+    json_t *lr = json_object_get(s, "last_reload");
+    if (lr) {
+        printf("Last reload: %s by %s: ", fmt_time(json_number_value(json_object_get(lr, "time")), a,
+                                                   sizeof(a)), str(lr, "by", "?"));
+        if (json_is_true(json_object_get(lr, "applied")))
+            printf("applied (%lld started, %lld stopped, %lld restarted, %lld failed)\n",
+                   (long long)json_integer_value(json_object_get(lr, "started")),
+                   (long long)json_integer_value(json_object_get(lr, "stopped")),
+                   (long long)json_integer_value(json_object_get(lr, "restarted")),
+                   (long long)json_integer_value(json_object_get(lr, "failed")));
+        else
+            printf("NOT applied: %s\n", str(lr, "error", "?"));
+    }
 }
 
 static void print_node_status(json_t *n)
@@ -624,6 +639,35 @@ static int cmd_nodes_action(const struct command *c, int argc, char **argv)
         printf("%s: %s\n", str(x, "node", "?"), str(x, "result", "?"));
     json_decref(reply);
     return EXIT_OK;
+}
+
+/* -- reload -- */
+
+static int cmd_reload(const struct command *c, int argc, char **argv)
+{
+    static const struct option extra[] = {{"force", no_argument, NULL, 'F'}, {NULL, 0, NULL, 0}};
+    struct parsed p = parse_command(c, argc, argv, "", extra);
+    if (p.first < 0)
+        return p.status;
+    json_t *reply = request(c->name, json_pack("{s:b}", "force", p.force));
+    if (json_out)
+        return print_json(reply);
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(reply, "changes"), i, x) {
+        const char *why = str(x, "why", "");
+        printf("%s: %s%s%s\n", str(x, "node", "?"), str(x, "what", "?"), *why ? ": " : "", why);
+    }
+    json_t *n = json_object_get(reply, "counts");
+    long long failed = json_integer_value(json_object_get(n, "failed"));
+    printf("%s applied: %lld nodes (%lld started, %lld stopped, %lld restarted, %lld failed)\n",
+           str(reply, "file", "the configuration"),
+           (long long)json_integer_value(json_object_get(n, "nodes")),
+           (long long)json_integer_value(json_object_get(n, "started")),
+           (long long)json_integer_value(json_object_get(n, "stopped")),
+           (long long)json_integer_value(json_object_get(n, "restarted")), failed);
+    json_decref(reply);
+    return failed ? EXIT_FAILED : EXIT_OK;
 }
 
 static int cmd_create(const struct command *c, int argc, char **argv)
@@ -814,6 +858,8 @@ static int cmd_log(const struct command *c, int argc, char **argv)
         json_dumpf(reply, stdout, JSON_COMPACT);
         putchar('\n');
     } else {
+        if (json_is_false(json_object_get(reply, "running")))
+            printf("(%s is not running: its log from its last run)\n", argv[p.first]);
         json_array_foreach(json_object_get(reply, "lines"), i, x)
             printf("%s\n", json_string_value(x));
     }
@@ -1075,6 +1121,13 @@ static const struct command commands[] = {
     {"disable", cmd_nodes_action, "NODE...",
      "Keep nodes from starting with the daemon (a running node keeps running until stopped).\n",
      1, -1},
+    {"reload", cmd_reload, "[--force]",
+     "Read the configuration file again and apply it, as SIGHUP does: nodes new to it start,\n"
+     "nodes gone from it stop (their saved controls are kept, and come back if the file names\n"
+     "them again), nodes whose system or arguments changed restart. Prints what changed; exit\n"
+     "1 with file:line when the file does not parse (then nothing changes). A file that drops\n"
+     "every node it named, or most of them, is refused in case it is the wrong one.\n"
+     "  --force         apply it all the same\n", 0, 0},
     {"create", cmd_create, "NODE SYSTEM [key=value...]",
      "Register a new node running SYSTEM with the given arguments, and start it. It survives\n"
      "restarts of the daemon (until destroyed).\n", 2, -1},

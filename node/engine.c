@@ -31,9 +31,6 @@
 static const char *sname(const node *n, int pos) { return node_state_name_at(n, pos); }
 static const grd_state *cur_state(const node *n) { return node_system_at(n->sys, n->cur); }
 
-static const char *const op_names[] = {"STOP", "PAUSE", "EXEC"};
-static const char *const mode_names[] = {"AUTO", "MANAGED", "MANUAL"};
-
 /* ---- notifications, targets, paths ---- */
 
 void engine_notify(node *n, const char *text)
@@ -229,7 +226,7 @@ static bool apply_controls(node *n)
         }
         n->stop_seen = false;
         if (n->op_next != n->op) {
-            node_log(n, "OP: %s", op_names[n->op_next]);
+            node_log(n, "OP: %s", node_op_names[n->op_next]);
             n->op = n->op_next;
             if (n->op == NODE_OP_STOP)
                 n->stopped = true;
@@ -246,7 +243,7 @@ static bool apply_controls(node *n)
     if (n->mode_pending) {
         n->mode_pending = false;
         if (n->mode_next != n->mode) {
-            node_log(n, "MODE: %s", mode_names[n->mode_next]);
+            node_log(n, "MODE: %s", node_mode_names[n->mode_next]);
             n->mode = n->mode_next;
             if (n->mode == NODE_MODE_AUTO)
                 n->stalled = false; /* AUTO recovers */

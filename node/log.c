@@ -141,6 +141,32 @@ unsigned node_log_lines(const node *n, const char **out, unsigned max)
     return count;
 }
 
+void node_log_adopt(node *n, const char *const *lines, unsigned count)
+{
+    if (!n || !lines || !count)
+        return;
+    /* The node's own lines so far (node_new may have logged) go after the
+     * adopted ones: take them out, put the old in, then them again. */
+    char *own[NODE_LOG_RING];
+    size_t own_len[NODE_LOG_RING];
+    unsigned n_own = 0;
+    const char *cur[NODE_LOG_RING];
+    unsigned nc = node_log_lines(n, cur, NODE_LOG_RING);
+    for (unsigned i = 0; i < nc; i++)
+        if ((own[n_own] = strdup(cur[i])))
+            own_len[n_own] = strlen(own[n_own]), n_own++;
+    n->ring_count = n->ring_next = 0;
+    unsigned room = NODE_LOG_RING - (n_own < NODE_LOG_RING ? n_own : NODE_LOG_RING);
+    unsigned skip = count > room ? count - room : 0;
+    for (unsigned i = skip; i < count; i++)
+        if (lines[i])
+            keep(n, lines[i], strlen(lines[i]));
+    for (unsigned i = 0; i < n_own; i++) {
+        keep(n, own[i], own_len[i]);
+        free(own[i]);
+    }
+}
+
 void node_log_free(node *n)
 {
     for (unsigned i = 0; i < NODE_LOG_RING; i++) {

@@ -106,7 +106,7 @@ static int add_sub(node *n, const char *name)
     memset(s, 0, sizeof(*s));
     snprintf(s->name, sizeof(s->name), "%s", name);
     for (int c = 0; c < S_COUNT; c++) {
-        snprintf(s->chan[c], sizeof(s->chan[c]), NODE_CHANNEL_FMT, n->ifo, name, suffixes[c]);
+        node_channel_name(s->chan[c], sizeof(s->chan[c]), n->ifo, name, suffixes[c]);
         if (!n->host.open)
             continue;
         bool up = false;

@@ -32,6 +32,33 @@ const char *node_state_name_at(const node *n, int pos)
     return st ? st->name : "";
 }
 
+/* ---- names ---- */
+
+const char *const node_op_names[NODE_OPS] = {"STOP", "PAUSE", "EXEC"};
+const char *const node_mode_names[NODE_MODES] = {"AUTO", "MANAGED", "MANUAL"};
+const char *const node_status_names[NODE_STATUSES] = {"ENTER", "MAIN", "RUN", "DONE",
+                                                      "JUMP", "REDIRECT", "EDGE", "INIT"};
+
+const char *node_op_name(long v) { return v >= 0 && v < NODE_OPS ? node_op_names[v] : NULL; }
+const char *node_mode_name(long v) { return v >= 0 && v < NODE_MODES ? node_mode_names[v] : NULL; }
+
+static int value_of(const char *const *names, int n, const char *name)
+{
+    for (int i = 0; name && i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+int node_op_value(const char *name) { return value_of(node_op_names, NODE_OPS, name); }
+int node_mode_value(const char *name) { return value_of(node_mode_names, NODE_MODES, name); }
+
+int node_channel_name(char *out, size_t len, const char *ifo, const char *node,
+                      const char *suffix)
+{
+    return snprintf(out, len, NODE_CHANNEL_FMT, ifo, node, suffix);
+}
+
 /* ---- creation ---- */
 
 static bool valid_ifo(const char *ifo)

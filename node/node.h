@@ -27,8 +27,12 @@
 #include "node/guardian.h"
 
 /* The name of a node's channel, from the IFO, the node's name and the
- * channel's suffix: "X1:GRD-SUS_ETMX_STATE" (guardian.md Part A). */
+ * channel's suffix: "X1:GRD-SUS_ETMX_STATE" (guardian.md Part A). The one
+ * home of that format: everything else calls node_channel_name. Returns
+ * the length, like snprintf (>= len: cut). */
 #define NODE_CHANNEL_FMT "%s:GRD-%s_%s"
+int node_channel_name(char *out, size_t len, const char *ifo, const char *node,
+                      const char *suffix);
 
 /* Enum values are those of the node channels (guardian.md Part A). */
 enum node_op { NODE_OP_STOP = 0, NODE_OP_PAUSE = 1, NODE_OP_EXEC = 2 };
@@ -43,6 +47,20 @@ enum node_status {
     NODE_STATUS_EDGE = 6,
     NODE_STATUS_INIT = 7,
 };
+/* The names of those values, as the node channels' enum strings show them:
+ * the one table of each (channels, guardctl, the store and the log use
+ * them). node_*_name gives NULL for a value out of range (read from
+ * outside); node_*_value -1 for a name that is none. */
+#define NODE_OPS 3
+#define NODE_MODES 3
+#define NODE_STATUSES 8
+extern const char *const node_op_names[NODE_OPS];
+extern const char *const node_mode_names[NODE_MODES];
+extern const char *const node_status_names[NODE_STATUSES];
+const char *node_op_name(long v);
+const char *node_mode_name(long v);
+int node_op_value(const char *name);
+int node_mode_value(const char *name);
 enum node_error { NODE_ERROR_NONE = 0, NODE_ERROR_TRUE = 1, NODE_ERROR_CONNECT = 3 };
 enum node_load_status {
     NODE_LOAD_DONE = 0,
@@ -258,12 +276,19 @@ struct node_exec {
 };
 extern struct node_exec node_executing;
 
-/* ---- the per-node log ring (for guardctl log) ---- */
+/* ---- the node's log ---- */
+
+/* A line in the node's log (and to host->log), formatted as its own: the
+ * host's "stopped by ..." lines read with the node's. */
+void node_log(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define NODE_LOG_RING 128 /* ~18 MB for 1000 busy nodes; the full log goes to stdout */
 /* The last at most max lines, oldest first; returns how many. The pointers
  * stay valid until the node logs again. */
 unsigned node_log_lines(const node *n, const char **out, unsigned max);
+/* Lines of an earlier run of the node (oldest first), put into its ring
+ * before its own, without going to host->log: a restart keeps the log. */
+void node_log_adopt(node *n, const char *const *lines, unsigned count);
 
 /* ---- running a system from the command line (guardian MODULE STATE [REQUEST]) ---- */
 

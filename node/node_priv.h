@@ -197,7 +197,6 @@ void engine_restart_init(node *n, const char *from, int pos, enum node_status st
 void engine_notify(node *n, const char *text);
 
 /* log.c */
-void node_log(node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void node_vlog(node *n, const char *prefix, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 const char *node_ctx_name(enum node_ctx ctx); /* "main", "run", ... */

@@ -38,7 +38,48 @@ struct parse {
     int line;          /* lines read so far: the line libinih is looking at */
     bool partial;      /* the last piece read did not end its line */
     int too_long;      /* the first line longer than libinih takes, or 0 */
+    struct seen { char name[128]; int line; } *seen; /* section headers so far */
+    unsigned n_seen, cap_seen;
 };
+
+static int fail(struct parse *p, int line, const char *fmt, const char *a, const char *b);
+
+/* A section header line, checked before libinih sees it: libinih takes a
+ * '[' without ']' for a syntax error only after the keys below it went to
+ * the section before, and merges a section given twice, so a duplicated
+ * [node A] read as "system given twice". Name the line and the mistake. */
+static void check_header(struct parse *p, const char *text)
+{
+    if (*text != '[' || p->failed) /* (an indented line continues a value) */
+        return;
+    const char *end = strchr(text, ']');
+    if (!end) {
+        fail(p, p->line, "'[' without ']': a section header is [guardiand] or [node NAME]%s%s",
+             "", "");
+        return;
+    }
+    char name[128];
+    snprintf(name, sizeof(name), "%.*s", (int)(end - text - 1), text + 1);
+    for (unsigned i = 0; i < p->n_seen; i++)
+        if (strcmp(p->seen[i].name, name) == 0) {
+            char first[32];
+            snprintf(first, sizeof(first), "%d", p->seen[i].line);
+            fail(p, p->line, "[%s] given twice (first at line %s): one section each", name, first);
+            return;
+        }
+    if (p->n_seen == p->cap_seen) {
+        unsigned cap = p->cap_seen ? 2 * p->cap_seen : 64;
+        struct seen *grown = realloc(p->seen, cap * sizeof(*grown));
+        if (!grown) {
+            fail(p, p->line, "out of memory%s%s", "", "");
+            return;
+        }
+        p->seen = grown;
+        p->cap_seen = cap;
+    }
+    snprintf(p->seen[p->n_seen].name, sizeof(p->seen[0].name), "%s", name);
+    p->seen[p->n_seen++].line = p->line;
+}
 
 /* libinih as Debian builds it does not pass line numbers; count them here. */
 static char *read_line(char *str, int num, void *stream)
@@ -49,8 +90,10 @@ static char *read_line(char *str, int num, void *stream)
         size_t len = strlen(r);
         /* A line libinih cannot hold arrives in pieces: count it once. */
         bool whole = len == 0 || r[len - 1] == '\n' || feof(p->file);
-        if (!p->partial)
+        if (!p->partial) {
             p->line++;
+            check_header(p, r);
+        }
         if (!whole && !p->too_long)
             p->too_long = p->line;
         p->partial = !whole;
@@ -456,6 +499,7 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
     }
     int r = ini_parse_stream(read_line, &p, on_key, &p);
     fclose(p.file);
+    free(p.seen);
     if (p.too_long) {
         snprintf(err, errlen,
                  "%s:%d: line longer than %d characters: split it (a key given again in a "

@@ -223,6 +223,13 @@ static const char *peer_user(struct ctl_peer *p)
     return p->user;
 }
 
+/* Who asked, for the lifecycle's lines: "alice (uid 1000)". */
+static const char *peer_who(struct ctl_peer *p, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s (uid %u)", peer_user(p), (unsigned)p->uid);
+    return buf;
+}
+
 static bool is_operator(struct ctl_peer *p)
 {
     gid_t og;
@@ -246,10 +253,6 @@ static bool is_operator(struct ctl_peer *p)
 
 /* ---- nodes as JSON ---- */
 
-static const char *const op_names[] = {"STOP", "PAUSE", "EXEC"};
-static const char *const mode_names[] = {"AUTO", "MANAGED", "MANUAL"};
-static const char *const status_names[] = {"ENTER", "MAIN", "RUN", "DONE",
-                                           "JUMP", "REDIRECT", "EDGE", "INIT"};
 
 static json_t *state_name(const grd_state *st) { return st ? json_string(st->name) : json_null(); }
 
@@ -280,9 +283,9 @@ static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, 
         json_object_set_new(j, "request", state_name(node_requested(n)));
         json_object_set_new(j, "target", state_name(node_target(n)));
         json_object_set_new(j, "nominal", state_name(node_nominal(n)));
-        json_object_set_new(j, "mode", json_string(mode_names[node_mode(n)]));
-        json_object_set_new(j, "op", json_string(op_names[node_op(n)]));
-        json_object_set_new(j, "status", json_string(status_names[node_status(n)]));
+        json_object_set_new(j, "mode", json_string(node_mode_names[node_mode(n)]));
+        json_object_set_new(j, "op", json_string(node_op_names[node_op(n)]));
+        json_object_set_new(j, "status", json_string(node_status_names[node_status(n)]));
         json_object_set_new(j, "ok", json_boolean(node_ok(n) && !sn->quarantined));
         json_object_set_new(j, "active", json_boolean(node_active(n) && !sn->quarantined));
         json_object_set_new(j, "error", json_boolean(node_error(n) == NODE_ERROR_TRUE));
@@ -455,6 +458,13 @@ static json_t *supervisor_json(sup *s)
     }
     if (s->ctl)
         json_object_set_new(j, "control_socket", ctl_string(ctl_path(s->ctl)));
+    const struct life_report *lr = &s->last_reload;
+    if (lr->time > 0)
+        json_object_set_new(j, "last_reload", json_pack(
+            "{s:f,s:o,s:b,s:o,s:i,s:i,s:i,s:i,s:i}", "time", lr->time, "by", ctl_string(lr->who),
+            "applied", lr->applied, "error", lr->error[0] ? ctl_string(lr->error) : json_null(),
+            "nodes", lr->nodes, "started", lr->started, "stopped", lr->stopped, "restarted",
+            lr->restarted, "failed", lr->failed));
     return j;
 }
 
@@ -516,18 +526,19 @@ static json_t *cmd_log(sup *s, struct ctl_peer *p, json_t *args)
         reg_free(&r);
         if (!known)
             return unknown_node(name);
-        return ctl_error("ENOTRUNNING", "node %s is not running: it has no log to show%s "
-                         "(guardctl start %s)", name, json_is_true(follow) ? " or follow" : "",
-                         name);
+        if (json_is_true(follow))
+            return ctl_error("ENOTRUNNING", "node %s is not running: there is no log to follow "
+                             "(guardctl start %s)", name, name);
     }
+    /* A node that does not run shows the lines of its last run. */
     json_t *lines = json_array();
-    if (sn) {
-        const char *ring[NODE_LOG_RING];
-        unsigned nl = node_log_lines(sn->node, ring, (unsigned)n);
-        for (unsigned i = 0; i < nl; i++)
-            json_array_append_new(lines, ctl_string(ring[i]));
-    }
+    const char *ring[NODE_LOG_RING];
+    unsigned nl = sn ? node_log_lines(sn->node, ring, (unsigned)n)
+                     : life_kept_log(s, name, ring, (unsigned)n);
+    for (unsigned i = 0; i < nl; i++)
+        json_array_append_new(lines, ctl_string(ring[i]));
     json_t *reply = ok_reply();
+    json_object_set_new(reply, "running", json_boolean(sn != NULL));
     json_object_set_new(reply, "node", json_string(name));
     json_object_set_new(reply, "lines", lines);
     if (json_is_true(follow)) {
@@ -688,48 +699,6 @@ static json_t *cmd_audit(sup *s, struct ctl_peer *p, json_t *args)
 
 /* ---- changes: running nodes ---- */
 
-/* Start a registered node with the given controls (NULL: the saved ones). */
-static int start_node(sup *s, const struct reg_node *rn, const char *request, const char *mode,
-                      const char *op, char *err, size_t errlen)
-{
-    struct sup_node_spec spec = {.name = rn->name, .system = rn->system,
-                                 .args = (const char *const *)rn->args, .n_args = rn->n_args,
-                                 .enabled = true, .request = request ? request : rn->request,
-                                 .mode = mode ? mode : rn->mode, .op = op ? op : rn->op};
-    if (sup_node_add(s, spec.name, spec.system, spec.args, spec.n_args, err, errlen) < 0) {
-        sup_set_failed(s, spec.name, err);
-        return -1;
-    }
-    persist_node_started(s, sup_node_find(s, spec.name), &spec);
-    return 0;
-}
-
-/* The node's REQUEST, MODE and OP as its channels hold them: a write is
- * applied by the node at its next cycle, but the channel has it at once, so
- * a stop or restart right after a write keeps it. */
-struct controls {
-    char request[PV_STRING_SIZE], mode[16], op[16];
-};
-
-static void current_controls(sup *s, const sup_node *sn, struct controls *c)
-{
-    char chan[PV_NAME_MAX + 1];
-    const grd_state *req = node_requested(sn->node);
-    snprintf(c->request, sizeof(c->request), "%s", req ? req->name : "");
-    snprintf(c->mode, sizeof(c->mode), "%s", mode_names[node_mode(sn->node)]);
-    snprintf(c->op, sizeof(c->op), "%s", op_names[node_op(sn->node)]);
-    snprintf(chan, sizeof(chan), NODE_CHANNEL_FMT, s->cfg.ifo, sn->name, "REQUEST");
-    pv *pv = pvdb_find(s->db, chan);
-    if (pv && *(const char *)pv_value(pv))
-        snprintf(c->request, sizeof(c->request), "%s", (const char *)pv_value(pv));
-    snprintf(chan, sizeof(chan), NODE_CHANNEL_FMT, s->cfg.ifo, sn->name, "MODE");
-    if ((pv = pvdb_find(s->db, chan)) && pv_get_long(pv) >= 0 && pv_get_long(pv) < 3)
-        snprintf(c->mode, sizeof(c->mode), "%s", mode_names[pv_get_long(pv)]);
-    snprintf(chan, sizeof(chan), NODE_CHANNEL_FMT, s->cfg.ifo, sn->name, "OP");
-    if ((pv = pvdb_find(s->db, chan)) && pv_get_long(pv) >= 0 && pv_get_long(pv) < 3)
-        snprintf(c->op, sizeof(c->op), "%s", op_names[pv_get_long(pv)]);
-}
-
 /* A quarantined node takes no control until it is released: saying so is
  * better than accepting what would do nothing (its channels refuse writes
  * too: nodepv_quarantine). NULL if sn is not quarantined. */
@@ -739,16 +708,6 @@ static json_t *quarantined(const sup_node *sn, const char *what)
         return NULL;
     return ctl_error("EQUARANTINED", "node %s is quarantined after repeated crashes: it takes no "
                      "%s until released (guardctl release %s)", sn->name, what, sn->name);
-}
-
-static void stop_node(sup *s, sup_node *sn)
-{
-    struct controls c;
-    current_controls(s, sn, &c);
-    persist_after_step(s, sn); /* its last state and transitions */
-    if (s->store) /* and the controls it was last given */
-        store_node_state(s->store, sn->name, c.request[0] ? c.request : NULL, c.mode, c.op, NULL);
-    sup_node_remove(s, sn->name);
 }
 
 /* The nodes named in args, each running or registered; NULL or an error. */
@@ -790,6 +749,8 @@ static void log_change(struct ctl_peer *p, const char *what, const char *node)
 
 enum run_action { ACT_START, ACT_STOP, ACT_RESTART };
 
+/* start, stop and restart, through lifecycle.c: a stop saves the node's
+ * controls as its channels hold them, a restart keeps them. */
 static json_t *run_action(sup *s, struct ctl_peer *p, json_t *args, enum run_action act)
 {
     struct reg r;
@@ -799,7 +760,8 @@ static json_t *run_action(sup *s, struct ctl_peer *p, json_t *args, enum run_act
         return e;
     json_t *results = json_array();
     unsigned failed = 0;
-    char first[600] = "", err[512];
+    char first[600] = "", err[512], who[128];
+    peer_who(p, who, sizeof(who));
     size_t i;
     json_t *x;
     json_array_foreach(names, i, x) {
@@ -817,9 +779,7 @@ static json_t *run_action(sup *s, struct ctl_peer *p, json_t *args, enum run_act
                 result(results, name, "not running");
                 continue;
             }
-            log_change(p, "stop", name);
-            stop_node(s, sn);
-            sup_set_stopped(s, name, true);
+            life_stop(s, sn, who, true);
             result(results, name, "stopped");
             continue;
         }
@@ -836,43 +796,26 @@ static json_t *run_action(sup *s, struct ctl_peer *p, json_t *args, enum run_act
             json_decref(q);
             continue;
         }
-        /* (Re)start from the registry's definition; a running node keeps
-         * its current controls, and goes through INIT again. */
-        struct reg own = {0};
-        bool restarting = false;
-        struct controls ctrl;
-        memset(&ctrl, 0, sizeof(ctrl));
-        if (sn) {
-            current_controls(s, sn, &ctrl);
-            if (!rn) { /* running from the file while the registry was unreadable */
-                reg_push(&own, sn->name, sn->system, (const char *const *)sn->args, sn->n_args,
-                         true, false, NULL, NULL, NULL, NULL);
-                if (own.oom) {
-                    reg_free(&own);
-                    failed++;
-                    result(results, name, "out of memory");
-                    continue;
-                }
-                rn = &own.v[0];
-            }
-            log_change(p, "restart", name);
-            stop_node(s, sn);
-            sn = NULL;
-            restarting = true;
-        } else {
-            log_change(p, "start", name);
+        /* (Re)start from the registry's definition (a node running from
+         * the file while the registry was unreadable: its own). */
+        struct sup_node_spec def = {.name = name, .enabled = true};
+        if (rn) {
+            def.system = rn->system;
+            def.args = (const char *const *)rn->args;
+            def.n_args = rn->n_args;
+            def.request = rn->request;
+            def.mode = rn->mode;
+            def.op = rn->op;
         }
-        if (start_node(s, rn, ctrl.request[0] ? ctrl.request : NULL, ctrl.mode[0] ? ctrl.mode : NULL,
-                       ctrl.op[0] ? ctrl.op : NULL, err, sizeof(err)) < 0) {
-            fprintf(stderr, "guardiand: control: %s\n", err);
+        int rc = sn ? life_restart(s, sn, rn ? &def : NULL, who, err, sizeof(err))
+                    : life_start(s, &def, who, err, sizeof(err));
+        if (rc < 0) {
             if (!failed++)
                 snprintf(first, sizeof(first), "%s", err);
             result(results, name, err);
         } else {
-            sup_set_stopped(s, name, false);
-            result(results, name, restarting ? "restarted" : "started");
+            result(results, name, sn ? "restarted" : "started");
         }
-        reg_free(&own);
     }
     reg_free(&r);
     return results_reply(results, failed, first);
@@ -890,17 +833,14 @@ static json_t *set_enabled(sup *s, struct ctl_peer *p, json_t *args, bool enable
         return e;
     json_t *results = json_array();
     unsigned failed = 0;
-    char first[600] = "";
+    char first[600] = "", who[128];
+    peer_who(p, who, sizeof(who));
     size_t i;
     json_t *x;
     json_array_foreach(names, i, x) {
         const char *name = json_string_value(x);
-        log_change(p, enabled ? "enable" : "disable", name);
-        int rc = store_node_set_enabled(s->store, name, enabled);
-        if (rc != STORE_OK) {
-            char msg[512];
-            snprintf(msg, sizeof(msg), "%s: %s", name,
-                     rc == STORE_ENOENT ? "not in the registry" : store_errmsg(s->store));
+        char msg[512];
+        if (life_set_enabled(s, name, enabled, who, msg, sizeof(msg))) {
             if (!failed++)
                 snprintf(first, sizeof(first), "%s", msg);
             result(results, name, msg);
@@ -914,6 +854,34 @@ static json_t *set_enabled(sup *s, struct ctl_peer *p, json_t *args, bool enable
 
 static json_t *cmd_enable(sup *s, struct ctl_peer *p, json_t *a) { return set_enabled(s, p, a, true); }
 static json_t *cmd_disable(sup *s, struct ctl_peer *p, json_t *a) { return set_enabled(s, p, a, false); }
+
+/* guardctl reload: the configuration file read again and applied, as
+ * SIGHUP does; the reply says what changed per node. */
+static json_t *cmd_reload(sup *s, struct ctl_peer *p, json_t *args)
+{
+    json_t *force = json_object_get(args, "force");
+    if (force && !json_is_boolean(force))
+        return ctl_error("EINVAL", "argument 'force' must be true or false");
+    char who[160];
+    peer_who(p, who, sizeof(who));
+    struct life_report r = {0};
+    int rc = life_reload(s, who, json_is_true(force), &r);
+    json_t *reply = rc < 0 ? ctl_error("ECONFIG", "%s", r.error) : ok_reply();
+    json_t *changes = json_array();
+    for (unsigned i = 0; i < r.n_changes; i++)
+        json_array_append_new(changes, json_pack("{s:s,s:s,s:o}", "node", r.changes[i].name,
+                                                 "what", r.changes[i].what, "why",
+                                                 r.changes[i].why[0] ? ctl_string(r.changes[i].why)
+                                                                     : json_null()));
+    json_object_set_new(reply, "file", ctl_string(r.file));
+    json_object_set_new(reply, "applied", json_boolean(r.applied));
+    json_object_set_new(reply, "changes", changes);
+    json_object_set_new(reply, "counts", json_pack("{s:i,s:i,s:i,s:i,s:i}", "nodes", r.nodes,
+                                                   "started", r.started, "stopped", r.stopped,
+                                                   "restarted", r.restarted, "failed", r.failed));
+    life_report_free(&r);
+    return reply;
+}
 
 /* ---- changes: the registry ---- */
 
@@ -981,22 +949,12 @@ static json_t *cmd_create(sup *s, struct ctl_peer *p, json_t *args)
     reg_free(&r);
     if (exists)
         return ctl_error("EEXIST", "node %s exists already", name);
-    /* Load it first: a system that does not load is refused before the
-     * registry knows of it. */
-    char err[512];
-    if (sup_node_add(s, name, system, argv, argc, err, sizeof(err)) < 0)
-        return ctl_error("EUNKNOWN_SYSTEM", "%s", err);
-    struct store_node_def def = {.name = name, .system = system, .args = argv, .n_args = argc};
-    int rc = store_node_create(s->store, &def);
-    if (rc != STORE_OK) {
-        sup_node_remove(s, name);
-        return ctl_error(rc == STORE_EEXIST ? "EEXIST" : "EIO", "node %s not created: %s", name,
-                         rc == STORE_EEXIST ? "it exists already" : store_errmsg(s->store));
-    }
-    log_change(p, "create", name);
+    char err[512], who[128];
     struct sup_node_spec spec = {.name = name, .system = system, .args = argv, .n_args = argc,
                                  .enabled = true};
-    persist_node_started(s, sup_node_find(s, name), &spec);
+    const char *code = life_create(s, &spec, peer_who(p, who, sizeof(who)), err, sizeof(err));
+    if (code)
+        return ctl_error(code, "%s", err);
     json_t *reply = ok_reply();
     json_object_set_new(reply, "node", json_string(name));
     return reply;
@@ -1008,16 +966,10 @@ static json_t *cmd_destroy(sup *s, struct ctl_peer *p, json_t *args)
     json_t *e = arg_node_name(args, "node", true, &name);
     if (e || (e = need_store(s)))
         return e;
-    sup_node *sn = sup_node_find(s, name);
-    int rc = store_node_destroy(s->store, name);
-    if (rc == STORE_ENOENT && !sn)
-        return unknown_node(name);
-    if (rc != STORE_OK && rc != STORE_ENOENT)
-        return ctl_error("EIO", "node %s not destroyed: %s", name, store_errmsg(s->store));
-    log_change(p, "destroy", name);
-    if (sn)
-        sup_node_remove(s, name); /* its channels disconnect from clients */
-    sup_set_failed(s, name, NULL);
+    char err[512], who[128];
+    const char *code = life_destroy(s, name, peer_who(p, who, sizeof(who)), err, sizeof(err));
+    if (code)
+        return strcmp(code, "EUNKNOWN_NODE") == 0 ? unknown_node(name) : ctl_error(code, "%s", err);
     json_t *reply = ok_reply();
     json_object_set_new(reply, "node", json_string(name));
     return reply;
@@ -1029,19 +981,12 @@ static json_t *cmd_release(sup *s, struct ctl_peer *p, json_t *args)
     json_t *e = arg_node_name(args, "node", true, &name);
     if (e)
         return e;
-    sup_node *sn = sup_node_find(s, name);
-    bool was = sn && sn->quarantined;
-    if (sn) {
-        log_change(p, "release", name);
-        sup_node_release(s, name);
-    } else {
-        int rc = s->store ? store_release(s->store, name, sup_wall()) : STORE_ENOENT;
-        if (rc == STORE_ENOENT)
-            return unknown_node(name);
-        if (rc != STORE_OK)
-            return ctl_error("EIO", "release of %s not saved: %s", name, store_errmsg(s->store));
-        log_change(p, "release", name);
-    }
+    char err[512], who[128];
+    bool was;
+    const char *code = life_release(s, name, peer_who(p, who, sizeof(who)), &was, err,
+                                    sizeof(err));
+    if (code)
+        return strcmp(code, "EUNKNOWN_NODE") == 0 ? unknown_node(name) : ctl_error(code, "%s", err);
     json_t *reply = ok_reply();
     json_object_set_new(reply, "node", json_string(name));
     json_object_set_new(reply, "was_quarantined", json_boolean(was));
@@ -1156,8 +1101,8 @@ static json_t *enum_control(sup *s, struct ctl_peer *p, json_t *args, const char
     return write_control(s, p, sn, suffix, value);
 }
 
-static json_t *cmd_mode(sup *s, struct ctl_peer *p, json_t *a) { return enum_control(s, p, a, "mode", "MODE", mode_names); }
-static json_t *cmd_op(sup *s, struct ctl_peer *p, json_t *a) { return enum_control(s, p, a, "op", "OP", op_names); }
+static json_t *cmd_mode(sup *s, struct ctl_peer *p, json_t *a) { return enum_control(s, p, a, "mode", "MODE", node_mode_names); }
+static json_t *cmd_op(sup *s, struct ctl_peer *p, json_t *a) { return enum_control(s, p, a, "op", "OP", node_op_names); }
 
 /* ---- managers: guardctl release-manager NODE, guardctl tree [NODE] ---- */
 
@@ -1213,7 +1158,7 @@ static json_t *tree_json(sup *s, const char *name, const struct grd_sub *info, u
         json_object_set_new(j, "connected", json_true());
         json_object_set_new(j, "state", state_name(node_state(n)));
         json_object_set_new(j, "request", state_name(node_requested(n)));
-        json_object_set_new(j, "mode", json_string(mode_names[node_mode(n)]));
+        json_object_set_new(j, "mode", json_string(node_mode_names[node_mode(n)]));
         json_object_set_new(j, "ok", json_boolean(node_ok(n) && !sn->quarantined));
         json_object_set_new(j, "manager", ctl_string(node_manager(n)));
     }
@@ -1436,6 +1381,7 @@ static const struct command {
     {"mode", true, cmd_mode, {"node", "mode"}},
     {"op", true, cmd_op, {"node", "op"}},
     {"release", true, cmd_release, {"node"}},
+    {"reload", true, cmd_reload, {"force"}},
     {"release-manager", true, cmd_release_manager, {"node"}},
     {"tree", false, cmd_tree, {"node"}},
     {"medm", false, cmd_medm, {NULL}},

@@ -7,11 +7,16 @@
  * down in reverse order, so a clean exit leaks nothing (the sanitizer runs
  * check that).
  *
- * SIGHUP reads the configuration file again and applies its node list: nodes
- * new to the file start, nodes gone from it stop (their channels disconnect
- * from clients), nodes whose system or arguments changed restart, and nodes
- * that failed to start before are tried again. The IFO and the rate need a
- * restart; a file that does not parse changes nothing.
+ * SIGHUP (and `guardctl reload`) reads the configuration file again and
+ * applies its node list through lifecycle.c: nodes new to the file start,
+ * nodes gone from it stop (their channels disconnect from clients), nodes
+ * whose system or arguments changed restart, and nodes that failed to start
+ * before are tried again. The IFO and the rate need a restart; a file that
+ * does not parse, or drops most nodes (lifecycle.c), changes nothing.
+ *
+ * `guardiand --check-config FILE` reads FILE as a start would and says
+ * whether it is good (file:line of the first mistake) without running
+ * anything.
  *
  * `guardiand --run SYSTEM STATE [REQUEST]` runs one state (or the path from
  * STATE to REQUEST) of a system without serving channels, like Guardian's
@@ -46,6 +51,8 @@ struct options {
     const char *plant[64];   /* --plant CHAN=VALUE, applied in order */
     unsigned n_plant;
     bool simulate_plant;     /* --simulate-plant (or --plant) */
+    bool force;              /* --force: apply a file that drops most nodes */
+    const char *check;       /* --check-config FILE */
 };
 
 static void usage(FILE *f)
@@ -73,6 +80,10 @@ static void usage(FILE *f)
           "                      them over CA (tests; config simulate_plant)\n"
           "  --plant CHAN=VALUE  start a simulated plant channel at VALUE (repeatable;\n"
           "                      implies --simulate-plant)\n"
+          "  --force             apply the configuration file even if it drops most of the\n"
+          "                      nodes it named before (else they run on as they were)\n"
+          "  --check-config FILE check FILE (and that its systems load) and exit:\n"
+          "                      0 good, 2 with file:line of the first mistake\n"
           "  --version           print the version and exit\n"
           "  -h, --help          this text\n"
           "\n"
@@ -104,7 +115,7 @@ static int parse_long(const char *opt, const char *text, long min, long max, lon
 static int parse_options(int argc, char **argv, struct options *o)
 {
     enum { O_IFO = 256, O_SYSTEMS, O_RATE, O_DATABASE, O_PORT, O_NOREP, O_DEMO, O_DEMO_COUNT,
-           O_RUN, O_VERSION, O_PLANT, O_CONTROL_SOCKET, O_SIMULATE };
+           O_RUN, O_VERSION, O_PLANT, O_CONTROL_SOCKET, O_SIMULATE, O_FORCE, O_CHECK };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},  {"ifo", required_argument, NULL, O_IFO},
         {"systems", required_argument, NULL, O_SYSTEMS}, {"rate", required_argument, NULL, O_RATE},
@@ -114,6 +125,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"run", no_argument, NULL, O_RUN},         {"version", no_argument, NULL, O_VERSION},
         {"plant", required_argument, NULL, O_PLANT},
         {"simulate-plant", no_argument, NULL, O_SIMULATE},
+        {"force", no_argument, NULL, O_FORCE},
+        {"check-config", required_argument, NULL, O_CHECK},
         {"control-socket", required_argument, NULL, O_CONTROL_SOCKET},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
@@ -155,6 +168,8 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case O_RUN: o->run = true; break;
         case O_SIMULATE: o->simulate_plant = true; break;
+        case O_FORCE: o->force = true; break;
+        case O_CHECK: o->check = optarg; break;
         case O_PLANT: {
             const char *eq = strchr(optarg, '=');
             char *end = NULL;
@@ -201,18 +216,19 @@ static int replace(char **slot, const char *value)
     return 0;
 }
 
-/* The configuration file (or the defaults), then the command line's overrides. */
-static int load_config(struct config *cfg, const struct options *o)
+/* The configuration file (or the defaults), then the command line's
+ * overrides; -1 with the reason in err. */
+static int load_config(struct config *cfg, const struct options *o, char *err, size_t errlen)
 {
-    char err[512];
-    if (o->config ? config_load(cfg, o->config, err, sizeof(err)) < 0 : config_defaults(cfg) < 0) {
-        fprintf(stderr, "guardiand: %s\n", o->config ? err : "out of memory");
+    if (o->config ? config_load(cfg, o->config, err, errlen) < 0 : config_defaults(cfg) < 0) {
+        if (!o->config)
+            snprintf(err, errlen, "out of memory");
         return -1;
     }
     if ((o->ifo && replace(&cfg->ifo, o->ifo)) || (o->systems && replace(&cfg->systems, o->systems)) ||
         (o->database && replace(&cfg->database, o->database)) ||
         (o->control_socket && replace(&cfg->control_socket, o->control_socket))) {
-        fprintf(stderr, "guardiand: out of memory\n");
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
     if (o->rate)
@@ -289,139 +305,56 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* ---- SIGHUP: apply the configuration file's node list again ---- */
+/* ---- SIGHUP and guardctl reload: apply the configuration file again ---- */
 
-struct reload {
-    ev_signal sighup;
-    sup *sup;
-    const struct options *opt;
-};
+static const struct options *the_options; /* for reread_config: set once, in main */
 
-/* Whether a running node was started as spec says (system and arguments). */
-static bool same_node(const sup_node *sn, const struct sup_node_spec *spec)
+static int reread_config(sup *s, struct config *out, char *err, size_t errlen)
 {
-    if (strcmp(sn->system, spec->system) != 0 || sn->n_args != spec->n_args)
-        return false;
-    for (unsigned i = 0; i < sn->n_args; i++)
-        if (strcmp(sn->args[i], spec->args[i]) != 0)
-            return false;
-    return true;
+    (void)s;
+    return load_config(out, the_options, err, errlen);
 }
 
-struct apply {
-    unsigned started, restarted, failed;
-    sup_node **keep; /* running nodes that stay (SIGHUP) */
-    unsigned n_keep, cap_keep;
-};
-
-static void keep(struct apply *a, sup_node *sn)
-{
-    if (a->n_keep == a->cap_keep) {
-        unsigned cap = a->cap_keep ? 2 * a->cap_keep : 64;
-        sup_node **grown = realloc(a->keep, cap * sizeof(*grown));
-        if (!grown)
-            return; /* worst case: a node not kept is stopped, and logged */
-        a->keep = grown;
-        a->cap_keep = cap;
-    }
-    a->keep[a->n_keep++] = sn;
-}
-
-/* One node of the list: start it, or (SIGHUP) keep or restart it. */
-static void apply_spec(sup *s, const struct sup_node_spec *spec, void *arg)
-{
-    struct apply *a = arg;
-    sup_node *sn = sup_node_find(s, spec->name);
-    if (sn && spec->enabled && same_node(sn, spec)) {
-        keep(a, sn);
-        return;
-    }
-    if (sn) {
-        fprintf(stderr, "guardiand: %s node %s\n", spec->enabled ? "restarting" : "disabling",
-                spec->name);
-        sup_node_remove(s, spec->name);
-        a->restarted += spec->enabled;
-    }
-    if (!spec->enabled)
-        return;
-    if (sup_is_stopped(s, spec->name))
-        return; /* an operator stopped it: only `guardctl start` runs it again */
-    char err[512];
-    if (sup_node_add(s, spec->name, spec->system, spec->args, spec->n_args, err, sizeof(err)) < 0) {
-        fprintf(stderr, "guardiand: %s; the other nodes run\n", err);
-        sup_set_failed(s, spec->name, err);
-        a->failed++;
-        return;
-    }
-    sn = sup_node_find(s, spec->name);
-    persist_node_started(s, sn, spec);
-    keep(a, sn);
-    a->started++;
-}
-
-static int start_nodes(sup *s)
-{
-    struct apply a = {0};
-    persist_node_list(s, apply_spec, &a);
-    free(a.keep);
-    return (int)a.failed;
-}
-
-static void reload_apply(struct reload *r)
-{
-    sup *s = r->sup;
-    if (!r->opt->config) {
-        fprintf(stderr, "guardiand: SIGHUP: no configuration file to read again\n");
-        return;
-    }
-    struct config fresh;
-    if (load_config(&fresh, r->opt) < 0) {
-        fprintf(stderr, "guardiand: SIGHUP: configuration not applied; nothing changed\n");
-        config_free(&fresh);
-        return;
-    }
-    if (strcmp(fresh.ifo, s->cfg.ifo) != 0 || fresh.rate != s->cfg.rate)
-        fprintf(stderr, "guardiand: SIGHUP: a new ifo or rate takes effect at the next start\n");
-    /* Running nodes keep the prefix and rate they were started with. */
-    free(fresh.ifo);
-    fresh.ifo = s->cfg.ifo;
-    s->cfg.ifo = NULL;
-    fresh.rate = s->cfg.rate;
-    struct config old = s->cfg;
-    s->cfg = fresh;
-    config_free(&old);
-
-    /* The node list (the registry seeded from the new file): start, keep or
-     * restart each; then stop the running nodes it no longer has. */
-    struct apply a = {0};
-    persist_node_list(s, apply_spec, &a);
-    unsigned removed = 0;
-    sup_node *sn, *tmp;
-    HASH_ITER(hh, s->nodes, sn, tmp) {
-        bool kept = false;
-        for (unsigned i = 0; i < a.n_keep && !kept; i++)
-            kept = a.keep[i] == sn;
-        if (!kept) {
-            fprintf(stderr, "guardiand: SIGHUP: removing node %s\n", sn->name);
-            sup_node_remove(s, sn->name);
-            removed++;
-        }
-    }
-    free(a.keep);
-    fprintf(stderr,
-            "guardiand: SIGHUP: %s applied: %u nodes (%u started, %u removed, %u restarted, "
-            "%u failed)\n",
-            s->cfg.path, s->n_nodes, a.started - a.restarted, removed, a.restarted, a.failed);
-}
-
-/* SIGHUP, told to systemd (`systemctl reload` waits for the READY=1). */
+/* SIGHUP, told to systemd (`systemctl reload` waits for the READY=1; a
+ * failure shows in its STATUS=, see notify.c). */
 static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop, (void)revents;
-    struct reload *r = w->data;
-    notify_reloading(r->sup->notify);
-    reload_apply(r);
-    notify_ready(r->sup->notify, r->sup->n_nodes, -1);
+    sup *s = w->data;
+    notify_reloading(s->notify);
+    struct life_report r = {0};
+    life_reload(s, "SIGHUP", false, &r);
+    life_report_free(&r);
+    notify_ready(s->notify, s->n_nodes, -1);
+}
+
+/* --check-config FILE: the file as a start would read it, and its systems
+ * loaded (as a start would, so a missing or broken module shows here). */
+static int check_config(const struct options *o)
+{
+    struct options copy = *o;
+    copy.config = o->check;
+    struct config cfg;
+    char err[1024];
+    if (load_config(&cfg, &copy, err, sizeof(err)) < 0) {
+        fprintf(stderr, "guardiand: %s\n", err);
+        config_free(&cfg);
+        return 2;
+    }
+    int bad = 0;
+    for (unsigned i = 0; i < cfg.n_nodes; i++) {
+        node_system *sys = node_system_load(cfg.nodes[i].system, cfg.systems, err, sizeof(err));
+        if (!sys) {
+            fprintf(stderr, "guardiand: %s: node %s: %s\n", o->check, cfg.nodes[i].name, err);
+            bad++;
+        } else {
+            node_system_unref(sys);
+        }
+    }
+    if (!bad)
+        printf("%s: good: IFO %s, %u nodes\n", o->check, cfg.ifo, cfg.n_nodes);
+    config_free(&cfg);
+    return bad ? 2 : 0;
 }
 
 static void sup_teardown(sup *s)
@@ -437,6 +370,8 @@ static void sup_teardown(sup *s)
     cas_repeater_free(s->repeater);
     supchan_free(s->supchan);
     sup_nodes_free(s);
+    life_forget_logs(s);
+    life_report_free(&s->last_reload);
     sup_plant_free(s);
     demo_free(s->demo);
     pvdb_free(s->db);
@@ -541,10 +476,18 @@ int main(int argc, char **argv)
     raise_fd_limit();
     setvbuf(stdout, NULL, _IOLBF, 0);
 
+    if (opt.check)
+        return check_config(&opt);
+    the_options = &opt;
     sup s = {.db_lock_fd = -1};
-    if (load_config(&s.cfg, &opt) < 0)
+    char err[1024];
+    if (load_config(&s.cfg, &opt, err, sizeof(err)) < 0) {
+        fprintf(stderr, "guardiand: %s\n", err);
+        config_free(&s.cfg);
         return 2;
-    char err[512];
+    }
+    if (opt.config)
+        s.reread_config = reread_config;
     struct cas_config cacfg;
     if (!opt.run && cas_config_from_env(&cacfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "guardiand: %s\n", err);
@@ -631,7 +574,12 @@ int main(int argc, char **argv)
         !(s.repeater = cas_repeater_new(s.loop, cacfg.beacon_port, err, sizeof(err))))
         fprintf(stderr, "guardiand: no CA repeater of our own (%s): another one serves this host\n",
                 err);
-    int failed = start_nodes(&s);
+    struct life_report first = {0};
+    life_apply(&s, NULL, opt.force, LIFE_BOOT, &first);
+    int failed = (int)first.failed;
+    if (!first.applied) /* shown by guardctl status as the last reload until one works */
+        life_note_reload(&s, &first);
+    life_report_free(&first);
     if (!(s.supchan = supchan_new(&s, err, sizeof(err)))) {
         fprintf(stderr, "guardiand: %s\n", err);
         sup_teardown(&s);
@@ -644,10 +592,10 @@ int main(int argc, char **argv)
     }
     if (opt.demo)
         cas_set_access(s.ca, demo_access, s.demo);
-    struct reload reload = {.sup = &s, .opt = &opt};
-    ev_signal_init(&reload.sighup, reload_cb, SIGHUP);
-    reload.sighup.data = &reload;
-    ev_signal_start(s.loop, &reload.sighup);
+    ev_signal sighup;
+    ev_signal_init(&sighup, reload_cb, SIGHUP);
+    sighup.data = &s;
+    ev_signal_start(s.loop, &sighup);
     if (sched_start(&s) < 0) {
         fprintf(stderr, "guardiand: cannot create the schedule's timer: %s\n", strerror(errno));
         sup_teardown(&s);
@@ -661,7 +609,7 @@ int main(int argc, char **argv)
     notify_ready(s.notify, s.n_nodes, failed);
     ev_run(s.loop, 0);
     notify_stopping(s.notify);
-    ev_signal_stop(s.loop, &reload.sighup);
+    ev_signal_stop(s.loop, &sighup);
     persist_close(&s, true);
     sup_teardown(&s);
     crash_fini();

@@ -24,10 +24,6 @@ enum chan {
     C_COUNT
 };
 
-static const char *const op_strs[] = {"STOP", "PAUSE", "EXEC"};
-static const char *const mode_strs[] = {"AUTO", "MANAGED", "MANUAL"};
-static const char *const status_strs[] = {"ENTER", "MAIN", "RUN", "DONE",
-                                          "JUMP", "REDIRECT", "EDGE", "INIT"};
 static const char *const error_strs[] = {"False", "True", "", "Connect"};
 static const char *const connect_strs[] = {"OK", "ERROR"};
 static const char *const bool_strs[] = {"False", "True"};
@@ -231,8 +227,8 @@ struct chan_def {
 
 #define ENUM(strs) PV_ENUM, strs, sizeof(strs) / sizeof(strs[0])
 static const struct chan_def chans[] = {
-    {C_OP, "OP", ENUM(op_strs), write_op, NULL, 0, NULL},
-    {C_MODE, "MODE", ENUM(mode_strs), write_mode, NULL, 0, NULL},
+    {C_OP, "OP", ENUM(node_op_names), write_op, NULL, 0, NULL},
+    {C_MODE, "MODE", ENUM(node_mode_names), write_mode, NULL, 0, NULL},
     {C_REQUEST, "REQUEST", PV_STRING, NULL, 0, write_request, NULL, 0, NULL},
     {C_REQUEST_S, "REQUEST_S", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
     {C_REQUEST_N, "REQUEST_N", PV_LONG, NULL, 0, NULL, NULL, 0, NULL},
@@ -246,7 +242,7 @@ static const struct chan_def chans[] = {
     {C_NOMINAL, "NOMINAL", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
     {C_NOMINAL_S, "NOMINAL_S", PV_STRING, NULL, 0, NULL, NULL, 0, NULL},
     {C_NOMINAL_N, "NOMINAL_N", PV_LONG, NULL, 0, NULL, NULL, 0, NULL},
-    {C_STATUS, "STATUS", ENUM(status_strs), NULL, NULL, 0, NULL},
+    {C_STATUS, "STATUS", ENUM(node_status_names), NULL, NULL, 0, NULL},
     {C_ERROR, "ERROR", ENUM(error_strs), NULL, NULL, 0, error_sev},
     {C_CONNECT, "CONNECT", ENUM(connect_strs), NULL, NULL, 0, connect_sev},
     {C_OK, "OK", ENUM(bool_strs), NULL, NULL, 0, ok_sev},
@@ -329,7 +325,7 @@ nodepv *nodepv_new(pvdb *db, const char *ifo, node *n, const char *version,
 {
     nodepv *np = calloc(1, sizeof(*np));
     char prefix[128];
-    snprintf(prefix, sizeof(prefix), NODE_CHANNEL_FMT, ifo, node_name(n), "");
+    node_channel_name(prefix, sizeof(prefix), ifo, node_name(n), "");
     if (!np || !(np->group = pvdb_group_new(db, prefix))) {
         snprintf(err, errlen, "out of memory");
         free(np);

@@ -50,6 +50,18 @@ static void send_msg(struct notify *n, const char *msg)
                         "(further failures are not logged)\n", strerror(errno));
 }
 
+/* "; configuration NOT applied: why" after a reload that changed nothing,
+ * so `systemctl status` shows it until a reload works; else "". */
+static const char *reload_problem(const sup *s, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (s->last_reload.time > 0 && !s->last_reload.applied &&
+        snprintf(buf, len, "; configuration NOT applied (%s): %s", s->last_reload.who,
+                 s->last_reload.error) >= (int)len)
+        memcpy(buf + len - 4, "...", 4); /* cut: the whole reason is in guardctl status */
+    return buf;
+}
+
 /* The loop's figures for STATUS=. */
 static void format_status(struct notify *n, char *buf, size_t len)
 {
@@ -59,8 +71,10 @@ static void format_status(struct notify *n, char *buf, size_t len)
     unsigned quarantined = 0;
     for (sup_node *sn = s->nodes; sn; sn = sn->hh.next)
         quarantined += sn->quarantined;
+    char problem[400];
     snprintf(buf, len, "STATUS=%u nodes (%u failed, %u quarantined), util %.1f%%, jitter p99 "
-             "%.2f ms", s->n_nodes, s->n_failed, quarantined, s->sched.util * 100.0, p99 * 1e3);
+             "%.2f ms%s", s->n_nodes, s->n_failed, quarantined, s->sched.util * 100.0, p99 * 1e3,
+             reload_problem(s, problem, sizeof(problem)));
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -68,7 +82,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop, (void)revents;
     struct notify *n = w->data;
     double now = sup_now();
-    char msg[256] = "";
+    char msg[640] = "";
     if (n->watchdog > 0) {
         double since = 0;
         sup_node *stale = sched_stale_node(n->sup, NOTIFY_STALE_CYCLES, &since);
@@ -164,11 +178,12 @@ void notify_ready(struct notify *n, unsigned nodes, int failed)
 {
     if (!n)
         return;
-    char msg[128];
+    char msg[640], problem[400];
+    reload_problem(n->sup, problem, sizeof(problem));
     if (failed >= 0)
-        snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%u nodes, %d failed", nodes, failed);
+        snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%u nodes, %d failed%s", nodes, failed, problem);
     else
-        snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%u nodes", nodes);
+        snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%u nodes%s", nodes, problem);
     send_msg(n, msg);
     n->last_status = sup_now();
     if (!n->started) {

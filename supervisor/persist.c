@@ -25,17 +25,6 @@
 #include "store/store.h"
 #include "supervisor/sup.h"
 
-static const char *const mode_names[] = {"AUTO", "MANAGED", "MANUAL"};
-static const char *const op_names[] = {"STOP", "PAUSE", "EXEC"};
-
-static int name_index(const char *const *names, unsigned n, const char *name)
-{
-    for (unsigned i = 0; name && i < n; i++)
-        if (strcmp(names[i], name) == 0)
-            return (int)i;
-    return -1;
-}
-
 static void store_log(void *arg, const char *line)
 {
     (void)arg;
@@ -184,10 +173,14 @@ static int from_store(void *arg, const struct store_node *sn)
     return 0;
 }
 
-int persist_node_list(sup *s, void (*fn)(sup *s, const struct sup_node_spec *spec, void *arg),
-                      void *arg)
+int persist_node_list(sup *s, bool seed,
+                      void (*fn)(sup *s, const struct sup_node_spec *spec, void *arg), void *arg)
 {
-    if (s->store) {
+    if (s->store && !seed) {
+        struct list_ctx c = {s, fn, arg};
+        if (store_nodes(s->store, from_store, &c) >= 0)
+            return 0;
+    } else if (s->store) {
         struct store_node_def *defs = calloc(s->cfg.n_nodes + 1, sizeof(*defs));
         if (!defs)
             return -1;
@@ -221,18 +214,6 @@ int persist_node_list(sup *s, void (*fn)(sup *s, const struct sup_node_spec *spe
 
 /* ---- a node starts ---- */
 
-static void quarantine(sup *s, sup_node *sn, int crashes)
-{
-    char msg[PV_STRING_SIZE];
-    snprintf(msg, sizeof(msg), "QUARANTINED: %d crashes", crashes);
-    sn->quarantined = true;
-    nodepv_quarantine(sn->pv, true, msg);
-    fprintf(stderr,
-            "guardiand: %s: QUARANTINED: executing in %d crashes within %g s; it is not run "
-            "until released (guardctl release %s)\n",
-            sn->name, crashes, s->cfg.quarantine_window, sn->name);
-}
-
 void persist_node_started(sup *s, sup_node *sn, const struct sup_node_spec *spec)
 {
     nodepv_set_audit(sn->pv, audit, s);
@@ -240,10 +221,10 @@ void persist_node_started(sup *s, sup_node *sn, const struct sup_node_spec *spec
     if (spec->request && node_request(sn->node, spec->request) != NODE_OK)
         fprintf(stderr, "guardiand: %s: saved request %s is not a state of %s now; keeping %s\n",
                 sn->name, spec->request, sn->system, node_requested(sn->node)->name);
-    int mode = name_index(mode_names, 3, spec->mode);
+    int mode = node_mode_value(spec->mode);
     if (mode >= 0)
         node_set_mode(sn->node, (enum node_mode)mode);
-    int op = name_index(op_names, 3, spec->op);
+    int op = node_op_value(spec->op);
     if (op >= 0)
         node_set_op(sn->node, (enum node_op)op);
     if (!s->store)
@@ -252,23 +233,11 @@ void persist_node_started(sup *s, sup_node *sn, const struct sup_node_spec *spec
     if (total > 0)
         nodepv_set_crashes(sn->pv, total);
     int recent = store_crash_count(s->store, sn->name, sup_wall() - s->cfg.quarantine_window);
-    if (recent >= (int)s->cfg.quarantine_crashes)
-        quarantine(s, sn, recent);
-}
-
-int sup_node_release(sup *s, const char *name)
-{
-    sup_node *sn = sup_node_find(s, name);
-    if (!sn)
-        return -1;
-    if (s->store && store_release(s->store, name, sup_wall()) != STORE_OK)
-        fprintf(stderr, "guardiand: %s: release not saved: %s\n", name, store_errmsg(s->store));
-    if (sn->quarantined) {
-        sn->quarantined = false;
-        nodepv_quarantine(sn->pv, false, NULL);
-        fprintf(stderr, "guardiand: %s: released from quarantine\n", name);
+    if (recent >= (int)s->cfg.quarantine_crashes) {
+        char why[128];
+        snprintf(why, sizeof(why), "%d crashes in %g s", recent, s->cfg.quarantine_window);
+        life_quarantine(s, sn, why);
     }
-    return 0;
 }
 
 /* ---- after each step ---- */
@@ -304,8 +273,8 @@ void persist_after_step(sup *s, sup_node *sn)
     int mode = (int)node_mode(n), op = (int)node_op(n);
     if (req != sn->saved_req || st != sn->saved_state || mode != sn->saved_mode ||
         op != sn->saved_op) {
-        store_node_state(s->store, sn->name, req ? req->name : NULL, mode_names[mode],
-                         op_names[op], st ? st->name : NULL);
+        store_node_state(s->store, sn->name, req ? req->name : NULL, node_mode_names[mode],
+                         node_op_names[op], st ? st->name : NULL);
         sn->saved_req = req;
         sn->saved_state = st;
         sn->saved_mode = mode;

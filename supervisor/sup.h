@@ -4,8 +4,9 @@
  * and their schedule, and is passed down explicitly; it is the only mutable
  * state that is not local to a module object.
  *
- * Files: main.c (options, start-up, shutdown), nodes.c (the node registry,
- * the host services nodes use, the simulated plant), sched.c (the 16 Hz
+ * Files: main.c (options, start-up, shutdown), lifecycle.c (every start,
+ * stop and restart of a node), nodes.c (the running nodes, the host
+ * services nodes use, the simulated plant), sched.c (the 16 Hz
  * slotted schedule and its timing figures), supchan.c (the supervisor's own
  * channels), nodepv.c (each node's channels), screens.c (the site's MEDM
  * screens), config.c, demo.c.
@@ -30,6 +31,7 @@
 #define SCHED_SAMPLES 4096      /* tick lateness samples kept for the jitter figures */
 
 struct demo;
+struct sup_kept_log;
 struct supchan;
 struct store;
 struct notify;
@@ -98,6 +100,25 @@ struct sup_failed {
     UT_hash_handle hh;
 };
 
+/* One node's part in applying the configuration file (lifecycle.c). */
+struct life_change {
+    char name[CONFIG_NAME_MAX];
+    char what[16];              /* started, stopped, restarted, failed */
+    char why[512];
+};
+
+/* What applying the configuration file did (start-up, SIGHUP, guardctl reload). */
+struct life_report {
+    double time;                /* wall clock */
+    char who[128];              /* LIFE_BOOT, "SIGHUP", "alice (uid 1000)" */
+    char file[1024];
+    bool applied;               /* false: refused or unreadable; nothing changed */
+    char error[1024];           /* why not, with file:line for a file that does not parse */
+    unsigned nodes, started, stopped, restarted, failed;
+    struct life_change *changes; /* per node; NULL in sup.last_reload */
+    unsigned n_changes, cap_changes;
+};
+
 typedef struct sup {
     struct ev_loop *loop;
     struct config cfg;
@@ -110,6 +131,11 @@ typedef struct sup {
     struct sup_stopped *stopped; /* uthash by name */
     struct sup_failed *failed;   /* uthash by name */
     unsigned n_failed;
+    struct sup_kept_log *kept_logs; /* logs of nodes that do not run: lifecycle.c */
+    struct life_report last_reload; /* SIGHUP or guardctl reload; time 0: none yet */
+    /* Read the configuration file again, with the command line's overrides
+     * (main.c): 0, or -1 with the reason (file:line) in err. */
+    int (*reread_config)(struct sup *s, struct config *out, char *err, size_t errlen);
     unsigned n_nodes;
     node_host host;
     struct plant *plant;        /* the channels nodes read and write (plant.h) */
@@ -166,6 +192,59 @@ void sup_set_failed(sup *s, const char *name, const char *why);
 int sup_plant_set(sup *s, const char *chan, double value);
 void sup_nodes_free(sup *s);
 
+/* lifecycle.c: the one home of a node's lifecycle (the rules are at the top
+ * of lifecycle.c). `who` says who asked, for the log lines: LIFE_BOOT,
+ * "SIGHUP", "alice (uid 1000)". */
+#define LIFE_BOOT "start-up"
+/* A configuration file that drops every node it named before, or more than
+ * half of them and at least this many, is not applied without force. */
+#define LIFE_DROP_MIN 3
+struct life_controls {
+    char request[PV_STRING_SIZE], mode[16], op[16];
+};
+/* REQUEST, MODE and OP as the node's channels hold them (newer than what
+ * the node applied: a write is applied at its next cycle). */
+void life_controls(sup *s, const sup_node *sn, struct life_controls *c);
+/* Start a node: 0, or -1 (marked failed, why in err). */
+int life_start(sup *s, const struct sup_node_spec *spec, const char *who, char *err,
+               size_t errlen);
+/* Stop a node, saving its controls; by_operator: it stays stopped across
+ * SIGHUP until started again. sn is freed. */
+void life_stop(sup *s, sup_node *sn, const char *who, bool by_operator);
+/* Stop and start again, with def's system and arguments (NULL: its own),
+ * keeping its controls and log. -1: it failed to start (marked failed). */
+int life_restart(sup *s, sup_node *sn, const struct sup_node_spec *def, const char *who,
+                 char *err, size_t errlen);
+/* Quarantine a running node: it is not stepped, its controls are refused. */
+void life_quarantine(sup *s, sup_node *sn, const char *why);
+/* The registry's changes: NULL when done, else an error code for the
+ * control socket ("EUNKNOWN_NODE", "EIO", ...) with the message in err. */
+const char *life_release(sup *s, const char *name, const char *who, bool *was, char *err,
+                         size_t errlen);
+const char *life_create(sup *s, const struct sup_node_spec *spec, const char *who, char *err,
+                        size_t errlen);
+const char *life_destroy(sup *s, const char *name, const char *who, char *err, size_t errlen);
+const char *life_set_enabled(sup *s, const char *name, bool enabled, const char *who, char *err,
+                             size_t errlen);
+/* Apply a configuration's node list: fresh (taken over; the ifo and rate
+ * stay as they are), or NULL at start-up for s->cfg. Nodes start, stay,
+ * restart (system or arguments changed) or stop to match; a disabled node
+ * that runs keeps running. A file that drops too many nodes (LIFE_DROP_MIN)
+ * is refused unless force: -1, nothing changed (at start-up the registry's
+ * nodes run as they were). r says what happened (life_report_free it). */
+int life_apply(sup *s, struct config *fresh, bool force, const char *who, struct life_report *r);
+void life_report_free(struct life_report *r);
+/* Read the configuration file again (s->reread_config) and apply it:
+ * SIGHUP and guardctl reload. -1 if it could not be read or was refused
+ * (r->error says why, with file:line); kept as the last reload. */
+int life_reload(sup *s, const char *who, bool force, struct life_report *r);
+/* Keep r's summary as the last reload (shown by guardctl status). */
+void life_note_reload(sup *s, const struct life_report *r);
+/* The log lines kept from a node's last run (it does not run now), the
+ * last max of them, oldest first; and freeing them all at exit. */
+unsigned life_kept_log(sup *s, const char *name, const char **out, unsigned max);
+void life_forget_logs(sup *s);
+
 /* persist.c: the supervisor's use of the store (store/store.h).
  * persist_open: open the database, import the crash journal, begin this
  * boot; -1 only for a database newer than this binary (refuse to start).
@@ -178,16 +257,15 @@ int persist_open(sup *s, char *err, size_t errlen);
 void persist_close(sup *s, bool clean);
 void persist_unlock(sup *s); /* persist_close does it; for exits that never opened the store */
 /* The nodes to run: the registry seeded from the file (the registry rule in
- * store.h), or the file's nodes without a store. Calls fn for each. */
-int persist_node_list(sup *s, void (*fn)(sup *s, const struct sup_node_spec *spec, void *arg),
-                      void *arg);
+ * store.h; not seeded unless seed), or the file's nodes without a store.
+ * Calls fn for each. */
+int persist_node_list(sup *s, bool seed,
+                      void (*fn)(sup *s, const struct sup_node_spec *spec, void *arg), void *arg);
 /* A node just added: restore its saved controls, quarantine it if it was
  * executing in too many recent crashes, show its crash count. */
 void persist_node_started(sup *s, sup_node *sn, const struct sup_node_spec *spec);
 /* After each step: queue what changed (controls, state, transitions, faults). */
 void persist_after_step(sup *s, sup_node *sn);
-/* Lift a node's quarantine (C API; guardctl release later). -1 if unknown. */
-int sup_node_release(sup *s, const char *name);
 
 /* sched.c */
 /* -1 (errno set) if no timerfd can be had. */

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from harness import NodeDaemon, guardctl_path, write_config
+from harness import NodeDaemon, daemon_path, guardctl_path, write_config
 from test_persistence import chan, forget_channels, get, systems_path, wait_for
 
 NODES = [("B1", "bench", {}), ("B2", "bench", {}), ("SUS_X", "sus", {"optic": "ETMX"})]
@@ -294,7 +294,11 @@ def test_stop_start_restart_disable_enable(ctl):
     assert row["running"] is False and row["enabled"] is True
     assert "(stopped)" in c.ok("list").stdout
     assert "not running" in c.ok("stop", "SUS_X").stdout
-    assert c.run("log", "SUS_X").returncode == 1
+    # Its log outlives the run: the lines of its last run, and who stopped it.
+    r = c.ok("log", "SUS_X")
+    assert "SUS_X is not running: its log from its last run" in r.stdout
+    assert "SUS_X stopped by root (uid 0)" in r.stdout
+    assert c.run("log", "-f", "SUS_X").returncode == 1
     # A stopped node stays stopped when the daemon re-reads its file.
     c.daemon.proc.send_signal(signal.SIGHUP)
     assert wait_for(lambda: "SIGHUP:" in c.daemon.log_text() and "applied" in c.daemon.log_text())
@@ -302,6 +306,8 @@ def test_stop_start_restart_disable_enable(ctl):
 
     c.ok("start", "SUS_X")
     assert c.node("SUS_X")["running"]
+    log = c.ok("log", "-n", "128", "SUS_X").stdout
+    assert log.index("stopped by root (uid 0)") < log.index("SUS_X started by root (uid 0)"), log
     assert wait_for(lambda: epics.ca.isConnected(sus_state)), "the channels come back"
     assert "already running" in c.ok("start", "SUS_X").stdout
 
@@ -712,3 +718,114 @@ def test_without_a_database(ctl, tmp_path):
         c.ok("request", "B1", "IDLE")
     finally:
         c.stop()
+
+
+def test_disable_and_sighup_keep_a_running_node_and_its_request(ctl):
+    """Item 1 of issue 12: a REQUEST accepted just before a disable and a SIGHUP is never lost,
+    and a disabled node that runs keeps running (guardctl disable --help)."""
+    c = ctl()
+    c.ok("request", "SUS_X", "SAFE")
+    c.ok("request", "SUS_X", "DAMPED")
+    c.ok("disable", "SUS_X")
+    c.daemon.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: "SIGHUP: " in c.daemon.log_text() and "applied" in c.daemon.log_text())
+    n = c.node("SUS_X")
+    assert n["running"] and not n["enabled"]
+    assert wait_for(lambda: c.node("SUS_X")["request"] == "DAMPED")
+    # A restart of the daemon does not start it (disabled), and keeps DAMPED for its next start.
+    c.stop()
+    c.start()
+    n = c.node("SUS_X")
+    assert not n["running"] and n["request"] == "DAMPED"
+    c.ok("enable", "SUS_X")
+    c.ok("start", "SUS_X")
+    assert wait_for(lambda: c.node("SUS_X")["request"] == "DAMPED")
+
+
+def test_stop_right_after_a_request_keeps_it(ctl):
+    c = ctl()
+    c.ok("request", "SUS_X", "DAMPED")
+    c.ok("stop", "SUS_X")  # at once: before the node's next cycle applies the write
+    assert c.node("SUS_X")["request"] == "DAMPED"
+    c.ok("start", "SUS_X")
+    assert wait_for(lambda: c.node("SUS_X")["request"] == "DAMPED")
+
+
+def test_reload_applies_the_file_and_says_what_changed(ctl):
+    """Item 2: guardctl reload prints what started, stopped, restarted or failed; a file that
+    does not parse is refused with file:line (exit 1), changes nothing, and shows in status."""
+    c = ctl()
+    write_config(c.folder, [("B1", "bench", {}), ("B2", "bench", {}), ("SUS_X", "sus", {"optic": "ITMX"}),
+                            ("NEW", "bench", {}), ("BAD", "no_such_system", {})],
+                 systems=systems_path())
+    r = c.run("reload")
+    assert r.returncode == 1, r  # one node failed to start
+    assert "SUS_X: restarted: its system or arguments changed" in r.stdout
+    assert "NEW: started" in r.stdout
+    assert "BAD: failed" in r.stdout and "no_such_system" in r.stdout
+    assert "applied: 4 nodes (1 started, 0 stopped, 1 restarted, 1 failed)" in r.stdout, r.stdout
+    status = c.ok("status").stdout
+    assert "Last reload:" in status and "by root (uid 0): applied" in status, status
+
+    config = c.config
+    with open(config) as f:
+        good = f.read()
+    with open(config, "w") as f:
+        f.write(good + "\n[node BROKEN\nsystem = bench\n")
+    r = c.run("reload")
+    assert r.returncode == 1
+    lines = good.count("\n") + 2
+    assert "%s:%d:" % (config, lines) in r.stderr, r.stderr
+    status = c.ok("status").stdout
+    assert "NOT applied" in status and "%s:%d" % (config, lines) in status, status
+    assert c.node("NEW")["running"]
+    # The check is also a command of its own, that runs nothing.
+    chk = subprocess.run([daemon_path(), "--check-config", config], capture_output=True,
+                         text=True, timeout=20)
+    assert chk.returncode == 2 and "%s:%d:" % (config, lines) in chk.stderr, chk
+    with open(config, "w") as f:
+        f.write(good)
+    chk = subprocess.run([daemon_path(), "--check-config", config], capture_output=True,
+                         text=True, timeout=20)
+    assert chk.returncode == 2 and "BAD" in chk.stderr and "no_such_system" in chk.stderr, chk
+
+
+def test_a_file_that_drops_every_node_is_refused_without_force(ctl):
+    """Item 9: a configuration that suddenly names none (or few) of the nodes is refused, at
+    reload and at start-up; removed nodes keep their saved controls and come back with them."""
+    nodes = [("A%d" % i, "bench", {}) for i in range(6)]
+    c = ctl(nodes=nodes)
+    c.ok("request", "A0", "STEP_C")
+    c.ok("mode", "A1", "MANUAL")
+    config = c.config
+    with open(config) as f:
+        good = f.read()
+    write_config(c.folder, [], systems=systems_path())
+    r = c.run("reload")
+    assert r.returncode == 1 and "drops 6 of the 6" in r.stderr and "--force" in r.stderr, r
+    assert len([n for n in c.json("list")["nodes"] if n["running"]]) == 6
+    # Four of six gone: refused too; two of six: applied.
+    write_config(c.folder, nodes[:2], systems=systems_path())
+    assert c.run("reload").returncode == 1
+    write_config(c.folder, nodes[2:], systems=systems_path())
+    r = c.ok("reload")
+    assert "A0: stopped" in r.stdout and "A1: stopped" in r.stdout
+    assert "A0" not in [n["name"] for n in c.json("list")["nodes"]]
+    # A restart with an empty file: refused, the registry's nodes run as they were.
+    write_config(c.folder, [], systems=systems_path())
+    c.stop()
+    c.start()
+    assert "not applied, in case it is the wrong file" in c.daemon.log_text()
+    assert len([n for n in c.json("list")["nodes"] if n["running"]]) == 4
+    assert "NOT applied" in c.ok("status").stdout
+    # The mistaken edit undone: A0 and A1 come back with what operators had set.
+    with open(config, "w") as f:
+        f.write(good)
+    r = c.ok("reload")
+    assert "A0: started" in r.stdout
+    assert wait_for(lambda: c.node("A0")["request"] == "STEP_C")
+    assert c.node("A1")["mode"] == "MANUAL"
+    # --force applies what would be refused.
+    write_config(c.folder, [], systems=systems_path())
+    r = c.ok("reload", "--force")
+    assert "(0 started, 6 stopped" in r.stdout, r.stdout

@@ -40,10 +40,10 @@ def test_sighup_adds_removes_and_restarts_nodes(node_daemon, tmp_path):
     assert wait_for(lambda: caget(epics, "X1:GRD-BENCH_C_STATE", timeout=0.5) is not None)
     assert caget(epics, "X1:GRD-BENCH_B_STATE", timeout=0.5) is None
     # The restarted sus node now drives the ITMX plant channels.
-    assert wait_for(lambda: "restarting node SUS_X" in d.log_text())
+    assert wait_for(lambda: "SUS_X: restarting (by SIGHUP)" in d.log_text())
     assert wait_for(lambda: "X1:SUS-ITMX_M0_DAMP_P_GAIN" in d.log_text())
     assert wait_for(lambda: caget(epics, "X1:GUARDIAND-NODES") == 3)
-    assert wait_for(lambda: "applied: 3 nodes (1 started, 1 removed, 1 restarted, "
+    assert wait_for(lambda: "applied: 3 nodes (1 started, 1 stopped, 1 restarted, "
                             "0 failed)" in d.log_text()), d.log_text()[-2000:]
 
     # A node that comes back reconnects the same channel name.

@@ -103,8 +103,8 @@ Test(config, bad_values_name_their_line)
         {"[node sus_etmx]\nsystem = sus\n", 2, "node name 'sus_etmx'"},
         {"[node A]\nsystem = sus\nsystem = sus\n", 3, "system given twice"},
         {"[node A]\nsystem = ../evil\n", 2, "bad system name"},
-        {"[node A]\nsystem = sus\n[node B]\nsystem = sus\n[node A]\nx = 1\n", 6,
-         "defined twice"},
+        {"[node A]\nsystem = sus\n[node B]\nsystem = sus\n[node A]\nx = 1\n", 5,
+         "[node A] given twice (first at line 1)"},
         {"[guardiand]\nifo = H1\nthis line is not ini\n", 3, "syntax error"},
         {"[node A]\nsystem = bench\n[node B]\nx = 1\n", 4, "node B has no system"},
         {"[guardiand]\ncontrol_mode = 0999\n", 2, "control_mode '0999'"},
@@ -235,4 +235,18 @@ Test(config, only_a_regular_file_is_read)
     rmdir(fifo);
     cr_assert_eq(config_load(&cfg, "/nonexistent/guardiand.ini", err, sizeof(err)), -1);
     cr_assert(strstr(err, "cannot open: No such file or directory"), "%s", err);
+}
+
+/* Issue 12, item 9: a header without ']' and a section given twice are
+ * named at their own line, with what is wrong. */
+Test(config, header_mistakes_are_named_at_their_line)
+{
+    cr_assert_eq(load("[guardiand]\nifo = X1\n[node A]\nsystem = bench\n"
+                      "[node B\nsystem = bench\n"), -1);
+    expect_error(5, "'[' without ']'");
+    config_free(&cfg);
+    unlink(path);
+    cr_assert_eq(load("[guardiand]\nifo = X1\n[node A]\nsystem = bench\n\n[node A]\n"
+                      "system = sus\n"), -1);
+    expect_error(6, "[node A] given twice (first at line 3)");
 }
