@@ -821,7 +821,9 @@ static int cmd_control(const struct command *c, int argc, char **argv)
     json_t *reply = request(c->name, json_pack("{s:s,s:s}", "node", argv[p.first], key, value));
     if (json_out)
         return print_json(reply);
-    printf("%s: %s = %s\n", argv[p.first], str(reply, "channel", c->name), value);
+    /* As caput: the value before and after. */
+    printf("%s: %s %s -> %s\n", argv[p.first], str(reply, "channel", c->name),
+           str(reply, "old", "?"), str(reply, "value", value));
     json_decref(reply);
     return EXIT_OK;
 }

@@ -280,11 +280,15 @@ static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, 
     if (sn) {
         node *n = sn->node;
         json_object_set_new(j, "state", state_name(node_state(n)));
-        json_object_set_new(j, "request", state_name(node_requested(n)));
+        /* REQUEST, MODE and OP as the channels hold them: a write just
+         * accepted shows at once (the node applies it at its next cycle). */
+        struct life_controls ctl;
+        life_controls(s, sn, &ctl);
+        json_object_set_new(j, "request", ctl.request[0] ? ctl_string(ctl.request) : json_null());
         json_object_set_new(j, "target", state_name(node_target(n)));
         json_object_set_new(j, "nominal", state_name(node_nominal(n)));
-        json_object_set_new(j, "mode", json_string(node_mode_names[node_mode(n)]));
-        json_object_set_new(j, "op", json_string(node_op_names[node_op(n)]));
+        json_object_set_new(j, "mode", json_string(ctl.mode));
+        json_object_set_new(j, "op", json_string(ctl.op));
         json_object_set_new(j, "status", json_string(node_status_names[node_status(n)]));
         json_object_set_new(j, "ok", json_boolean(node_ok(n) && !sn->quarantined));
         json_object_set_new(j, "active", json_boolean(node_active(n) && !sn->quarantined));
@@ -640,6 +644,11 @@ static json_t *query_args(sup *s, json_t *args, bool node_required, const char *
         e = arg_number(args, "limit", 1, 100000, limit);
     if (!e)
         e = need_store(s);
+    /* What was just done is in the answer: the store commits its queue a
+     * few times a second, and an operator who wrote a REQUEST and asks for
+     * the audit at once must see it (one short commit; queries are rare). */
+    if (!e)
+        store_flush(s->store);
     return e;
 }
 
@@ -743,8 +752,8 @@ static void result(json_t *results, const char *node, const char *what)
 
 static void log_change(struct ctl_peer *p, const char *what, const char *node)
 {
-    fprintf(stderr, "guardiand: control: %s (uid %u): %s %s\n", peer_user(p), (unsigned)p->uid,
-            what, node);
+    fprintf(stderr, "guardiand: control: %s (uid %u): %s: %s\n", peer_user(p), (unsigned)p->uid,
+            node, what);
 }
 
 enum run_action { ACT_START, ACT_STOP, ACT_RESTART };
@@ -1034,14 +1043,24 @@ static json_t *write_control(sup *s, struct ctl_peer *p, sup_node *sn, const cha
     if (q)
         return q;
     char chan[PV_NAME_MAX + 1];
-    snprintf(chan, sizeof(chan), NODE_CHANNEL_FMT, s->cfg.ifo, sn->name, suffix);
+    node_channel_name(chan, sizeof(chan), s->cfg.ifo, sn->name, suffix);
     pv *pv = pvdb_find(s->db, chan);
     if (!pv)
         return ctl_error("EFAILED", "channel %s is not served", chan);
+    /* The value before, as caput shows it (an enum by its name). */
+    char old[PV_STRING_SIZE] = "";
+    if (pv_type(pv) == PV_ENUM) {
+        const char *name = pv_enum_string(pv, (unsigned)pv_get_long(pv));
+        if (name)
+            snprintf(old, sizeof(old), "%.*s", (int)strnlen(name, PV_ENUM_STRING_SIZE), name);
+    } else {
+        snprintf(old, sizeof(old), "%.*s", PV_STRING_SIZE - 1, (const char *)pv_value(pv));
+    }
     pv_client who = {.host = "localhost", .user = peer_user(p)};
     int rc = pv_write_string(pv, value, &who);
-    char what[64];
-    snprintf(what, sizeof(what), "%s %s ->", suffix, value);
+    char what[PV_STRING_SIZE * 2 + 32];
+    snprintf(what, sizeof(what), "%s %s -> %s%s", suffix, old, value,
+             rc == PVDB_OK ? "" : " (refused)");
     log_change(p, what, sn->name);
     if (rc != PVDB_OK)
         return ctl_error("EFAILED", "node %s refused %s=%s: %s", sn->name, suffix, value,
@@ -1049,6 +1068,7 @@ static json_t *write_control(sup *s, struct ctl_peer *p, sup_node *sn, const cha
     json_t *reply = ok_reply();
     json_object_set_new(reply, "node", json_string(sn->name));
     json_object_set_new(reply, "channel", json_string(chan));
+    json_object_set_new(reply, "old", ctl_string(old));
     json_object_set_new(reply, "value", ctl_string(value));
     return reply;
 }
@@ -1066,7 +1086,7 @@ static json_t *cmd_request(sup *s, struct ctl_peer *p, json_t *args)
         /* Audited as a refused write, as a CA put of it would be. */
         pv_client who = {.host = "localhost", .user = peer_user(p)};
         char chan[PV_NAME_MAX + 1];
-        snprintf(chan, sizeof(chan), NODE_CHANNEL_FMT, s->cfg.ifo, sn->name, "REQUEST");
+        node_channel_name(chan, sizeof(chan), s->cfg.ifo, sn->name, "REQUEST");
         pv *pv = pvdb_find(s->db, chan);
         if (pv && strlen(state) < PV_STRING_SIZE)
             pv_write_string(pv, state, &who);

@@ -249,10 +249,16 @@ def test_daemon_not_running(tmp_path):
 
 def test_request_mode_op_are_validated_and_audited(ctl):
     c = ctl()
-    c.ok("request", "B1", "STEP_C")
-    c.ok("mode", "B1", "manual")
+    # Item 7 of issue 12: old -> new as caput prints them, and the change visible at once in
+    # status, list and the audit (no waiting for the node's next cycle or the store's flush).
+    r = c.ok("request", "B1", "STEP_C")
+    assert r.stdout == "B1: X1:GRD-B1_REQUEST STEP_A -> STEP_C\n", r.stdout
+    assert c.node("B1")["request"] == "STEP_C"
+    assert [n for n in c.json("list")["nodes"] if n["name"] == "B1"][0]["request"] == "STEP_C"
+    assert c.json("audit", "B1")["audit"][0]["new"] == "STEP_C"
+    assert c.ok("mode", "B1", "manual").stdout == "B1: X1:GRD-B1_MODE AUTO -> MANUAL\n"
+    assert c.node("B1")["mode"] == "MANUAL"
     c.ok("op", "B2", "PAUSE")
-    assert wait_for(lambda: c.node("B1")["request"] == "STEP_C")
     assert get("X1:GRD-B1_REQUEST") == "STEP_C"
     assert get("X1:GRD-B1_MODE", as_string=True) == "MANUAL"
     assert get("X1:GRD-B2_OP", as_string=True) == "PAUSE"
@@ -277,7 +283,7 @@ def test_request_mode_op_are_validated_and_audited(ctl):
     assert "OP, MODE, REQUEST, REQUEST_ENUM, LOAD, MANAGER" in r.stderr, r.stderr
     human = c.ok("audit", "B1").stdout
     assert "root@localhost" in human and "REFUSED" in human
-    assert "guardiand: control: root (uid 0): REQUEST STEP_C -> B1" in c.daemon.log_text()
+    assert "guardiand: control: root (uid 0): B1: REQUEST STEP_A -> STEP_C\n" in c.daemon.log_text()
 
 
 # ---- running and registered ----
