@@ -12,7 +12,10 @@
  * started in INIT heading for its saved REQUEST (Guardian's rule: INIT
  * decides where the plant is), with its saved MODE and OP. A node that was
  * executing in quarantine_crashes crashes within quarantine_window starts
- * quarantined: its channels are served, it is not stepped.
+ * quarantined: its channels are served, it is not stepped. The scheduler
+ * quarantines a node whose steps are too slow the same way while it runs
+ * (sup_node_too_slow; a fault is recorded); that is not saved: a restart
+ * gives the node a fresh chance, judged again within seconds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -225,6 +228,8 @@ static void quarantine(sup *s, sup_node *sn, int crashes)
 {
     char msg[PV_STRING_SIZE];
     snprintf(msg, sizeof(msg), "QUARANTINED: %d crashes", crashes);
+    snprintf(sn->quarantine_why, sizeof(sn->quarantine_why),
+             "executing in %d crashes within %g s", crashes, s->cfg.quarantine_window);
     sn->quarantined = true;
     nodepv_quarantine(sn->pv, true, msg);
     fprintf(stderr,
@@ -264,11 +269,37 @@ int sup_node_release(sup *s, const char *name)
     if (s->store && store_release(s->store, name, sup_wall()) != STORE_OK)
         fprintf(stderr, "guardiand: %s: release not saved: %s\n", name, store_errmsg(s->store));
     if (sn->quarantined) {
-        sn->quarantined = false;
+        fprintf(stderr, "guardiand: %s: released from quarantine (%s)\n", name,
+                sn->quarantine_why);
+        sn->quarantined = sn->too_slow = false;
+        sn->quarantine_why[0] = '\0';
+        sn->times.streak = 0; /* a fresh window: judged again from now */
         nodepv_quarantine(sn->pv, false, NULL);
-        fprintf(stderr, "guardiand: %s: released from quarantine\n", name);
     }
     return 0;
+}
+
+void sup_node_too_slow(sup *s, sup_node *sn)
+{
+    struct sup_step_times *t = &sn->times;
+    double span = sup_now() - t->streak_start;
+    snprintf(sn->quarantine_why, sizeof(sn->quarantine_why),
+             "too slow: %u steps took longer than the %g s budget within %.1f s (the longest "
+             "%.3f s)", t->streak, s->cfg.step_budget, span, t->streak_max);
+    char msg[64]; /* USERMSG shows 39 characters: this fits for budgets of 1 ms and more */
+    snprintf(msg, sizeof(msg), "TOO SLOW: step %.3g s, budget %.3g s", t->streak_max,
+             s->cfg.step_budget);
+    sn->quarantined = sn->too_slow = true;
+    t->streak = 0;
+    nodepv_quarantine(sn->pv, true, msg);
+    fprintf(stderr, "guardiand: %s: QUARANTINED, %s; the other nodes run on, this one is not run "
+            "until released (guardctl release %s)\n", sn->name, sn->quarantine_why, sn->name);
+    if (!s->store)
+        return;
+    const grd_state *st = node_state(sn->node);
+    struct store_fault f = {.node = sn->name, .time = sup_wall(), .state = st ? st->name : NULL,
+                            .kind = "too slow", .message = sn->quarantine_why};
+    store_fault(s->store, &f);
 }
 
 /* ---- after each step ---- */
