@@ -456,9 +456,11 @@ static int cmd_list(const struct command *c, int argc, char **argv)
                             : failed  ? "(failed)"
                             : enabled ? "(stopped)"
                                       : "(disabled)";
-        const char *ok = !running ? "-" : json_is_true(json_object_get(n, "quarantined"))
-                                              ? "QUAR" : json_is_true(json_object_get(n, "ok"))
-                                                             ? "True" : "False";
+        const char *ok = !running ? "-"
+                         : json_is_true(json_object_get(n, "too_slow"))    ? "SLOW"
+                         : json_is_true(json_object_get(n, "quarantined")) ? "QUAR"
+                         : json_is_true(json_object_get(n, "ok"))          ? "True"
+                                                                           : "False";
         printf("%-*s  %-*s  %-5s  %-7s  %-*s  %-*s  %-5s  %s\n", w_name, str(n, "name", ""),
                w_sys, str(n, "system", ""), running ? str(n, "op", "-") : "-",
                running ? str(n, "mode", "-") : "-", w_state, state, w_req,
@@ -481,11 +483,13 @@ static void print_supervisor(json_t *s)
            fmt_duration(json_number_value(json_object_get(s, "uptime")), a, sizeof(a)),
            fmt_time(json_number_value(json_object_get(s, "started")), b, sizeof(b)));
     printf("     Config: %s (ifo %s)\n", str(s, "config", "-"), str(s, "ifo", "-"));
-    printf("      Nodes: %lld running, %lld registered, %lld failed to start, %lld quarantined\n",
+    printf("      Nodes: %lld running, %lld registered, %lld failed to start, %lld quarantined "
+           "(%lld too slow)\n",
            (long long)json_integer_value(json_object_get(s, "nodes_running")),
            (long long)json_integer_value(json_object_get(s, "nodes_registered")),
            (long long)json_integer_value(json_object_get(s, "nodes_failed")),
-           (long long)json_integer_value(json_object_get(s, "quarantined")));
+           (long long)json_integer_value(json_object_get(s, "quarantined")),
+           (long long)json_integer_value(json_object_get(s, "too_slow")));
     json_t *j = json_object_get(s, "jitter_ms");
     printf("       Loop: %.1f %% busy at %g Hz; tick jitter p50 %.3f ms, p99 %.3f ms, max %.3f "
            "ms; %lld overruns, %lld skipped cycles\n",
@@ -536,10 +540,13 @@ static void print_node_status(json_t *n)
     bool enabled = json_is_true(json_object_get(n, "enabled"));
     char a[64], b[64];
     bool quarantined = json_is_true(json_object_get(n, "quarantined"));
+    bool too_slow = json_is_true(json_object_get(n, "too_slow"));
     printf("%s %s - %s (%s, %s)\n", running ? "\xe2\x97\x8f" : "\xe2\x97\x8b", str(n, "name", "?"),
            str(n, "system", "?"),
            !running ? json_is_true(json_object_get(n, "failed")) ? "FAILED to start" : "stopped"
-           : quarantined ? "QUARANTINED: not executed; guardctl release" : "running",
+           : too_slow    ? "QUARANTINED, TOO SLOW: not executed; guardctl release"
+           : quarantined ? "QUARANTINED: not executed; guardctl release"
+                         : "running",
            enabled ? "enabled" : "disabled");
     if (json_is_true(json_object_get(n, "failed")))
         printf("       Failed: %s\n", str(n, "failure", "?"));
@@ -573,10 +580,26 @@ static void print_node_status(json_t *n)
         printf(" Notification: %s\n", json_is_true(json_object_get(n, "notification")) && *um ? um
                                                                                          : "none");
     }
-    printf("      Crashes: %lld\n   Quarantine: %s\n",
+    json_t *steps = json_object_get(n, "steps");
+    if (steps) {
+        double budget = json_number_value(json_object_get(steps, "budget"));
+        char over[64] = "no budget";
+        if (budget > 0)
+            snprintf(over, sizeof(over), "%lld over the %.3g ms budget",
+                     (long long)json_integer_value(json_object_get(steps, "over_budget")),
+                     budget * 1e3);
+        printf("    Step time: last %.3f ms, mean %.3f ms, max %.3f ms; %s\n",
+               json_number_value(json_object_get(steps, "last")) * 1e3,
+               json_number_value(json_object_get(steps, "mean")) * 1e3,
+               json_number_value(json_object_get(steps, "max")) * 1e3, over);
+    }
+    const char *why = str(n, "quarantine_reason", "");
+    printf("      Crashes: %lld\n   Quarantine: %s%s%s\n",
            (long long)json_integer_value(json_object_get(n, "crashes")),
-           json_is_true(json_object_get(n, "quarantined")) ? "QUARANTINED (guardctl release)"
-                                                           : "no");
+           quarantined ? "QUARANTINED" : "no", quarantined && *why ? ", " : "",
+           quarantined ? why : "");
+    if (quarantined)
+        printf("               (guardctl release %s runs it again)\n", str(n, "name", "?"));
     json_t *args = json_object_get(n, "args");
     if (json_array_size(args)) {
         printf("    Arguments:");
@@ -1166,7 +1189,8 @@ static const struct command commands[] = {
      "  -n N, --all     how many (as for crashes)\n"
      "  --json          the daemon's reply as JSON\n", 1, 2},
     {"release", cmd_one_node, "NODE",
-     "Lift a node's crash quarantine: it runs again, and its earlier crashes no longer count.\n",
+     "Lift a node's quarantine (after crashes, or as too slow): it runs again, and its\n"
+     "earlier crashes no longer count.\n",
      1, 1},
     {"release-manager", cmd_one_node, "NODE",
      "Take the node back from the manager that claims it (its MANAGER empties; audited). That\n"

@@ -300,6 +300,20 @@ static int global_key(struct parse *p, const char *key, const char *value, int l
         return number(p, line, key, value, 0, 3600, &cfg->hang_limit);
     if (strcmp(key, "quarantine_window") == 0)
         return number(p, line, key, value, 1, 365 * 86400.0, &cfg->quarantine_window);
+    if (strcmp(key, "step_budget") == 0) {
+        /* Below a millisecond every node would be "too slow" for the clock's
+         * and the cache's noise, not for its code. */
+        if (!number(p, line, key, value, 0, 60, &cfg->step_budget))
+            return 0;
+        if (cfg->step_budget > 0 && cfg->step_budget < 0.001)
+            return fail(p, line, "step_budget '%s': expected 0 (no budget) or 0.001 to 60 "
+                        "seconds%s", value, "");
+        return 1;
+    }
+    if (strcmp(key, "step_overruns") == 0)
+        return whole_number(p, line, key, value, 1, 100000, &cfg->step_overruns);
+    if (strcmp(key, "step_window") == 0)
+        return number(p, line, key, value, 0.1, 86400, &cfg->step_window);
     if (strcmp(key, "retention_days") == 0)
         return number(p, line, key, value, 1, 100000, &cfg->retention_days);
     if (strcmp(key, "quarantine_crashes") == 0)
@@ -451,6 +465,9 @@ int config_defaults(struct config *cfg)
     cfg->hang_limit = 5;
     cfg->quarantine_crashes = 3;
     cfg->quarantine_window = 3600;
+    cfg->step_budget = 0.05;
+    cfg->step_overruns = 8;
+    cfg->step_window = 10;
     cfg->retention_days = 90;
     cfg->control_mode = 0660;
     cfg->control_idle_timeout = 30;

@@ -12,6 +12,9 @@
  *   hang_limit = 5                ; seconds a node step may run before it is a crash
  *   quarantine_crashes = 3        ; a node executing in this many crashes ...
  *   quarantine_window = 3600      ; ... within this many seconds starts quarantined
+ *   step_budget = 0.05            ; seconds one node step may take; 0 = no limit
+ *   step_overruns = 8             ; a node over budget this many times ...
+ *   step_window = 10              ; ... within this many seconds is taken out as too slow
  *   retention_days = 90           ; transition, fault and audit history kept
  *   control_socket = /run/guardiand/guardiand.sock  ; guardctl's socket (see below)
  *   medm_dir = /var/lib/guardiand/medm  ; the site's MEDM screens, kept current (screens.c)
@@ -63,6 +66,13 @@ struct config {
     double hang_limit;          /* seconds a node step may run; 0 = no hang check */
     unsigned quarantine_crashes; /* K crashes ... */
     double quarantine_window;   /* ... within this many seconds quarantine a node */
+    /* A node whose step (its code, saving and publishing what changed) takes
+     * longer than step_budget seconds step_overruns times within step_window
+     * seconds is taken out of the schedule as too slow (sched.c). 0: no
+     * budget. Read at each step, so a SIGHUP applies a new value at once. */
+    double step_budget;
+    unsigned step_overruns;
+    double step_window;
     double retention_days;      /* transition, fault and audit history kept */
     /* The control socket (supervisor/ctl.c). NULL path: the default,
      * $RUNTIME_DIRECTORY/guardiand.sock, else /run/guardiand/guardiand.sock

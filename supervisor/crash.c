@@ -14,6 +14,7 @@
 #include <execinfo.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,9 @@ static struct {
     volatile sig_atomic_t in_handler;
     const char *volatile step_node;
     volatile double step_started; /* monotonic; valid while step_node is set */
+    /* crash_suspect's copy; read by the handler only while suspect_set. */
+    char suspect[64];
+    volatile sig_atomic_t suspect_set;
     bool installed;
     const char *pending;
     const volatile size_t *pending_len;
@@ -161,7 +165,7 @@ static void write_pending(void)
 }
 
 /* One journal record: header, backtrace, END. */
-static void write_record(int sig, int code, const void *addr)
+static void write_record(int sig, int code, const void *addr, bool watchdog)
 {
     write_pending();
     if (crash.fd < 0)
@@ -184,14 +188,20 @@ static void write_record(int sig, int code, const void *addr)
     put_hex(&o, (uint64_t)(uintptr_t)addr);
     put(&o, " uptime=");
     put_seconds(&o, mono() - crash.started);
-    /* The node whose step was running; state and phase if inside its code. */
+    /* The node whose step was running; state and phase if inside its code.
+     * Else, for the watchdog's kill, the node it blamed. */
     const char *node = node_executing.node ? node_executing.node : crash.step_node;
+    const char *phase = node_executing.phase ? node_executing.phase : (node ? "step" : NULL);
+    if (!node && watchdog && crash.suspect_set) {
+        node = crash.suspect;
+        phase = "watchdog";
+    }
     put(&o, " node=");
     put_name(&o, node);
     put(&o, " state=");
     put_name(&o, node_executing.state);
     put(&o, " phase=");
-    put_name(&o, node_executing.phase ? node_executing.phase : (node ? "step" : NULL));
+    put_name(&o, phase);
     put(&o, "\n");
     write_all(o.buf, o.len);
 
@@ -210,7 +220,10 @@ static void on_fatal(int sig, siginfo_t *si, void *uc)
     /* A crash inside the handler, or a second thread crashing: no record. */
     if (!crash.in_handler) {
         crash.in_handler = 1;
-        write_record(sig, si ? si->si_code : 0, si ? si->si_addr : NULL);
+        /* SI_USER: kill(2) from another process, as systemd's watchdog
+         * does; abort() in this process says SI_TKILL. */
+        bool watchdog = sig == SIGABRT && si && si->si_code == SI_USER;
+        write_record(sig, si ? si->si_code : 0, si ? si->si_addr : NULL, watchdog);
     }
     /* SA_RESETHAND restored the default action: raising again now (it is
      * delivered when we return) ends the process with the core dump. */
@@ -225,7 +238,7 @@ static void on_process_exit(int status, void *arg)
     if (!crash.installed || crash.in_handler || !(node_executing.node || crash.step_node))
         return;
     crash.in_handler = 1;
-    write_record(0, status, NULL);
+    write_record(0, status, NULL, false);
     _exit(CRASH_EXIT_STATUS);
 }
 
@@ -239,7 +252,7 @@ static void on_alarm(int sig, siginfo_t *si, void *uc)
         return;
     int saved = errno;
     crash.in_handler = 1;
-    write_record(SIGALRM, 0, NULL);
+    write_record(SIGALRM, 0, NULL, false);
     /* Abort for the core dump, without a second record from on_fatal. */
     signal(SIGABRT, SIG_DFL);
     raise(SIGABRT);
@@ -301,10 +314,23 @@ void crash_pending_output(const char *buf, const volatile size_t *len)
     crash.pending_len = len;
 }
 
-void crash_step_begin(const char *name)
+void crash_step_begin(const char *name, double started)
 {
-    crash.step_started = mono();
+    crash.step_started = started;
     crash.step_node = name;
+}
+
+void crash_suspect(const char *name)
+{
+    crash.suspect_set = 0;
+    if (!name)
+        return;
+    /* The fences keep the compiler from moving the copy across the flag:
+     * a handler never reads a name being written. */
+    atomic_signal_fence(memory_order_seq_cst);
+    snprintf(crash.suspect, sizeof(crash.suspect), "%s", name);
+    atomic_signal_fence(memory_order_seq_cst);
+    crash.suspect_set = 1;
 }
 
 void crash_step_end(void) { crash.step_node = NULL; }

@@ -26,7 +26,9 @@
  *   ...
  *   END
  *
- * Names that are unknown are "-". Everything here is process-global, as
+ * Names that are unknown are "-". A SIGABRT sent by another process while
+ * no node step runs (systemd's watchdog) names the node crash_suspect()
+ * gave, with phase=watchdog. Everything here is process-global, as
  * signal dispositions are.
  */
 #ifndef GUARDIAND_CRASH_H
@@ -42,9 +44,17 @@ int crash_init(const char *journal, int64_t boot, double hang_limit, char *err, 
 #define CRASH_EXIT_STATUS 70 /* EX_SOFTWARE: exit() from a node's code */
 
 /* Around each node step: the node that runs, for the record and the hang
- * check. name must stay valid until crash_step_end(). */
-void crash_step_begin(const char *name);
+ * check, and the monotonic time its step began (the caller has read the
+ * clock already). name must stay valid until crash_step_end(). */
+void crash_step_begin(const char *name, double started);
 void crash_step_end(void);
+
+/* The node the watchdog blames while it withholds WATCHDOG=1 (the one whose
+ * step last held the loop), or NULL. systemd's watchdog kill (a SIGABRT
+ * sent by another process) usually lands while no node step runs: its
+ * record then names this node, with phase "watchdog", so that repeated
+ * kills quarantine it as any crash would. The name is copied. */
+void crash_suspect(const char *name);
 
 /* A buffer of output not yet written to stdout (node log lines): the
  * handlers write it out first, so the lines before a crash are not lost. */

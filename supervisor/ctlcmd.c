@@ -266,6 +266,15 @@ static json_t *args_json(char *const *args, unsigned n)
     return a;
 }
 
+/* A running node's step times (sched.c), in seconds. */
+static json_t *steps_json(const sup *s, const sup_node *sn)
+{
+    const struct sup_step_times *t = &sn->times;
+    return json_pack("{s:I,s:f,s:f,s:f,s:I,s:f}", "count", (json_int_t)t->steps, "last", t->last,
+                     "max", t->max, "mean", t->steps ? t->total / (double)t->steps : 0.0,
+                     "over_budget", (json_int_t)t->overruns, "budget", s->cfg.step_budget);
+}
+
 /* One node: running (sn) and/or registered (rn). detail adds what `status`
  * shows: crashes, the last lines of its log, arguments. */
 static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, bool detail)
@@ -303,6 +312,9 @@ static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, 
         json_object_set_new(j, "since", json_real(sup_wall() - node_exectime(n)));
         json_object_set_new(j, "exectime", json_real(node_exectime(n)));
         json_object_set_new(j, "quarantined", json_boolean(sn->quarantined));
+        json_object_set_new(j, "too_slow", json_boolean(sn->too_slow));
+        json_object_set_new(j, "quarantine_reason", ctl_string(sn->quarantine_why));
+        json_object_set_new(j, "steps", steps_json(s, sn));
         json_object_set_new(j, "manager", ctl_string(node_manager(n)));
         json_object_set_new(j, "stalled", json_boolean(node_stalled(n)));
         unsigned not_ok, total = node_subnodes(n, &not_ok);
@@ -321,6 +333,7 @@ static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, 
         json_object_set_new(j, "ok", json_null());
         json_object_set_new(j, "since", json_null());
         json_object_set_new(j, "quarantined", json_false());
+        json_object_set_new(j, "too_slow", json_false());
     }
     if (!detail)
         return j;
@@ -404,10 +417,14 @@ static json_t *supervisor_json(sup *s)
         reg_free(&r);
     }
     json_decref(e);
-    unsigned quarantined = 0;
-    for (sup_node *sn = s->nodes; sn; sn = sn->hh.next)
+    unsigned quarantined = 0, too_slow = 0;
+    for (sup_node *sn = s->nodes; sn; sn = sn->hh.next) {
         quarantined += sn->quarantined;
+        too_slow += sn->too_slow;
+    }
     json_object_set_new(j, "quarantined", json_integer(quarantined));
+    json_object_set_new(j, "too_slow", json_integer(too_slow));
+    json_object_set_new(j, "step_budget", json_real(s->cfg.step_budget));
     json_object_set_new(j, "nodes_failed", json_integer(s->n_failed));
     json_object_set_new(j, "rate", json_real(s->cfg.rate));
     json_object_set_new(j, "loop_util", json_real(s->sched.util * 100));
@@ -715,8 +732,9 @@ static json_t *quarantined(const sup_node *sn, const char *what)
 {
     if (!sn->quarantined)
         return NULL;
-    return ctl_error("EQUARANTINED", "node %s is quarantined after repeated crashes: it takes no "
-                     "%s until released (guardctl release %s)", sn->name, what, sn->name);
+    return ctl_error("EQUARANTINED", "node %s is quarantined %s: it takes no %s until released "
+                     "(guardctl release %s)", sn->name,
+                     sn->too_slow ? "as too slow" : "after repeated crashes", what, sn->name);
 }
 
 /* The nodes named in args, each running or registered; NULL or an error. */

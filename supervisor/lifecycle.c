@@ -231,15 +231,14 @@ int life_restart(sup *s, sup_node *sn, const struct sup_node_spec *def, const ch
 
 /* ---- quarantine ---- */
 
-void life_quarantine(sup *s, sup_node *sn, const char *why)
+void life_quarantine(sup *s, sup_node *sn, const char *usermsg, const char *why)
 {
-    sn->quarantined = true;
-    char msg[PV_STRING_SIZE];
-    snprintf(msg, sizeof(msg), "QUARANTINED: %s", why);
-    nodepv_quarantine(sn->pv, true, msg);
-    say(sn, sn->name, "QUARANTINED: %s; it is not run until released (guardctl release %s)", why,
-        sn->name);
     (void)s;
+    sn->quarantined = true;
+    snprintf(sn->quarantine_why, sizeof(sn->quarantine_why), "%s", why);
+    nodepv_quarantine(sn->pv, true, usermsg);
+    say(sn, sn->name, "QUARANTINED: %s; the other nodes run on, this one is not run until "
+        "released (guardctl release %s)", why, sn->name);
 }
 
 const char *life_release(sup *s, const char *name, const char *who, bool *was, char *err,
@@ -259,9 +258,11 @@ const char *life_release(sup *s, const char *name, const char *who, bool *was, c
         fprintf(stderr, "guardiand: %s: %s\n", name, err); /* it runs again all the same */
     }
     if (sn && sn->quarantined) {
-        sn->quarantined = false;
+        say(sn, name, "released from quarantine (%s) by %s", sn->quarantine_why, who);
+        sn->quarantined = sn->too_slow = false;
+        sn->quarantine_why[0] = '\0';
+        sn->times.streak = 0; /* a fresh window: judged again from now */
         nodepv_quarantine(sn->pv, false, NULL);
-        say(sn, name, "released from quarantine by %s", who);
     } else {
         say(sn, name, "released by %s (it was not quarantined%s)", who,
             sn ? "" : "; its earlier crashes no longer count");

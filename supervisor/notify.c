@@ -8,7 +8,8 @@
  * One ev_timer does the periodic work: at half of $WATCHDOG_USEC when the
  * watchdog is on (systemd's advice: ping at half the interval, so one late
  * ping is not a restart), else every NOTIFY_STATUS_PERIOD seconds. Each
- * firing pings if the nodes are healthy and, every NOTIFY_STATUS_PERIOD
+ * firing pings if the nodes are healthy (or late only because of a node
+ * over its step budget, which the scheduler is taking out) and, every NOTIFY_STATUS_PERIOD
  * seconds, refreshes STATUS= with the loop's figures (what `systemctl
  * status` shows).
  */
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "supervisor/crash.h"
 #include "supervisor/notify.h"
 
 #define NOTIFY_STATUS_PERIOD 5.0 /* seconds between STATUS= refreshes */
@@ -34,7 +36,7 @@ struct notify {
     double watchdog;       /* seconds, 0: no watchdog */
     ev_timer timer;
     bool started;          /* the timer runs (after the first READY=1) */
-    bool unhealthy;        /* pings withheld: logged once until healthy again */
+    unsigned health;       /* enum health of the last check: logged when it changes */
     double last_status;    /* monotonic time of the last STATUS= refresh */
     unsigned long failures;
 };
@@ -77,28 +79,54 @@ static void format_status(struct notify *n, char *buf, size_t len)
              reload_problem(s, problem, sizeof(problem)));
 }
 
+/* The watchdog's verdict, logged when it changes. A stale node whose
+ * staleness a node over its step budget caused is excused: the scheduler's
+ * too-slow rule takes that node out within step_window, and restarting the
+ * whole site would not make it faster. */
+enum health { HEALTHY, EXCUSED, UNHEALTHY };
+
+static enum health judge(struct notify *n)
+{
+    sup *s = n->sup;
+    struct sched_health h;
+    sched_health(s, NOTIFY_STALE_CYCLES, &h);
+    enum health now = !h.stale ? HEALTHY : h.over_budget ? EXCUSED : UNHEALTHY;
+    if (now == UNHEALTHY)
+        crash_suspect(h.held_by ? h.held_by->name : NULL);
+    else
+        crash_suspect(NULL);
+    if (now == n->health)
+        return now;
+    if (now == HEALTHY) {
+        fprintf(stderr, "guardiand: watchdog: every node steps again\n");
+    } else if (now == EXCUSED) {
+        fprintf(stderr, "guardiand: watchdog: node %s held the loop for %.2f s in one step "
+                        "(budget %g s), so node %s has not stepped for %.2f s; WATCHDOG=1 still "
+                        "sent: %s is taken out after %u such steps within %g s\n",
+                h.held_by->name, h.held_for, s->cfg.step_budget, h.stale->name, h.since,
+                h.held_by->name, s->cfg.step_overruns, s->cfg.step_window);
+    } else if (h.held_by) {
+        fprintf(stderr, "guardiand: watchdog: node %s held the loop for %.2f s in one step, so "
+                        "node %s has not stepped for %.2f s; WATCHDOG=1 withheld until every "
+                        "node steps again\n",
+                h.held_by->name, h.held_for, h.stale->name, h.since);
+    } else {
+        fprintf(stderr, "guardiand: watchdog: node %s has not stepped for %.2f s; WATCHDOG=1 "
+                        "withheld until every node steps again\n",
+                h.stale->name, h.since);
+    }
+    n->health = now;
+    return now;
+}
+
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop, (void)revents;
     struct notify *n = w->data;
     double now = sup_now();
     char msg[640] = "";
-    if (n->watchdog > 0) {
-        double since = 0;
-        sup_node *stale = sched_stale_node(n->sup, NOTIFY_STALE_CYCLES, &since);
-        if (stale) {
-            if (!n->unhealthy)
-                fprintf(stderr, "guardiand: watchdog: node %s has not stepped for %.2f s; "
-                                "WATCHDOG=1 withheld until every node steps again\n",
-                        stale->name, since);
-            n->unhealthy = true;
-        } else {
-            if (n->unhealthy)
-                fprintf(stderr, "guardiand: watchdog: every node steps again\n");
-            n->unhealthy = false;
-            snprintf(msg, sizeof(msg), "WATCHDOG=1");
-        }
-    }
+    if (n->watchdog > 0 && judge(n) != UNHEALTHY)
+        snprintf(msg, sizeof(msg), "WATCHDOG=1");
     if (now - n->last_status >= NOTIFY_STATUS_PERIOD) {
         size_t used = strlen(msg);
         if (used)

@@ -14,9 +14,13 @@
  * The watchdog: with $WATCHDOG_USEC set (and $WATCHDOG_PID unset or ours),
  * a timer at half the interval sends WATCHDOG=1 only while the loop is
  * healthy — every node that is not quarantined has stepped within the last
- * NOTIFY_STALE_CYCLES cycles (sched_stale_node). A loop that is blocked
+ * NOTIFY_STALE_CYCLES cycles (sched_health) — or late only because a node's
+ * step went over step_budget (that node is named, and the scheduler takes it
+ * out as too slow). Otherwise the log names the node whose step held the
+ * loop (else the stale node) and the ping is withheld. A loop that is blocked
  * (a node spinning) cannot run the timer at all, so it sends nothing either;
- * in both cases systemd restarts us when WatchdogSec passes without a ping.
+ * in both cases systemd restarts us when WatchdogSec passes without a ping,
+ * and its SIGABRT's crash record names the node (crash_suspect).
  */
 #ifndef GUARDIAND_NOTIFY_H
 #define GUARDIAND_NOTIFY_H

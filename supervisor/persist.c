@@ -12,7 +12,10 @@
  * started in INIT heading for its saved REQUEST (Guardian's rule: INIT
  * decides where the plant is), with its saved MODE and OP. A node that was
  * executing in quarantine_crashes crashes within quarantine_window starts
- * quarantined: its channels are served, it is not stepped.
+ * quarantined: its channels are served, it is not stepped. The scheduler
+ * quarantines a node whose steps are too slow the same way while it runs
+ * (sup_node_too_slow; a fault is recorded); that is not saved: a restart
+ * gives the node a fresh chance, judged again within seconds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -234,10 +237,35 @@ void persist_node_started(sup *s, sup_node *sn, const struct sup_node_spec *spec
         nodepv_set_crashes(sn->pv, total);
     int recent = store_crash_count(s->store, sn->name, sup_wall() - s->cfg.quarantine_window);
     if (recent >= (int)s->cfg.quarantine_crashes) {
-        char why[128];
-        snprintf(why, sizeof(why), "%d crashes in %g s", recent, s->cfg.quarantine_window);
-        life_quarantine(s, sn, why);
+        char usermsg[PV_STRING_SIZE], why[128];
+        snprintf(usermsg, sizeof(usermsg), "QUARANTINED: %d crashes", recent);
+        snprintf(why, sizeof(why), "executing in %d crashes within %g s", recent,
+                 s->cfg.quarantine_window);
+        life_quarantine(s, sn, usermsg, why);
     }
+}
+
+void sup_node_too_slow(sup *s, sup_node *sn)
+{
+    struct sup_step_times *t = &sn->times;
+    double span = sup_now() - t->streak_start;
+    snprintf(sn->quarantine_why, sizeof(sn->quarantine_why),
+             "too slow: %u steps took longer than the %g s budget within %.1f s (the longest "
+             "%.3f s)", t->streak, s->cfg.step_budget, span, t->streak_max);
+    char msg[64]; /* USERMSG shows 39 characters: this fits for budgets of 1 ms and more */
+    snprintf(msg, sizeof(msg), "TOO SLOW: step %.3g s, budget %.3g s", t->streak_max,
+             s->cfg.step_budget);
+    char why[sizeof(sn->quarantine_why)];
+    snprintf(why, sizeof(why), "%s", sn->quarantine_why);
+    sn->too_slow = true;
+    t->streak = 0;
+    life_quarantine(s, sn, msg, why);
+    if (!s->store)
+        return;
+    const grd_state *st = node_state(sn->node);
+    struct store_fault f = {.node = sn->name, .time = sup_wall(), .state = st ? st->name : NULL,
+                            .kind = "too slow", .message = sn->quarantine_why};
+    store_fault(s->store, &f);
 }
 
 /* ---- after each step ---- */

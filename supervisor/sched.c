@@ -16,6 +16,13 @@
  * Figures for the supervisor channels: the lateness of each tick (jitter),
  * overruns (a slot whose work ran past the next slot's start), and the
  * loop's utilisation (time between waking from poll and sleeping again).
+ *
+ * Each node's step is timed (one clock read a step: a step begins when the
+ * one before it ended). A node whose steps keep taking longer than
+ * step_budget is quarantined as too slow (account(), sup_node_too_slow), so
+ * one slow node cannot hold every other node back, nor starve the watchdog;
+ * the node whose step made a tick late is kept (held_by) for the watchdog
+ * to name.
  */
 #include <math.h>
 #include <stdio.h>
@@ -36,20 +43,69 @@ static void record_late(struct sched *sc, double late)
         sc->n_late++;
 }
 
-static void step_slot(sup *s, unsigned slot)
+/* The longest step of one run of ticks (tick_cb), for sched.held_by. */
+struct run {
+    sup_node *longest;
+    double longest_for, longest_at;
+};
+
+/* One step's time into the node's figures, and the too-slow rule: a node
+ * over step_budget step_overruns times within step_window is taken out.
+ * The window opens at the first step over budget and closes step_window
+ * later; the next one over budget opens a new one. So the verdict always
+ * means "that many within the window", though a burst that straddles two
+ * windows can take up to twice as long to be judged. */
+static void account(sup *s, sup_node *sn, double took, double end)
+{
+    struct sup_step_times *t = &sn->times;
+    t->last = took;
+    t->total += took;
+    t->steps++;
+    if (took > t->max)
+        t->max = took;
+    double budget = s->cfg.step_budget;
+    if (budget <= 0 || took <= budget)
+        return;
+    t->overruns++;
+    if (t->streak == 0 || end - t->streak_start > s->cfg.step_window) {
+        t->streak = 0;
+        t->streak_start = end - took;
+        t->streak_max = 0;
+    }
+    t->streak++;
+    if (took > t->streak_max)
+        t->streak_max = took;
+    if (t->streak >= s->cfg.step_overruns)
+        sup_node_too_slow(s, sn);
+}
+
+/* Step the nodes of one slot, starting at monotonic time t; returns the
+ * time the last one ended. One clock read a step: each step starts when
+ * the one before it ended, and its time includes saving and publishing
+ * what it changed (that work is the node's too). */
+static double step_slot(sup *s, unsigned slot, double t, struct run *run)
 {
     for (sup_node *sn = s->sched.slots[slot]; sn; sn = sn->slot_next) {
         if (sn->quarantined)
             continue;
-        crash_step_begin(sn->name);
+        crash_step_begin(sn->name, t);
         node_step(sn->node);
         crash_step_end();
         persist_after_step(s, sn);
         nodepv_publish(sn->pv);
         s->sched.steps++;
-        /* For the watchdog's health check (sched_stale_node): O(1) here. */
+        /* For the watchdog's health check (sched_health): O(1) here. */
         sn->stepped_cycle = s->sched.next / SCHED_SLOTS;
+        double end = sup_now();
+        if (end - t > run->longest_for) {
+            run->longest = sn;
+            run->longest_for = end - t;
+            run->longest_at = end;
+        }
+        account(s, sn, end - t, end);
+        t = end;
     }
+    return t;
 }
 
 static double due(const struct sched *sc, uint64_t k) { return sc->t0 + (double)k * sc->tick; }
@@ -90,13 +146,23 @@ static void tick_cb(struct ev_loop *loop, ev_io *w, int revents)
         sc->skipped_cycles += lost;
         sc->next += lost * SCHED_SLOTS;
     }
+    struct run run = {0};
+    uint64_t overruns = sc->overruns;
+    double t = now;
     while (sc->next <= current) {
-        double start = sup_now();
-        record_late(sc, start - due(sc, sc->next));
-        step_slot(s, (unsigned)(sc->next % SCHED_SLOTS));
+        record_late(sc, t - due(sc, sc->next));
+        t = step_slot(s, (unsigned)(sc->next % SCHED_SLOTS), t, &run);
         sc->next++;
-        if (sup_now() > due(sc, sc->next))
+        if (t > due(sc, sc->next))
             sc->overruns++;
+    }
+    /* Work that ran into the next tick: remember whose step was longest,
+     * so that the watchdog names the node that held the loop rather than
+     * one that merely waited for it. */
+    if (sc->overruns != overruns && run.longest) {
+        sc->held_by = run.longest;
+        sc->held_for = run.longest_for;
+        sc->held_at = run.longest_at;
     }
     /* Sleep until the next tick is due (absolute, so no drift). */
     arm(sc, due(sc, sc->next));
@@ -182,6 +248,8 @@ void sched_add(sup *s, sup_node *sn)
 void sched_remove(sup *s, sup_node *sn)
 {
     struct sched *sc = &s->sched;
+    if (sc->held_by == sn)
+        sc->held_by = NULL;
     for (sup_node **pp = &sc->slots[sn->slot]; *pp; pp = &(*pp)->slot_next)
         if (*pp == sn) {
             *pp = sn->slot_next;
@@ -195,25 +263,33 @@ void sched_remove(sup *s, sup_node *sn)
  * run, so a loop that fell behind shows too). O(nodes); called once per
  * watchdog period. A quarantined node is marked as stepped now, so that
  * the moment it is released it is not already stale. */
-sup_node *sched_stale_node(sup *s, unsigned max_cycles, double *since)
+void sched_health(sup *s, unsigned max_cycles, struct sched_health *h)
 {
     struct sched *sc = &s->sched;
+    memset(h, 0, sizeof(*h));
     if (sc->tick <= 0)
-        return NULL; /* not started */
+        return; /* not started */
     double now = sup_now();
     if (now < sc->t0)
-        return NULL;
+        return;
     uint64_t cycle = (uint64_t)floor((now - sc->t0) / sc->tick) / SCHED_SLOTS;
     for (unsigned i = 0; i < SCHED_SLOTS; i++)
         for (sup_node *sn = sc->slots[i]; sn; sn = sn->slot_next) {
             if (sn->quarantined) {
                 sn->stepped_cycle = cycle;
-            } else if (cycle > sn->stepped_cycle + max_cycles) {
-                *since = now - due(sc, (sn->stepped_cycle * SCHED_SLOTS) + sn->slot);
-                return sn;
+            } else if (!h->stale && cycle > sn->stepped_cycle + max_cycles) {
+                h->stale = sn;
+                h->since = now - due(sc, (sn->stepped_cycle * SCHED_SLOTS) + sn->slot);
             }
         }
-    return NULL;
+    /* Whose step held the loop since the stale node's last turn. */
+    if (h->stale && sc->held_by && sc->held_at >= now - h->since) {
+        h->held_by = sc->held_by;
+        h->held_for = sc->held_for;
+        /* Over budget: the too-slow rule is counting that node, or has just
+         * taken it out (the others are then late only until the next tick). */
+        h->over_budget = s->cfg.step_budget > 0 && sc->held_for > s->cfg.step_budget;
+    }
 }
 
 static int cmp_double(const void *a, const void *b)

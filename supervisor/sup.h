@@ -49,7 +49,19 @@ typedef struct sup_node {
     unsigned slot;
     struct sup_node *slot_next; /* nodes of one slot, in step order */
     bool quarantined;           /* not stepped: see persist.c */
+    bool too_slow;              /* quarantined by the scheduler (sched.c), not for crashes */
+    char quarantine_why[192];   /* why it is quarantined, for status and refusals */
     uint64_t stepped_cycle;     /* the cycle it last stepped in (sched.c, the watchdog) */
+    /* Step timing (sched.c): seconds one step took (its code, saving and
+     * publishing), and the steps over cfg.step_budget. */
+    struct sup_step_times {
+        double last, max, total;
+        uint64_t steps;
+        uint64_t overruns;      /* over budget, ever */
+        unsigned streak;        /* over budget since streak_start ... */
+        double streak_start;    /* ... (monotonic): the too-slow rule's window */
+        double streak_max;      /* the longest of those steps */
+    } times;
     /* What was last queued to the store, to queue only changes. */
     uint64_t saved_gen;
     const grd_state *saved_req, *saved_state;
@@ -80,6 +92,11 @@ struct sched {
     double late[SCHED_SAMPLES]; /* lateness of recent ticks, seconds */
     unsigned n_late, late_pos;
     uint64_t overruns, skipped_cycles, steps;
+    /* The node whose step held the loop last: the longest step of the last
+     * run of ticks that made the next tick late. The watchdog names it
+     * (notify.c); cleared when the node is removed. */
+    sup_node *held_by;
+    double held_for, held_at;   /* its step's seconds; monotonic time it ended */
     ev_prepare prepare;         /* loop utilisation: busy from check to prepare */
     ev_check check;
     double busy, woke, window_start;
@@ -215,8 +232,9 @@ void life_stop(sup *s, sup_node *sn, const char *who, bool by_operator);
  * keeping its controls and log. -1: it failed to start (marked failed). */
 int life_restart(sup *s, sup_node *sn, const struct sup_node_spec *def, const char *who,
                  char *err, size_t errlen);
-/* Quarantine a running node: it is not stepped, its controls are refused. */
-void life_quarantine(sup *s, sup_node *sn, const char *why);
+/* Quarantine a running node: it is not stepped, its controls are refused;
+ * USERMSG shows usermsg, status and the log why. Lifted by life_release. */
+void life_quarantine(sup *s, sup_node *sn, const char *usermsg, const char *why);
 /* The registry's changes: NULL when done, else an error code for the
  * control socket ("EUNKNOWN_NODE", "EIO", ...) with the message in err. */
 const char *life_release(sup *s, const char *name, const char *who, bool *was, char *err,
@@ -266,6 +284,10 @@ int persist_node_list(sup *s, bool seed,
 void persist_node_started(sup *s, sup_node *sn, const struct sup_node_spec *spec);
 /* After each step: queue what changed (controls, state, transitions, faults). */
 void persist_after_step(sup *s, sup_node *sn);
+/* The scheduler's verdict (sched.c): the node's steps took longer than
+ * step_budget step_overruns times within step_window. It is quarantined
+ * with the reason (lifecycle.c), and a "too slow" fault is queued. */
+void sup_node_too_slow(sup *s, sup_node *sn);
 
 /* sched.c */
 /* -1 (errno set) if no timerfd can be had. */
@@ -275,9 +297,20 @@ void sched_add(sup *s, sup_node *sn);
 void sched_remove(sup *s, sup_node *sn);
 /* Monotonic time the next tick is due: when the loop is next busy. */
 double sched_next_due(const sup *s);
-/* The first node (not quarantined) that has not stepped in the last
- * max_cycles cycles, with the seconds since its last turn; NULL if none. */
-sup_node *sched_stale_node(sup *s, unsigned max_cycles, double *since);
+/* The watchdog's view of the schedule. stale: the first node (not
+ * quarantined) that has not stepped in the last max_cycles cycles, with the
+ * seconds since its last turn; NULL if none. held_by: the node whose step
+ * held the loop since then (sched.held_by), NULL if none is known; over
+ * budget when that step took longer than step_budget (the too-slow rule is
+ * counting it, or has just taken it out). */
+struct sched_health {
+    sup_node *stale;
+    double since;
+    sup_node *held_by;
+    double held_for;
+    bool over_budget;
+};
+void sched_health(sup *s, unsigned max_cycles, struct sched_health *h);
 /* Jitter percentiles over the recent ticks, in seconds. */
 void sched_jitter(const struct sched *sc, double *p50, double *p99, double *max);
 

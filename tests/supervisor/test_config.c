@@ -112,6 +112,14 @@ Test(config, bad_values_name_their_line)
         {"[guardiand]\ncontrol_mode = -1\n", 2, "control_mode"},
         {"[guardiand]\ncontrol_group = a:b\n", 2, "control_group 'a:b'"},
         {"[guardiand]\noperator_group = -x\n", 2, "operator_group '-x'"},
+        {"[guardiand]\nstep_budget = 0.0001\n", 2, "step_budget '0.0001': expected 0"},
+        {"[guardiand]\nstep_budget = -1\n", 2, "step_budget '-1'"},
+        {"[guardiand]\nstep_budget = 61\n", 2, "step_budget '61'"},
+        {"[guardiand]\nstep_budget = 50ms\n", 2, "step_budget '50ms'"},
+        {"[guardiand]\nstep_overruns = 0\n", 2, "step_overruns '0'"},
+        {"[guardiand]\nstep_overruns = 2.5\n", 2, "step_overruns '2.5': expected a whole"},
+        {"[guardiand]\nstep_window = 0\n", 2, "step_window '0'"},
+        {"[guardiand]\nstep_window = nan\n", 2, "step_window 'nan'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         cr_expect_eq(load(cases[i].text), -1, "case %zu should be refused", i);
@@ -120,6 +128,29 @@ Test(config, bad_values_name_their_line)
         unlink(path);
         path[0] = 0;
     }
+}
+
+Test(config, step_budget_keys)
+{
+    cr_assert_eq(load("[guardiand]\nifo = H1\n"), 0, "%s", err);
+    cr_expect_eq(cfg.step_budget, 0.05, "the default: most of a 16 Hz cycle");
+    cr_expect_eq(cfg.step_overruns, 8);
+    cr_expect_eq(cfg.step_window, 10.0);
+    config_free(&cfg);
+    unlink(path);
+    cr_assert_eq(load("[guardiand]\nstep_budget = 0.2\nstep_overruns = 3\nstep_window = 60\n"),
+                 0, "%s", err);
+    cr_expect_eq(cfg.step_budget, 0.2);
+    cr_expect_eq(cfg.step_overruns, 3);
+    cr_expect_eq(cfg.step_window, 60.0);
+    config_free(&cfg);
+    unlink(path);
+    cr_assert_eq(load("[guardiand]\nstep_budget = 0\n"), 0, "0 turns the budget off: %s", err);
+    cr_expect_eq(cfg.step_budget, 0.0);
+    config_free(&cfg);
+    unlink(path);
+    cr_assert_eq(load("[guardiand]\nstep_budget = 0.001\n"), 0, "the smallest: %s", err);
+    cr_expect_eq(cfg.step_budget, 0.001);
 }
 
 Test(config, control_socket_keys)
