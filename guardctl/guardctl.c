@@ -931,9 +931,16 @@ static void rows_limit(const struct parsed *p, json_t *args)
 
 static void rows_footer(json_t *reply, const char *key)
 {
-    if (json_is_true(json_object_get(reply, "more")))
-        printf("(%zu shown, newest first; there are older ones: -n N or --all)\n",
-               json_array_size(json_object_get(reply, key)));
+    if (!json_is_true(json_object_get(reply, "more")))
+        return;
+    json_t *total = json_object_get(reply, "total");
+    size_t shown = json_array_size(json_object_get(reply, key));
+    if (json_is_integer(total))
+        printf("(%zu of %s%lld shown, newest first: -n N or --all for more)\n", shown,
+               json_is_true(json_object_get(reply, "total_exact")) ? "" : "more than ",
+               (long long)json_integer_value(total));
+    else
+        printf("(%zu shown, newest first; there are older ones: -n N or --all)\n", shown);
 }
 
 static const char *signal_name(int sig, char *buf, size_t len)
@@ -1017,7 +1024,8 @@ static int cmd_history(const struct command *c, int argc, char **argv)
     struct parsed p = parse_command(c, argc, argv, "s:n:", extra);
     if (p.first < 0)
         return p.status;
-    json_t *args = json_pack("{s:s}", "node", argv[p.first]);
+    bool all = p.first >= argc; /* no NODE: every node, with a NODE column */
+    json_t *args = all ? json_object() : json_pack("{s:s}", "node", argv[p.first]);
     rows_limit(&p, args);
     int r = since_arg(c, &p, args);
     if (r) {
@@ -1027,11 +1035,15 @@ static int cmd_history(const struct command *c, int argc, char **argv)
     json_t *reply = request("history", args);
     if (json_out)
         return print_json(reply);
+    if (all)
+        printf("%-24s  ", "NODE");
     printf("%-19s  %-20s  %-20s  %-20s  %s\n", "TIME", "FROM", "TO", "REQUEST", "HOW");
     size_t i;
     json_t *x;
     json_array_foreach(json_object_get(reply, "history"), i, x) {
         char t[32];
+        if (all)
+            printf("%-24s  ", str(x, "node", "?"));
         printf("%-19s  %-20s  %-20s  %-20s  %s\n",
                fmt_time(json_number_value(json_object_get(x, "time")), t, sizeof(t)),
                str(x, "from", "-"), str(x, "to", "-"), str(x, "request", "-"), str(x, "how", "-"));
@@ -1043,17 +1055,26 @@ static int cmd_history(const struct command *c, int argc, char **argv)
 
 static int cmd_audit(const struct command *c, int argc, char **argv)
 {
-    static const struct option extra[] = {ROWS_OPTIONS, {NULL, 0, NULL, 0}};
-    struct parsed p = parse_command(c, argc, argv, "n:", extra);
+    static const struct option extra[] = {{"since", required_argument, NULL, 's'}, ROWS_OPTIONS,
+                                          {NULL, 0, NULL, 0}};
+    struct parsed p = parse_command(c, argc, argv, "s:n:", extra);
     if (p.first < 0)
         return p.status;
-    json_t *args = json_pack("{s:s}", "node", argv[p.first]);
+    bool all = p.first >= argc; /* no NODE: every node, with a NODE column */
+    json_t *args = all ? json_object() : json_pack("{s:s}", "node", argv[p.first]);
     rows_limit(&p, args);
-    if (p.first + 1 < argc)
+    if (!all && p.first + 1 < argc)
         json_object_set_new(args, "channel", json_string(argv[p.first + 1]));
+    int r = since_arg(c, &p, args);
+    if (r) {
+        json_decref(args);
+        return r;
+    }
     json_t *reply = request("audit", args);
     if (json_out)
         return print_json(reply);
+    if (all)
+        printf("%-24s  ", "NODE");
     printf("%-19s  %-14s  %-30s  %-24s  %s\n", "TIME", "CHANNEL", "OLD -> NEW", "USER@HOST",
            "RESULT");
     size_t i;
@@ -1062,6 +1083,8 @@ static int cmd_audit(const struct command *c, int argc, char **argv)
         char t[32], change[128], who[128];
         snprintf(change, sizeof(change), "%s -> %s", str(x, "old", "?"), str(x, "new", "?"));
         snprintf(who, sizeof(who), "%s@%s", str(x, "user", "?"), str(x, "host", "?"));
+        if (all)
+            printf("%-24s  ", str(x, "node", "?"));
         printf("%-19s  %-14s  %-30s  %-24s  %s\n",
                fmt_time(json_number_value(json_object_get(x, "time")), t, sizeof(t)),
                str(x, "channel", "-"), change, who,
@@ -1178,16 +1201,17 @@ static const struct command commands[] = {
      "  --all           every row (up to 100000)\n"
      "  -b, --backtrace with each crash's backtrace\n"
      "  --json          the daemon's reply as JSON\n", 0, 1},
-    {"history", cmd_history, "NODE [--since T] [-n N | --all]",
-     "The node's state transitions, newest first.\n"
+    {"history", cmd_history, "[NODE] [--since T] [-n N | --all]",
+     "The node's state transitions (without NODE: every node's), newest first.\n"
      "  --since T       only later ones (as for crashes)\n"
      "  -n N, --all     how many (as for crashes)\n"
-     "  --json          the daemon's reply as JSON\n", 1, 1},
-    {"audit", cmd_audit, "NODE [CHANNEL] [-n N | --all]",
-     "Writes to the node's channels (REQUEST, MODE, OP, ...), newest first: who wrote what,\n"
-     "from which host and user, and whether it was accepted.\n"
+     "  --json          the daemon's reply as JSON\n", 0, 1},
+    {"audit", cmd_audit, "[NODE [CHANNEL]] [--since T] [-n N | --all]",
+     "Writes to the node's channels (REQUEST, MODE, OP, ...; without NODE: every node's),\n"
+     "newest first: who wrote what, from which host and user, and whether it was accepted.\n"
+     "  --since T       only later ones (as for crashes)\n"
      "  -n N, --all     how many (as for crashes)\n"
-     "  --json          the daemon's reply as JSON\n", 1, 2},
+     "  --json          the daemon's reply as JSON\n", 0, 2},
     {"release", cmd_one_node, "NODE",
      "Lift a node's quarantine (after crashes, or as too slow): it runs again, and its\n"
      "earlier crashes no longer count.\n",

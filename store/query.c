@@ -141,18 +141,19 @@ int store_history(store *s, const char *node, double since, unsigned limit, stor
     return finish(s, st, rc, n);
 }
 
-int store_audit_list(store *s, const char *node, const char *channel, unsigned limit, store_audit_fn fn,
-                     void *arg)
+int store_audit_list(store *s, const char *node, const char *channel, double since, unsigned limit,
+                     store_audit_fn fn, void *arg)
 {
     sqlite3_stmt *st;
     int code = start(s,
                      "SELECT node, time, channel, old_value, new_value, host, user, accepted FROM audit "
-                     "WHERE (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR channel = ?2) "
+                     "WHERE (?1 IS NULL OR node = ?1) AND (?4 IS NULL OR channel = ?4) AND time > ?2 "
                      "ORDER BY time DESC, id DESC LIMIT ?3",
                      &st, node, limit);
     if (code != STORE_OK)
         return code;
-    bind_opt(st, 2, channel);
+    sqlite3_bind_double(st, 2, isfinite(since) ? since : 0);
+    bind_opt(st, 4, channel);
     int rc, n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct store_audit a = {
@@ -169,5 +170,39 @@ int store_audit_list(store *s, const char *node, const char *channel, unsigned l
         if (fn(arg, &a))
             break;
     }
+    return finish(s, st, rc, n);
+}
+
+int store_count(store *s, enum store_rows what, const char *node, const char *channel,
+                double since, unsigned cap)
+{
+    /* Each counts the rows its list query would walk, through the same
+     * index, and stops at cap: an operator's query never scans without end. */
+    static const char *const sql[] = {
+        [STORE_ROWS_CRASHES] = "SELECT count(*) FROM (SELECT 1 FROM crashes WHERE (?1 IS NULL OR node = ?1) "
+                               "AND time > ?2 LIMIT ?3)",
+        [STORE_ROWS_HISTORY] = "SELECT count(*) FROM (SELECT 1 FROM transitions WHERE (?1 IS NULL OR node = ?1) "
+                               "AND time > ?2 LIMIT ?3)",
+        [STORE_ROWS_AUDIT] = "SELECT count(*) FROM (SELECT 1 FROM audit WHERE (?1 IS NULL OR node = ?1) "
+                             "AND (?4 IS NULL OR channel = ?4) AND time > ?2 LIMIT ?3)",
+    };
+    static const char chain[] =
+        "WITH RECURSIVE chain (id, n) AS ("
+        "  SELECT last_transition, 1 FROM node_state WHERE name = ?1"
+        "  UNION ALL"
+        "  SELECT t.prev_id, c.n + 1 FROM chain c JOIN transitions t ON t.id = c.id"
+        "  WHERE t.time > ?2 AND c.n < ?3) "
+        "SELECT count(*) FROM chain c JOIN transitions t ON t.id = c.id WHERE t.time > ?2";
+    if ((unsigned)what > STORE_ROWS_AUDIT)
+        return STORE_EINVAL;
+    bool by_chain = what == STORE_ROWS_HISTORY && node && store_valid_name(node) && has_chain(s, node);
+    sqlite3_stmt *st;
+    int code = start(s, by_chain ? chain : sql[what], &st, node, cap);
+    if (code != STORE_OK)
+        return code;
+    sqlite3_bind_double(st, 2, isfinite(since) ? since : 0);
+    if (what == STORE_ROWS_AUDIT)
+        bind_opt(st, 4, channel);
+    int rc = sqlite3_step(st), n = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
     return finish(s, st, rc, n);
 }

@@ -258,8 +258,7 @@ typedef int (*store_crash_fn)(void *arg, const struct store_crash *c);
 typedef int (*store_transition_fn)(void *arg, const struct store_transition *t);
 typedef int (*store_audit_fn)(void *arg, const struct store_audit *a);
 
-/* Newest first, at most limit rows (0: 100); crashes and history only those
- * with time > since. node (and channel) NULL: all. Pointers are valid during
+/* Newest first, at most limit rows (0: 100); only those with time > since. node (and channel) NULL: all. Pointers are valid during
  * the callback; return non-zero to stop. Return the number of rows given, or
  * a negative store_err. A registered node's history is read along its chain
  * of transitions (O(limit)); other queries walk the time index from the end. */
@@ -267,8 +266,15 @@ int store_crashes(store *s, const char *node, double since, unsigned limit, stor
                   void *arg);
 int store_history(store *s, const char *node, double since, unsigned limit,
                   store_transition_fn fn, void *arg);
-int store_audit_list(store *s, const char *node, const char *channel, unsigned limit,
-                     store_audit_fn fn, void *arg);
+int store_audit_list(store *s, const char *node, const char *channel, double since,
+                     unsigned limit, store_audit_fn fn, void *arg);
+
+/* How many rows one of those queries gives without its limit (the same
+ * node, channel and since), counting no further than cap (cap returned:
+ * "at least"); a negative store_err. For "100 of 360 shown". */
+enum store_rows { STORE_ROWS_CRASHES, STORE_ROWS_HISTORY, STORE_ROWS_AUDIT };
+int store_count(store *s, enum store_rows what, const char *node, const char *channel,
+                double since, unsigned cap);
 
 /* ---- status ---- */
 

@@ -600,7 +600,8 @@ static int crash_row(void *arg, const struct store_crash *c)
 
 static int transition_row(void *arg, const struct store_transition *t)
 {
-    json_array_append_new(arg, json_pack("{s:f,s:o,s:o,s:o,s:s}", "time", t->time, "from",
+    json_array_append_new(arg, json_pack("{s:o,s:f,s:o,s:o,s:o,s:s}", "node", opt_string(t->node),
+                                         "time", t->time, "from",
                                          opt_string(t->from && *t->from ? t->from : NULL), "to",
                                          opt_string(t->to), "request", opt_string(t->request),
                                          "how", store_how_name(t->how)));
@@ -609,7 +610,8 @@ static int transition_row(void *arg, const struct store_transition *t)
 
 static int audit_row(void *arg, const struct store_audit *a)
 {
-    json_array_append_new(arg, json_pack("{s:f,s:o,s:o,s:o,s:o,s:o,s:b}", "time", a->time,
+    json_array_append_new(arg, json_pack("{s:o,s:f,s:o,s:o,s:o,s:o,s:o,s:b}", "node",
+                                         opt_string(a->node), "time", a->time,
                                          "channel", opt_string(a->channel), "old",
                                          opt_string(a->old_value), "new",
                                          opt_string(a->new_value), "host", opt_string(a->host),
@@ -617,12 +619,14 @@ static int audit_row(void *arg, const struct store_audit *a)
     return 0;
 }
 
+#define ROWS_COUNT_MAX 100000 /* rows a total counts at most (the store's own bound) */
+
 /* Query replies: the rows, or EUNKNOWN_NODE when a node that does not
  * exist has none (a destroyed node's history stays readable). */
 /* Queries ask the store for one row more than the limit: when it comes,
  * the reply says that older rows exist rather than stopping silently. */
 static json_t *rows_reply(sup *s, const char *node, int n, json_t *rows, const char *key,
-                          double limit)
+                          double limit, enum store_rows what, const char *channel, double since)
 {
     if (n < 0) {
         json_decref(rows);
@@ -643,9 +647,17 @@ static json_t *rows_reply(sup *s, const char *node, int n, json_t *rows, const c
     bool more = json_array_size(rows) > (size_t)limit;
     if (more)
         json_array_remove(rows, (size_t)limit);
+    /* The total only when rows were left out (a count is one more walk of
+     * the index), and no further than ROWS_COUNT_MAX: "of more than N". */
+    int total = more ? store_count(s->store, what, node, channel, since, ROWS_COUNT_MAX)
+                     : (int)json_array_size(rows);
     json_t *reply = ok_reply();
     json_object_set_new(reply, key, rows);
     json_object_set_new(reply, "more", json_boolean(more));
+    if (total >= 0) {
+        json_object_set_new(reply, "total", json_integer(total));
+        json_object_set_new(reply, "total_exact", json_boolean(total < ROWS_COUNT_MAX));
+    }
     return reply;
 }
 
@@ -679,7 +691,7 @@ static json_t *cmd_crashes(sup *s, struct ctl_peer *p, json_t *args)
         return e;
     json_t *rows = json_array();
     int n = store_crashes(s->store, node, since, (unsigned)limit + 1, crash_row, rows);
-    return rows_reply(s, node, n, rows, "crashes", limit);
+    return rows_reply(s, node, n, rows, "crashes", limit, STORE_ROWS_CRASHES, NULL, since);
 }
 
 static json_t *cmd_history(sup *s, struct ctl_peer *p, json_t *args)
@@ -687,20 +699,20 @@ static json_t *cmd_history(sup *s, struct ctl_peer *p, json_t *args)
     (void)p;
     const char *node;
     double since = 0, limit = 100;
-    json_t *e = query_args(s, args, true, &node, &since, &limit);
+    json_t *e = query_args(s, args, false, &node, &since, &limit); /* no node: every node */
     if (e)
         return e;
     json_t *rows = json_array();
     int n = store_history(s->store, node, since, (unsigned)limit + 1, transition_row, rows);
-    return rows_reply(s, node, n, rows, "history", limit);
+    return rows_reply(s, node, n, rows, "history", limit, STORE_ROWS_HISTORY, NULL, since);
 }
 
 static json_t *cmd_audit(sup *s, struct ctl_peer *p, json_t *args)
 {
     (void)p;
     const char *node, *channel;
-    double limit = 100;
-    json_t *e = query_args(s, args, true, &node, NULL, &limit);
+    double since = 0, limit = 100;
+    json_t *e = query_args(s, args, false, &node, &since, &limit); /* no node: every node */
     if (!e)
         e = arg_str(args, "channel", false, &channel);
     if (e)
@@ -719,8 +731,8 @@ static json_t *cmd_audit(sup *s, struct ctl_peer *p, json_t *args)
         channel = known;
     }
     json_t *rows = json_array();
-    int n = store_audit_list(s->store, node, channel, (unsigned)limit + 1, audit_row, rows);
-    return rows_reply(s, node, n, rows, "audit", limit);
+    int n = store_audit_list(s->store, node, channel, since, (unsigned)limit + 1, audit_row, rows);
+    return rows_reply(s, node, n, rows, "audit", limit, STORE_ROWS_AUDIT, channel, since);
 }
 
 /* ---- changes: running nodes ---- */
@@ -1407,7 +1419,7 @@ static const struct command {
     {"log", false, cmd_log, {"node", "n", "follow"}},
     {"crashes", false, cmd_crashes, {"node", "since", "limit"}},
     {"history", false, cmd_history, {"node", "since", "limit"}},
-    {"audit", false, cmd_audit, {"node", "channel", "limit"}},
+    {"audit", false, cmd_audit, {"node", "channel", "since", "limit"}},
     {"start", true, cmd_start, {"nodes"}},
     {"stop", true, cmd_stop, {"nodes"}},
     {"restart", true, cmd_restart, {"nodes"}},

@@ -474,18 +474,32 @@ def test_crashes_history_and_release(ctl):
     assert wait_for(lambda: any(t["to"] == "STEP_A" for t in transitions()))
     h = transitions()
     assert h[-1]["how"] == "init" and h[-1]["from"] is None
-    assert all(set(t) == {"time", "from", "to", "request", "how"} for t in h)
+    assert all(set(t) == {"node", "time", "from", "to", "request", "how"} for t in h)
     later = c.json("history", "B1", "--since", "%f" % (time.time() + 60))["history"]
     assert later == []
     assert "TIME" in c.ok("history", "B1").stdout
     # Issue 12, item 10: a limit that leaves rows out says so.
     assert wait_for(lambda: len(transitions()) >= 4)
+    total = len(c.json("history", "B1", "--all")["history"])
     out = c.ok("history", "B1", "-n", "2").stdout.splitlines()
-    assert len(out) == 4 and out[-1].startswith("(2 shown, newest first; there are older"), out
+    assert len(out) == 4, out
+    assert out[-1] == "(2 of %d shown, newest first: -n N or --all for more)" % total or \
+        out[-1].startswith("(2 of %d shown" % (total + 1)), out  # (one more may have come)
     reply = c.json("history", "B1", "-n", "2")
-    assert len(reply["history"]) == 2 and reply["more"] is True
+    assert len(reply["history"]) == 2 and reply["more"] is True and reply["total"] >= total
+    assert reply["total_exact"] is True
     assert c.json("history", "B1", "--all")["more"] is False
-    assert "there are older" not in c.ok("history", "B1", "--all").stdout
+    assert "for more" not in c.ok("history", "B1", "--all").stdout
+    # Across nodes: history and audit without NODE, with a NODE column; --since on audit too.
+    every = c.json("history")["history"]
+    assert {"B1", "B2"} <= {t["node"] for t in every}
+    assert c.ok("history", "-n", "1").stdout.splitlines()[0].split()[0] == "NODE"
+    c.ok("request", "B2", "STEP_B")
+    c.ok("request", "B1", "STEP_C")
+    rows = c.json("audit")["audit"]
+    assert [(r["node"], r["new"]) for r in rows[:2]] == [("B1", "STEP_C"), ("B2", "STEP_B")]
+    assert c.json("audit", "--since", "%f" % (time.time() + 60))["audit"] == []
+    assert c.json("audit", "B1", "--since", "%f" % (time.time() - 3600))["audit"][0]["new"] == "STEP_C"
 
 
 # ---- the protocol ----

@@ -1071,10 +1071,22 @@ Test(store, queries_newest_first_with_limits)
     cr_assert_eq(store_history(st, "SUS_ETMX", 0, 0, saw_transition, &s), 5);
 
     s = (struct seen){0};
-    cr_assert_eq(store_audit_list(st, "IFO", "X1:GRD-IFO_MODE", 0, saw_audit, &s), 5);
+    cr_assert_eq(store_audit_list(st, "IFO", "X1:GRD-IFO_MODE", 0, 0, saw_audit, &s), 5);
     cr_assert_str_eq(s.first, "X1:GRD-IFO_MODE=AUTO@ws:0");
     s = (struct seen){0};
-    cr_assert_eq(store_audit_list(st, NULL, NULL, 7, saw_audit, &s), 7);
+    cr_assert_eq(store_audit_list(st, NULL, NULL, 0, 7, saw_audit, &s), 7);
+    s = (struct seen){0};
+    cr_assert_eq(store_audit_list(st, "IFO", NULL, 105, 0, saw_audit, &s), 4, "since");
+
+    /* Counts: the same filters, no limit, stopping at the cap. */
+    cr_assert_eq(store_count(st, STORE_ROWS_CRASHES, NULL, NULL, 0, 1000), 2);
+    cr_assert_eq(store_count(st, STORE_ROWS_CRASHES, NULL, NULL, 920, 1000), 1);
+    cr_assert_eq(store_count(st, STORE_ROWS_HISTORY, "IFO", NULL, 0, 1000), 5, "by the chain");
+    cr_assert_eq(store_count(st, STORE_ROWS_HISTORY, NULL, NULL, 105, 1000), 4);
+    cr_assert_eq(store_count(st, STORE_ROWS_HISTORY, NULL, NULL, 0, 3), 3, "the cap");
+    cr_assert_eq(store_count(st, STORE_ROWS_AUDIT, "IFO", "X1:GRD-IFO_MODE", 0, 1000), 5);
+    cr_assert_eq(store_count(st, STORE_ROWS_AUDIT, "IFO", NULL, 105, 1000), 4);
+    cr_assert_eq(store_count(st, STORE_ROWS_AUDIT, "SUS_ETMX", NULL, 0, 1000), 0);
 }
 
 /* A registered node's history follows its chain; the same rows come from the
