@@ -369,9 +369,15 @@ def test_create_and_destroy(ctl):
     c.start()
     assert c.node("NEW1")["running"]
     state = chan("X1:GRD-NEW1_STATE")
+    c.ok("request", "NEW1", "SAFE")
     c.ok("destroy", "NEW1")
     assert wait_for(lambda: not epics.ca.isConnected(state)), "destroy disconnects the channels"
     assert c.run("status", "NEW1").returncode == 1
+    # Issue 12, item 13: a destroyed node's audit reads like its history.
+    assert c.json("history", "NEW1")["history"], "history of a destroyed node"
+    assert c.json("audit", "NEW1")["audit"][0]["new"] == "SAFE"
+    assert c.json("audit", "NEW1", "request")["audit"][0]["new"] == "SAFE"
+    assert "destroyed by root (uid 0)" in c.daemon.log_text()
     c.ok("destroy", "B2")  # a node of the file: kept destroyed, so the file does not bring it back
     c.stop()
     c.start()
