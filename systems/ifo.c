@@ -60,11 +60,14 @@ static void ifo_init(grd_node *n)
     }
 }
 
-/* How many listed nodes are not OK, their names into text. */
+#define IFO_MORE_MAX 24 /* room kept for " and 64 more" */
+
+/* How many listed nodes are not OK, their names into text: whole names
+ * only, and " and N more" for those that do not fit (never a name cut). */
 static unsigned not_ok(grd_node *n, char *text, size_t len)
 {
     struct ifo *s = grd_priv(n);
-    unsigned bad = 0;
+    unsigned bad = 0, left_out = 0;
     size_t used = 0;
     text[0] = '\0';
     for (unsigned i = 0; i < s->count; i++) {
@@ -72,13 +75,17 @@ static unsigned not_ok(grd_node *n, char *text, size_t len)
         int known = grd_node_ok(n, s->names[i], &ok) == GRD_OK;
         if (known && ok)
             continue;
-        if (used < len) {
-            int w = snprintf(text + used, len - used, "%s%s%s", bad ? ", " : "", s->names[i],
-                             known ? "" : "?");
-            used += w > 0 ? (size_t)w : 0;
-        }
         bad++;
+        size_t need = (bad > 1 ? 2 : 0) + strlen(s->names[i]) + (known ? 0 : 1);
+        if (left_out || used + need + IFO_MORE_MAX >= len) {
+            left_out++;
+            continue;
+        }
+        used += (size_t)snprintf(text + used, len - used, "%s%s%s", bad > 1 ? ", " : "",
+                                 s->names[i], known ? "" : "?");
     }
+    if (left_out)
+        snprintf(text + used, len - used, " and %u more", left_out);
     return bad;
 }
 

@@ -279,6 +279,32 @@ Test(ifo, unknown_nodes_are_not_ok)
     cr_assert(!node_ok(top));
 }
 
+/* Issue 12, item 19: a long list is never cut inside a name: the names that
+ * do not fit are counted ("and N more"). */
+Test(ifo, a_long_list_of_bad_nodes_ends_with_a_count)
+{
+    static char list[1024]; /* an argument is at most 1024 characters */
+    int used = snprintf(list, sizeof(list), "nodes=");
+    for (int i = 0; i < 40; i++)
+        used += snprintf(list + used, sizeof(list) - (size_t)used,
+                         "%sLONG_NAME_NODE_NUMBER_%02d", i ? "," : "", i);
+    const char *args[] = {list};
+    node *top = add("IFO", ifo, args, 1);
+    cycles(4);
+    int at = log_find_sub(0, "40/40 not OK: LONG_NAME_NODE_NUMBER_00?, ");
+    cr_assert_neq(at, -1);
+    const char *line = fake.lines[at];
+    const char *more = strstr(line, " and ");
+    cr_assert(more && strstr(more, " more"), "%s", line);
+    cr_assert(more[-1] == '?', "the last name shown is whole: %s", line);
+    unsigned shown = 0, left = 0;
+    for (const char *p = strstr(line, "not OK: "); (p = strstr(p, "LONG_NAME_NODE")); p++)
+        shown++;
+    cr_assert_eq(sscanf(more, " and %u more", &left), 1);
+    cr_assert_eq(shown + left, 40, "%u shown + %u more: %s", shown, left, line);
+    (void)top;
+}
+
 Test(ifo, a_missing_or_bad_list_is_an_error)
 {
     node *a = add("IFO_A", ifo, NULL, 0);
