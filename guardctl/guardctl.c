@@ -251,10 +251,13 @@ static const char *fmt_time(double t, char *buf, size_t len)
         snprintf(buf, len, "-");
         return buf;
     }
+    /* Local time, with its zone: node log lines are UTC ("...Z"), and a
+     * time without a zone next to them would be read wrongly. --since
+     * reads local times too. */
     time_t tt = (time_t)t;
     struct tm tm;
     localtime_r(&tt, &tm);
-    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M:%S %Z", &tm);
     return buf;
 }
 
@@ -708,6 +711,22 @@ static int cmd_create(const struct command *c, int argc, char **argv)
         return print_json(reply);
     printf("%s: created and started (system %s)\n", argv[p.first], argv[p.first + 1]);
     json_decref(reply);
+    /* Arguments the system does not read (a mistyped key?) are known once
+     * the node has left INIT: wait a moment for that verdict. */
+    if (argc - p.first > 2)
+        for (int tries = 0; tries < 30; tries++) {
+            json_t *st = request("status", json_pack("{s:[s]}", "nodes", argv[p.first]));
+            json_t *unread = json_object_get(json_array_get(json_object_get(st, "nodes"), 0),
+                                             "unread_args");
+            bool known = json_is_string(unread);
+            if (known && *json_string_value(unread))
+                fprintf(stderr, "guardctl: warning: system %s did not read %s (a mistyped key?)\n",
+                        argv[p.first + 1], json_string_value(unread));
+            json_decref(st);
+            if (known)
+                break;
+            nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
+        }
     return EXIT_OK;
 }
 
@@ -993,7 +1012,7 @@ static int cmd_crashes(const struct command *c, int argc, char **argv)
         json_decref(reply);
         return EXIT_OK;
     }
-    printf("%-19s  %-16s  %-8s  %-24s  %-12s  %s\n", "TIME", "NODE", "SIGNAL", "STATE/PHASE",
+    printf("%-23s  %-16s  %-8s  %-24s  %-12s  %s\n", "TIME", "NODE", "SIGNAL", "STATE/PHASE",
            "UPTIME", "SINCE PREVIOUS");
     size_t i;
     json_t *x;
@@ -1001,7 +1020,7 @@ static int cmd_crashes(const struct command *c, int argc, char **argv)
         char t[32], sig[16], up[32], prev[32], where[64];
         json_t *sp = json_object_get(x, "since_prev");
         snprintf(where, sizeof(where), "%s/%s", str(x, "state", "-"), str(x, "phase", "-"));
-        printf("%-19s  %-16s  %-8s  %-24s  %-12s  %s%s\n",
+        printf("%-23s  %-16s  %-8s  %-24s  %-12s  %s%s\n",
                fmt_time(json_number_value(json_object_get(x, "time")), t, sizeof(t)),
                str(x, "node", "-"),
                signal_name((int)json_integer_value(json_object_get(x, "signal")), sig, sizeof(sig)),
@@ -1037,14 +1056,14 @@ static int cmd_history(const struct command *c, int argc, char **argv)
         return print_json(reply);
     if (all)
         printf("%-24s  ", "NODE");
-    printf("%-19s  %-20s  %-20s  %-20s  %s\n", "TIME", "FROM", "TO", "REQUEST", "HOW");
+    printf("%-23s  %-20s  %-20s  %-20s  %s\n", "TIME", "FROM", "TO", "REQUEST", "HOW");
     size_t i;
     json_t *x;
     json_array_foreach(json_object_get(reply, "history"), i, x) {
         char t[32];
         if (all)
             printf("%-24s  ", str(x, "node", "?"));
-        printf("%-19s  %-20s  %-20s  %-20s  %s\n",
+        printf("%-23s  %-20s  %-20s  %-20s  %s\n",
                fmt_time(json_number_value(json_object_get(x, "time")), t, sizeof(t)),
                str(x, "from", "-"), str(x, "to", "-"), str(x, "request", "-"), str(x, "how", "-"));
     }
@@ -1075,7 +1094,7 @@ static int cmd_audit(const struct command *c, int argc, char **argv)
         return print_json(reply);
     if (all)
         printf("%-24s  ", "NODE");
-    printf("%-19s  %-14s  %-30s  %-24s  %s\n", "TIME", "CHANNEL", "OLD -> NEW", "USER@HOST",
+    printf("%-23s  %-14s  %-30s  %-24s  %s\n", "TIME", "CHANNEL", "OLD -> NEW", "USER@HOST",
            "RESULT");
     size_t i;
     json_t *x;
@@ -1085,7 +1104,7 @@ static int cmd_audit(const struct command *c, int argc, char **argv)
         snprintf(who, sizeof(who), "%s@%s", str(x, "user", "?"), str(x, "host", "?"));
         if (all)
             printf("%-24s  ", str(x, "node", "?"));
-        printf("%-19s  %-14s  %-30s  %-24s  %s\n",
+        printf("%-23s  %-14s  %-30s  %-24s  %s\n",
                fmt_time(json_number_value(json_object_get(x, "time")), t, sizeof(t)),
                str(x, "channel", "-"), change, who,
                json_is_true(json_object_get(x, "accepted")) ? "accepted" : "REFUSED");

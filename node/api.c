@@ -118,8 +118,10 @@ const char *grd_arg(const grd_node *g, const char *key)
     if (klen > NODE_ARG_MAX)
         return NULL;
     for (unsigned i = 0; i < n->n_args; i++)
-        if (strcmp(n->args[i].key, key) == 0)
+        if (strcmp(n->args[i].key, key) == 0) {
+            n->args[i].read = true;
             return n->args[i].value;
+        }
     return NULL;
 }
 

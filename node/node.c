@@ -59,6 +59,15 @@ int node_channel_name(char *out, size_t len, const char *ifo, const char *node,
     return snprintf(out, len, NODE_CHANNEL_FMT, ifo, node, suffix);
 }
 
+unsigned node_unread_args(const node *n, const char **keys, unsigned max)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; n && i < n->n_args && k < max; i++)
+        if (!n->args[i].read)
+            keys[k++] = n->args[i].key;
+    return k;
+}
+
 /* ---- creation ---- */
 
 static bool valid_ifo(const char *ifo)

@@ -276,6 +276,11 @@ struct node_exec {
 };
 extern struct node_exec node_executing;
 
+/* The keys of the node's arguments its system has not read (grd_arg) so
+ * far, at most max; returns how many. Right after node_new, an argument
+ * node_init did not read is likely a mistyped key: the host warns. */
+unsigned node_unread_args(const node *n, const char **keys, unsigned max);
+
 /* ---- the node's log ---- */
 
 /* A line in the node's log (and to host->log), formatted as its own: the

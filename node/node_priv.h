@@ -62,6 +62,7 @@ enum node_ctx { CTX_NONE, CTX_MAIN, CTX_RUN, CTX_CHECK, CTX_INIT, CTX_FINI };
 
 struct node_arg {
     char *key, *value;
+    bool read; /* grd_arg asked for it (node_unread_args) */
 };
 
 struct node_timer {

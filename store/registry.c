@@ -482,7 +482,7 @@ static void format_time(double t, char *out, size_t len)
 {
     time_t sec = (time_t)t;
     struct tm tm;
-    if (t <= 0 || !localtime_r(&sec, &tm) || !strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm))
+    if (t <= 0 || !localtime_r(&sec, &tm) || !strftime(out, len, "%Y-%m-%d %H:%M:%S %Z", &tm))
         snprintf(out, len, "unknown");
 }
 

@@ -317,6 +317,8 @@ static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, 
         json_object_set_new(j, "steps", steps_json(s, sn));
         json_object_set_new(j, "manager", ctl_string(node_manager(n)));
         json_object_set_new(j, "stalled", json_boolean(node_stalled(n)));
+        json_object_set_new(j, "unread_args", !sn->args_checked ? json_null()
+                                              : ctl_string(sn->unread));
         unsigned not_ok, total = node_subnodes(n, &not_ok);
         json_object_set_new(j, "subnodes_total", json_integer(total));
         json_object_set_new(j, "subnodes_not_ok", json_integer(not_ok));

@@ -277,6 +277,7 @@ int sup_node_add(sup *s, const char *name, const char *system, const char *const
     }
     HASH_ADD_STR(s->nodes, name, sn);
     s->n_nodes++;
+    sn->added = sup_now();
     sched_add(s, sn);
     sup_set_failed(s, name, NULL);
     sup_medm_changed(s);

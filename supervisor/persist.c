@@ -280,9 +280,33 @@ static enum store_how how_of(enum node_transition t)
     }
 }
 
+/* Arguments the system never read: said once, in the log and on stderr. */
+static void check_args(sup *s, sup_node *sn)
+{
+    const grd_state *st = node_state(sn->node);
+    if (st && strcmp(st->name, "INIT") == 0 && sup_now() - sn->added < SUP_ARGS_CHECK_AFTER)
+        return;
+    sn->args_checked = true;
+    const char *keys[CONFIG_ARGS_MAX];
+    unsigned n = node_unread_args(sn->node, keys, CONFIG_ARGS_MAX);
+    size_t used = 0;
+    for (unsigned i = 0; i < n && used < sizeof(sn->unread); i++)
+        used += (size_t)snprintf(sn->unread + used, sizeof(sn->unread) - used, "%s%s",
+                                 i ? ", " : "", keys[i]);
+    if (n) {
+        fprintf(stderr, "guardiand: %s: WARNING: system %s did not read argument%s %s (a mistyped "
+                "key?)\n", sn->name, sn->system, n > 1 ? "s" : "", sn->unread);
+        node_log(sn->node, "WARNING: system %s did not read argument%s %s (a mistyped key?)",
+                 sn->system, n > 1 ? "s" : "", sn->unread);
+    }
+    (void)s;
+}
+
 void persist_after_step(sup *s, sup_node *sn)
 {
     node *n = sn->node;
+    if (!sn->args_checked)
+        check_args(s, sn);
     uint64_t gen = node_generation(n);
     if (!s->store || gen == sn->saved_gen)
         return;

@@ -37,6 +37,8 @@ struct store;
 struct notify;
 struct ctl;
 
+#define SUP_ARGS_CHECK_AFTER 2.0 /* s: see sup_node.args_checked */
+
 /* A node as the supervisor holds it. */
 typedef struct sup_node {
     char name[CONFIG_NAME_MAX];
@@ -49,6 +51,12 @@ typedef struct sup_node {
     unsigned slot;
     struct sup_node *slot_next; /* nodes of one slot, in step order */
     bool quarantined;           /* not stepped: see persist.c */
+    double added;               /* sup_now() when it started */
+    /* Arguments its system did not read (a mistyped key?): checked once,
+     * when it leaves INIT or SUP_ARGS_CHECK_AFTER s after it started,
+     * since a system may read them in INIT's code as well as node_init. */
+    bool args_checked;
+    char unread[256];           /* "key1, key2", "" when it read them all */
     bool too_slow;              /* quarantined by the scheduler (sched.c), not for crashes */
     char quarantine_why[192];   /* why it is quarantined, for status and refusals */
     uint64_t stepped_cycle;     /* the cycle it last stepped in (sched.c, the watchdog) */

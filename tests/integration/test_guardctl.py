@@ -352,6 +352,14 @@ def test_create_and_destroy(ctl):
     import epics
     assert epics.ca.isConnected(state)
 
+    assert "did not read" not in r.stderr
+    # Issue 12, item 19: an argument the system never reads is warned about (a mistyped key?).
+    r = c.ok("create", "TYPO", "sus", "optic=ITMY", "optik=ITMX")
+    assert "warning: system sus did not read optik (a mistyped key?)" in r.stderr, r.stderr
+    assert "TYPO: WARNING: system sus did not read argument optik" in c.daemon.log_text()
+    assert c.node("TYPO")["unread_args"] == "optik"
+    assert c.node("NEW1")["unread_args"] == ""
+    c.ok("destroy", "TYPO")
     r = c.run("create", "NEW1", "bench")
     assert r.returncode == 1 and "exists" in r.stderr
     r = c.run("create", "bad-name", "bench")
