@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "store/store.h"
 #include "supervisor/sup.h"
@@ -11,6 +12,8 @@
 enum { S_NODES, S_LOOP_UTIL, S_JITTER_P50, S_JITTER_P99, S_JITTER_MAX, S_OVERRUNS, S_SKIPPED,
        S_UPTIME, S_VERSION, S_RATE, S_CA_CLIENTS, S_CA_CHANNELS, S_DB_STATUS, S_DB_MESSAGE,
        S_DB_QUEUED, S_DB_COMMITTED, S_PREV_BOOT, S_QUARANTINED, S_COUNT };
+
+#define SUP_DB_MESSAGE_MAX 256 /* characters of DB_MESSAGE, with its NUL */
 
 static const char *const db_status_strs[] = {"OK", "DEGRADED", "NONE"};
 static const char *const boot_strs[] = {"CLEAN", "UNCLEAN"};
@@ -30,27 +33,30 @@ static const struct {
     int16_t prec;
     const char *const *enums;
     unsigned n_enums;
+    uint32_t count; /* elements of an array; 0: one */
 } defs[] = {
-    {S_NODES, "NODES", PV_LONG, NULL, 0, NULL, 0},
-    {S_LOOP_UTIL, "LOOP_UTIL", PV_DOUBLE, "%", 1, NULL, 0},
-    {S_JITTER_P50, "JITTER_P50", PV_DOUBLE, "ms", 3, NULL, 0},
-    {S_JITTER_P99, "JITTER_P99", PV_DOUBLE, "ms", 3, NULL, 0},
-    {S_JITTER_MAX, "JITTER_MAX", PV_DOUBLE, "ms", 3, NULL, 0},
-    {S_OVERRUNS, "OVERRUNS", PV_LONG, NULL, 0, NULL, 0},
-    {S_SKIPPED, "SKIPPED_CYCLES", PV_LONG, NULL, 0, NULL, 0},
-    {S_UPTIME, "UPTIME", PV_DOUBLE, "s", 0, NULL, 0},
-    {S_VERSION, "VERSION", PV_STRING, NULL, 0, NULL, 0},
-    {S_RATE, "RATE", PV_DOUBLE, "Hz", 2, NULL, 0},
-    {S_CA_CLIENTS, "CA_CLIENTS", PV_LONG, NULL, 0, NULL, 0},
-    {S_CA_CHANNELS, "CA_CHANNELS", PV_LONG, NULL, 0, NULL, 0},
+    {S_NODES, "NODES", PV_LONG, NULL, 0, NULL, 0, 0},
+    {S_LOOP_UTIL, "LOOP_UTIL", PV_DOUBLE, "%", 1, NULL, 0, 0},
+    {S_JITTER_P50, "JITTER_P50", PV_DOUBLE, "ms", 3, NULL, 0, 0},
+    {S_JITTER_P99, "JITTER_P99", PV_DOUBLE, "ms", 3, NULL, 0, 0},
+    {S_JITTER_MAX, "JITTER_MAX", PV_DOUBLE, "ms", 3, NULL, 0, 0},
+    {S_OVERRUNS, "OVERRUNS", PV_LONG, NULL, 0, NULL, 0, 0},
+    {S_SKIPPED, "SKIPPED_CYCLES", PV_LONG, NULL, 0, NULL, 0, 0},
+    {S_UPTIME, "UPTIME", PV_DOUBLE, "s", 0, NULL, 0, 0},
+    {S_VERSION, "VERSION", PV_STRING, NULL, 0, NULL, 0, 0},
+    {S_RATE, "RATE", PV_DOUBLE, "Hz", 2, NULL, 0, 0},
+    {S_CA_CLIENTS, "CA_CLIENTS", PV_LONG, NULL, 0, NULL, 0, 0},
+    {S_CA_CHANNELS, "CA_CHANNELS", PV_LONG, NULL, 0, NULL, 0, 0},
     /* The database: OK, DEGRADED (writes failing, being retried: MAJOR
      * alarm) or NONE (running without one: MAJOR alarm), and why. */
-    {S_DB_STATUS, "DB_STATUS", PV_ENUM, NULL, 0, db_status_strs, 3},
-    {S_DB_MESSAGE, "DB_MESSAGE", PV_STRING, NULL, 0, NULL, 0},
-    {S_DB_QUEUED, "DB_QUEUED", PV_LONG, NULL, 0, NULL, 0},
-    {S_DB_COMMITTED, "DB_COMMITTED", PV_LONG, NULL, 0, NULL, 0},
-    {S_PREV_BOOT, "PREV_BOOT", PV_ENUM, NULL, 0, boot_strs, 2},
-    {S_QUARANTINED, "QUARANTINED", PV_LONG, NULL, 0, NULL, 0},
+    {S_DB_STATUS, "DB_STATUS", PV_ENUM, NULL, 0, db_status_strs, 3, 0},
+    /* A long string (a CHAR array, `caget -S`): a database error rarely
+     * fits the 39 characters of a STRING. */
+    {S_DB_MESSAGE, "DB_MESSAGE", PV_CHAR, NULL, 0, NULL, 0, SUP_DB_MESSAGE_MAX},
+    {S_DB_QUEUED, "DB_QUEUED", PV_LONG, NULL, 0, NULL, 0, 0},
+    {S_DB_COMMITTED, "DB_COMMITTED", PV_LONG, NULL, 0, NULL, 0, 0},
+    {S_PREV_BOOT, "PREV_BOOT", PV_ENUM, NULL, 0, boot_strs, 2, 0},
+    {S_QUARANTINED, "QUARANTINED", PV_LONG, NULL, 0, NULL, 0, 0},
 };
 
 unsigned supchan_channels(struct medm_chan *out, unsigned max)
@@ -58,7 +64,8 @@ unsigned supchan_channels(struct medm_chan *out, unsigned max)
     unsigned n = sizeof(defs) / sizeof(defs[0]);
     for (unsigned i = 0; i < n && i < max; i++)
         out[i] = (struct medm_chan){.suffix = defs[i].name,
-                                    .text = defs[i].type == PV_STRING || defs[i].type == PV_ENUM,
+                                    .text = defs[i].type == PV_STRING || defs[i].type == PV_ENUM ||
+                                            defs[i].type == PV_CHAR,
                                     .alarm = defs[i].id == S_DB_STATUS};
     return n;
 }
@@ -75,20 +82,23 @@ static void refresh_db(struct supchan *sc)
 {
     sup *s = sc->sup;
     unsigned status = 2;
-    char msg[PV_STRING_SIZE];
-    snprintf(msg, sizeof(msg), "%.39s", s->store_problem);
+    char msg[SUP_DB_MESSAGE_MAX] = ""; /* NUL-padded: the whole array is sent */
+    if (snprintf(msg, sizeof(msg), "%s", s->store_problem) >= (int)sizeof(msg))
+        msg[sizeof(msg) - 1] = '\0'; /* cut: the whole of it is in the log */
     if (s->store) {
         struct store_status st;
         store_status(s->store, &st);
         status = st.ok ? 0 : 1;
-        snprintf(msg, sizeof(msg), "%.39s", st.ok ? "" : st.error);
+        memset(msg, 0, sizeof(msg));
+        if (snprintf(msg, sizeof(msg), "%s", st.ok ? "" : st.error) >= (int)sizeof(msg))
+            msg[sizeof(msg) - 1] = '\0';
         pv_set_long(sc->pv[S_DB_QUEUED], (long)st.queued);
         pv_set_long(sc->pv[S_DB_COMMITTED], (long)st.committed_total);
     }
     pv_set_enum(sc->pv[S_DB_STATUS], status);
     pv_set_alarm(sc->pv[S_DB_STATUS], status ? PV_ALARM_STATE : PV_ALARM_NONE,
                  status ? PV_SEV_MAJOR : PV_SEV_NONE);
-    pv_set_string(sc->pv[S_DB_MESSAGE], msg);
+    pv_set_array(sc->pv[S_DB_MESSAGE], msg, sizeof(msg));
     pv_set_enum(sc->pv[S_PREV_BOOT], s->prev_unclean);
     long quarantined = 0;
     for (sup_node *sn = s->nodes; sn; sn = sn->hh.next)
@@ -140,7 +150,8 @@ struct supchan *supchan_new(sup *s, char *err, size_t errlen)
         int e = pv_group_add(sc->group, &(pv_def){.name = defs[i].name, .type = defs[i].type,
                                                  .units = defs[i].units, .precision = defs[i].prec,
                                                  .enums = defs[i].enums,
-                                                 .n_enums = defs[i].n_enums},
+                                                 .n_enums = defs[i].n_enums,
+                                                 .count = defs[i].count},
                              &sc->pv[defs[i].id]);
         if (e) {
             snprintf(err, errlen, "supervisor channel %s%s: %s", prefix, defs[i].name,

@@ -291,6 +291,11 @@ def test_corrupt_database_is_reported_and_left_alone(runs):
     before = open(database, "rb").read()
     runs.start()
     assert get("X1:GUARDIAND-DB_STATUS", as_string=True) == "NONE"
+    # Issue 12, item 19: DB_MESSAGE is a long string (CHAR array): the whole reason, with the
+    # path, not 39 characters of it.
+    import epics
+    message = epics.caget("X1:GUARDIAND-DB_MESSAGE", as_string=True, timeout=5)
+    assert database in message and "not an SQLite database" in message, message
     assert get("X1:GRD-B1_STATE", as_string=True) is not None, "nodes run without a database"
     assert "running WITHOUT persistence" in runs.current.log_text()
     runs.stop()
