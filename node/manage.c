@@ -140,7 +140,7 @@ int grd_subnodes(grd_node *g, const char *names)
         size_t len = strcspn(p, sep);
         char name[NODE_NAME_MAX + 1];
         snprintf(name, sizeof(name), "%.*s", (int)(len < sizeof(name) ? len : sizeof(name) - 1), p);
-        if (len > NODE_NAME_MAX || !node_valid_word(name, NODE_NAME_MAX)) {
+        if (len > NODE_NAME_MAX || !name_valid_node(name)) {
             sub_error(n, "bad subordinate name '%s%s'", name, len > NODE_NAME_MAX ? "..." : "");
             return GRD_EBADCHAN;
         }

@@ -70,19 +70,6 @@ unsigned node_unread_args(const node *n, const char **keys, unsigned max)
 
 /* ---- creation ---- */
 
-static bool valid_ifo(const char *ifo)
-{
-    size_t len = strnlen(ifo, NODE_IFO_MAX + 1);
-    if (len == 0 || len > NODE_IFO_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = ifo[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return false;
-    }
-    return true;
-}
-
 static int parse_args(node *n, const char *const *args, unsigned n_args, char *err, size_t errlen)
 {
     if (n_args > NODE_ARGS_MAX) {
@@ -147,13 +134,13 @@ node *node_new(const char *name, const char *ifo, node_system *sys, const char *
     char dummy[1];
     if (!err || !errlen)
         err = dummy, errlen = sizeof(dummy);
-    if (!name || !node_valid_word(name, NODE_NAME_MAX)) {
-        snprintf(err, errlen, "bad node name (1-%d characters of A-Z, a-z, 0-9, _)", NODE_NAME_MAX);
+    if (!name_valid_node(name)) {
+        snprintf(err, errlen, "bad node name (1-%d characters of A-Z, 0-9, _)", NAME_NODE_MAX);
         return NULL;
     }
-    if (!ifo || !valid_ifo(ifo)) {
-        snprintf(err, errlen, "node %s: bad IFO (1-%d characters of A-Z, a-z, 0-9, _)", name,
-                 NODE_IFO_MAX);
+    if (!name_valid_ifo(ifo)) {
+        snprintf(err, errlen, "node %s: bad IFO (1-%d characters of A-Z, 0-9)", name,
+                 NAME_IFO_MAX);
         return NULL;
     }
     if (!sys) {
@@ -271,7 +258,7 @@ int node_claim(node *n, const char *manager)
         }
         return NODE_OK;
     }
-    if (!node_valid_word(manager, NODE_NAME_MAX))
+    if (!name_valid_node(manager))
         return NODE_EINVAL;
     if (strcmp(manager, n->manager) == 0) {
         n->manager_until = now + NODE_CLAIM_LEASE;

@@ -29,11 +29,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "node/names.h"
 #include "node/node.h"
 
 #define NODE_MAGIC 0x4752444eu     /* "GRDN": a live node */
-#define NODE_NAME_MAX 63           /* node names */
-#define NODE_IFO_MAX 15
+#define NODE_NAME_MAX NAME_NODE_MAX /* node names (names.h) */
+#define NODE_IFO_MAX NAME_IFO_MAX
 #define NODE_ARGS_MAX 64
 #define NODE_ARG_MAX 1024          /* one "key=value" */
 #define NODE_TIMERS_MAX 32

@@ -374,7 +374,7 @@ node_system *node_system_load(const char *name, const char *search_path, char *e
     char dummy[1], q[80];
     if (!err || !errlen)
         err = dummy, errlen = sizeof(dummy);
-    if (!name || !name[0] || strchr(name, '/') || strnlen(name, 256) == 256 || name[0] == '.') {
+    if (!name_valid_system(name)) {
         snprintf(err, errlen, "bad system name '%s'", quote(name, q, sizeof(q)));
         return NULL;
     }

@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <uthash.h>
 
+#include "node/names.h"
 #include "store/store.h"
 
 /* ---- the queue ---- */
@@ -105,7 +106,8 @@ void store_log(store *s, const char *fmt, ...) __attribute__((format(printf, 2, 
 int store_fail(store *s, int rc, const char *what);
 int store_err_of(int rc);
 
-bool store_valid_name(const char *name);
+/* A node name (node/names.h: the one rule). */
+static inline bool store_valid_name(const char *name) { return name_valid_node(name); }
 /* Text up to max characters with no control characters. */
 bool store_valid_text(const char *text, size_t max);
 

@@ -96,20 +96,6 @@ int store_fail(store *s, int rc, const char *what)
     return store_err_of(rc);
 }
 
-bool store_valid_name(const char *name)
-{
-    if (!name || !name[0])
-        return false;
-    size_t n = 0;
-    for (const char *p = name; *p; p++, n++) {
-        char c = *p;
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-        if (!ok || n >= STORE_NAME_MAX)
-            return false;
-    }
-    return true;
-}
-
 bool store_valid_text(const char *text, size_t max)
 {
     if (!text)

@@ -51,7 +51,8 @@
  * whether they were saved. In degraded mode they fail with STORE_EIO.
  *
  * Words used here:
- *   node name   1..STORE_NAME_MAX characters of A-Z a-z 0-9 _ (others: STORE_EINVAL).
+ *   node name   1..STORE_NAME_MAX characters of A-Z 0-9 _ (node/names.h; others:
+ *               STORE_EINVAL).
  *   time        wall-clock seconds since 1970 (double).
  *   history     transitions, faults and audit records: queued, pruned after
  *               retention_days. Crashes are never pruned.

@@ -101,28 +101,6 @@ static char *read_line(char *str, int num, void *stream)
     return r;
 }
 
-bool config_valid_node_name(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n >= CONFIG_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!(isupper((unsigned char)name[i]) || isdigit((unsigned char)name[i]) || name[i] == '_'))
-            return false;
-    return true;
-}
-
-bool config_valid_ifo(const char *ifo)
-{
-    size_t n = strlen(ifo);
-    if (n == 0 || n > 8)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!(isupper((unsigned char)ifo[i]) || isdigit((unsigned char)ifo[i])))
-            return false;
-    return true;
-}
-
 bool config_valid_group_name(const char *name)
 {
     size_t n = strlen(name);
@@ -281,7 +259,7 @@ static int global_key(struct parse *p, const char *key, const char *value, int l
     if (pl >= 0)
         return pl;
     if (strcmp(key, "ifo") == 0) {
-        if (!config_valid_ifo(value))
+        if (!name_valid_ifo(value))
             return fail(p, line, "ifo '%s': expected 1-8 characters of A-Z, 0-9%s", value, "");
         return set_string(&cfg->ifo, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
     }
@@ -377,7 +355,7 @@ static struct config_node *section_node(struct parse *p, const char *section, in
     const char *name = section + 5;
     while (*name == ' ')
         name++;
-    if (!config_valid_node_name(name)) {
+    if (!name_valid_node(name)) {
         fail(p, line, "node name '%s': expected 1-63 characters of A-Z, 0-9 and _%s", name, "");
         return NULL;
     }
@@ -412,7 +390,7 @@ static int node_key(struct parse *p, struct config_node *n, const char *key, con
     if (strcmp(key, "system") == 0) {
         if (n->system)
             return fail(p, line, "node %s: system given twice%s", n->name, "");
-        if (!*value || strchr(value, '/') || strlen(value) > 64)
+        if (!name_valid_system(value))
             return fail(p, line, "node %s: bad system name '%s'", n->name, value);
         return set_string(&n->system, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
     }

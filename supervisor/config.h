@@ -42,7 +42,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CONFIG_NAME_MAX 64   /* node names: A-Z, 0-9, _; at most 63 */
+#include "node/names.h" /* the rule for node, system and IFO names */
+
+#define CONFIG_NAME_MAX (NAME_NODE_MAX + 1) /* a node name and its NUL (node/names.h) */
 #define CONFIG_FILE_MAX (16L << 20) /* bytes: a larger file is refused */
 #define CONFIG_FILE_MAX_TEXT "16 MiB"
 #define CONFIG_ARGS_MAX 32
@@ -107,14 +109,10 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 /* The defaults, with no nodes (for runs without a file). */
 int config_defaults(struct config *cfg);
 void config_free(struct config *cfg);
-/* Whether a node name is acceptable: 1..63 characters of A-Z, 0-9 and _. */
-bool config_valid_node_name(const char *name);
 /* Whether a group name is acceptable (control_group, operator_group). */
 bool config_valid_group_name(const char *name);
 /* Whether a CA address list is numeric: IPv4 addresses, each with an
  * optional :port, separated by spaces (what libca accepts, without names). */
 bool config_valid_addr_list(const char *list);
-/* Whether an IFO prefix is acceptable: 1..8 characters of A-Z and 0-9. */
-bool config_valid_ifo(const char *ifo);
 
 #endif

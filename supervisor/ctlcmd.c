@@ -169,7 +169,7 @@ static json_t *arg_str(json_t *args, const char *key, bool required, const char 
 static json_t *arg_node_name(json_t *args, const char *key, bool required, const char **out)
 {
     json_t *e = arg_str(args, key, required, out);
-    if (!e && *out && !config_valid_node_name(*out))
+    if (!e && *out && !name_valid_node(*out))
         return unknown_node(*out);
     return e;
 }
@@ -188,7 +188,7 @@ static json_t *arg_nodes(json_t *args, bool required, json_t **out)
     json_array_foreach(v, i, x) {
         if (!json_is_string(x))
             return ctl_error("EINVAL", "argument 'nodes' must be a list of node names");
-        if (!config_valid_node_name(json_string_value(x)))
+        if (!name_valid_node(json_string_value(x)))
             return unknown_node(json_string_value(x));
     }
     *out = v;
@@ -926,18 +926,6 @@ static json_t *cmd_reload(sup *s, struct ctl_peer *p, json_t *args)
 
 /* ---- changes: the registry ---- */
 
-static bool valid_system_name(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
-              (name[i] >= '0' && name[i] <= '9') || name[i] == '_' || name[i] == '-'))
-            return false;
-    return true;
-}
-
 /* key=value arguments: keys of A-Z a-z 0-9 _, unique, no newlines. */
 static json_t *check_args(json_t *list, const char **out, unsigned *n)
 {
@@ -974,10 +962,11 @@ static json_t *cmd_create(sup *s, struct ctl_peer *p, json_t *args)
     const char *argv[CONFIG_ARGS_MAX];
     unsigned argc;
     json_t *e = arg_str(args, "node", true, &name);
-    if (!e && !config_valid_node_name(name))
+    if (!e && !name_valid_node(name))
         e = ctl_error("EINVAL", "bad node name '%s': 1-63 characters of A-Z, 0-9 and _", name);
-    if (!e && !(e = arg_str(args, "system", true, &system)) && !valid_system_name(system))
-        e = ctl_error("EINVAL", "bad system name '%s': 1-64 characters of A-Z a-z 0-9 _ -",
+    if (!e && !(e = arg_str(args, "system", true, &system)) && !name_valid_system(system))
+        e = ctl_error("EINVAL", "bad system name '%s': 1-64 characters of A-Z a-z 0-9 _ . - "
+                      "(not starting with . or -)",
                       system);
     if (!e)
         e = check_args(json_object_get(args, "args"), argv, &argc);

@@ -137,7 +137,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         switch (c) {
         case 'c': o->config = optarg; break;
         case O_IFO:
-            if (!config_valid_ifo(optarg)) {
+            if (!name_valid_ifo(optarg)) {
                 fprintf(stderr, "guardiand: --ifo: expected 1-8 characters of A-Z, 0-9\n");
                 return -1;
             }
@@ -430,11 +430,12 @@ static int run_system(sup *s, const struct options *o)
         fprintf(stderr, "guardiand: %s\n", err);
         return 2;
     }
-    /* A node named after the system, as Guardian does. */
+    /* A node named after the system, as Guardian does: upper case, and
+     * what a node name cannot hold (the . and - of "sus.v2") as _. */
     char name[CONFIG_NAME_MAX];
     snprintf(name, sizeof(name), "%s", system);
     for (char *p = name; *p; p++)
-        *p = (*p >= 'a' && *p <= 'z') ? (char)(*p - 32) : *p;
+        *p = (*p >= 'a' && *p <= 'z') ? (char)(*p - 32) : (*p == '.' || *p == '-') ? '_' : *p;
     node *n = node_new(name, s->cfg.ifo, sys, (const char *const *)o->run_args + first_arg,
                        (unsigned)(o->n_run_args - first_arg), &s->host, err, sizeof(err));
     int status = 2;

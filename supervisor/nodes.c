@@ -237,7 +237,7 @@ static int reload_node(node *n, void *arg)
 int sup_node_add(sup *s, const char *name, const char *system, const char *const *args,
                  unsigned n_args, char *err, size_t errlen)
 {
-    if (!config_valid_node_name(name)) {
+    if (!name_valid_node(name)) {
         snprintf(err, errlen, "bad node name '%s' (1-63 characters of A-Z, 0-9, _)", name);
         return -1;
     }

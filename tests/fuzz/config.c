@@ -39,13 +39,13 @@ static void check(bool ok, const char *what)
 /* What a loaded configuration guarantees (config.h). */
 static void check_loaded(const struct config *cfg)
 {
-    check(config_valid_ifo(cfg->ifo), "ifo valid");
+    check(name_valid_ifo(cfg->ifo), "ifo valid");
     check(cfg->rate >= 0.1 && cfg->rate <= 1000, "rate in range");
     check(cfg->control_mode <= 0777, "control_mode in range");
     check(!cfg->control_socket || strlen(cfg->control_socket) <= 107, "control_socket fits");
     for (unsigned i = 0; i < cfg->n_nodes; i++) {
         const struct config_node *n = &cfg->nodes[i];
-        check(config_valid_node_name(n->name), "node name valid");
+        check(name_valid_node(n->name), "node name valid");
         check(n->system && *n->system && !strchr(n->system, '/'), "node system valid");
         check(n->n_args <= CONFIG_ARGS_MAX, "at most CONFIG_ARGS_MAX arguments");
         for (unsigned j = 0; j < n->n_args; j++)

@@ -368,6 +368,11 @@ def test_create_and_destroy(ctl):
     assert r.returncode == 1 and "no_such_system" in r.stderr
     r = c.run("create", "NEW2", "../x")
     assert r.returncode == 2 and "bad system name" in r.stderr
+    # One rule for names (issue 12): a system name the file takes, the socket takes too.
+    r = c.run("create", "NEW2", "sus.v2")
+    assert r.returncode == 1 and "no sus.v2.so" in r.stderr, r.stderr
+    r = c.run("create", "new2", "bench")
+    assert r.returncode == 2 and "bad node name" in r.stderr
     r = c.run("create", "NEW2", "bench", "a=1", "a=2")
     assert r.returncode == 2 and "twice" in r.stderr
     assert "NEW2" not in [x["name"] for x in c.json("list")["nodes"]]

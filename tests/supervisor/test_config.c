@@ -184,17 +184,17 @@ Test(config, a_missing_file)
 
 Test(config, node_names)
 {
-    cr_expect(config_valid_node_name("SUS_ETMX"));
-    cr_expect(config_valid_node_name("A"));
-    cr_expect_not(config_valid_node_name(""));
-    cr_expect_not(config_valid_node_name("SUS-ETMX"));
-    cr_expect_not(config_valid_node_name("sus"));
+    cr_expect(name_valid_node("SUS_ETMX"));
+    cr_expect(name_valid_node("A"));
+    cr_expect_not(name_valid_node(""));
+    cr_expect_not(name_valid_node("SUS-ETMX"));
+    cr_expect_not(name_valid_node("sus"));
     char longname[70];
     memset(longname, 'A', 64);
     longname[64] = 0;
-    cr_expect_not(config_valid_node_name(longname));
+    cr_expect_not(name_valid_node(longname));
     longname[63] = 0;
-    cr_expect(config_valid_node_name(longname));
+    cr_expect(name_valid_node(longname));
 }
 
 Test(config, a_line_too_long_says_how_to_split_it)
@@ -280,4 +280,24 @@ Test(config, header_mistakes_are_named_at_their_line)
     cr_assert_eq(load("[guardiand]\nifo = X1\n[node A]\nsystem = bench\n\n[node A]\n"
                       "system = sus\n"), -1);
     expect_error(6, "[node A] given twice (first at line 3)");
+}
+
+/* Issue 12: one rule for node, system and IFO names (node/names.h), so the
+ * file, the control socket and the store take the same names. */
+Test(config, one_rule_for_names)
+{
+    cr_assert(name_valid_node("SUS_ETMX") && !name_valid_node("sus_etmx") &&
+              !name_valid_node("") && !name_valid_node("A-B"));
+    char long_name[NAME_NODE_MAX + 2];
+    memset(long_name, 'A', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    cr_assert(!name_valid_node(long_name));
+    long_name[NAME_NODE_MAX] = '\0';
+    cr_assert(name_valid_node(long_name));
+    cr_assert(name_valid_system("sus") && name_valid_system("sus.v2") &&
+              name_valid_system("my-lock") && !name_valid_system(".hidden") &&
+              !name_valid_system("../evil") && !name_valid_system("a/b"));
+    cr_assert(name_valid_ifo("X1") && !name_valid_ifo("x1") && !name_valid_ifo("TOOLONGIF"));
+    cr_assert_eq(load("[guardiand]\nifo = X1\n[node A]\nsystem = sus.v2\n"), 0, "%s", err);
+    cr_assert_str_eq(cfg.nodes[0].system, "sus.v2");
 }

@@ -1,0 +1,50 @@
+/* names.h — the one rule for the names of nodes, systems and the IFO.
+ *
+ * The configuration file, the control socket, the store, node/ and
+ * guardctl all check names with these, so a name one part takes every
+ * other part takes too. Header only and without dependencies: store/ and
+ * guardctl include it as well.
+ *
+ *   node    1-63 of A-Z 0-9 _. Guardian's node names are upper case, and
+ *           they are part of channel names: <IFO>:GRD-<NODE>_STATE.
+ *   system  1-64 of A-Z a-z 0-9 _ . -, not starting with . or -: the stem
+ *           of a module file (<system>.so) found on the systems path, so
+ *           never a path ("sus", "sus.v2", "my-lock").
+ *   IFO     1-8 of A-Z 0-9: the first part of every channel name ("X1").
+ */
+#ifndef GUARDIAND_NAMES_H
+#define GUARDIAND_NAMES_H
+
+#include <stdbool.h>
+#include <string.h>
+
+#define NAME_NODE_MAX 63
+#define NAME_SYSTEM_MAX 64
+#define NAME_IFO_MAX 8
+
+static inline bool name_chars(const char *s, size_t max, bool lower, const char *extra)
+{
+    if (!s)
+        return false;
+    size_t n = strnlen(s, max + 1);
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (lower && c >= 'a' && c <= 'z') || (c && strchr(extra, c))))
+            return false;
+    }
+    return true;
+}
+
+static inline bool name_valid_node(const char *s) { return name_chars(s, NAME_NODE_MAX, false, "_"); }
+
+static inline bool name_valid_system(const char *s)
+{
+    return name_chars(s, NAME_SYSTEM_MAX, true, "_.-") && s[0] != '.' && s[0] != '-';
+}
+
+static inline bool name_valid_ifo(const char *s) { return name_chars(s, NAME_IFO_MAX, false, ""); }
+
+#endif
