@@ -192,6 +192,7 @@ static void stale_mark(cas_link *l, unsigned events)
             c->stale_head = l;
         c->stale_tail = l;
     }
+    assert(events != 0); /* cas_priv.h: stale iff link->stale is not 0 */
     l->stale |= events;
     l->cursor = l->subs; /* from the start: subs that have the latest are skipped */
     cas_client_mark_dirty(c);
@@ -289,9 +290,15 @@ static void link_on_event(pv *pv, unsigned events, void *arg)
 
 /* ---- subscriptions ---- */
 
+static bool on_pending(const cas_sub *sub)
+{
+    return sub->pend_prev || sub->ch->client->pend_head == sub;
+}
+
 static void pending_add(cas_sub *sub)
 {
     cas_client *c = sub->ch->client;
+    assert(sub->queued > 0); /* cas_priv.h: pending iff its queue is not empty */
     if (sub->pend_prev || c->pend_head == sub)
         return;
     sub->pend_next = NULL;
@@ -386,6 +393,7 @@ void cas_sub_post(cas_sub *sub)
         c->queued++;
     }
     pending_add(sub);
+    assert(on_pending(sub) && sub->queued > 0);
     cas_client_mark_dirty(c);
 }
 
@@ -433,5 +441,6 @@ void cas_client_drain_subs(cas_client *c)
         }
         c->queued -= sub->queued;
         sub->queued = 0;
+        assert(!on_pending(sub));
     }
 }

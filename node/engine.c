@@ -23,6 +23,7 @@
  */
 #include "node/node_priv.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -384,6 +385,19 @@ static void execute(node *n)
     n->ctx = CTX_NONE;
 }
 
+/* node_priv.h's invariants, checked after every step (cheap: a few
+ * comparisons), so the test suites under the sanitizers catch a breach
+ * where it happens rather than as a wrong state much later. */
+static void check_invariants(const node *n)
+{
+    unsigned states = n->sys->n_states;
+    assert(n->cur >= 0 && (unsigned)n->cur < states);
+    assert(n->req >= 0 && (unsigned)n->req < states);
+    assert(n->target >= 0 && (unsigned)n->target < states);
+    assert(n->entered || (!n->in_run && !n->done));
+    (void)states;
+}
+
 void node_step(node *n)
 {
     if (!n || n->magic != NODE_MAGIC || n->in_code)
@@ -413,5 +427,6 @@ void node_step(node *n)
         if (!n->notified)
             clear_notification(n);
     }
+    check_invariants(n);
     node_publish(n);
 }

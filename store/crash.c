@@ -297,6 +297,7 @@ static int read_journal(struct import *im, FILE *f, bool *complete)
 
 int store_import_journal(store *s, const char *path, char *err, size_t errlen)
 {
+    STORE_ASSERT_IDLE(s);
     char dummy[8];
     if (!err || errlen == 0)
         err = dummy, errlen = sizeof(dummy);

@@ -13,12 +13,17 @@
 #ifndef GUARDIAND_STORE_INTERNAL_H
 #define GUARDIAND_STORE_INTERNAL_H
 
+#include <assert.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <uthash.h>
 
 #include "node/names.h"
 #include "store/store.h"
+
+/* The first invariant above, checked where the calls into the store begin
+ * (a transaction left open by the call before would show here). */
+#define STORE_ASSERT_IDLE(s) assert(!(s)->db || sqlite3_get_autocommit((s)->db))
 
 /* ---- the queue ---- */
 

@@ -25,6 +25,7 @@ static void bind_opt(sqlite3_stmt *st, int i, const char *v)
 /* Prepare sql and bind ?1 node, ?2 since (or channel), ?3 limit. */
 static int start(store *s, const char *sql, sqlite3_stmt **st, const char *node, unsigned limit)
 {
+    STORE_ASSERT_IDLE(s);
     if (node && !store_valid_name(node))
         return STORE_EINVAL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);

@@ -612,6 +612,7 @@ void store_queue_free(store *s)
 
 int store_flush(store *s)
 {
+    STORE_ASSERT_IDLE(s);
     bool more;
     int code = flush(s, 0, &more);
     if (s->checkpoint_due && (!s->loop || !ev_is_active(&s->checkpoint_timer)))

@@ -206,6 +206,7 @@ static int seed_remove(store *s, struct seed *sd, const struct canon *items, uns
 
 int store_seed(store *s, const struct store_node_def *nodes, unsigned n)
 {
+    STORE_ASSERT_IDLE(s);
     if (n && !nodes)
         return STORE_EINVAL;
     struct canon *items = calloc(n ? n : 1, sizeof(*items));
@@ -295,6 +296,7 @@ static const char *column(sqlite3_stmt *st, int i) { return (const char *)sqlite
 
 int store_nodes(store *s, store_node_fn fn, void *arg)
 {
+    STORE_ASSERT_IDLE(s);
     sqlite3_stmt *st;
     int rc = prep(s,
                   "SELECT n.name, n.system, n.args, n.enabled, n.origin, s.request, s.mode, s.op, s.state "
@@ -395,6 +397,7 @@ static int run_sql(store *s, const char *sql, const char *name, double now, int6
 
 int store_node_create(store *s, const struct store_node_def *def)
 {
+    STORE_ASSERT_IDLE(s);
     struct canon c;
     int code = canon_make(def, &c);
     if (code != STORE_OK)
@@ -438,6 +441,7 @@ int store_node_create(store *s, const struct store_node_def *def)
 
 int store_node_destroy(store *s, const char *name)
 {
+    STORE_ASSERT_IDLE(s);
     if (!store_valid_name(name))
         return STORE_EINVAL;
     bool exists = false, destroyed = false, config = false;
@@ -466,6 +470,7 @@ int store_node_destroy(store *s, const char *name)
 
 int store_node_set_enabled(store *s, const char *name, bool enabled)
 {
+    STORE_ASSERT_IDLE(s);
     if (!store_valid_name(name))
         return STORE_EINVAL;
     int rc = run_sql(s, "UPDATE nodes SET enabled = ?3, updated = ?2 WHERE name = ?1 AND destroyed = 0 "
@@ -488,6 +493,7 @@ static void format_time(double t, char *out, size_t len)
 
 int64_t store_boot_begin(store *s, const char *version, int pid, bool *prev_unclean)
 {
+    STORE_ASSERT_IDLE(s);
     if (s->boot_id > 0 || (version && !store_valid_text(version, STORE_TEXT_MAX)))
         return STORE_EINVAL;
     sqlite3_stmt *last = NULL, *ins = NULL;
@@ -546,6 +552,7 @@ int64_t store_boot_begin(store *s, const char *version, int pid, bool *prev_uncl
 
 int store_boot_end(store *s, bool clean)
 {
+    STORE_ASSERT_IDLE(s);
     if (s->boot_id <= 0)
         return STORE_EINVAL;
     int code = store_flush(s);
