@@ -359,9 +359,12 @@ struct parsed {
 static struct parsed parse_command(const struct command *c, int argc, char **argv,
                                    const char *shortopts, const struct option *extra)
 {
+    /* --no-pager as systemctl takes it: guardctl never pages, so scripts
+     * and fingers used to systemctl may pass it. */
     struct option longopts[16] = {{"help", no_argument, NULL, 'h'},
-                                  {"json", no_argument, NULL, 'J'}};
-    int nl = 2;
+                                  {"json", no_argument, NULL, 'J'},
+                                  {"no-pager", no_argument, NULL, 'P'}};
+    int nl = 3;
     for (; extra && extra->name; extra++)
         longopts[nl++] = *extra;
     longopts[nl] = (struct option){0};
@@ -380,6 +383,7 @@ static struct parsed parse_command(const struct command *c, int argc, char **arg
             printf("  -h, --help      this text\n");
             return p;
         case 'J': json_out = true; break;
+        case 'P': break;
         case 'n': {
             char *end;
             bool log = strcmp(c->name, "log") == 0;
@@ -1269,6 +1273,7 @@ static void usage(FILE *f)
                "  --socket PATH   the control socket (else $GUARDIAND_SOCKET, else\n"
                "                  " DEFAULT_SOCKET ")\n"
                "  --json          print the daemon's replies as JSON\n"
+               "  --no-pager      accepted, as systemctl takes it (guardctl never pages)\n"
                "  -h, --help      this text; `guardctl COMMAND --help` explains a command\n\n"
                "exit status: 0 done, 1 failed (unknown node or state, ...), 2 usage,\n"
                "3 guardiand not running, 4 permission denied\n");
@@ -1280,19 +1285,25 @@ int main(int argc, char **argv)
                                              {"json", no_argument, NULL, 'J'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'V'},
+                                             {"no-pager", no_argument, NULL, 'P'},
                                              {NULL, 0, NULL, 0}};
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     int ch;
+    opterr = 0; /* one message for a bad option: ours, below */
     while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'S': socket_path = optarg; break;
         case 'J': json_out = true; break;
+        case 'P': break; /* never a pager */
         case 'h': usage(stdout); return EXIT_OK;
         case 'V':
             printf("guardctl %s (guardiand's control client)\n", GUARDIAND_VERSION);
             return EXIT_OK;
-        default: usage(stderr); return EXIT_USAGE;
+        default:
+            fprintf(stderr, "guardctl: unknown option or missing value: '%s' (guardctl --help "
+                    "lists the options)\n", argv[optind - 1 > 0 ? optind - 1 : 0]);
+            return EXIT_USAGE;
         }
     }
     if (optind >= argc) {

@@ -213,6 +213,10 @@ def test_unknown_node_state_and_usage_errors(ctl):
     r = c.run("list", "--bogus")  # issue 12, item 19: one message, ours, naming the option
     assert r.returncode == 2 and r.stderr.count("--bogus") == 1, r.stderr
     assert "unknown option or missing value: '--bogus'" in r.stderr, r.stderr
+    r = c.run("--bogus", "list")  # the same before the command
+    assert r.returncode == 2 and r.stderr.count("--bogus") == 1 and r.stderr.count("\n") == 1, r
+    # --no-pager, as systemctl takes it, anywhere (guardctl never pages).
+    assert "B1" in c.ok("--no-pager", "list").stdout and "B1" in c.ok("list", "--no-pager").stdout
     assert c.run().returncode == 2
     assert c.run("log", "B1", "-n", "x").returncode == 2
 
