@@ -75,13 +75,25 @@ static int connect_daemon(void)
     exit(EXIT_NOT_RUNNING);
 }
 
-static void write_all(int fd, const void *buf, size_t len)
+/* Whether bytes wait to be read (a reply sent before the daemon closed). */
+static bool reply_waiting(int fd)
+{
+    char c;
+    return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
+
+/* False when the daemon has closed the connection (EPIPE, ECONNRESET): it
+ * may have refused it with a reply first (no free slot), which the caller
+ * then reads. Any other failure ends the program. */
+static bool write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
     while (len) {
         ssize_t w = write(fd, p, len);
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && (errno == EPIPE || errno == ECONNRESET) && reply_waiting(fd))
+            return false;
         if (w <= 0) {
             fprintf(stderr, "guardctl: lost the connection to guardiand: %s\n",
                     w < 0 ? strerror(errno) : "closed");
@@ -90,6 +102,7 @@ static void write_all(int fd, const void *buf, size_t len)
         p += w;
         len -= (size_t)w;
     }
+    return true;
 }
 
 /* 1 when len bytes were read, 0 at EOF before any, -1 interrupted. Waits at
@@ -175,8 +188,9 @@ static void send_request(int fd, const char *cmd, json_t *args)
     }
     unsigned char hdr[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
                             (unsigned char)(len >> 8), (unsigned char)len};
-    write_all(fd, hdr, 4);
-    write_all(fd, text, len);
+    /* Cut short: the daemon refused the connection; its reply is read next. */
+    if (write_all(fd, hdr, 4))
+        write_all(fd, text, len);
     free(text);
 }
 

@@ -19,7 +19,7 @@
  *   control_socket = /run/guardiand/guardiand.sock  ; guardctl's socket (see below)
  *   medm_dir = /var/lib/guardiand/medm  ; the site's MEDM screens, kept current (screens.c)
  *   control_mode = 0660           ; its permission bits (octal)
- *   control_idle_timeout = 30     ; seconds before a silent client is closed
+ *   control_idle_timeout = 30     ; seconds after a client's last request before it is closed
  *   control_group = guardian      ; the group owning it (default: root's)
  *   operator_group = operators    ; who may change things (default: root only)
  *   simulate_plant = no           ; yes: plant channels simulated in-process (tests)
@@ -83,7 +83,7 @@ struct config {
     char *control_socket;
     char *medm_dir;             /* NULL: the daemon writes no MEDM screens itself */
     unsigned control_mode;      /* permission bits of the socket (0660) */
-    double control_idle_timeout; /* seconds a silent control client may stay (30) */
+    double control_idle_timeout; /* seconds a control client may stay after its last request (30) */
     char *control_group;
     char *operator_group;
     /* The CA server's limits (ca/cas.h says what each bounds, and why the

@@ -19,6 +19,23 @@
  * after an oversize length or a truncated frame the connection is closed
  * once the reply is written, since the stream cannot be resynchronised.
  *
+ * Credentials are read once, at accept: SO_PEERCRED's uid, gid and pid,
+ * and whether operator_group is among the peer's real supplementary groups
+ * (SO_PEERGROUPS; /proc/<pid>/status before Linux 4.13). No name-service
+ * lookup decides anything: the groups a process runs with are what count
+ * (after newgrp or sg, or a service's SupplementaryGroups=), not the group
+ * file, and NSS could block the loop.
+ *
+ * Slots (ctl.h): a connection that would leave fewer than
+ * CTL_RESERVED_CONNECTIONS free slots, or be the
+ * CTL_MAX_CONNECTIONS_PER_UID+1st of its uid, is refused unless it is root's
+ * or an operator's; refusals (and permission refusals, ctlcmd.c) are
+ * logged at most once per CTL_LOG_PERIOD, the rest counted, so a client
+ * knocking in a loop cannot flood the journal. The sweep closes a
+ * connection that has not completed a request (nor had reply bytes written)
+ * for control_idle_timeout and follows no log: a byte now and then does not
+ * hold a slot, a half-sent request older than that is dropped.
+ *
  * When accept() fails for want of descriptors or memory (EMFILE, ENFILE,
  * ENOBUFS, ENOMEM; or any error we do not expect), the listening socket
  * stays readable, so retrying at once would spin: accepting pauses for
@@ -31,6 +48,9 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,11 +61,22 @@
 #include <unistd.h>
 
 #define CTL_PAUSE_OUTPUT (256 * 1024)
-/* A connection that has sent nothing for control_idle_timeout, follows no
- * log and has nothing left to write is closed: silent clients cannot hold
- * every slot. The sweep runs a few times per timeout. */
 #define CTL_FOLLOW_BACKLOG (256 * 1024)
 #define CTL_ACCEPT_PAUSE 1.0   /* seconds between accept() attempts after EMFILE & co */
+#define CTL_LOG_PERIOD 10.0    /* seconds: at most one refusal line, then a count */
+/* User names for audit records (ctl_user_name): how many uids are kept, and
+ * for how long a name (or the lack of one: a directory that does not
+ * answer) is trusted before it is looked up again. */
+#define CTL_USER_CACHE 32
+#define CTL_USER_TTL 3600.0
+#define CTL_USER_TTL_UNKNOWN 60.0
+
+struct user_name {
+    uid_t uid;
+    bool used, known;
+    double at;                  /* loop time of the lookup */
+    char name[64];
+};
 
 struct conn {
     struct ctl *ctl;
@@ -62,7 +93,10 @@ struct conn {
     bool close_after;           /* close once out is written */
     bool following;             /* peer.follow names the node */
     uint64_t dropped;           /* followed lines not sent since the last report */
-    double last_active;         /* loop time of its last input */
+    /* Loop time of its last complete request, or of reply bytes last
+     * written (at first: of the accept). Bytes of a request still coming
+     * do not count: see the sweep. */
+    double last_done;
     struct conn *prev, *next;
 };
 
@@ -79,16 +113,212 @@ struct ctl {
     ino_t ino;
     bool have_operator;
     gid_t operator_gid;
+    bool no_peergroups;         /* GUARDIAND_TEST_NO_PEERGROUPS: test the /proc way */
     struct conn *conns;
     unsigned n_conns, n_followers;
+    double log_quiet_until;     /* refusals until then are counted, not logged */
+    uint64_t log_suppressed;
+    ev_timer log_summary;       /* logs the count at log_quiet_until */
+    struct user_name users[CTL_USER_CACHE];
 };
 
 const char *ctl_path(const struct ctl *c) { return c->path; }
 
-bool ctl_operator_gid(const struct ctl *c, gid_t *gid)
+/* ---- refusals on stderr, at a bounded rate ---- */
+
+void ctl_log_refusal(struct ctl *c, const char *fmt, ...)
 {
-    *gid = c->operator_gid;
-    return c->have_operator;
+    struct ev_loop *loop = c->sup->loop;
+    double now = ev_now(loop);
+    if (now < c->log_quiet_until) {
+        c->log_suppressed++;
+        if (!ev_is_active(&c->log_summary)) {
+            ev_timer_set(&c->log_summary, c->log_quiet_until - now, 0.0);
+            ev_timer_start(loop, &c->log_summary);
+        }
+        return;
+    }
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "guardiand: control: %s\n", msg);
+    c->log_quiet_until = now + CTL_LOG_PERIOD;
+}
+
+/* The count of refusals not logged, if any. */
+static void log_suppressed(struct ctl *c)
+{
+    if (c->log_suppressed)
+        fprintf(stderr, "guardiand: control: %" PRIu64 " more refusals in the last %.0f s "
+                "(at most one is logged every %.0f s)\n", c->log_suppressed, CTL_LOG_PERIOD,
+                CTL_LOG_PERIOD);
+    c->log_suppressed = 0;
+}
+
+static void log_summary_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    log_suppressed(w->data);
+}
+
+/* ---- who the peer is ---- */
+
+void ctl_user_name(struct ctl *c, uid_t uid, char *out, size_t len)
+{
+    /* getpwuid_r goes through NSS, which with a remote directory (LDAP,
+     * sssd) may block the loop for seconds. It is needed: audit records and
+     * CHANGED_BY name the user, as a CA put's do. So it is asked only for
+     * peers that change things (root and operators: trusted, and rare;
+     * permission refusals log the uid alone, so nobody else can make the
+     * daemon look anything up), and the answer is kept per uid for
+     * CTL_USER_TTL (a failure for CTL_USER_TTL_UNKNOWN, so that a directory
+     * that hangs costs one stall a minute, not one per command). */
+    double now = ev_now(c->sup->loop);
+    struct user_name *u = NULL, *oldest = &c->users[0];
+    for (unsigned i = 0; i < CTL_USER_CACHE && !u; i++) {
+        struct user_name *e = &c->users[i];
+        if (e->used && e->uid == uid)
+            u = e;
+        else if (!e->used || (oldest->used && e->at < oldest->at))
+            oldest = e;
+    }
+    if (!u || now - u->at >= (u->known ? CTL_USER_TTL : CTL_USER_TTL_UNKNOWN)) {
+        if (!u)
+            u = oldest;
+        struct passwd pw, *res = NULL;
+        char buf[4096];
+        u->used = true;
+        u->uid = uid;
+        u->at = now;
+        u->known = getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res &&
+                   strlen(pw.pw_name) < sizeof(u->name);
+        if (u->known)
+            snprintf(u->name, sizeof(u->name), "%s", pw.pw_name);
+        else
+            snprintf(u->name, sizeof(u->name), "uid%u", (unsigned)uid);
+    }
+    snprintf(out, len, "%s", u->name);
+}
+
+/* Parse the value of one /proc/<pid>/status line, after its key: decimal
+ * ids separated by blanks, up to the newline ("\t0\t0\t0\t0\n",
+ * "Groups:\t4 27 100 \n"). The first max go to ids[]; *has says whether
+ * want is among them all. Returns how many there are, or -1 when the text
+ * is anything else: the kernel writes exactly this, but what is parsed is
+ * checked. */
+static long status_ids(const char *p, uint32_t *ids, size_t max, uint32_t want, bool *has)
+{
+    long n = 0;
+    *has = false;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\n')
+            return n;
+        if (*p < '0' || *p > '9')
+            return -1;
+        uint64_t v = 0;
+        while (*p >= '0' && *p <= '9') {
+            v = v * 10 + (uint64_t)(*p++ - '0');
+            if (v > UINT32_MAX)
+                return -1;
+        }
+        if (*p != ' ' && *p != '\t' && *p != '\n')
+            return -1;
+        if ((size_t)n < max)
+            ids[n] = (uint32_t)v;
+        *has = *has || v == want;
+        if (++n > NGROUPS_MAX)
+            return -1;
+    }
+}
+
+/* Whether og is among the supplementary groups of the peer's process, from
+ * /proc/<pid>/status: 1 or 0, -1 when that cannot be told. Only before
+ * Linux 4.13 (no SO_PEERGROUPS). The pid may have ended and been reused
+ * since connect(), and a process may change its groups; the line is used
+ * only if the process there has the peer's effective uid and gid (the Uid
+ * and Gid lines), so a reused pid can only be the same user's process with
+ * the same groups it may take itself: the race gains nothing a process of
+ * that uid could not have by running guardctl in it. */
+static int proc_groups_has(const struct ucred *cred, gid_t og)
+{
+    if (cred->pid <= 0) /* 0: the peer is in a pid namespace we cannot see */
+        return -1;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)cred->pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    bool uid_ok = false, gid_ok = false, has;
+    int member = -1;
+    uint32_t ids[4];
+    while (getline(&line, &cap, f) > 0) {
+        if (strncmp(line, "Uid:", 4) == 0)
+            uid_ok = status_ids(line + 4, ids, 4, 0, &has) == 4 && ids[1] == cred->uid;
+        else if (strncmp(line, "Gid:", 4) == 0)
+            gid_ok = status_ids(line + 4, ids, 4, 0, &has) == 4 && ids[1] == cred->gid;
+        else if (strncmp(line, "Groups:", 7) == 0)
+            member = status_ids(line + 7, NULL, 0, og, &has) < 0 ? -1 : has;
+    }
+    free(line);
+    fclose(f);
+    return uid_ok && gid_ok ? member : -1;
+}
+
+/* Whether og is among the supplementary groups the kernel recorded for the
+ * peer at connect() (SO_PEERGROUPS): 1 or 0, -1 when it cannot say (before
+ * Linux 4.13: ENOPROTOOPT). ERANGE says how much room the list needs. */
+static int peergroups_has(int fd, gid_t og)
+{
+    gid_t small[64], *groups = small;
+    socklen_t len = sizeof(small), room = len;
+    int member = -1;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
+            if (len % sizeof(gid_t) != 0 || len > room)
+                break;
+            member = 0;
+            for (size_t i = 0; i < len / sizeof(gid_t); i++)
+                if (groups[i] == og)
+                    member = 1;
+            break;
+        }
+        /* ERANGE: len is the size needed now (the peer's groups are fixed
+         * at connect, so once is enough; the loop is bounded regardless). */
+        if (errno != ERANGE || len <= room || (uint64_t)len > (uint64_t)NGROUPS_MAX * sizeof(gid_t))
+            break;
+        gid_t *grown = realloc(groups == small ? NULL : groups, len);
+        if (!grown)
+            break;
+        groups = grown;
+        room = len;
+    }
+    if (groups != small)
+        free(groups);
+    return member;
+}
+
+/* Whether the peer is in operator_group: its effective gid at connect(),
+ * or one of its process's supplementary groups. Not known is not a member
+ * (logged): the peer may then only read. */
+static bool peer_is_operator(struct ctl *c, int fd, const struct ucred *cred)
+{
+    if (!c->have_operator)
+        return false;
+    if (cred->gid == c->operator_gid)
+        return true;
+    int member = c->no_peergroups ? -1 : peergroups_has(fd, c->operator_gid);
+    if (member < 0)
+        member = proc_groups_has(cred, c->operator_gid);
+    if (member < 0)
+        ctl_log_refusal(c, "cannot read the supplementary groups of uid %u (pid %ld): it is "
+                        "not counted in operator_group", (unsigned)cred->uid, (long)cred->pid);
+    return member > 0;
 }
 
 /* ---- replies ---- */
@@ -279,6 +509,7 @@ static void reset_frame(struct conn *k)
 static void handle_request(struct conn *k)
 {
     sup *s = k->ctl->sup;
+    k->last_done = ev_now(s->loop);
     json_error_t jerr;
     json_t *req = json_loadb(k->body, k->body_len, JSON_REJECT_DUPLICATES, &jerr);
     json_t *reply;
@@ -300,7 +531,6 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop, (void)revents;
     struct conn *k = w->data;
-    k->last_active = ev_now(loop);
     /* A bounded number of reads per wake-up, so one busy client cannot
      * hold the loop. */
     for (int round = 0; round < 16 && k->reading && out_pending(k) < CTL_PAUSE_OUTPUT; round++) {
@@ -336,7 +566,8 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
                                          CTL_REQUEST_MAX));
                 return;
             }
-            if (len == 0) {
+            if (len == 0) { /* complete, if useless: answered like any other */
+                k->last_done = ev_now(loop);
                 reset_frame(k);
                 send_json(k, ctl_error("EPROTO", "empty request"));
                 continue;
@@ -372,6 +603,7 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         k->out_pos += (size_t)r;
+        k->last_done = ev_now(loop); /* a reply on its way is not idleness */
     }
     k->out_len = k->out_pos = 0;
     if (k->out_cap > 64 * 1024) { /* a big reply went out: give the memory back */
@@ -415,21 +647,62 @@ static void conn_close(struct conn *k)
     free(k);
 }
 
-/* Past the connection cap: say so (best effort, it is a fresh socket with
- * room in its buffer) and close. */
-static void refuse(int fd)
+/* No slot for this peer: one error frame (best effort: a fresh socket has
+ * room in its buffer; the client may have written its request already, or
+ * may find the connection closed when it writes, and then reads this),
+ * then close. */
+static void refuse(struct ctl *c, int fd, const struct ucred *cred, const char *msg)
 {
-    static const char msg[] = "{\"ok\":false,\"code\":\"EBUSY\",\"error\":\"too many control "
-                              "connections: try again later\"}";
-    unsigned char frame[4 + sizeof(msg)];
-    size_t len = sizeof(msg) - 1;
-    frame[0] = frame[1] = 0;
-    frame[2] = (unsigned char)(len >> 8);
-    frame[3] = (unsigned char)len;
-    memcpy(frame + 4, msg, len);
-    ssize_t r = write(fd, frame, len + 4);
-    (void)r;
+    json_t *e = ctl_error("EBUSY", "%s", msg);
+    char *text = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    json_decref(e);
+    size_t len = text ? strlen(text) : 0;
+    unsigned char frame[4 + 1024];
+    if (text && len <= sizeof(frame) - 4) {
+        frame[0] = frame[1] = 0;
+        frame[2] = (unsigned char)(len >> 8);
+        frame[3] = (unsigned char)len;
+        memcpy(frame + 4, text, len);
+        ssize_t r = write(fd, frame, len + 4);
+        (void)r;
+    }
+    free(text);
     close(fd);
+    ctl_log_refusal(c, "refused a connection from uid %u (pid %ld): %s", (unsigned)cred->uid,
+                    (long)cred->pid, msg);
+}
+
+/* Why a connection from this peer cannot have a slot, into why; false if
+ * it can. */
+static bool no_slot(const struct ctl *c, const struct ucred *cred, bool privileged, char *why,
+                    size_t len)
+{
+    if (c->n_conns >= CTL_MAX_CONNECTIONS) {
+        snprintf(why, len, "all %d control connections are in use: try again later",
+                 CTL_MAX_CONNECTIONS);
+        return true;
+    }
+    if (privileged)
+        return false;
+    const char *who = c->have_operator ? "root and the operator group have" : "root has";
+    if (CTL_MAX_CONNECTIONS - c->n_conns <= CTL_RESERVED_CONNECTIONS) {
+        snprintf(why, len, "all control connections for unprivileged users are in use (%d); "
+                 "%s %d reserved", CTL_MAX_CONNECTIONS - CTL_RESERVED_CONNECTIONS, who,
+                 CTL_RESERVED_CONNECTIONS);
+        return true;
+    }
+    /* All of the uid's connections count, also those of its sessions that
+     * have the operator group: the limit is the user's. */
+    unsigned mine = 0;
+    for (const struct conn *k = c->conns; k; k = k->next)
+        mine += k->peer.uid == cred->uid;
+    if (mine >= CTL_MAX_CONNECTIONS_PER_UID) {
+        snprintf(why, len, "uid %u already has %u control connections, the most for a user "
+                 "other than root%s", (unsigned)cred->uid, mine,
+                 c->have_operator ? " and the operator group" : "");
+        return true;
+    }
+    return false;
 }
 
 /* accept() failed with err (not EAGAIN, EINTR or ECONNABORTED): stop
@@ -482,17 +755,23 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             close(fd);
             continue;
         }
-        struct conn *k = c->n_conns < CTL_MAX_CONNECTIONS ? calloc(1, sizeof(*k)) : NULL;
+        bool member = peer_is_operator(c, fd, &cred);
+        char why[256];
+        if (no_slot(c, &cred, cred.uid == 0 || member, why, sizeof(why))) {
+            refuse(c, fd, &cred, why);
+            continue;
+        }
+        struct conn *k = calloc(1, sizeof(*k));
         if (!k) {
-            refuse(fd);
+            refuse(c, fd, &cred, "out of memory: try again later");
             continue;
         }
         k->ctl = c;
         k->fd = fd;
         k->peer = (struct ctl_peer){.ctl = c, .uid = cred.uid, .gid = cred.gid, .pid = cred.pid,
-                                    .operator_member = -1};
+                                    .operator_member = member};
         k->reading = true;
-        k->last_active = ev_now(loop);
+        k->last_done = ev_now(loop);
         ev_io_init(&k->rio, read_cb, fd, EV_READ);
         ev_io_init(&k->wio, write_cb, fd, EV_WRITE);
         k->rio.data = k->wio.data = k;
@@ -651,6 +930,9 @@ struct ctl *ctl_new(sup *s, char *err, size_t errlen)
     c->accept_retry.data = c;
     ev_timer_init(&c->followers, followers_cb, 0.0, 0.0);
     c->followers.data = c;
+    ev_timer_init(&c->log_summary, log_summary_cb, 0.0, 0.0);
+    c->log_summary.data = c;
+    c->no_peergroups = getenv("GUARDIAND_TEST_NO_PEERGROUPS") != NULL;
     return c;
 fail:
     ctl_free(c);
@@ -665,7 +947,9 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct conn *k = c->conns;
     while (k) {
         struct conn *next = k->next;
-        if (!k->following && out_pending(k) == 0 && now - k->last_active > limit)
+        /* A follower is never idle (it waits for lines); anyone else must
+         * have completed a request, or read some reply, within the limit. */
+        if (!k->following && now - k->last_done > limit)
             conn_close(k);
         k = next;
     }
@@ -692,6 +976,8 @@ void ctl_free(struct ctl *c)
     ev_timer_stop(c->sup->loop, &c->sweep);
     ev_timer_stop(c->sup->loop, &c->accept_retry);
     ev_timer_stop(c->sup->loop, &c->followers);
+    ev_timer_stop(c->sup->loop, &c->log_summary);
+    log_suppressed(c);
     while (c->conns)
         conn_close(c->conns);
     c->sup->log_tap = NULL;

@@ -13,10 +13,22 @@
  * removed by a SIGHUP; a restart goes on): then one {"end": "why"} frame,
  * and the daemon closes the connection.
  *
- * Every request is checked against the peer's credentials (SO_PEERCRED):
- * root may do everything, members of operator_group read and change,
- * anyone else who can connect (the socket's mode and group decide who
- * can) reads only.
+ * Every request is checked against the peer's credentials, taken once when
+ * the connection is accepted: its uid and gid (SO_PEERCRED) and its
+ * process's real supplementary groups (SO_PEERGROUPS, else the Groups line
+ * of /proc/<pid>/status), never the group file's idea of the user. Root may
+ * do everything, operator_group members (effective or supplementary group)
+ * read and change, anyone else who can connect (the socket's mode and group
+ * decide who can) reads only.
+ *
+ * Slots: at most CTL_MAX_CONNECTIONS connections; the last
+ * CTL_RESERVED_CONNECTIONS free ones are kept for root and the operator
+ * group, and a peer outside them holds at most CTL_MAX_CONNECTIONS_PER_UID
+ * per uid. A connection refused for want of a slot gets one error frame
+ * ({"ok":false,"code":"EBUSY",...}) and is closed. A connection is closed
+ * once control_idle_timeout has passed since its last complete request (or
+ * the last of its reply written) unless it follows a log: sending a byte
+ * now and then does not keep a slot.
  *
  * Files: ctl.c (the socket, framing, connections, credentials, log
  * following), ctlcmd.c (the command table, permissions and the handlers).
@@ -34,6 +46,13 @@
 #define CTL_REQUEST_MAX (64 * 1024)
 #define CTL_REPLY_MAX (16 * 1024 * 1024)
 #define CTL_MAX_CONNECTIONS 64
+/* Of CTL_MAX_CONNECTIONS, the last free ones: only root and operator_group
+ * members get them, so that everyone else together (read-only users who may
+ * connect, `log -f` included) can never lock the operators out. */
+#define CTL_RESERVED_CONNECTIONS 8
+/* Connections one uid outside root and the operator group may hold: one
+ * such user cannot take every unreserved slot from the others either. */
+#define CTL_MAX_CONNECTIONS_PER_UID 16
 #define CTL_DEFAULT_SOCKET "/run/guardiand/guardiand.sock"
 
 struct ctl;
@@ -55,19 +74,26 @@ void ctl_node_removed(struct ctl *c);
 
 /* ---- between ctl.c and ctlcmd.c ---- */
 
-/* Who sent a request. */
+/* Who sent a request: the socket's credentials, read at accept. */
 struct ctl_peer {
     struct ctl *ctl;
     uid_t uid;
-    gid_t gid;
+    gid_t gid;               /* effective gid at connect() */
     pid_t pid;
-    int operator_member;     /* -1: not looked up yet, else 0/1 */
-    char user[64];           /* "" until looked up */
+    bool operator_member;    /* operator_group is its gid or a supplementary group */
+    char user[64];           /* "" until a command needs the name (ctl_user_name) */
     char follow[64];         /* set by a `log -f` request: the node to follow */
 };
 
-/* The operator group's gid; false when there is none. */
-bool ctl_operator_gid(const struct ctl *c, gid_t *gid);
+/* The user name of uid for audit records and log lines, into out
+ * ("uid<N>" when it has none). Names are cached per uid (see ctl.c): a
+ * name-service lookup may block the loop, so it happens at most once an
+ * hour per uid, and only for peers that change things. */
+void ctl_user_name(struct ctl *c, uid_t uid, char *out, size_t len);
+/* A refusal (permission, slots) on stderr: at most one line per 10 s, the
+ * rest counted and the count logged, so a client that knocks in a loop
+ * cannot flood the journal. */
+void ctl_log_refusal(struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Run one request (already a JSON object); returns the reply object. */
 json_t *ctlcmd_run(sup *s, struct ctl_peer *peer, json_t *request);
 /* An error reply. */

@@ -3,9 +3,10 @@
  *
  * Permissions: a command is a read (list, status, log, crashes, history,
  * audit) or a change (everything else). Root may do everything; members of
- * operator_group (primary or supplementary, looked up once per connection
- * with getgrouplist) reads and changes; any other peer reads only. A refused
- * request is logged with the peer's uid and answered EPERM.
+ * operator_group (the peer's effective or supplementary group, from the
+ * socket's credentials at accept: ctl.c) read and change; any other peer
+ * reads only. A refused request is logged with the peer's uid (at a
+ * bounded rate) and answered EPERM.
  *
  * Every argument is checked before anything changes; a command naming
  * several nodes checks them all first, so an unknown one changes nothing.
@@ -22,8 +23,6 @@
  * name), so they get the same validation and the same audit record.
  */
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,18 +207,14 @@ static json_t *arg_number(json_t *args, const char *key, double min, double max,
 
 /* ---- who asks ---- */
 
+/* The peer's user name, for audit records and log lines of changes: looked
+ * up once per connection, and through ctl.c's cache, since a name-service
+ * lookup may block the loop (ctl_user_name says when it happens). Only
+ * commands that change things ask, i.e. root and operators. */
 static const char *peer_user(struct ctl_peer *p)
 {
-    if (!p->user[0]) {
-        /* Once per connection. NSS may be slow with a remote directory; with
-         * local files, as on control-room hosts, it is a file read. */
-        struct passwd pw, *res = NULL;
-        char buf[4096];
-        if (getpwuid_r(p->uid, &pw, buf, sizeof(buf), &res) == 0 && res)
-            snprintf(p->user, sizeof(p->user), "%s", pw.pw_name);
-        else
-            snprintf(p->user, sizeof(p->user), "uid%u", (unsigned)p->uid);
-    }
+    if (!p->user[0])
+        ctl_user_name(p->ctl, p->uid, p->user, sizeof(p->user));
     return p->user;
 }
 
@@ -230,26 +225,8 @@ static const char *peer_who(struct ctl_peer *p, char *buf, size_t len)
     return buf;
 }
 
-static bool is_operator(struct ctl_peer *p)
-{
-    gid_t og;
-    if (!ctl_operator_gid(p->ctl, &og))
-        return false;
-    if (p->operator_member >= 0)
-        return p->operator_member;
-    p->operator_member = p->gid == og;
-    struct passwd pw, *res = NULL;
-    char buf[4096];
-    if (!p->operator_member && getpwuid_r(p->uid, &pw, buf, sizeof(buf), &res) == 0 && res) {
-        gid_t groups[256];
-        int n = 256;
-        if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) >= 0)
-            for (int i = 0; i < n; i++)
-                if (groups[i] == og)
-                    p->operator_member = 1;
-    }
-    return p->operator_member;
-}
+/* Membership is decided at accept from the peer's own groups (ctl.c). */
+static bool is_operator(const struct ctl_peer *p) { return p->operator_member; }
 
 /* ---- nodes as JSON ---- */
 
@@ -1457,8 +1434,9 @@ json_t *ctlcmd_run(sup *s, struct ctl_peer *p, json_t *req)
             return ctl_error("EINVAL", "%s takes no argument '%s'", c->name, key);
     }
     if (c->change && p->uid != 0 && !is_operator(p)) {
-        fprintf(stderr, "guardiand: control: permission denied: uid %u (%s) may not %s\n",
-                (unsigned)p->uid, peer_user(p), c->name);
+        /* The uid only: a name would be a lookup an outsider could cause. */
+        ctl_log_refusal(p->ctl, "permission denied: uid %u may not %s", (unsigned)p->uid,
+                        c->name);
         return ctl_error("EPERM", "permission denied: %s changes the daemon; it takes root%s%s",
                          c->name, s->cfg.operator_group ? " or the group " : "",
                          s->cfg.operator_group ? s->cfg.operator_group : "");

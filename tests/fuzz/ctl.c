@@ -25,9 +25,9 @@
  *
  * Input: a schedule byte, then what the client sends (fuzz_io.h). The
  * schedule byte also says who connects (SO_PEERCRED takes the effective uid
- * at connect()): bits 0-1 = 1 uid 1 (`daemon`: reads only), 2 uid 65534
- * (`nobody`, a member of operator_group `nogroup`: reads and changes),
- * otherwise root. Other uids need the harness to run as root; otherwise
+ * and gid at connect()): bits 0-1 = 1 uid and gid 1 (`daemon`: reads only),
+ * 2 uid and gid 65534 (`nobody` in operator_group `nogroup`: reads and
+ * changes), otherwise root. Other uids need the harness to run as root; otherwise
  * everyone is the harness's own user.
  */
 #include <dirent.h>
@@ -294,16 +294,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* Connect to the control socket as uid (as ourselves if we cannot). */
+/* Connect to the control socket as uid, with gid = uid as its effective
+ * group (as ourselves if we cannot). The daemon takes the process's real
+ * groups, not the group file's: `nobody` is an operator because its
+ * effective group is then nogroup. */
 static int connect_as(uid_t uid)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ctl_path(s.ctl));
-    bool switched = uid != geteuid() && geteuid() == 0 && seteuid(uid) == 0;
+    gid_t egid = getegid();
+    bool switched = uid != geteuid() && geteuid() == 0 && setegid((gid_t)uid) == 0;
+    if (switched && seteuid(uid) < 0)
+        die("seteuid", strerror(errno));
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         die("connect", strerror(errno));
-    if (switched && seteuid(0) < 0)
+    if (switched && (seteuid(0) < 0 || setegid(egid) < 0))
         die("seteuid", strerror(errno));
     return fd;
 }
