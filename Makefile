@@ -34,7 +34,7 @@ LIBS_JSON := -ljansson
 CORE_SRC := $(wildcard pvdb/*.c) $(wildcard ca/*.c) $(wildcard node/*.c) $(wildcard store/*.c) \
             $(wildcard medm/*.c)
 # The daemon: the supervisor, and the plant channels it gives nodes (libca).
-SUP_SRC := $(wildcard supervisor/*.c) $(wildcard plant/*.c)
+SUP_SRC := $(wildcard supervisor/*.c) $(wildcard ctl/*.c) $(wildcard plant/*.c)
 PLANT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard plant/*.c))
 
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)

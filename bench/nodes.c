@@ -899,7 +899,7 @@ static bool recv_exact(int fd, void *buf, size_t n, double deadline)
     return true;
 }
 
-/* One `status` request on the daemon's control socket (supervisor/ctl.h: each way a 4-byte
+/* One `status` request on the daemon's control socket (ctl/proto.h: each way a 4-byte
  * big-endian length, then a JSON object), on a connection of its own, as guardctl makes.
  * The reply's text goes to out, NUL-terminated. Returns 0, or -1: no answer within
  * CTL_TIMEOUT_S, or a reply longer than out. */

@@ -26,12 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl/proto.h" /* the protocol: framing, limits, the default socket */
 #include "medm/medm.h"
 #include "supervisor/version.h"
 
-#define DEFAULT_SOCKET "/run/guardiand/guardiand.sock"
-#define REQUEST_MAX (64 * 1024)
-#define REPLY_MAX (16 * 1024 * 1024)
 #define REPLY_TIMEOUT_MS 30000
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_RUNNING = 3, EXIT_PERM = 4 };
@@ -143,8 +141,8 @@ static int read_all(int fd, void *buf, size_t len, int timeout_ms)
 /* The next frame; NULL at EOF (or when interrupted). */
 static json_t *read_frame(int fd, int timeout_ms)
 {
-    unsigned char hdr[4];
-    int r = read_all(fd, hdr, 4, timeout_ms);
+    unsigned char hdr[CTL_FRAME_HEADER];
+    int r = read_all(fd, hdr, CTL_FRAME_HEADER, timeout_ms);
     if (r <= 0) {
         if (r == 0 && !interrupted && timeout_ms >= 0) {
             fprintf(stderr, "guardctl: guardiand closed the connection without a reply\n");
@@ -152,8 +150,8 @@ static json_t *read_frame(int fd, int timeout_ms)
         }
         return NULL;
     }
-    uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
-    if (len == 0 || len > REPLY_MAX) {
+    uint32_t len = ctl_frame_len(hdr);
+    if (len == 0 || len > CTL_REPLY_MAX) {
         fprintf(stderr, "guardctl: bad reply length %u from guardiand\n", len);
         exit(EXIT_FAILED);
     }
@@ -182,14 +180,14 @@ static void send_request(int fd, const char *cmd, json_t *args)
     char *text = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     size_t len = text ? strlen(text) : 0;
-    if (!text || len > REQUEST_MAX) {
+    if (!text || len > CTL_REQUEST_MAX) {
         fprintf(stderr, "guardctl: request too large\n");
         exit(EXIT_USAGE);
     }
-    unsigned char hdr[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
-                            (unsigned char)(len >> 8), (unsigned char)len};
+    unsigned char hdr[CTL_FRAME_HEADER];
+    ctl_frame_put_len(hdr, (uint32_t)len);
     /* Cut short: the daemon refused the connection; its reply is read next. */
-    if (write_all(fd, hdr, 4))
+    if (write_all(fd, hdr, CTL_FRAME_HEADER))
         write_all(fd, text, len);
     free(text);
 }
@@ -198,9 +196,9 @@ static int exit_code_of(const char *code)
 {
     if (!code)
         return EXIT_FAILED;
-    if (strcmp(code, "EPERM") == 0)
+    if (strcmp(code, CTL_EPERM) == 0)
         return EXIT_PERM;
-    if (strcmp(code, "EINVAL") == 0 || strcmp(code, "EUNKNOWN_CMD") == 0)
+    if (strcmp(code, CTL_EINVAL) == 0 || strcmp(code, CTL_EUNKNOWN_CMD) == 0)
         return EXIT_USAGE;
     return EXIT_FAILED;
 }
@@ -1285,7 +1283,7 @@ static void usage(FILE *f)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].usage);
     fprintf(f, "\noptions:\n"
                "  --socket PATH   the control socket (else $GUARDIAND_SOCKET, else\n"
-               "                  " DEFAULT_SOCKET ")\n"
+               "                  " CTL_DEFAULT_SOCKET ")\n"
                "  --json          print the daemon's replies as JSON\n"
                "  --no-pager      accepted, as systemctl takes it (guardctl never pages)\n"
                "  -h, --help      this text; `guardctl COMMAND --help` explains a command\n\n"
@@ -1327,7 +1325,7 @@ int main(int argc, char **argv)
     if (!socket_path)
         socket_path = getenv("GUARDIAND_SOCKET");
     if (!socket_path || !*socket_path)
-        socket_path = DEFAULT_SOCKET;
+        socket_path = CTL_DEFAULT_SOCKET;
     const char *name = argv[optind];
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(commands[i].name, name) == 0)

@@ -32,7 +32,7 @@
 
 #include "store/store.h"
 #include "supervisor/crash.h"
-#include "supervisor/ctl.h"
+#include "ctl/ctl.h"
 #include "supervisor/notify.h"
 #include "supervisor/sup.h"
 

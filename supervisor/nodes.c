@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "plant/plant.h"
-#include "supervisor/ctl.h"
+#include "ctl/ctl.h"
 #include "supervisor/sup.h"
 
 double sup_now(void)

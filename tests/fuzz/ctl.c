@@ -1,5 +1,5 @@
 /* ctl.c — fuzz target: the control socket's framing and commands
- * (supervisor/ctl.c, ctlcmd.c).
+ * (ctl/ctl.c, ctl/commands.c).
  *
  * Each input is one client connection to a real daemon context: the
  * supervisor with three nodes (B1 and B2 running `bench`, SUS_X running
@@ -46,7 +46,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
-#include "supervisor/ctl.h"
+#include "ctl/ctl.h"
 #include "supervisor/sup.h"
 #include "tests/fuzz/fuzz_io.h"
 
@@ -141,7 +141,7 @@ static void daemon_up(void)
     char err[512];
     if (persist_open(&s, err, sizeof(err)) < 0 || !s.store)
         die("database", s.store_problem[0] ? s.store_problem : err);
-    persist_node_list(&s, start_node, NULL);
+    persist_node_list(&s, true, start_node, NULL);
 }
 
 static void daemon_down(void)

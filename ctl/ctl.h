@@ -1,17 +1,6 @@
 /* ctl.h — the control socket guardctl talks to, served on the daemon's loop.
  *
- * Protocol: a Unix-domain SOCK_STREAM socket. Each request and each reply
- * is a frame: a 4-byte big-endian length, then that many bytes of UTF-8
- * JSON holding one object. A request is {"cmd": "list", "args": {...}}
- * (at most CTL_REQUEST_MAX bytes); a reply is {"ok": true, ...} or
- * {"ok": false, "error": "human message", "code": "EUNKNOWN_NODE"|...}.
- * Replies may be longer than requests (a list of a thousand nodes) but
- * never longer than CTL_REPLY_MAX. `log -f` turns a connection into a
- * stream: after its reply, one {"line": "..."} frame per new log line of
- * the node (and {"dropped": N} when the client fell behind) until the
- * client closes, or until the node stops running (stopped, destroyed or
- * removed by a SIGHUP; a restart goes on): then one {"end": "why"} frame,
- * and the daemon closes the connection.
+ * The protocol (frames of JSON) is in ctl/proto.h, shared with guardctl.
  *
  * Every request is checked against the peer's credentials, taken once when
  * the connection is accepted: its uid and gid (SO_PEERCRED) and its
@@ -31,7 +20,7 @@
  * now and then does not keep a slot.
  *
  * Files: ctl.c (the socket, framing, connections, credentials, log
- * following), ctlcmd.c (the command table, permissions and the handlers).
+ * following), commands.c (the command table, permissions and the handlers).
  */
 #ifndef GUARDIAND_CTL_H
 #define GUARDIAND_CTL_H
@@ -41,10 +30,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "ctl/proto.h"
 #include "supervisor/sup.h"
 
-#define CTL_REQUEST_MAX (64 * 1024)
-#define CTL_REPLY_MAX (16 * 1024 * 1024)
 #define CTL_MAX_CONNECTIONS 64
 /* Of CTL_MAX_CONNECTIONS, the last free ones: only root and operator_group
  * members get them, so that everyone else together (read-only users who may
@@ -53,7 +41,6 @@
 /* Connections one uid outside root and the operator group may hold: one
  * such user cannot take every unreserved slot from the others either. */
 #define CTL_MAX_CONNECTIONS_PER_UID 16
-#define CTL_DEFAULT_SOCKET "/run/guardiand/guardiand.sock"
 
 struct ctl;
 
@@ -72,7 +59,7 @@ const char *ctl_path(const struct ctl *c);
  * loop iteration are told so and closed (see `log -f` above). */
 void ctl_node_removed(struct ctl *c);
 
-/* ---- between ctl.c and ctlcmd.c ---- */
+/* ---- between ctl.c and commands.c ---- */
 
 /* Who sent a request: the socket's credentials, read at accept. */
 struct ctl_peer {

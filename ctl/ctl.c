@@ -1,6 +1,6 @@
 /* ctl.c — the control socket: listening, framing, connections, credentials,
- * and the `log -f` streams (the protocol is in ctl.h; the commands in
- * ctlcmd.c).
+ * and the `log -f` streams (the protocol is in proto.h; the commands in
+ * commands.c).
  *
  * Single threaded, on the daemon's loop, and never blocking it: every fd is
  * non-blocking, each connection reads with an ev_io and writes its buffered
@@ -29,7 +29,7 @@
  * Slots (ctl.h): a connection that would leave fewer than
  * CTL_RESERVED_CONNECTIONS free slots, or be the
  * CTL_MAX_CONNECTIONS_PER_UID+1st of its uid, is refused unless it is root's
- * or an operator's; refusals (and permission refusals, ctlcmd.c) are
+ * or an operator's; refusals (and permission refusals, commands.c) are
  * logged at most once per CTL_LOG_PERIOD, the rest counted, so a client
  * knocking in a loop cannot flood the journal. The sweep closes a
  * connection that has not completed a request (nor had reply bytes written)
@@ -44,7 +44,7 @@
  * listen backlog, and one line is logged per episode (and one when
  * accepting works again).
  */
-#include "supervisor/ctl.h"
+#include "ctl/ctl.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -83,7 +83,7 @@ struct conn {
     int fd;
     ev_io rio, wio;
     struct ctl_peer peer;
-    unsigned char hdr[4];
+    unsigned char hdr[CTL_FRAME_HEADER];
     unsigned hdr_len;
     char *body;                 /* NULL until a length has arrived */
     uint32_t body_len, body_got;
@@ -399,14 +399,11 @@ static void send_json(struct conn *k, json_t *msg)
             return;
         len = strlen(text);
     }
-    if (out_reserve(k, len + 4) == 0) {
+    if (out_reserve(k, len + CTL_FRAME_HEADER) == 0) {
         unsigned char *p = (unsigned char *)k->out + k->out_len;
-        p[0] = (unsigned char)(len >> 24);
-        p[1] = (unsigned char)(len >> 16);
-        p[2] = (unsigned char)(len >> 8);
-        p[3] = (unsigned char)len;
-        memcpy(p + 4, text, len);
-        k->out_len += len + 4;
+        ctl_frame_put_len(p, (uint32_t)len);
+        memcpy(p + CTL_FRAME_HEADER, text, len);
+        k->out_len += len + CTL_FRAME_HEADER;
     } else {
         k->close_after = true;
     }
@@ -556,10 +553,9 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (k->hdr_len < 4) {
             k->hdr_len += (unsigned)r;
-            if (k->hdr_len < 4)
+            if (k->hdr_len < CTL_FRAME_HEADER)
                 continue;
-            uint32_t len = (uint32_t)k->hdr[0] << 24 | (uint32_t)k->hdr[1] << 16 |
-                           (uint32_t)k->hdr[2] << 8 | k->hdr[3];
+            uint32_t len = ctl_frame_len(k->hdr);
             if (len > CTL_REQUEST_MAX) {
                 reset_frame(k);
                 fail_stream(k, ctl_error("EPROTO", "request of %u bytes: at most %d", len,

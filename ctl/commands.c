@@ -1,4 +1,4 @@
-/* ctlcmd.c — the control socket's commands (protocol in ctl.h): the command
+/* commands.c — the control socket's commands (protocol in proto.h): the command
  * table, who may run what, and one handler per command.
  *
  * Permissions: a command is a read (list, status, log, crashes, history,
@@ -30,7 +30,7 @@
 
 #include "plant/plant.h"
 #include "store/store.h"
-#include "supervisor/ctl.h"
+#include "ctl/ctl.h"
 
 /* ---- the registry, copied out of store_nodes (its strings live only
  * during its callback, and its callback may not query the store) ---- */
@@ -158,9 +158,9 @@ static json_t *arg_str(json_t *args, const char *key, bool required, const char 
     json_t *v = json_object_get(args, key);
     *out = NULL;
     if (!v)
-        return required ? ctl_error("EINVAL", "missing argument '%s'", key) : NULL;
+        return required ? ctl_error(CTL_EINVAL, "missing argument '%s'", key) : NULL;
     if (!json_is_string(v) || !*json_string_value(v))
-        return ctl_error("EINVAL", "argument '%s' must be a non-empty string", key);
+        return ctl_error(CTL_EINVAL, "argument '%s' must be a non-empty string", key);
     *out = json_string_value(v);
     return NULL;
 }
@@ -179,14 +179,14 @@ static json_t *arg_nodes(json_t *args, bool required, json_t **out)
     json_t *v = json_object_get(args, "nodes");
     *out = NULL;
     if (!v)
-        return required ? ctl_error("EINVAL", "missing argument 'nodes'") : NULL;
+        return required ? ctl_error(CTL_EINVAL, "missing argument 'nodes'") : NULL;
     if (!json_is_array(v) || (required && json_array_size(v) == 0))
-        return ctl_error("EINVAL", "argument 'nodes' must be a list of node names");
+        return ctl_error(CTL_EINVAL, "argument 'nodes' must be a list of node names");
     size_t i;
     json_t *x;
     json_array_foreach(v, i, x) {
         if (!json_is_string(x))
-            return ctl_error("EINVAL", "argument 'nodes' must be a list of node names");
+            return ctl_error(CTL_EINVAL, "argument 'nodes' must be a list of node names");
         if (!name_valid_node(json_string_value(x)))
             return unknown_node(json_string_value(x));
     }
@@ -200,7 +200,7 @@ static json_t *arg_number(json_t *args, const char *key, double min, double max,
     if (!v)
         return NULL;
     if (!json_is_number(v) || !(json_number_value(v) >= min && json_number_value(v) <= max))
-        return ctl_error("EINVAL", "argument '%s' must be a number from %g to %g", key, min, max);
+        return ctl_error(CTL_EINVAL, "argument '%s' must be a number from %g to %g", key, min, max);
     *out = json_number_value(v);
     return NULL;
 }
@@ -514,7 +514,7 @@ static json_t *cmd_log(sup *s, struct ctl_peer *p, json_t *args)
         e = arg_number(args, "n", 0, NODE_LOG_RING, &n);
     json_t *follow = json_object_get(args, "follow");
     if (!e && follow && !json_is_boolean(follow))
-        e = ctl_error("EINVAL", "argument 'follow' must be true or false");
+        e = ctl_error(CTL_EINVAL, "argument 'follow' must be true or false");
     if (e)
         return e;
     sup_node *sn = sup_node_find(s, name);
@@ -879,7 +879,7 @@ static json_t *cmd_reload(sup *s, struct ctl_peer *p, json_t *args)
 {
     json_t *force = json_object_get(args, "force");
     if (force && !json_is_boolean(force))
-        return ctl_error("EINVAL", "argument 'force' must be true or false");
+        return ctl_error(CTL_EINVAL, "argument 'force' must be true or false");
     char who[160];
     peer_who(p, who, sizeof(who));
     struct life_report r = {0};
@@ -910,7 +910,7 @@ static json_t *check_args(json_t *list, const char **out, unsigned *n)
     if (!list)
         return NULL;
     if (!json_is_array(list) || json_array_size(list) > CONFIG_ARGS_MAX)
-        return ctl_error("EINVAL", "argument 'args' must be a list of at most %d key=value "
+        return ctl_error(CTL_EINVAL, "argument 'args' must be a list of at most %d key=value "
                          "strings", CONFIG_ARGS_MAX);
     size_t i;
     json_t *x;
@@ -918,16 +918,16 @@ static json_t *check_args(json_t *list, const char **out, unsigned *n)
         const char *a = json_string_value(x);
         const char *eq = a ? strchr(a, '=') : NULL;
         if (!a || !eq || eq == a || strchr(a, '\n') || strlen(a) > 4000)
-            return ctl_error("EINVAL", "bad argument '%s': expected key=value", a ? a : "?");
+            return ctl_error(CTL_EINVAL, "bad argument '%s': expected key=value", a ? a : "?");
         for (const char *c = a; c < eq; c++)
             if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
                   (*c >= '0' && *c <= '9') || *c == '_'))
-                return ctl_error("EINVAL", "bad argument '%s': keys are A-Z a-z 0-9 _", a);
+                return ctl_error(CTL_EINVAL, "bad argument '%s': keys are A-Z a-z 0-9 _", a);
         if ((size_t)(eq - a) == 6 && strncmp(a, "system", 6) == 0)
-            return ctl_error("EINVAL", "bad argument '%s': the system is given on its own", a);
+            return ctl_error(CTL_EINVAL, "bad argument '%s': the system is given on its own", a);
         for (unsigned j = 0; j < *n; j++)
             if (strncmp(out[j], a, (size_t)(eq - a) + 1) == 0)
-                return ctl_error("EINVAL", "argument key '%.*s' given twice", (int)(eq - a), a);
+                return ctl_error(CTL_EINVAL, "argument key '%.*s' given twice", (int)(eq - a), a);
         out[(*n)++] = a;
     }
     return NULL;
@@ -940,9 +940,9 @@ static json_t *cmd_create(sup *s, struct ctl_peer *p, json_t *args)
     unsigned argc;
     json_t *e = arg_str(args, "node", true, &name);
     if (!e && !name_valid_node(name))
-        e = ctl_error("EINVAL", "bad node name '%s': 1-63 characters of A-Z, 0-9 and _", name);
+        e = ctl_error(CTL_EINVAL, "bad node name '%s': 1-63 characters of A-Z, 0-9 and _", name);
     if (!e && !(e = arg_str(args, "system", true, &system)) && !name_valid_system(system))
-        e = ctl_error("EINVAL", "bad system name '%s': 1-64 characters of A-Z a-z 0-9 _ . - "
+        e = ctl_error(CTL_EINVAL, "bad system name '%s': 1-64 characters of A-Z a-z 0-9 _ . - "
                       "(not starting with . or -)",
                       system);
     if (!e)
@@ -1111,7 +1111,7 @@ static json_t *enum_control(sup *s, struct ctl_peer *p, json_t *args, const char
         for (unsigned i = 0; i < 3; i++)
             ok |= strcmp(names[i], value) == 0;
         if (!ok)
-            e = ctl_error("EINVAL", "bad %s '%s': expected %s, %s or %s", key, value, names[0],
+            e = ctl_error(CTL_EINVAL, "bad %s '%s': expected %s, %s or %s", key, value, names[0],
                           names[1], names[2]);
     }
     if (e || (e = running_node(s, name, &sn)))
@@ -1341,10 +1341,10 @@ static json_t *cmd_spm_accept(sup *s, struct ctl_peer *p, json_t *args)
     size_t i;
     json_t *x;
     if (chans && (!json_is_array(chans) || json_array_size(chans) > 4096))
-        return ctl_error("EINVAL", "channels: expected a list of at most 4096 channel names");
+        return ctl_error(CTL_EINVAL, "channels: expected a list of at most 4096 channel names");
     json_array_foreach(chans, i, x) if (!json_is_string(x) ||
                                         !plant_valid_name(json_string_value(x))) return
-        ctl_error("EINVAL", "channels: '%s' is not a channel name",
+        ctl_error(CTL_EINVAL, "channels: '%s' is not a channel name",
                   json_is_string(x) ? json_string_value(x) : "(not a string)");
     /* Every channel asked for must be watched, or nothing is taken. */
     struct spm_walk check = {.rows = json_array()};
@@ -1425,19 +1425,19 @@ json_t *ctlcmd_run(sup *s, struct ctl_peer *p, json_t *req)
         if (strcmp(commands[i].name, name) == 0)
             c = &commands[i];
     if (!c)
-        return ctl_error("EUNKNOWN_CMD", "unknown command '%s'", name);
+        return ctl_error(CTL_EUNKNOWN_CMD, "unknown command '%s'", name);
     json_object_foreach(args, key, v) {
         bool known = false;
         for (unsigned i = 0; i < 5 && c->keys[i] && !known; i++)
             known = strcmp(c->keys[i], key) == 0;
         if (!known)
-            return ctl_error("EINVAL", "%s takes no argument '%s'", c->name, key);
+            return ctl_error(CTL_EINVAL, "%s takes no argument '%s'", c->name, key);
     }
     if (c->change && p->uid != 0 && !is_operator(p)) {
         /* The uid only: a name would be a lookup an outsider could cause. */
         ctl_log_refusal(p->ctl, "permission denied: uid %u may not %s", (unsigned)p->uid,
                         c->name);
-        return ctl_error("EPERM", "permission denied: %s changes the daemon; it takes root%s%s",
+        return ctl_error(CTL_EPERM, "permission denied: %s changes the daemon; it takes root%s%s",
                          c->name, s->cfg.operator_group ? " or the group " : "",
                          s->cfg.operator_group ? s->cfg.operator_group : "");
     }
