@@ -38,16 +38,16 @@
 /* ---- saying what happened ---- */
 
 /* One line on stderr and, when the node runs, the same in its log. */
-static void say(sup_node *sn, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(sup_node *sn, const char *name, const char *fmt, ...)
+static void say(enum sup_level level, sup_node *sn, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void say(enum sup_level level, sup_node *sn, const char *name, const char *fmt, ...)
 {
     char msg[768];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "guardiand: %s: %s\n", name, msg);
+    sup_log(level, "%s: %s", name, msg);
     if (sn)
         node_log(sn->node, "%s", msg);
 }
@@ -150,7 +150,8 @@ static int start(sup *s, const struct sup_node_spec *spec, const char *verb, con
     assert(spec && spec->name && spec->system && who);
     if (sup_node_add(s, spec->name, spec->system, spec->args, spec->n_args, err, errlen) < 0) {
         sup_set_failed(s, spec->name, err);
-        say(NULL, spec->name, "FAILED to start (%s): %s; the other nodes run", who, err);
+        say(SUP_ERR, NULL, spec->name, "FAILED to start (%s): %s; the other nodes run", who,
+            err);
         return -1;
     }
     sup_node *sn = sup_node_find(s, spec->name);
@@ -166,7 +167,7 @@ static int start(sup *s, const struct sup_node_spec *spec, const char *verb, con
     if (strcmp(who, LIFE_BOOT) == 0)
         node_log(sn->node, "%s at start-up", verb);
     else
-        say(sn, sn->name, "%s by %s", verb, who);
+        say(SUP_NOTICE, sn, sn->name, "%s by %s", verb, who);
     return 0;
 }
 
@@ -182,7 +183,7 @@ void life_stop(sup *s, sup_node *sn, const char *who, bool by_operator)
     struct life_controls c;
     life_controls(s, sn, &c);
     save(s, sn, &c);
-    say(sn, sn->name, "stopped by %s", who);
+    say(SUP_NOTICE, sn, sn->name, "stopped by %s", who);
     keep_log(s, sn);
     char name[CONFIG_NAME_MAX];
     snprintf(name, sizeof(name), "%s", sn->name);
@@ -213,7 +214,7 @@ int life_restart(sup *s, sup_node *sn, const struct sup_node_spec *def, const ch
         snprintf(err, errlen, "node %s: out of memory (it runs on as it was)", name);
     } else {
         save(s, sn, &c);
-        say(sn, name, "restarting (by %s)", who);
+        say(SUP_NOTICE, sn, name, "restarting (by %s)", who);
         keep_log(s, sn);
         sup_node_remove(s, name);
         struct sup_node_spec spec = {.name = name, .system = system,
@@ -237,8 +238,8 @@ void life_quarantine(sup *s, sup_node *sn, const char *usermsg, const char *why)
     sn->quarantined = true;
     snprintf(sn->quarantine_why, sizeof(sn->quarantine_why), "%s", why);
     nodepv_quarantine(sn->pv, true, usermsg);
-    say(sn, sn->name, "QUARANTINED: %s; the other nodes run on, this one is not run until "
-        "released (guardctl release %s)", why, sn->name);
+    say(SUP_WARNING, sn, sn->name, "QUARANTINED: %s; the other nodes run on, this one is not "
+        "run until released (guardctl release %s)", why, sn->name);
 }
 
 const char *life_release(sup *s, const char *name, const char *who, bool *was, char *err,
@@ -255,16 +256,16 @@ const char *life_release(sup *s, const char *name, const char *who, bool *was, c
         snprintf(err, errlen, "release of %s not saved: %s", name, store_errmsg(s->store));
         if (!sn)
             return "EIO";
-        fprintf(stderr, "guardiand: %s: %s\n", name, err); /* it runs again all the same */
+        sup_log(SUP_ERR, "%s: %s", name, err); /* it runs again all the same */
     }
     if (sn && sn->quarantined) {
-        say(sn, name, "released from quarantine (%s) by %s", sn->quarantine_why, who);
+        say(SUP_NOTICE, sn, name, "released from quarantine (%s) by %s", sn->quarantine_why, who);
         sn->quarantined = sn->too_slow = false;
         sn->quarantine_why[0] = '\0';
         sn->times.streak = 0; /* a fresh window: judged again from now */
         nodepv_quarantine(sn->pv, false, NULL);
     } else {
-        say(sn, name, "released by %s (it was not quarantined%s)", who,
+        say(SUP_NOTICE, sn, name, "released by %s (it was not quarantined%s)", who,
             sn ? "" : "; its earlier crashes no longer count");
     }
     return NULL;
@@ -298,7 +299,7 @@ const char *life_create(sup *s, const struct sup_node_spec *spec, const char *wh
         kept_free(s, k);
     sup_set_stopped(s, spec->name, false);
     persist_node_started(s, sn, spec);
-    say(sn, spec->name, "created (system %s) and started by %s", spec->system, who);
+    say(SUP_NOTICE, sn, spec->name, "created (system %s) and started by %s", spec->system, who);
     return NULL;
 }
 
@@ -318,7 +319,7 @@ const char *life_destroy(sup *s, const char *name, const char *who, char *err, s
         snprintf(err, errlen, "node %s not destroyed: %s", name, store_errmsg(s->store));
         return "EIO";
     }
-    say(sn, name, "destroyed by %s", who);
+    say(SUP_NOTICE, sn, name, "destroyed by %s", who);
     if (sn)
         sup_node_remove(s, name); /* its channels disconnect from clients */
     struct sup_kept_log *k = kept_find(s, name);
@@ -343,7 +344,7 @@ const char *life_set_enabled(sup *s, const char *name, bool enabled, const char 
         return rc == STORE_ENOENT ? "EUNKNOWN_NODE" : "EIO";
     }
     sup_node *sn = sup_node_find(s, name);
-    say(sn, name, "%s by %s%s", enabled ? "enabled" : "disabled", who,
+    say(SUP_NOTICE, sn, name, "%s by %s%s", enabled ? "enabled" : "disabled", who,
         enabled ? "" : sn ? " (it runs on until stopped; it will not start with the daemon)" : "");
     return NULL;
 }
@@ -534,7 +535,7 @@ int life_apply(sup *s, struct config *fresh, bool force, const char *who, struct
     bool seed = true;
     if (!force && drops_too_many(s, cfg, r->error, sizeof(r->error))) {
         r->applied = false;
-        fprintf(stderr, "guardiand: %s\n", r->error);
+        sup_log(SUP_ERR, "%s", r->error);
         if (!boot) {
             r->nodes = s->n_nodes;
             return -1; /* nothing changed */
@@ -543,7 +544,7 @@ int life_apply(sup *s, struct config *fresh, bool force, const char *who, struct
     }
     if (fresh) {
         if (strcmp(fresh->ifo, s->cfg.ifo) != 0 || fresh->rate != s->cfg.rate)
-            fprintf(stderr, "guardiand: %s: a new ifo or rate takes effect at the next start\n",
+            sup_log(SUP_WARNING, "%s: a new ifo or rate takes effect at the next start",
                     who);
         /* Running nodes keep the prefix and rate they were started with. */
         free(fresh->ifo);
@@ -579,11 +580,9 @@ int life_apply(sup *s, struct config *fresh, bool force, const char *who, struct
     free(a.keep);
     r->nodes = s->n_nodes;
     if (!boot)
-        fprintf(stderr,
-                "guardiand: %s: %s applied: %u nodes (%u started, %u stopped, %u restarted, "
-                "%u failed)\n",
-                who, s->cfg.path ? s->cfg.path : "the configuration", s->n_nodes, r->started,
-                r->stopped, r->restarted, r->failed);
+        sup_log(SUP_NOTICE, "%s: %s applied: %u nodes (%u started, %u stopped, %u restarted, "
+                "%u failed)", who, s->cfg.path ? s->cfg.path : "the configuration", s->n_nodes,
+                r->started, r->stopped, r->restarted, r->failed);
     return 0;
 }
 
@@ -608,7 +607,7 @@ int life_reload(sup *s, const char *who, bool force, struct life_report *r)
         snprintf(r->error, sizeof(r->error), "no configuration file to read again (guardiand "
                  "was started without --config)");
     } else if (s->reread_config(s, &fresh, r->error, sizeof(r->error)) < 0) {
-        fprintf(stderr, "guardiand: %s: %s: configuration not applied; nothing changed\n", who,
+        sup_log(SUP_ERR, "%s: %s: configuration not applied; nothing changed", who,
                 r->error);
     } else {
         rc = life_apply(s, &fresh, force, who, r); /* takes fresh when it applies it */

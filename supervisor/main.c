@@ -104,7 +104,7 @@ static int parse_long(const char *opt, const char *text, long min, long max, lon
     char *end;
     long v = strtol(text, &end, 10);
     if (end == text || *end || v < min || v > max) {
-        fprintf(stderr, "guardiand: %s: expected %ld..%ld, got '%s'\n", opt, min, max, text);
+        sup_log(SUP_ERR, "%s: expected %ld..%ld, got '%s'", opt, min, max, text);
         return -1;
     }
     *out = v;
@@ -138,7 +138,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'c': o->config = optarg; break;
         case O_IFO:
             if (!name_valid_ifo(optarg)) {
-                fprintf(stderr, "guardiand: --ifo: expected 1-8 characters of A-Z, 0-9\n");
+                sup_log(SUP_ERR, "--ifo: expected 1-8 characters of A-Z, 0-9");
                 return -1;
             }
             o->ifo = optarg;
@@ -150,7 +150,7 @@ static int parse_options(int argc, char **argv, struct options *o)
             char *end;
             o->rate = strtod(optarg, &end);
             if (end == optarg || *end || !(o->rate >= 0.1 && o->rate <= 1000)) {
-                fprintf(stderr, "guardiand: --rate: expected 0.1..1000 Hz, got '%s'\n", optarg);
+                sup_log(SUP_ERR, "--rate: expected 0.1..1000 Hz, got '%s'", optarg);
                 return -1;
             }
             break;
@@ -176,11 +176,11 @@ static int parse_options(int argc, char **argv, struct options *o)
             if (eq)
                 strtod(eq + 1, &end);
             if (!eq || eq == optarg || end == eq + 1 || *end) {
-                fprintf(stderr, "guardiand: --plant: expected CHANNEL=NUMBER, got '%s'\n", optarg);
+                sup_log(SUP_ERR, "--plant: expected CHANNEL=NUMBER, got '%s'", optarg);
                 return -1;
             }
             if (o->n_plant == sizeof(o->plant) / sizeof(o->plant[0])) {
-                fprintf(stderr, "guardiand: --plant: at most 64\n");
+                sup_log(SUP_ERR, "--plant: at most 64");
                 return -1;
             }
             o->plant[o->n_plant++] = optarg;
@@ -194,13 +194,13 @@ static int parse_options(int argc, char **argv, struct options *o)
     }
     if (o->run) {
         if (argc - optind < 2) {
-            fprintf(stderr, "guardiand: --run needs SYSTEM and STATE\n");
+            sup_log(SUP_ERR, "--run needs SYSTEM and STATE");
             return -1;
         }
         o->run_args = argv + optind;
         o->n_run_args = argc - optind;
     } else if (optind < argc) {
-        fprintf(stderr, "guardiand: unexpected argument '%s' (see --help)\n", argv[optind]);
+        sup_log(SUP_ERR, "unexpected argument '%s' (see --help)", argv[optind]);
         return -1;
     }
     return 0;
@@ -256,12 +256,12 @@ static int start_plant(sup *s)
         setenv("EPICS_CA_AUTO_ADDR_LIST", s->cfg.plant_auto_addr_list ? "YES" : "NO", 1) < 0)
         return -1;
     if (sup_plant_init(s, err, sizeof(err)) < 0) {
-        fprintf(stderr, "guardiand: plant: %s\n", err);
+        sup_log(SUP_ERR, "plant: %s", err);
         return -1;
     }
     if (s->cfg.simulate_plant)
-        fprintf(stderr, "guardiand: plant: SIMULATED in this process (simulate_plant): channels "
-                        "that nothing here serves are created as local PVs, not reached over CA\n");
+        sup_log(SUP_WARNING, "plant: SIMULATED in this process (simulate_plant): channels "
+                             "that nothing here serves are created as local PVs, not reached over CA");
     return 0;
 }
 
@@ -283,7 +283,7 @@ static void raise_fd_limit(void)
         if (setrlimit(RLIMIT_NOFILE, &up) == 0)
             rl.rlim_cur = rl.rlim_max;
         else
-            fprintf(stderr, "guardiand: cannot raise the open-files limit from %llu to %llu: %s\n",
+            sup_log(SUP_ERR, "cannot raise the open-files limit from %llu to %llu: %s",
                     (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
                     strerror(errno));
     }
@@ -301,7 +301,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)revents;
     last_signal = w->signum;
-    fprintf(stderr, "guardiand: signal %d: shutting down\n", w->signum);
+    sup_log(SUP_NOTICE, "signal %d: shutting down", w->signum);
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -337,7 +337,7 @@ static int check_config(const struct options *o)
     struct config cfg;
     char err[1024];
     if (load_config(&cfg, &copy, err, sizeof(err)) < 0) {
-        fprintf(stderr, "guardiand: %s\n", err);
+        sup_log(SUP_ERR, "%s", err);
         config_free(&cfg);
         return 2;
     }
@@ -345,7 +345,7 @@ static int check_config(const struct options *o)
     for (unsigned i = 0; i < cfg.n_nodes; i++) {
         node_system *sys = node_system_load(cfg.nodes[i].system, cfg.systems, err, sizeof(err));
         if (!sys) {
-            fprintf(stderr, "guardiand: %s: node %s: %s\n", o->check, cfg.nodes[i].name, err);
+            sup_log(SUP_ERR, "%s: node %s: %s", o->check, cfg.nodes[i].name, err);
             bad++;
         } else {
             node_system_unref(sys);
@@ -402,7 +402,7 @@ static void run_step(struct ev_loop *loop, ev_timer *w, int revents)
     unsigned nt = node_take_transitions(r->node, tr, NODE_TRANSITIONS_MAX);
     for (unsigned i = 0; i < nt; i++)
         if (tr[i].how == NODE_TRANS_JUMP) {
-            fprintf(stderr, "guardiand: jumped %s->%s: the run ends\n", tr[i].from, tr[i].to);
+            sup_log(SUP_NOTICE, "jumped %s->%s: the run ends", tr[i].from, tr[i].to);
             r->status = 1;
             ev_break(loop, EVBREAK_ALL);
             return;
@@ -427,7 +427,7 @@ static int run_system(sup *s, const struct options *o)
     char err[512];
     node_system *sys = node_system_load(system, s->cfg.systems, err, sizeof(err));
     if (!sys) {
-        fprintf(stderr, "guardiand: %s\n", err);
+        sup_log(SUP_ERR, "%s", err);
         return 2;
     }
     /* A node named after the system, as Guardian does: upper case, and
@@ -440,12 +440,12 @@ static int run_system(sup *s, const struct options *o)
                        (unsigned)(o->n_run_args - first_arg), &s->host, err, sizeof(err));
     int status = 2;
     if (!n) {
-        fprintf(stderr, "guardiand: %s\n", err);
+        sup_log(SUP_ERR, "%s", err);
     } else if (node_start_at(n, state, request) != NODE_OK) {
         /* Name only the state that is not there. */
         bool state_ok = node_system_state(sys, state) != NULL;
         bool request_ok = !request || node_system_state(sys, request) != NULL;
-        fprintf(stderr, "guardiand: %s: no state %s%s%s in system %s\n", name,
+        sup_log(SUP_ERR, "%s: no state %s%s%s in system %s", name,
                 state_ok ? "" : state, !state_ok && !request_ok ? " or " : "",
                 request_ok ? "" : request, system);
     } else {
@@ -483,7 +483,7 @@ int main(int argc, char **argv)
     sup s = {.db_lock_fd = -1};
     char err[1024];
     if (load_config(&s.cfg, &opt, err, sizeof(err)) < 0) {
-        fprintf(stderr, "guardiand: %s\n", err);
+        sup_log(SUP_ERR, "%s", err);
         config_free(&s.cfg);
         return 2;
     }
@@ -491,7 +491,7 @@ int main(int argc, char **argv)
         s.reread_config = reread_config;
     struct cas_config cacfg;
     if (!opt.run && cas_config_from_env(&cacfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "guardiand: %s\n", err);
+        sup_log(SUP_ERR, "%s", err);
         config_free(&s.cfg);
         return 2;
     }
@@ -507,7 +507,7 @@ int main(int argc, char **argv)
     s.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     s.db = pvdb_new();
     if (!s.loop || !s.db) {
-        fprintf(stderr, "guardiand: cannot create the event loop\n");
+        sup_log(SUP_ERR, "cannot create the event loop");
         return 1;
     }
     sup_host_init(&s);
@@ -525,7 +525,7 @@ int main(int argc, char **argv)
         const char *eq = strchr(opt.plant[i], '=');
         snprintf(chan, sizeof(chan), "%.*s", (int)(eq - opt.plant[i]), opt.plant[i]);
         if (sup_plant_set(&s, chan, strtod(eq + 1, NULL)) < 0) {
-            fprintf(stderr, "guardiand: --plant: cannot simulate '%s'\n", chan);
+            sup_log(SUP_ERR, "--plant: cannot simulate '%s'", chan);
             sup_teardown(&s);
             return 2;
         }
@@ -538,21 +538,21 @@ int main(int argc, char **argv)
     }
 
     if (opt.demo && !(s.demo = demo_new(&s, opt.demo_count, err, sizeof(err)))) {
-        fprintf(stderr, "guardiand: %s\n", err);
+        sup_log(SUP_ERR, "%s", err);
         sup_teardown(&s);
         return 1;
     }
     /* The control socket before the database: a second daemon on the same
      * socket must stop before it touches the first one's database. */
     if (!(s.ctl = ctl_new(&s, err, sizeof(err)))) {
-        fprintf(stderr, "guardiand: %s\n", err);
+        sup_log(SUP_ERR, "%s", err);
         sup_teardown(&s);
         return 2;
     }
     /* The database (the previous run's crashes imported), then crash capture
      * for this run, before any node code runs. */
     if (persist_open(&s, err, sizeof(err)) < 0) {
-        fprintf(stderr, "guardiand: %s\n", err);
+        sup_log(SUP_ERR, "%s", err);
         sup_teardown(&s);
         return 2;
     }
@@ -563,7 +563,7 @@ int main(int argc, char **argv)
      * journal records stay distinct until a later start imports them. */
     int64_t boot = st.boot_id > 0 ? st.boot_id : -(int64_t)(sup_wall() * 1000);
     if (crash_init(s.journal, boot, s.cfg.hang_limit, err, sizeof(err)) < 0)
-        fprintf(stderr, "guardiand: %s: crashes will not be recorded\n", err);
+        sup_log(SUP_WARNING, "%s: crashes will not be recorded", err);
     const char *logbuf;
     const volatile size_t *loglen;
     sup_log_buffer(&logbuf, &loglen);
@@ -573,7 +573,7 @@ int main(int argc, char **argv)
      * spawns a caRepeater process when nothing holds the repeater port. */
     if (!opt.no_repeater &&
         !(s.repeater = cas_repeater_new(s.loop, cacfg.beacon_port, err, sizeof(err))))
-        fprintf(stderr, "guardiand: no CA repeater of our own (%s): another one serves this host\n",
+        sup_log(SUP_WARNING, "no CA repeater of our own (%s): another one serves this host",
                 err);
     struct life_report first = {0};
     life_apply(&s, NULL, opt.force, LIFE_BOOT, &first);
@@ -582,12 +582,12 @@ int main(int argc, char **argv)
         life_note_reload(&s, &first);
     life_report_free(&first);
     if (!(s.supchan = supchan_new(&s, err, sizeof(err)))) {
-        fprintf(stderr, "guardiand: %s\n", err);
+        sup_log(SUP_ERR, "%s", err);
         sup_teardown(&s);
         return 1;
     }
     if (!(s.ca = cas_new(s.loop, s.db, &cacfg, err, sizeof(err)))) {
-        fprintf(stderr, "guardiand: channel access: %s\n", err);
+        sup_log(SUP_ERR, "channel access: %s", err);
         sup_teardown(&s);
         return 1;
     }
@@ -598,13 +598,13 @@ int main(int argc, char **argv)
     sighup.data = &s;
     ev_signal_start(s.loop, &sighup);
     if (sched_start(&s) < 0) {
-        fprintf(stderr, "guardiand: cannot create the schedule's timer: %s\n", strerror(errno));
+        sup_log(SUP_ERR, "cannot create the schedule's timer: %s", strerror(errno));
         sup_teardown(&s);
         return 1;
     }
 
     ctl_start(s.ctl);
-    fprintf(stderr, "guardiand: ready: ca port %u (tcp %u), %u nodes (%d failed), %zu PVs\n",
+    sup_log(SUP_NOTICE, "ready: ca port %u (tcp %u), %u nodes (%d failed), %zu PVs",
             cas_udp_port(s.ca), cas_tcp_port(s.ca), s.n_nodes, failed, pvdb_count(s.db));
     s.notify = notify_new(&s); /* NULL unless run by systemd (Type=notify) */
     notify_ready(s.notify, s.n_nodes, failed);

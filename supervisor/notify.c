@@ -48,8 +48,8 @@ static void send_msg(struct notify *n, const char *msg)
     if (r >= 0)
         return;
     if (n->failures++ == 0)
-        fprintf(stderr, "guardiand: notify: cannot send to $NOTIFY_SOCKET: %s "
-                        "(further failures are not logged)\n", strerror(errno));
+        sup_log(SUP_ERR, "notify: cannot send to $NOTIFY_SOCKET: %s "
+                         "(further failures are not logged)", strerror(errno));
 }
 
 /* "; configuration NOT applied: why" after a reload that changed nothing,
@@ -98,21 +98,21 @@ static enum health judge(struct notify *n)
     if (now == n->health)
         return now;
     if (now == HEALTHY) {
-        fprintf(stderr, "guardiand: watchdog: every node steps again\n");
+        sup_log(SUP_NOTICE, "watchdog: every node steps again");
     } else if (now == EXCUSED) {
-        fprintf(stderr, "guardiand: watchdog: node %s held the loop for %.2f s in one step "
-                        "(budget %g s), so node %s has not stepped for %.2f s; WATCHDOG=1 still "
-                        "sent: %s is taken out after %u such steps within %g s\n",
+        sup_log(SUP_WARNING, "watchdog: node %s held the loop for %.2f s in one step "
+                          "(budget %g s), so node %s has not stepped for %.2f s; WATCHDOG=1 still "
+                          "sent: %s is taken out after %u such steps within %g s",
                 h.held_by->name, h.held_for, s->cfg.step_budget, h.stale->name, h.since,
                 h.held_by->name, s->cfg.step_overruns, s->cfg.step_window);
     } else if (h.held_by) {
-        fprintf(stderr, "guardiand: watchdog: node %s held the loop for %.2f s in one step, so "
-                        "node %s has not stepped for %.2f s; WATCHDOG=1 withheld until every "
-                        "node steps again\n",
+        sup_log(SUP_WARNING, "watchdog: node %s held the loop for %.2f s in one step, so "
+                             "node %s has not stepped for %.2f s; WATCHDOG=1 withheld until every "
+                             "node steps again",
                 h.held_by->name, h.held_for, h.stale->name, h.since);
     } else {
-        fprintf(stderr, "guardiand: watchdog: node %s has not stepped for %.2f s; WATCHDOG=1 "
-                        "withheld until every node steps again\n",
+        sup_log(SUP_WARNING, "watchdog: node %s has not stepped for %.2f s; WATCHDOG=1 "
+                             "withheld until every node steps again",
                 h.stale->name, h.since);
     }
     n->health = now;
@@ -148,7 +148,7 @@ static double watchdog_from_env(void)
     errno = 0;
     unsigned long long v = strtoull(usec, &end, 10);
     if (errno || end == usec || *end || v == 0) {
-        fprintf(stderr, "guardiand: notify: ignoring WATCHDOG_USEC='%s'\n", usec);
+        sup_log(SUP_WARNING, "notify: ignoring WATCHDOG_USEC='%s'", usec);
         return 0;
     }
     if (pid) {
@@ -171,8 +171,8 @@ struct notify *notify_new(sup *s)
     n->fd = -1;
     size_t len = strlen(path);
     if ((path[0] != '/' && path[0] != '@') || len >= sizeof(n->addr.sun_path)) {
-        fprintf(stderr, "guardiand: notify: NOTIFY_SOCKET='%s' is not a socket path; "
-                        "not notifying\n", path);
+        sup_log(SUP_WARNING, "notify: NOTIFY_SOCKET='%s' is not a socket path; "
+                          "not notifying", path);
         goto err;
     }
     n->addr.sun_family = AF_UNIX;
@@ -183,7 +183,7 @@ struct notify *notify_new(sup *s)
     n->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '/'));
     n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (n->fd < 0) {
-        fprintf(stderr, "guardiand: notify: socket: %s; not notifying\n", strerror(errno));
+        sup_log(SUP_ERR, "notify: socket: %s; not notifying", strerror(errno));
         goto err;
     }
     n->watchdog = watchdog_from_env();

@@ -81,7 +81,7 @@ static void medm_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     sup *s = w->data;
     char err[512];
     if (s->cfg.medm_dir && sup_medm_write(s, s->cfg.medm_dir, err, sizeof(err)) != 0)
-        fprintf(stderr, "guardiand: medm: screens not written: %s\n", err);
+        sup_log(SUP_ERR, "medm: screens not written: %s", err);
 }
 
 void sup_medm_changed(sup *s)
@@ -115,7 +115,7 @@ int sup_medm_write(sup *s, const char *dir, char *err, size_t errlen)
             written += (unsigned)w;
     }
     if (rc == 0 && written)
-        fprintf(stderr, "guardiand: medm: %u of %u screens written to %s\n", written, n, dir);
+        sup_log(SUP_INFO, "medm: %u of %u screens written to %s", written, n, dir);
     medm_files_free(files, n);
     return rc;
 }

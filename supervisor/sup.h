@@ -14,6 +14,7 @@
 #ifndef GUARDIAND_SUP_H
 #define GUARDIAND_SUP_H
 
+#include <assert.h>
 #include <ev.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -183,6 +184,11 @@ typedef struct sup {
     void (*log_tap)(void *arg, node *n, const char *line);
     void *log_tap_arg;
 } sup;
+
+/* log.c: the daemon's own messages, "guardiand: ..." on stderr, with
+ * their syslog priority when stderr is the journal. */
+enum sup_level { SUP_ERR = 3, SUP_WARNING = 4, SUP_NOTICE = 5, SUP_INFO = 6 };
+void sup_log(enum sup_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* nodes.c */
 void sup_host_init(sup *s);
