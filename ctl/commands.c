@@ -761,7 +761,7 @@ static void result(json_t *results, const char *node, const char *what)
 
 static void log_change(struct ctl_peer *p, const char *what, const char *node)
 {
-    fprintf(stderr, "guardiand: control: %s (uid %u): %s: %s\n", peer_user(p), (unsigned)p->uid,
+    sup_log(SUP_NOTICE, "control: %s (uid %u): %s: %s", peer_user(p), (unsigned)p->uid,
             node, what);
 }
 
@@ -1326,7 +1326,7 @@ static void spm_accept_one(void *arg, const char *chan, void *handle)
         store_audit(w->s->store, &a);
     }
     if (before.differs)
-        fprintf(stderr, "guardiand: control: %s (uid %u): spm accept %s %s = %s (was set %s)\n",
+        sup_log(SUP_NOTICE, "control: %s (uid %u): spm accept %s %s = %s (was set %s)",
                 peer_user(w->p), (unsigned)w->p->uid, w->node, chan, before.now, before.set);
 }
 

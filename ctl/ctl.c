@@ -143,7 +143,7 @@ void ctl_log_refusal(struct ctl *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "guardiand: control: %s\n", msg);
+    sup_log(SUP_WARNING, "control: %s", msg); /* a refusal */
     c->log_quiet_until = now + CTL_LOG_PERIOD;
 }
 
@@ -151,9 +151,8 @@ void ctl_log_refusal(struct ctl *c, const char *fmt, ...)
 static void log_suppressed(struct ctl *c)
 {
     if (c->log_suppressed)
-        fprintf(stderr, "guardiand: control: %" PRIu64 " more refusals in the last %.0f s "
-                "(at most one is logged every %.0f s)\n", c->log_suppressed, CTL_LOG_PERIOD,
-                CTL_LOG_PERIOD);
+        sup_log(SUP_WARNING, "control: %" PRIu64 " more refusals in the last %.0f s (at most one "
+                "is logged every %.0f s)", c->log_suppressed, CTL_LOG_PERIOD, CTL_LOG_PERIOD);
     c->log_suppressed = 0;
 }
 
@@ -713,10 +712,9 @@ static void pause_accepting(struct ctl *c, int err)
     ev_timer_start(loop, &c->accept_retry);
     if (!c->accept_failing) {
         c->accept_failing = true;
-        fprintf(stderr,
-                "guardiand: control: accept: %s: not accepting new control connections for "
-                "now (retrying every %.0f s; the %u connected ones are still served)\n",
-                strerror(err), CTL_ACCEPT_PAUSE, c->n_conns);
+        sup_log(SUP_ERR, "control: accept: %s: not accepting new control connections for now "
+                "(retrying every %.0f s; the %u connected ones are still served)", strerror(err),
+                CTL_ACCEPT_PAUSE, c->n_conns);
     }
 }
 
@@ -743,7 +741,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (c->accept_failing) {
             c->accept_failing = false;
-            fprintf(stderr, "guardiand: control: accepting connections again\n");
+            sup_log(SUP_NOTICE, "control: accepting connections again");
         }
         struct ucred cred;
         socklen_t len = sizeof(cred);
@@ -860,7 +858,7 @@ static int clear_stale(const char *path, char *err, size_t errlen)
                  strerror(errno));
         return -1;
     }
-    fprintf(stderr, "guardiand: control: removed the stale socket %s\n", path);
+    sup_log(SUP_INFO, "control: removed the stale socket %s", path);
     return 0;
 }
 
@@ -958,7 +956,7 @@ void ctl_start(struct ctl *c)
     ev_timer_init(&c->sweep, sweep_cb, period, period);
     c->sweep.data = c;
     ev_timer_start(c->sup->loop, &c->sweep);
-    fprintf(stderr, "guardiand: control socket %s (mode %04o%s%s%s%s)\n", c->path,
+    sup_log(SUP_INFO, "control socket %s (mode %04o%s%s%s%s)", c->path,
             c->sup->cfg.control_mode, c->sup->cfg.control_group ? ", group " : "",
             c->sup->cfg.control_group ? c->sup->cfg.control_group : "",
             c->have_operator ? ", operators " : "",

@@ -288,11 +288,10 @@ static void raise_fd_limit(void)
                     strerror(errno));
     }
     if (rl.rlim_cur < FD_LIMIT_LOW)
-        fprintf(stderr,
-                "guardiand: only %llu open files allowed (RLIMIT_NOFILE): CA circuits and "
-                "control connections beyond that are refused (LimitNOFILE in the unit, ulimit "
-                "-Hn otherwise)\n",
-                (unsigned long long)rl.rlim_cur);
+        sup_log(SUP_WARNING,
+                "only %llu open files allowed (RLIMIT_NOFILE): CA circuits and control "
+                "connections beyond that are refused (LimitNOFILE in the unit, ulimit -Hn "
+                "otherwise)", (unsigned long long)rl.rlim_cur);
 }
 
 static int last_signal; /* the signal that ended the loop, for --run's exit status */

@@ -219,12 +219,12 @@ static int reload_node(node *n, void *arg)
     char err[512];
     node_system *sys = node_system_load(sn->system, s->cfg.systems, err, sizeof(err));
     if (!sys) {
-        fprintf(stderr, "guardiand: %s: reload of %s failed: %s\n", sn->name, sn->system, err);
+        sup_log(SUP_ERR, "%s: reload of %s failed: %s", sn->name, sn->system, err);
         nodepv_set_load_status(sn->pv, NODE_LOAD_ERROR);
         return 0; /* the write is accepted; LOAD_STATUS says how it went */
     }
     if (node_reload(n, sys, err, sizeof(err)) != NODE_OK) {
-        fprintf(stderr, "guardiand: %s: reload refused: %s\n", sn->name, err);
+        sup_log(SUP_ERR, "%s: reload refused: %s", sn->name, err);
         node_system_unref(sys);
         return 0;
     }

@@ -31,7 +31,7 @@
 static void store_log(void *arg, const char *line)
 {
     (void)arg;
-    fprintf(stderr, "guardiand: database: %s\n", line);
+    sup_log(SUP_NOTICE, "database: %s", line);
 }
 
 /* ---- audit: every write to a node channel ---- */
@@ -83,7 +83,7 @@ static int lock_database(sup *s, char *err, size_t errlen)
     char pid[32];
     int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
-        fprintf(stderr, "guardiand: database lock %s: cannot write the PID: %s\n", path,
+        sup_log(SUP_ERR, "database lock %s: cannot write the PID: %s", path,
                 strerror(errno));
     s->db_lock_fd = fd;
     return 0;
@@ -111,11 +111,9 @@ int persist_open(sup *s, char *err, size_t errlen)
             return -1;
         }
         snprintf(s->store_problem, sizeof(s->store_problem), "%s", why);
-        fprintf(stderr,
-                "guardiand: database: %s\n"
-                "guardiand: running WITHOUT persistence: nodes start from the configuration "
-                "file, nothing is saved, and the file is left as it is\n",
-                why);
+        sup_log(SUP_ERR, "database: %s", why);
+        sup_log(SUP_WARNING, "running WITHOUT persistence: nodes start from the configuration "
+                "file, nothing is saved, and the file is left as it is");
         return 0;
     }
     /* Test hook: make the first N flushes fail as an I/O error would. */
@@ -124,12 +122,12 @@ int persist_open(sup *s, char *err, size_t errlen)
         store_fail_next_flushes(s->store, (unsigned)atoi(inject));
     int n = store_import_journal(s->store, s->journal, why, sizeof(why));
     if (n < 0) /* the store logged the imports themselves */
-        fprintf(stderr, "guardiand: crash journal: %s (left for the next start)\n", why);
+        sup_log(SUP_ERR, "crash journal: %s (left for the next start)", why);
     s->imported_crashes = n > 0 ? (unsigned)n : 0;
     bool unclean = false;
     int64_t boot = store_boot_begin(s->store, GUARDIAND_VERSION, (int)getpid(), &unclean);
     if (boot < 0)
-        fprintf(stderr, "guardiand: database: cannot record this boot: %s\n",
+        sup_log(SUP_ERR, "database: cannot record this boot: %s",
                 store_errmsg(s->store));
     s->prev_unclean = unclean;
     return 0;
@@ -202,7 +200,7 @@ int persist_node_list(sup *s, bool seed,
         }
         /* The registry cannot be read now: run the file's nodes, as without
          * a store; what they change is still queued for later. */
-        fprintf(stderr, "guardiand: database: node registry unavailable (%s): using the file\n",
+        sup_log(SUP_ERR, "database: node registry unavailable (%s): using the file",
                 store_errmsg(s->store));
     }
     for (unsigned i = 0; i < s->cfg.n_nodes; i++) {
@@ -222,7 +220,7 @@ void persist_node_started(sup *s, sup_node *sn, const struct sup_node_spec *spec
     nodepv_set_audit(sn->pv, audit, s);
     /* Saved controls: validated against the system as it is now. */
     if (spec->request && node_request(sn->node, spec->request) != NODE_OK)
-        fprintf(stderr, "guardiand: %s: saved request %s is not a state of %s now; keeping %s\n",
+        sup_log(SUP_WARNING, "%s: saved request %s is not a state of %s now; keeping %s",
                 sn->name, spec->request, sn->system, node_requested(sn->node)->name);
     int mode = node_mode_value(spec->mode);
     if (mode >= 0)
@@ -294,8 +292,8 @@ static void check_args(sup *s, sup_node *sn)
         used += (size_t)snprintf(sn->unread + used, sizeof(sn->unread) - used, "%s%s",
                                  i ? ", " : "", keys[i]);
     if (n) {
-        fprintf(stderr, "guardiand: %s: WARNING: system %s did not read argument%s %s (a mistyped "
-                "key?)\n", sn->name, sn->system, n > 1 ? "s" : "", sn->unread);
+        sup_log(SUP_WARNING, "%s: WARNING: system %s did not read argument%s %s (a mistyped "
+                             "key?)", sn->name, sn->system, n > 1 ? "s" : "", sn->unread);
         node_log(sn->node, "WARNING: system %s did not read argument%s %s (a mistyped key?)",
                  sn->system, n > 1 ? "s" : "", sn->unread);
     }

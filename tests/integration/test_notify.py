@@ -166,3 +166,32 @@ def test_watchdog_is_withheld_while_the_loop_is_blocked(notified):
         assert f.read().split(") ", 1)[1][0] == "R", "the hung daemon should be spinning"
     d.proc.kill()  # systemd would do this (SIGABRT) when WatchdogSec passes
     d.proc.wait(10)
+
+
+def test_messages_carry_their_priority_when_stderr_is_the_journal(tmp_path):
+    """sup_log: with $JOURNAL_STREAM naming stderr (as systemd sets it), every daemon message
+    starts with its syslog priority, which journald takes and strips; elsewhere lines are plain."""
+    import re
+    config, database = write_config(tmp_path, [("B1", "bench", {}), ("BAD", "no_such_system", {})])
+    d = NodeDaemon(config, database)
+    st = os.stat(d.log.name)
+    d.extra_env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+    d.start()
+    try:
+        log = d.log_text()
+        assert re.search(r"^<5>guardiand: ready: ", log, re.M), log
+        assert re.search(r"^<3>guardiand: BAD: FAILED to start", log, re.M), log
+        # (plant/ and ca/ are modules of their own that write plain lines)
+        daemon_lines = [l for l in log.splitlines() if "guardiand: " in l and
+                        "guardiand: plant: " not in l and ": ca: " not in l]
+        assert all(re.match(r"<[3-6]>guardiand: ", l) for l in daemon_lines), daemon_lines
+    finally:
+        d.stop()
+    # Another stream in JOURNAL_STREAM (stderr is not the journal): plain lines.
+    d = NodeDaemon(config, database)
+    d.extra_env["JOURNAL_STREAM"] = "1:1"
+    d.start()
+    try:
+        assert re.search(r"^guardiand: ready: ", d.log_text(), re.M)
+    finally:
+        d.stop()
