@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "medm/adl.h"
+#include "node/node.h" /* node_channel_name: the one home of the channel names */
 
 #define NODE_FILE "GUARDIAN_NODE.adl"
 #define NODE_ARGS "IFO=$(IFO),NODE=$(NODE),SYSTEM=$(SYSTEM)"
@@ -163,7 +164,7 @@ static void overview_row(adl *a, const struct medm_site *s, const struct row *r,
     }
     const char *node = r->node->name;
     char chan[160], args[200], label[120];
-#define NODE_CHAN(suffix) (snprintf(chan, sizeof(chan), "%s:GRD-%s_%s", s->ifo, node, suffix), chan)
+#define NODE_CHAN(suffix) (node_channel_name(chan, sizeof(chan), s->ifo, node, suffix), chan)
     int indent = (int)(r->depth > 6 ? 6 : r->depth) * INDENT;
     snprintf(args, sizeof(args), "IFO=%s,NODE=%s,SYSTEM=%s", s->ifo, node, r->node->system);
     snprintf(label, sizeof(label), "%s node screen", node);

@@ -363,7 +363,7 @@ static void keep_claim(node *n, struct node_sub *s, double now)
         return;
     if (st->held) {
         s->refused = false;
-        if (!s->mode_sent && sub_put(n, s, S_MODE, "MANAGED"))
+        if (!s->mode_sent && sub_put(n, s, S_MODE, node_mode_names[NODE_MODE_MANAGED]))
             s->mode_sent = true;
     }
     if (now >= s->renew_at && sub_put(n, s, S_MANAGER, n->name)) {
@@ -384,9 +384,9 @@ static void notice_changes(node *n, struct node_sub *s, double now)
         else
             s->overridden = s->req_seen || now - s->req_at > SUB_SETTLE;
     }
-    if (s->mode_sent && strcmp(st->mode, "MANAGED") == 0)
+    if (s->mode_sent && strcmp(st->mode, node_mode_names[NODE_MODE_MANAGED]) == 0)
         s->mode_seen = true;
-    s->mode_overridden = s->mode_seen && strcmp(st->mode, "MANAGED") != 0;
+    s->mode_overridden = s->mode_seen && strcmp(st->mode, node_mode_names[NODE_MODE_MANAGED]) != 0;
     const char *who = st->changed_by[0] ? st->changed_by : "someone else";
     if (s->overridden && !s->was_overridden)
         node_log(n, "%s: REQUEST changed to %s by %s (this manager requested %s)", s->name,

@@ -59,6 +59,15 @@ int node_channel_name(char *out, size_t len, const char *ifo, const char *node,
     return snprintf(out, len, NODE_CHANNEL_FMT, ifo, node, suffix);
 }
 
+int node_channel_prefix(char *out, size_t len, const char *ifo)
+{
+    /* The format up to the node's name, so that it has one home. */
+    int n = snprintf(out, len, NODE_CHANNEL_FMT, ifo, "", "");
+    if (n > 0 && (size_t)n <= len)
+        out[n - 1] = '\0'; /* the "_" before the (empty) suffix */
+    return n - 1;
+}
+
 unsigned node_unread_args(const node *n, const char **keys, unsigned max)
 {
     unsigned k = 0;

@@ -33,6 +33,8 @@
 #define NODE_CHANNEL_FMT "%s:GRD-%s_%s"
 int node_channel_name(char *out, size_t len, const char *ifo, const char *node,
                       const char *suffix);
+/* What every node channel name starts with: "X1:GRD-". */
+int node_channel_prefix(char *out, size_t len, const char *ifo);
 
 /* Enum values are those of the node channels (guardian.md Part A). */
 enum node_op { NODE_OP_STOP = 0, NODE_OP_PAUSE = 1, NODE_OP_EXEC = 2 };

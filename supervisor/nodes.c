@@ -163,7 +163,7 @@ static double plant_next_work(void *arg)
 int sup_plant_init(sup *s, char *err, size_t errlen)
 {
     char never[CONFIG_NAME_MAX + 16];
-    snprintf(never, sizeof(never), "%s:GRD-", s->cfg.ifo);
+    node_channel_prefix(never, sizeof(never), s->cfg.ifo);
     /* Node channels are never simulated: a stand-in would take the name of
      * a node that is added later (or comes back after a reload). */
     struct plant_config pc = {.simulate = s->cfg.simulate_plant, .never_simulate = never,

@@ -264,7 +264,7 @@ static inline const char *ch(const char *sub, const char *suffix)
     static char name[8][128];
     static unsigned k;
     k = (k + 1) % 8;
-    snprintf(name[k], sizeof(name[k]), "%s:GRD-%s_%s", fake_ifo, sub, suffix);
+    node_channel_name(name[k], sizeof(name[k]), fake_ifo, sub, suffix);
     return name[k];
 }
 
