@@ -765,11 +765,21 @@ static void log_change(struct ctl_peer *p, const char *what, const char *node)
             node, what);
 }
 
-enum run_action { ACT_START, ACT_STOP, ACT_RESTART };
+/* A command on several nodes: every name is checked first (an unknown one
+ * changes nothing), then fn acts on each and says what happened in msg;
+ * the reply has one result per node, EFAILED with the first failure's
+ * message if any returned -1. */
+struct node_act {
+    sup *s;
+    const char *name;
+    sup_node *sn;                /* running, or NULL */
+    const struct reg_node *rn;   /* registered, or NULL */
+    const char *who;
+    int what;                    /* the command's own: enum run_action, or enable */
+};
+typedef int (*node_act_fn)(const struct node_act *a, char *msg, size_t len);
 
-/* start, stop and restart, through lifecycle.c: a stop saves the node's
- * controls as its channels hold them, a restart keeps them. */
-static json_t *run_action(sup *s, struct ctl_peer *p, json_t *args, enum run_action act)
+static json_t *each_node(sup *s, struct ctl_peer *p, json_t *args, node_act_fn fn, int what)
 {
     struct reg r;
     json_t *names;
@@ -778,96 +788,90 @@ static json_t *run_action(sup *s, struct ctl_peer *p, json_t *args, enum run_act
         return e;
     json_t *results = json_array();
     unsigned failed = 0;
-    char first[600] = "", err[512], who[128];
-    peer_who(p, who, sizeof(who));
-    size_t i;
-    json_t *x;
-    json_array_foreach(names, i, x) {
-        const char *name = json_string_value(x);
-        sup_node *sn = sup_node_find(s, name);
-        const struct reg_node *rn = reg_find(&r, name);
-        if (act == ACT_STOP) {
-            if (!sn && sup_failed_why(s, name)) { /* not tried again at the next SIGHUP */
-                sup_set_failed(s, name, NULL);
-                sup_set_stopped(s, name, true);
-                result(results, name, "stopped (it had failed to start)");
-                continue;
-            }
-            if (!sn) {
-                result(results, name, "not running");
-                continue;
-            }
-            life_stop(s, sn, who, true);
-            result(results, name, "stopped");
-            continue;
-        }
-        if (act == ACT_START && sn && !sn->quarantined) {
-            result(results, name, "already running");
-            continue;
-        }
-        json_t *q = sn ? quarantined(sn, act == ACT_START ? "start" : "restart") : NULL;
-        if (q) {
-            if (!failed++)
-                snprintf(first, sizeof(first), "%s",
-                         json_string_value(json_object_get(q, "error")));
-            result(results, name, "quarantined: guardctl release first");
-            json_decref(q);
-            continue;
-        }
-        /* (Re)start from the registry's definition (a node running from
-         * the file while the registry was unreadable: its own). */
-        struct sup_node_spec def = {.name = name, .enabled = true};
-        if (rn) {
-            def.system = rn->system;
-            def.args = (const char *const *)rn->args;
-            def.n_args = rn->n_args;
-            def.request = rn->request;
-            def.mode = rn->mode;
-            def.op = rn->op;
-        }
-        int rc = sn ? life_restart(s, sn, rn ? &def : NULL, who, err, sizeof(err))
-                    : life_start(s, &def, who, err, sizeof(err));
-        if (rc < 0) {
-            if (!failed++)
-                snprintf(first, sizeof(first), "%s", err);
-            result(results, name, err);
-        } else {
-            result(results, name, sn ? "restarted" : "started");
-        }
-    }
-    reg_free(&r);
-    return results_reply(results, failed, first);
-}
-
-static json_t *cmd_start(sup *s, struct ctl_peer *p, json_t *a) { return run_action(s, p, a, ACT_START); }
-static json_t *cmd_stop(sup *s, struct ctl_peer *p, json_t *a) { return run_action(s, p, a, ACT_STOP); }
-static json_t *cmd_restart(sup *s, struct ctl_peer *p, json_t *a) { return run_action(s, p, a, ACT_RESTART); }
-
-static json_t *set_enabled(sup *s, struct ctl_peer *p, json_t *args, bool enabled)
-{
-    struct reg r;
-    json_t *names, *e = need_store(s);
-    if (e || (e = known_nodes(s, args, &r, &names)))
-        return e;
-    json_t *results = json_array();
-    unsigned failed = 0;
     char first[600] = "", who[128];
     peer_who(p, who, sizeof(who));
     size_t i;
     json_t *x;
     json_array_foreach(names, i, x) {
-        const char *name = json_string_value(x);
-        char msg[512];
-        if (life_set_enabled(s, name, enabled, who, msg, sizeof(msg))) {
-            if (!failed++)
-                snprintf(first, sizeof(first), "%s", msg);
-            result(results, name, msg);
-        } else {
-            result(results, name, enabled ? "enabled" : "disabled");
-        }
+        struct node_act a = {.s = s, .name = json_string_value(x), .who = who, .what = what};
+        a.sn = sup_node_find(s, a.name);
+        a.rn = reg_find(&r, a.name);
+        char msg[600];
+        if (fn(&a, msg, sizeof(msg)) < 0 && !failed++)
+            snprintf(first, sizeof(first), "%s", msg);
+        result(results, a.name, msg);
     }
     reg_free(&r);
     return results_reply(results, failed, first);
+}
+
+enum run_action { ACT_START, ACT_STOP, ACT_RESTART };
+
+/* start, stop and restart, through lifecycle.c: a stop saves the node's
+ * controls as its channels hold them, a restart keeps them. */
+static int run_one(const struct node_act *a, char *msg, size_t len)
+{
+    sup *s = a->s;
+    if (a->what == ACT_STOP) {
+        if (!a->sn && sup_failed_why(s, a->name)) { /* not tried again at the next SIGHUP */
+            sup_set_failed(s, a->name, NULL);
+            sup_set_stopped(s, a->name, true);
+            snprintf(msg, len, "stopped (it had failed to start)");
+        } else if (!a->sn) {
+            snprintf(msg, len, "not running");
+        } else {
+            life_stop(s, a->sn, a->who, true);
+            snprintf(msg, len, "stopped");
+        }
+        return 0;
+    }
+    if (a->what == ACT_START && a->sn && !a->sn->quarantined) {
+        snprintf(msg, len, "already running");
+        return 0;
+    }
+    json_t *q = a->sn ? quarantined(a->sn, a->what == ACT_START ? "start" : "restart") : NULL;
+    if (q) {
+        snprintf(msg, len, "%s", json_string_value(json_object_get(q, "error")));
+        json_decref(q);
+        return -1;
+    }
+    /* (Re)start from the registry's definition (a node running from the
+     * file while the registry was unreadable: its own). */
+    const struct reg_node *rn = a->rn;
+    struct sup_node_spec def = {.name = a->name, .enabled = true};
+    if (rn) {
+        def.system = rn->system;
+        def.args = (const char *const *)rn->args;
+        def.n_args = rn->n_args;
+        def.request = rn->request;
+        def.mode = rn->mode;
+        def.op = rn->op;
+    }
+    bool restart = a->sn != NULL;
+    int rc = restart ? life_restart(s, a->sn, rn ? &def : NULL, a->who, msg, len)
+                     : life_start(s, &def, a->who, msg, len);
+    if (rc == 0)
+        snprintf(msg, len, "%s", restart ? "restarted" : "started");
+    return rc;
+}
+
+static json_t *cmd_start(sup *s, struct ctl_peer *p, json_t *a) { return each_node(s, p, a, run_one, ACT_START); }
+static json_t *cmd_stop(sup *s, struct ctl_peer *p, json_t *a) { return each_node(s, p, a, run_one, ACT_STOP); }
+static json_t *cmd_restart(sup *s, struct ctl_peer *p, json_t *a) { return each_node(s, p, a, run_one, ACT_RESTART); }
+
+static int enable_one(const struct node_act *a, char *msg, size_t len)
+{
+    bool enabled = a->what;
+    if (life_set_enabled(a->s, a->name, enabled, a->who, msg, len))
+        return -1;
+    snprintf(msg, len, "%s", enabled ? "enabled" : "disabled");
+    return 0;
+}
+
+static json_t *set_enabled(sup *s, struct ctl_peer *p, json_t *args, bool enabled)
+{
+    json_t *e = need_store(s);
+    return e ? e : each_node(s, p, args, enable_one, enabled);
 }
 
 static json_t *cmd_enable(sup *s, struct ctl_peer *p, json_t *a) { return set_enabled(s, p, a, true); }
