@@ -24,15 +24,14 @@
 
 static inline bool name_chars(const char *s, size_t max, bool lower, const char *extra)
 {
-    if (!s)
+    if (!s || !s[0])
         return false;
-    size_t n = strnlen(s, max + 1);
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++) {
+    /* Byte by byte up to the NUL (strnlen with a bound beyond a short
+     * literal makes gcc's -Wstringop-overread complain once inlined). */
+    for (size_t i = 0; s[i]; i++) {
         char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (lower && c >= 'a' && c <= 'z') || (c && strchr(extra, c))))
+        if (i == max || !((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                          (lower && c >= 'a' && c <= 'z') || strchr(extra, c)))
             return false;
     }
     return true;
