@@ -91,6 +91,7 @@
 #include "ca/caproto.h"
 #include "ca/cas.h"
 #include "ca/epics_ca.h"
+#include "tests/lib/ca_raw.h"
 #include "tests/lib/harness.h"
 
 #define MAX_COUNTS 16          /* node counts in one --nodes list */
@@ -952,39 +953,6 @@ static void row_print(const struct row *r)
 
 /* ---- the hostile rows: raw CA over TCP ---- */
 
-static size_t put_hdr(uint8_t *b, uint16_t cmd, uint32_t size, uint16_t type, uint32_t count,
-                      uint32_t p1, uint32_t p2, bool ext)
-{
-    memset(b, 0, ext ? CA_EXT_HDR_SIZE : CA_HDR_SIZE);
-    ca_put16(b, cmd);
-    ca_put16(b + 2, ext ? 0xFFFF : (uint16_t)size);
-    ca_put16(b + 4, type);
-    ca_put16(b + 6, ext ? 0 : (uint16_t)count);
-    ca_put32(b + 8, p1);
-    ca_put32(b + 12, p2);
-    if (!ext)
-        return CA_HDR_SIZE;
-    ca_put32(b + 16, size);
-    ca_put32(b + 20, count);
-    return CA_EXT_HDR_SIZE;
-}
-
-static bool raw_send(int fd, const uint8_t *b, size_t n)
-{
-    double deadline = harness_now() + CA_TIMEOUT_S;
-    while (n && harness_now() < deadline) {
-        ssize_t k = send(fd, b, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (k > 0) {
-            b += k;
-            n -= (size_t)k;
-        } else {
-            struct pollfd p = {fd, POLLOUT, 0};
-            poll(&p, 1, 10);
-        }
-    }
-    return n == 0;
-}
-
 /* Read messages until `want` CREATE_CHAN replies have come; their sids go to sids[]. */
 static bool raw_sids(int fd, uint32_t *sids, size_t want)
 {
@@ -1032,33 +1000,32 @@ static int hostile_start(const struct daemon_run *r, enum row_kind kind)
     size_t n_chans = kind == ROW_HUGE ? 8 : 100;
     uint32_t per_chan = kind == ROW_HUGE ? 1 : 1000;
     static uint8_t b[1 << 20];
-    size_t n = put_hdr(b, CA_PROTO_VERSION, 0, 0, CA_MINOR_VERSION, 0, 0, false);
+    size_t n = raw_hdr(b, CA_PROTO_VERSION, 0, 0, CA_MINOR_VERSION, 0, 0);
     for (size_t i = 0; i < n_chans; i++) {
         char node[32], name[64];
         node_name(node, sizeof node, kind == ROW_HUGE ? (long)i : 0);
         snprintf(name, sizeof name, "%s:GRD-%s_EXECTIME", IFO, node);
-        uint32_t len = (uint32_t)ca_align8(strlen(name) + 1);
-        n += put_hdr(b + n, CA_PROTO_CREATE_CHAN, len, 0, 0, (uint32_t)i, CA_MINOR_VERSION, false);
-        memset(b + n, 0, len);
-        memcpy(b + n, name, strlen(name));
-        n += len;
+        n += raw_hdr_str(b + n, CA_PROTO_CREATE_CHAN, 0, 0, (uint32_t)i, CA_MINOR_VERSION, name);
     }
     uint32_t sids[100];
-    if (!raw_send(fd, b, n) || !raw_sids(fd, sids, n_chans)) {
+    if (!raw_send_all(fd, b, n, CA_TIMEOUT_S) || !raw_sids(fd, sids, n_chans)) {
         close(fd);
         return -1;
     }
     for (size_t i = 0; i < n_chans; i++) {
         n = 0;
         for (uint32_t k = 0; k < per_chan; k++) {
-            uint32_t count = kind == ROW_HUGE ? (64u << 20) / 8 - 64 : 1;
-            n += put_hdr(b + n, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, count, sids[i],
-                         (uint32_t)(i * per_chan + k), kind == ROW_HUGE);
+            uint32_t id = (uint32_t)(i * per_chan + k);
+            if (kind == ROW_HUGE) /* just under the 64 MiB reply limit, in DBR_DOUBLEs */
+                n += raw_hdr_ext(b + n, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE,
+                                 (64u << 20) / 8 - 64, sids[i], id);
+            else
+                n += raw_hdr(b + n, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, 1, sids[i], id);
             memset(b + n, 0, 16);
             ca_put16(b + n + 12, DBE_VALUE | DBE_ALARM);
             n += 16;
         }
-        if (!raw_send(fd, b, n)) {
+        if (!raw_send_all(fd, b, n, CA_TIMEOUT_S)) {
             close(fd);
             return -1;
         }
