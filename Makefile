@@ -52,6 +52,8 @@ UNIT_SRC := $(wildcard tests/pvdb/test_*.c) $(wildcard tests/ca/test_*.c) $(wild
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 INTEG_SRC := $(wildcard tests/integration/test_*.c)
 INTEG_BIN := $(INTEG_SRC:tests/%.c=$(BUILD)/tests/%)
+# tests/lib: the harness that starts daemons, and the helpers the integration tests and the
+# benchmarks share (one header a topic); every test and benchmark binary links all of it.
 TEST_HELPER_SRC := $(wildcard tests/lib/*.c)
 TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/obj/%.o)
 

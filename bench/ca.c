@@ -130,15 +130,8 @@ static void set_counts(struct bench_opts *o, bool quick)
  * seconds it was runnable but waiting for a CPU (NAN if unknown). */
 static double daemon_cpu_s(pid_t pid, double *wait)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
-    FILE *f = fopen(path, "re");
-    unsigned long long run, queued;
-    int n = f ? fscanf(f, "%llu %llu", &run, &queued) : 0;
-    if (f)
-        fclose(f);
-    *wait = n == 2 ? (double)queued * 1e-9 : NAN;
-    return n == 2 ? (double)run * 1e-9 : harness_proc_cpu_s(pid);
+    double run;
+    return harness_proc_schedstat(pid, &run, wait) == 0 ? run : harness_proc_cpu_s(pid);
 }
 
 /* A point in time, with the daemon's and our CPU clocks. */
@@ -179,21 +172,6 @@ static const char *fmt_rate(char *out, size_t size, double r)
 }
 
 /* ---- the daemon ---- */
-
-/* Point the harness at the guardiand next to this program unless $GUARDIAND says otherwise. */
-static void find_daemon(const char *exe)
-{
-    if (getenv("GUARDIAND"))
-        return;
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s", exe);
-    char *slash = strrchr(path, '/');
-    if (!slash)
-        return;
-    snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "guardiand");
-    if (access(path, X_OK) == 0)
-        setenv("GUARDIAND", path, 1);
-}
 
 static int daemon_start(harness_daemon *d, long demo_count)
 {
@@ -1231,7 +1209,7 @@ int main(int argc, char **argv)
         return 1;
     }
     b.exe[n] = '\0';
-    find_daemon(b.exe);
+    harness_prefer_daemon_beside_self();
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     double t0 = harness_now();

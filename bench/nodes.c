@@ -55,15 +55,16 @@
  * not depend on timings. Exit status: 1 if a daemon does not start or dies, or a channel cannot
  * be connected or read; 2 on a usage error; else 0.
  *
- * The daemon is started here rather than with harness_start(), which runs it with --demo (the
- * demo PV set, with a 100 000-element array and two timers, would count in its RSS and CPU) and
- * keeps no figures from the ready line (nodes started and failed, PVs). It is started the
- * harness's way all the same (environment built before fork(), output to a log file,
- * PR_SET_PDEATHSIG) and stopped with harness_stop(). With --no-repeater nothing would hold the
- * repeater port, so this process serves the repeater (see repeater_start()).
+ * The daemon and guardsim are started and stopped by the harness (tests/lib/harness.h), in the
+ * row's folder: without --demo (the demo PV set, with a 100 000-element array and two timers,
+ * would count in its RSS and CPU), on the row's configuration file, its ready line parsed for
+ * the figures it holds (nodes started and failed, PVs). With --no-repeater nothing would hold
+ * the repeater port, so this process serves the repeater (see repeater_start()), also while a
+ * server starts.
  *
- * Every daemon gets a control socket in its row's folder (the default one is per host, and a
- * daemon already on it, a test's or an operator's, would stop ours from starting).
+ * Every daemon gets its control socket and database in its row's folder (the default socket is
+ * one per host, and a daemon already on it, a test's or an operator's, would stop ours from
+ * starting).
  *
  * Usage: bench-nodes [--nodes 100,300,1000] [--seconds S] [--warm-up S] [--quick] [--no-screen]
  *                    [--hostile] [--plant] [--managers]
@@ -71,9 +72,7 @@
  * systems are the systems/ folder beside its bin/ (else beside ours); guardsim is beside the
  * daemon. Every wait is bounded in time, every loop in count.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -86,19 +85,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ca/caproto.h"
 #include "ca/cas.h"
 #include "ca/epics_ca.h"
+#include "tests/lib/ca_raw.h"
 #include "tests/lib/harness.h"
-
-extern char **environ;
 
 #define MAX_COUNTS 16          /* node counts in one --nodes list */
 #define MAX_NODES 100000L      /* names stay BENCH<digits> within 63 characters, memory bounded */
@@ -219,53 +213,6 @@ static void note(struct bench *b, const char *fmt, ...)
 
 /* ---- measuring the daemon and the host ---- */
 
-/* Seconds process pid has been runnable but waiting for a CPU (its main thread; the daemon
- * has no other), from /proc/PID/schedstat, or NAN. */
-static double proc_wait_s(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
-    FILE *f = fopen(path, "re");
-    unsigned long long run, queued;
-    int n = f ? fscanf(f, "%llu %llu", &run, &queued) : 0;
-    if (f)
-        fclose(f);
-    return n == 2 ? (double)queued * 1e-9 : NAN;
-}
-
-/* A "Vm...:" line of /proc/PID/status in kB, or -1. */
-static long proc_status_kb(pid_t pid, const char *field)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return -1;
-    long kb = -1;
-    size_t len = strlen(field);
-    while (kb < 0 && fgets(line, sizeof line, f))
-        if (strncmp(line, field, len) == 0 && sscanf(line + len, " %ld", &kb) != 1)
-            kb = -1;
-    fclose(f);
-    return kb;
-}
-
-/* CPU seconds all cores of the host have been busy (anything but idle and iowait), or NAN:
- * with the daemon's and ours subtracted, what other work ran during the window. */
-static double host_busy_s(void)
-{
-    FILE *f = fopen("/proc/stat", "re");
-    unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal;
-    int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys,
-                       &idle, &iowait, &irq, &softirq, &steal)
-              : 0;
-    if (f)
-        fclose(f);
-    if (n != 8)
-        return NAN;
-    return (double)(user + nice + sys + irq + softirq + steal) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static long file_size(const char *path)
 {
     struct stat st;
@@ -301,12 +248,14 @@ struct mark {
 
 static struct mark mark_now(const harness_daemon *d, const harness_daemon *sim)
 {
-    return (struct mark){.t = harness_now(), .daemon_cpu = harness_proc_cpu_s(d->pid),
-                         .daemon_wait = proc_wait_s(d->pid), .self_cpu = harness_self_cpu_s(),
-                         .host_busy = host_busy_s(),
-                         .sim_cpu = sim->pid > 0 ? harness_proc_cpu_s(sim->pid) : 0,
-                         .log_bytes = file_size(d->log_path),
-                         .rss_kb = proc_status_kb(d->pid, "VmRSS:")};
+    double run;
+    struct mark m = {.t = harness_now(), .daemon_cpu = harness_proc_cpu_s(d->pid),
+                     .self_cpu = harness_self_cpu_s(), .host_busy = harness_host_busy_s(),
+                     .sim_cpu = sim->pid > 0 ? harness_proc_cpu_s(sim->pid) : 0,
+                     .log_bytes = file_size(d->log_path),
+                     .rss_kb = harness_proc_status_kb(d->pid, "VmRSS:")};
+    harness_proc_schedstat(d->pid, &run, &m.daemon_wait);
+    return m;
 }
 
 /* ---- the daemon ---- */
@@ -314,15 +263,13 @@ static struct mark mark_now(const harness_daemon *d, const harness_daemon *sim)
 /* One daemon of one row, in its own temporary folder (configuration, log, database, control
  * socket), and for a plant row the guardsim it reaches the plant through. */
 struct daemon_run {
-    harness_daemon d;      /* pid, ports, log path: what harness_stop() needs */
+    harness_daemon d;      /* pid, ports, log path, control socket, exec time */
     harness_daemon sim;    /* guardsim: pid 0 and no log path when the row has none */
     bool plant;            /* a plant over CA: the plant and managers rows */
     bool managers;         /* the managers row: lock and sus nodes, not bench ones */
     char dir[200];         /* fits, with "/guardiand.log", in d.log_path */
     char config[256];
-    char ctl[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* the control socket */
     long nodes, failed, pvs; /* from the ready line */
-    double t0;             /* the daemon's exec */
     double start_s;
 };
 
@@ -338,8 +285,8 @@ static int write_config(const struct bench *b, const struct daemon_run *r, long 
     if (!f)
         return -1;
     fprintf(f, "; bench-nodes: %ld bench nodes\n[guardiand]\nifo = %s\nsystems = %s\n"
-               "rate = 16\ndatabase = %s/bench.db\ncontrol_socket = %s\n",
-            nodes, IFO, b->systems, r->dir, r->ctl);
+               "rate = 16\ndatabase = %s/bench.db\n",
+            nodes, IFO, b->systems, r->dir);
     if (r->plant)
         fprintf(f, "plant_addr_list = 127.0.0.1:%d\nplant_auto_addr_list = no\n", r->sim.port);
     for (long i = 0; i < nodes; i++) {
@@ -363,92 +310,6 @@ static int write_config(const struct bench *b, const struct daemon_run *r, long 
     return fclose(f) == 0 && !bad ? 0 : -1;
 }
 
-/* Remove the run's folder and what is in it (the daemon may have added database files). */
-static void remove_dir(const char *dir)
-{
-    DIR *dp = opendir(dir);
-    if (dp) {
-        struct dirent *e;
-        for (int i = 0; i < 10000 && (e = readdir(dp)); i++)
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-                unlinkat(dirfd(dp), e->d_name, 0);
-        closedir(dp);
-    }
-    rmdir(dir);
-}
-
-/* A server's environment (the daemon's, guardsim's), built before fork(): ours without
- * EPICS_*, then the server's variables for 127.0.0.1 and the run's ports, as
- * tests/lib/harness.c does. The repeater port is the beacon port, where this process serves
- * the repeater: the daemon's libca client (plant rows) registers there rather than trying to
- * spawn a caRepeater, and guardsim's beacons reach the daemon through it. */
-#define ENV_VARS 7
-struct daemon_env {
-    char **envp;
-    char vars[ENV_VARS][64];
-};
-
-static int env_build(struct daemon_env *e, const harness_daemon *d)
-{
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    e->envp = calloc(n + ENV_VARS + 1, sizeof *e->envp);
-    if (!e->envp)
-        return -1;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "EPICS_", 6) != 0)
-            e->envp[k++] = environ[i];
-    snprintf(e->vars[0], 64, "EPICS_CAS_INTF_ADDR_LIST=127.0.0.1");
-    snprintf(e->vars[1], 64, "EPICS_CAS_BEACON_ADDR_LIST=127.0.0.1");
-    snprintf(e->vars[2], 64, "EPICS_CAS_AUTO_BEACON_ADDR_LIST=NO");
-    snprintf(e->vars[3], 64, "EPICS_CAS_SERVER_PORT=%d", d->port);
-    snprintf(e->vars[4], 64, "EPICS_CA_SERVER_PORT=%d", d->port);
-    snprintf(e->vars[5], 64, "EPICS_CAS_BEACON_PORT=%d", d->beacon_port);
-    snprintf(e->vars[6], 64, "EPICS_CA_REPEATER_PORT=%d", d->beacon_port);
-    for (int i = 0; i < ENV_VARS; i++)
-        e->envp[k++] = e->vars[i];
-    e->envp[k] = NULL;
-    return 0;
-}
-
-/* fork + exec a server (argv[0]: the daemon or guardsim) with d's ports, its output to
- * log_fd. Returns the pid or -1. */
-static pid_t server_spawn(const char *const *argv, const harness_daemon *d, int log_fd)
-{
-    struct daemon_env env;
-    if (env_build(&env, d) != 0)
-        return -1;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) { /* async-signal-safe calls only */
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a killed benchmark leaves no daemon behind */
-        if (getppid() != parent)
-            _exit(126);
-        int null_fd = open("/dev/null", O_RDONLY);
-        if (null_fd >= 0)
-            dup2(null_fd, STDIN_FILENO);
-        dup2(log_fd, STDOUT_FILENO);
-        dup2(log_fd, STDERR_FILENO);
-        close_range(3, ~0u, 0);
-        execve(argv[0], (char *const *)argv, env.envp);
-        static const char msg[] = "bench-nodes: cannot execute the program\n";
-        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1); /* into the log */
-        (void)ignored;
-        _exit(127);
-    }
-    free(env.envp);
-    return pid;
-}
-
-/* Reads a log as it grows, line by line across reads, looking for a ready line. */
-struct log_reader {
-    int fd;
-    char line[512]; /* longer lines are cut: ready lines are short */
-    size_t len;
-};
-
 /* "guardiand: ready: ca port %u (tcp %u), %u nodes (%d failed), %zu PVs" (supervisor/main.c) */
 static bool parse_ready(void *arg, const char *line)
 {
@@ -468,54 +329,12 @@ static bool parse_sim_ready(void *arg, const char *line)
     return strncmp(line, "guardsim: ready:", 16) == 0;
 }
 
-static bool log_ready(struct log_reader *lr, bool (*ready)(void *, const char *), void *arg)
-{
-    char buf[16384];
-    ssize_t n;
-    /* Bounded: a server logging faster than we read must not keep us here. */
-    for (int reads = 0; reads < 4096 && (n = read(lr->fd, buf, sizeof buf)) > 0; reads++)
-        for (ssize_t i = 0; i < n; i++) {
-            if (buf[i] != '\n') {
-                if (lr->len < sizeof lr->line - 1)
-                    lr->line[lr->len++] = buf[i];
-                continue;
-            }
-            lr->line[lr->len] = '\0';
-            lr->len = 0;
-            if (ready(arg, lr->line))
-                return true;
-        }
-    return false;
-}
-
 struct client;
 static void repeater_serve(struct client *c, double seconds);
 
-/* Wait (bounded) for d's ready line, as ready() recognises it, serving c's repeater: a plant
- * row's daemon starts libca before it is ready. Returns 0, or -1 with the server killed and
- * reaped (and its log's tail printed). */
-static int server_wait_ready(harness_daemon *d, const char *what, struct client *c,
-                             bool (*ready)(void *, const char *), void *arg, double t0)
-{
-    struct log_reader lr = {.fd = open(d->log_path, O_RDONLY | O_CLOEXEC)};
-    bool is_ready = false;
-    while (lr.fd >= 0 && !(is_ready = log_ready(&lr, ready, arg)) && harness_alive(d) &&
-           harness_now() - t0 < READY_TIMEOUT_S)
-        repeater_serve(c, 0.01);
-    if (lr.fd >= 0)
-        close(lr.fd);
-    if (is_ready)
-        return 0;
-    fprintf(stderr, "bench-nodes: %s %s\n", what,
-            d->pid > 0 ? "was not ready in time" : "exited before it was ready");
-    if (d->pid > 0) {
-        kill(d->pid, SIGKILL);
-        waitpid(d->pid, &d->status, 0);
-        d->pid = 0;
-    }
-    harness_stop(d, STOP_TIMEOUT_S); /* prints the log's tail: the server's reason */
-    return -1;
-}
+/* harness_opts.wait while a server starts: a plant row's daemon starts libca before it is
+ * ready, and registers with the repeater this process serves. */
+static void repeater_wait(void *arg, double seconds) { repeater_serve(arg, seconds); }
 
 /* Folder, ports and configuration of a row; nothing started yet. 0, or -1 with a message. */
 static int daemon_prepare(const struct bench *b, struct daemon_run *r, long nodes,
@@ -524,62 +343,26 @@ static int daemon_prepare(const struct bench *b, struct daemon_run *r, long node
     memset(r, 0, sizeof *r);
     r->plant = kind == ROW_PLANT || kind == ROW_MANAGERS;
     r->managers = kind == ROW_MANAGERS;
-    const char *tmp = getenv("TMPDIR");
-    int len = snprintf(r->dir, sizeof r->dir, "%s/bench-nodes.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    /* The control socket's path is the longest: it must fit in sun_path. */
-    if (len < 0 || (size_t)len + sizeof "/ctl.sock" > sizeof r->ctl) {
-        fprintf(stderr, "bench-nodes: $TMPDIR is too long\n");
-        return -1;
-    }
-    if (!mkdtemp(r->dir)) {
+    if (harness_temp_dir(r->dir, sizeof r->dir, "bench-nodes") != 0) {
         perror("bench-nodes: temporary folder");
         return -1;
     }
     snprintf(r->config, sizeof r->config, "%s/guardiand.ini", r->dir);
-    if (snprintf(r->ctl, sizeof r->ctl, "%s/ctl.sock", r->dir) >= (int)sizeof r->ctl) {
-        remove_dir(r->dir); /* cannot happen (checked above): for the compiler */
-        return -1;
-    }
-    snprintf(r->d.log_path, sizeof r->d.log_path, "%s/guardiand.log", r->dir);
+    /* Chosen now: the configuration names guardsim's port, and the repeater this process
+     * serves on the daemon's beacon port starts before the servers. */
     int unused_beacon;
     if (harness_free_ports(&r->d.port, &r->d.beacon_port) != 0 ||
         (r->plant && harness_free_ports(&r->sim.port, &unused_beacon) != 0)) {
         fprintf(stderr, "bench-nodes: no free port on 127.0.0.1\n");
-        remove_dir(r->dir);
+        harness_remove_dir(r->dir);
         return -1;
     }
-    /* guardsim beacons to the host's repeater, which this process serves for the daemon. */
-    r->sim.beacon_port = r->d.beacon_port;
-    if (r->plant)
-        snprintf(r->sim.log_path, sizeof r->sim.log_path, "%s/guardsim.log", r->dir);
     if (write_config(b, r, nodes) != 0) {
         perror("bench-nodes: configuration file");
-        remove_dir(r->dir);
+        harness_remove_dir(r->dir);
         return -1;
     }
     return 0;
-}
-
-/* Start one server of the row, its output to a new log_path, and wait for its ready line.
- * Returns 0, or -1 with the server not running. */
-static int server_start(harness_daemon *d, const char *const *argv, const char *what,
-                        struct client *c, bool (*ready)(void *, const char *), void *arg,
-                        double *t0)
-{
-    int log_fd = open(d->log_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (log_fd < 0) {
-        perror("bench-nodes: log file");
-        return -1;
-    }
-    *t0 = harness_now();
-    d->pid = server_spawn(argv, d, log_fd);
-    close(log_fd);
-    if (d->pid <= 0) {
-        d->pid = 0;
-        fprintf(stderr, "bench-nodes: cannot start %s\n", what);
-        return -1;
-    }
-    return server_wait_ready(d, what, c, ready, arg, *t0);
 }
 
 /* For a plant row guardsim first, serving the plant channels of the same file; then the
@@ -588,25 +371,33 @@ static int daemon_start(const struct bench *b, struct daemon_run *r, struct clie
 {
     char sim_port[16];
     snprintf(sim_port, sizeof sim_port, "%d", r->sim.port);
-    const char *sim_argv[] = {b->guardsim, "--config", r->config, "--port", sim_port,
+    const char *sim_args[] = {"--config", r->config, "--port", sim_port,
                               "--change", PLANT_CHANGE, "--rate", PLANT_RATE, "--quiet",
                               /* the managers row only (the list ends at the NULL otherwise) */
                               r->managers ? "--trip-rate" : NULL, MANAGE_TRIP_RATE,
                               "--trip-reset", MANAGE_TRIP_RESET, NULL};
-    const char *argv[] = {b->daemon, "--config", r->config, "--no-repeater", NULL};
-    double sim_t0;
-    if (r->plant &&
-        server_start(&r->sim, sim_argv, "guardsim", c, parse_sim_ready, NULL, &sim_t0) != 0) {
-        remove_dir(r->dir);
+    /* guardsim beacons to the host's repeater, which this process serves for the daemon. */
+    harness_opts sim = {.program = b->guardsim, .args = sim_args, .port = r->sim.port,
+                        .beacon_port = r->d.beacon_port, .dir = r->dir,
+                        .ready = parse_sim_ready, .wait = repeater_wait, .wait_arg = c,
+                        .ready_timeout = READY_TIMEOUT_S};
+    const char *args[] = {"--config", r->config, "--no-repeater", NULL};
+    harness_opts daemon = {.args = args, .no_demo = true, .real_plant = true,
+                           .port = r->d.port, .beacon_port = r->d.beacon_port, .dir = r->dir,
+                           .ready = parse_ready, .ready_arg = r, .wait = repeater_wait,
+                           .wait_arg = c, .ready_timeout = READY_TIMEOUT_S};
+    if (r->plant && harness_start(&r->sim, &sim) != 0) {
+        fprintf(stderr, "bench-nodes: guardsim did not start\n");
+        harness_remove_dir(r->dir);
         return -1;
     }
-    if (server_start(&r->d, argv, "the daemon", c, parse_ready, r, &r->t0) != 0) {
+    if (harness_start(&r->d, &daemon) != 0) {
         if (r->plant)
             harness_stop(&r->sim, STOP_TIMEOUT_S);
-        remove_dir(r->dir);
+        harness_remove_dir(r->dir);
         return -1;
     }
-    r->start_s = harness_now() - r->t0;
+    r->start_s = harness_now() - r->d.started;
     return 0;
 }
 
@@ -654,7 +445,7 @@ static void daemon_finish(struct bench *b, struct daemon_run *r, const char *row
             note(b, "%s: guardsim %s (exit status %d)", row, alive ? "stopped badly" : "died",
                  code);
     }
-    remove_dir(r->dir);
+    harness_remove_dir(r->dir);
 }
 
 /* ---- the CA client: the supervisor channels, and the screen ---- */
@@ -965,7 +756,7 @@ static int plant_status(const struct daemon_run *r, struct plant_status *ps, dou
 {
     static char text[CTL_REPLY_BYTES];
     double t = harness_now();
-    if (ctl_status(r->ctl, text, sizeof text) != 0)
+    if (ctl_status(r->d.socket_path, text, sizeof text) != 0)
         return -1;
     *ms = (harness_now() - t) * 1e3;
     /* Only inside "plant": {...}; the reply has other keys of these names ("ca": the server). */
@@ -1008,14 +799,14 @@ static void plant_wait_connected(struct bench *b, struct daemon_run *r, struct c
     struct plant_status ps = {-1, -1, -1, -1, -1, -1, -1};
     long failed = 0;
     row->connect_s = NAN;
-    while (harness_now() - r->t0 < PLANT_CONNECT_TIMEOUT_S && harness_alive(&r->d)) {
+    while (harness_now() - r->d.started < PLANT_CONNECT_TIMEOUT_S && harness_alive(&r->d)) {
         double t = harness_now(), ms;
         if (plant_status(r, &ps, &ms) != 0) {
             failed++;
         } else {
             row->ctl_ms = fmax(row->ctl_ms, ms);
             if (ps.ca == want && ps.connected == want) {
-                row->connect_s = harness_now() - r->t0;
+                row->connect_s = harness_now() - r->d.started;
                 break;
             }
         }
@@ -1086,7 +877,7 @@ static int measure(const struct bench *b, struct daemon_run *r, struct client *c
     struct plant_status ps0, ps1;
     double ms;
     if (r->plant && plant_status(r, &ps0, &ms) != 0) {
-        fprintf(stderr, "bench-nodes: no status from the control socket %s\n", r->ctl);
+        fprintf(stderr, "bench-nodes: no status from the control socket %s\n", r->d.socket_path);
         return -1;
     }
     struct mark m0 = mark_now(&r->d, &r->sim);
@@ -1098,11 +889,11 @@ static int measure(const struct bench *b, struct daemon_run *r, struct client *c
     client_pump(c, NULL, NULL, b->o.seconds);
     struct mark m1 = mark_now(&r->d, &r->sim);
     c->util_counting = false;
-    row->sim_rss_kb = r->plant ? proc_status_kb(r->sim.pid, "VmRSS:") : 0;
+    row->sim_rss_kb = r->plant ? harness_proc_status_kb(r->sim.pid, "VmRSS:") : 0;
     if (read_sup(c, row->sup) != 0)
         return -1;
-    row->rss_kb = proc_status_kb(r->d.pid, "VmRSS:");
-    row->hwm_kb = proc_status_kb(r->d.pid, "VmHWM:");
+    row->rss_kb = harness_proc_status_kb(r->d.pid, "VmRSS:");
+    row->hwm_kb = harness_proc_status_kb(r->d.pid, "VmHWM:");
     if (!harness_alive(&r->d)) {
         fprintf(stderr, "bench-nodes: the daemon died during the window\n");
         return -1;
@@ -1130,7 +921,7 @@ static int measure(const struct bench *b, struct daemon_run *r, struct client *c
         return 0;
     /* After the window's figures: these requests cost the daemon something too. */
     if (plant_status(r, &ps1, &ms) != 0) {
-        fprintf(stderr, "bench-nodes: no status from the control socket %s\n", r->ctl);
+        fprintf(stderr, "bench-nodes: no status from the control socket %s\n", r->d.socket_path);
         return -1;
     }
     row->connected_end = ps1.connected;
@@ -1161,39 +952,6 @@ static void row_print(const struct row *r)
 }
 
 /* ---- the hostile rows: raw CA over TCP ---- */
-
-static size_t put_hdr(uint8_t *b, uint16_t cmd, uint32_t size, uint16_t type, uint32_t count,
-                      uint32_t p1, uint32_t p2, bool ext)
-{
-    memset(b, 0, ext ? CA_EXT_HDR_SIZE : CA_HDR_SIZE);
-    ca_put16(b, cmd);
-    ca_put16(b + 2, ext ? 0xFFFF : (uint16_t)size);
-    ca_put16(b + 4, type);
-    ca_put16(b + 6, ext ? 0 : (uint16_t)count);
-    ca_put32(b + 8, p1);
-    ca_put32(b + 12, p2);
-    if (!ext)
-        return CA_HDR_SIZE;
-    ca_put32(b + 16, size);
-    ca_put32(b + 20, count);
-    return CA_EXT_HDR_SIZE;
-}
-
-static bool raw_send(int fd, const uint8_t *b, size_t n)
-{
-    double deadline = harness_now() + CA_TIMEOUT_S;
-    while (n && harness_now() < deadline) {
-        ssize_t k = send(fd, b, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (k > 0) {
-            b += k;
-            n -= (size_t)k;
-        } else {
-            struct pollfd p = {fd, POLLOUT, 0};
-            poll(&p, 1, 10);
-        }
-    }
-    return n == 0;
-}
 
 /* Read messages until `want` CREATE_CHAN replies have come; their sids go to sids[]. */
 static bool raw_sids(int fd, uint32_t *sids, size_t want)
@@ -1242,33 +1000,32 @@ static int hostile_start(const struct daemon_run *r, enum row_kind kind)
     size_t n_chans = kind == ROW_HUGE ? 8 : 100;
     uint32_t per_chan = kind == ROW_HUGE ? 1 : 1000;
     static uint8_t b[1 << 20];
-    size_t n = put_hdr(b, CA_PROTO_VERSION, 0, 0, CA_MINOR_VERSION, 0, 0, false);
+    size_t n = raw_hdr(b, CA_PROTO_VERSION, 0, 0, CA_MINOR_VERSION, 0, 0);
     for (size_t i = 0; i < n_chans; i++) {
         char node[32], name[64];
         node_name(node, sizeof node, kind == ROW_HUGE ? (long)i : 0);
         snprintf(name, sizeof name, "%s:GRD-%s_EXECTIME", IFO, node);
-        uint32_t len = (uint32_t)ca_align8(strlen(name) + 1);
-        n += put_hdr(b + n, CA_PROTO_CREATE_CHAN, len, 0, 0, (uint32_t)i, CA_MINOR_VERSION, false);
-        memset(b + n, 0, len);
-        memcpy(b + n, name, strlen(name));
-        n += len;
+        n += raw_hdr_str(b + n, CA_PROTO_CREATE_CHAN, 0, 0, (uint32_t)i, CA_MINOR_VERSION, name);
     }
     uint32_t sids[100];
-    if (!raw_send(fd, b, n) || !raw_sids(fd, sids, n_chans)) {
+    if (!raw_send_all(fd, b, n, CA_TIMEOUT_S) || !raw_sids(fd, sids, n_chans)) {
         close(fd);
         return -1;
     }
     for (size_t i = 0; i < n_chans; i++) {
         n = 0;
         for (uint32_t k = 0; k < per_chan; k++) {
-            uint32_t count = kind == ROW_HUGE ? (64u << 20) / 8 - 64 : 1;
-            n += put_hdr(b + n, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, count, sids[i],
-                         (uint32_t)(i * per_chan + k), kind == ROW_HUGE);
+            uint32_t id = (uint32_t)(i * per_chan + k);
+            if (kind == ROW_HUGE) /* just under the 64 MiB reply limit, in DBR_DOUBLEs */
+                n += raw_hdr_ext(b + n, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE,
+                                 (64u << 20) / 8 - 64, sids[i], id);
+            else
+                n += raw_hdr(b + n, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, 1, sids[i], id);
             memset(b + n, 0, 16);
             ca_put16(b + n + 12, DBE_VALUE | DBE_ALARM);
             n += 16;
         }
-        if (!raw_send(fd, b, n)) {
+        if (!raw_send_all(fd, b, n, CA_TIMEOUT_S)) {
             close(fd);
             return -1;
         }
@@ -1590,32 +1347,27 @@ static int systems_beside(const char *program, char *out)
 
 /* The daemon ($GUARDIAND, else next to this program, else build/bin/guardiand) and the
  * systems folder next to it, else next to this program (a $GUARDIAND copied elsewhere), as
- * absolute paths so the daemon's working directory does not matter. */
+ * absolute paths so the daemon's working directory does not matter. $GUARDIAND is set to the
+ * daemon's, which the harness starts. */
 static int find_paths(struct bench *b)
 {
-    char exe[PATH_MAX], path[PATH_MAX + 16];
+    char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
-    const char *env = getenv("GUARDIAND");
-    const char *slash = strrchr(exe, '/');
-    if (env && *env) {
-        snprintf(path, sizeof path, "%s", env);
-    } else {
-        snprintf(path, sizeof path, "%.*s/guardiand", slash ? (int)(slash - exe) : 0, exe);
-        if (!slash || access(path, X_OK) != 0)
-            snprintf(path, sizeof path, "build/bin/guardiand");
-    }
+    harness_prefer_daemon_beside_self();
+    const char *path = harness_daemon_path();
     if (!realpath(path, b->daemon) || access(b->daemon, X_OK) != 0) {
         fprintf(stderr, "bench-nodes: no daemon at %s (build it with make, or set GUARDIAND)\n",
                 path);
         return -1;
     }
+    setenv("GUARDIAND", b->daemon, 1);
     if (systems_beside(b->daemon, b->systems) != 0 && systems_beside(exe, b->systems) != 0) {
         fprintf(stderr, "bench-nodes: no systems folder beside %s or %s\n", b->daemon, exe);
         return -1;
     }
     /* guardsim: in the daemon's bin folder, as make builds them. */
-    slash = strrchr(b->daemon, '/');
+    const char *slash = strrchr(b->daemon, '/');
     snprintf(b->guardsim, sizeof b->guardsim, "%.*s/guardsim", (int)(slash - b->daemon), b->daemon);
     if ((b->o.plant || b->o.managers) && access(b->guardsim, X_OK) != 0) {
         fprintf(stderr, "bench-nodes: --plant, --managers: no guardsim at %s (build it with "

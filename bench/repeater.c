@@ -80,7 +80,7 @@ struct row {
 struct bench {
     struct opts o;
     harness_daemon d;
-    char dir[64];
+    char dir[256];
     int *fds;              /* the registered clients; fds[0] is the probe */
     struct sockaddr_in repeater;
     chid sup[SC_COUNT];
@@ -435,24 +435,6 @@ static int write_config(struct bench *b, char *config, size_t len)
     return fclose(f);
 }
 
-/* The daemon next to this program unless $GUARDIAND says otherwise (harness_start() runs
- * $GUARDIAND, else build/bin/guardiand). */
-static void find_daemon(void)
-{
-    const char *env = getenv("GUARDIAND");
-    if (env && *env)
-        return;
-    char exe[PATH_MAX], path[PATH_MAX + 16];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return;
-    snprintf(path, sizeof path, "%.*s/guardiand", (int)(slash - exe), exe);
-    if (access(path, X_OK) == 0)
-        setenv("GUARDIAND", path, 1);
-}
-
 /* The daemon's log lines about the repeater (its drop reports), for the record. */
 static void print_repeater_log(const harness_daemon *d)
 {
@@ -524,11 +506,10 @@ int main(int argc, char **argv)
         return r > 0 ? 0 : 2;
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    find_daemon();
-    const char *tmp = getenv("TMPDIR");
-    snprintf(b.dir, sizeof b.dir, "%.40s/bench-repeater.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    harness_prefer_daemon_beside_self();
     char config[PATH_MAX];
-    if (!mkdtemp(b.dir) || write_config(&b, config, sizeof config) != 0) {
+    if (harness_temp_dir(b.dir, sizeof b.dir, "bench-repeater") != 0 ||
+        write_config(&b, config, sizeof config) != 0) {
         perror("bench-repeater: configuration");
         return 1;
     }
@@ -606,14 +587,7 @@ out:
         fprintf(stderr, "bench-repeater: the daemon exited with %d\n", code);
         rc = 1;
     }
-    char path[PATH_MAX];
-    static const char *const files[] = {"guardiand.ini", "guardiand.db", "guardiand.db-wal",
-                                        "guardiand.db-shm", "guardiand.db.crashes"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", b.dir, files[i]);
-        unlink(path);
-    }
-    rmdir(b.dir);
+    harness_remove_dir(b.dir);
     printf("\n%s\n", rc == 0 ? "bench-repeater: done" : "bench-repeater: FAILED (see stderr)");
     return rc;
 }

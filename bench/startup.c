@@ -12,6 +12,7 @@
  * Usage: bench-startup [--nodes N] [--runs R]
  * The daemon is $GUARDIAND, else build/bin/guardiand.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,8 +77,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-startup: --nodes 1..9999, --runs 1..100\n");
         return 2;
     }
-    char dir[] = "/tmp/bench-startup.XXXXXX", config[600];
-    if (!mkdtemp(dir) || write_config(dir, nodes, config, sizeof(config)) < 0) {
+    char dir[PATH_MAX], config[PATH_MAX + 32];
+    if (harness_temp_dir(dir, sizeof dir, "bench-startup") != 0 ||
+        write_config(dir, nodes, config, sizeof(config)) < 0) {
         perror("bench-startup: temporary configuration");
         return 1;
     }
@@ -142,9 +144,6 @@ int main(int argc, char **argv)
     if (bad_runs)
         printf("note: %d run(s) did not restore every node's REQUEST\n", bad_runs);
 
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "bench-startup: could not remove %s\n", dir);
+    harness_remove_dir(dir);
     return bad_runs ? 1 : 0;
 }

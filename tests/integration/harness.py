@@ -12,10 +12,12 @@ else build/bin/guardiand under the repository root. It is started before libca i
 (no threads yet, so preexec_fn is safe) and gets SIGKILL if this process dies.
 """
 import ctypes
+import json
 import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -112,7 +114,8 @@ class Daemon:
             # A control socket of its own too (the default is one per host).
             args = ["--control-socket", self.log.name + ".sock"] + args
         self.socket = args[args.index("--control-socket") + 1]
-        self.proc = subprocess.Popen([daemon_path()] + args,
+        self.argv = [daemon_path()] + args
+        self.proc = subprocess.Popen(self.argv,
                                      env=self.environment(), stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log, close_fds=True,
                                      preexec_fn=_die_with_parent)
@@ -152,7 +155,8 @@ class Daemon:
         code = self.proc.returncode
         if code == 0:
             os.unlink(self.log.name)
-        for suffix in (".db", ".db-wal", ".db-shm", ".db.crashes", ".sock"):
+        # The daemon leaves its database's .lock file in place (supervisor/persist.c).
+        for suffix in (".db", ".db-wal", ".db-shm", ".db.crashes", ".db.lock", ".sock"):
             try:
                 os.unlink(self.log.name + suffix)
             except FileNotFoundError:
@@ -160,13 +164,16 @@ class Daemon:
         return code
 
     def client_env(self):
-        """This process's libca environment for the daemon (before libca starts)."""
+        """This process's libca environment for the daemon (before libca starts), and guardctl's
+        ($GUARDIAND_SOCKET)."""
         os.environ.update({
             "EPICS_CA_AUTO_ADDR_LIST": "NO",
             "EPICS_CA_ADDR_LIST": "127.0.0.1",
             "EPICS_CA_SERVER_PORT": str(self.port),
             "EPICS_CA_REPEATER_PORT": str(self.beacon_port),
             "EPICS_CA_MAX_ARRAY_BYTES": "10000000",
+            # guardctl run without --socket reaches this daemon, never /run/guardiand's.
+            "GUARDIAND_SOCKET": self.socket,
         })
         os.environ.pop("EPICS_CA_NAME_SERVERS", None)
 
@@ -204,6 +211,13 @@ def systems_dir():
     """The system modules built with the daemon binary: systems/ next to its bin/ (build/systems,
     build/asan/systems)."""
     return os.path.normpath(os.path.join(os.path.dirname(daemon_path()), "..", "systems"))
+
+
+def systems_path():
+    """Both the example systems and the test modules (tests/node/mod_*.so: mod_crashy,
+    mod_slow, mod_plantio) of this build, as a `systems =` search path."""
+    tests_node = os.path.normpath(os.path.join(systems_dir(), "..", "tests", "node"))
+    return "%s:%s" % (systems_dir(), tests_node)
 
 
 def guardiand_version():
@@ -247,9 +261,10 @@ class NodeDaemon(Daemon):
         return m.group(0) if m else None
 
 
+# What Daemon.client_env() sets (or removes), for fixtures that save and restore it.
 EPICS_CLIENT_VARS = ("EPICS_CA_AUTO_ADDR_LIST", "EPICS_CA_ADDR_LIST", "EPICS_CA_SERVER_PORT",
                      "EPICS_CA_REPEATER_PORT", "EPICS_CA_MAX_ARRAY_BYTES",
-                     "EPICS_CA_NAME_SERVERS")
+                     "EPICS_CA_NAME_SERVERS", "GUARDIAND_SOCKET")
 
 
 def reset_pyepics():
@@ -528,3 +543,202 @@ def run_sim(args, timeout=10):
     p = subprocess.run([sim_path()] + list(args), capture_output=True, text=True,
                        timeout=timeout, stdin=subprocess.DEVNULL)
     return p.returncode, p.stderr
+
+
+# ---- channel-level pyepics with one chid cache (test_persistence.py, test_guardctl.py) ----
+#
+# No PV objects: they must not outlive a context. One chid per name, forgotten whenever the
+# context ends.
+_chids = {}
+
+
+def forget_channels():
+    """Forget every chid and end pyepics' context (reset_pyepics): call when a daemon goes."""
+    _chids.clear()
+    reset_pyepics()
+
+
+def chan(name):
+    """The chid of name, connected (within 5 s) the first time it is asked for."""
+    import epics
+    if name not in _chids:
+        chid = epics.ca.create_channel(name, connect=False, auto_cb=False)
+        assert epics.ca.connect_channel(chid, timeout=5.0), "%s did not connect" % name
+        _chids[name] = chid
+    return _chids[name]
+
+
+def get(name, as_string=False):
+    """The value; as_string gives enum channels' state strings too."""
+    import epics
+    chid = chan(name)
+    value = epics.ca.get(chid, timeout=5.0)
+    if as_string and epics.ca.field_type(chid) == epics.dbr.ENUM:
+        strings = epics.ca.get_enum_strings(chid)
+        return strings[value] if value is not None and value < len(strings) else value
+    return value
+
+
+def put(name, value):
+    """A put with completion; enum channels take the index."""
+    import epics
+    epics.ca.put(chan(name), value, wait=True, timeout=5.0)
+
+
+# ---- the control socket: raw frames, and guardctl against a daemon of one's own ----
+#
+# A frame is a 4-byte big-endian length, then a JSON object (supervisor/ctl.h).
+
+def raw_connect(path):
+    """A connection; a full listen backlog (EAGAIN) is waited out, as a blocking connect would."""
+    deadline = time.monotonic() + 5
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        try:
+            s.connect(path)
+            return s
+        except BlockingIOError:
+            s.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def send_frame(s, payload):
+    """One request frame: payload as bytes (sent as they are, for malformed ones) or a dict."""
+    if not isinstance(payload, bytes):
+        payload = json.dumps(payload).encode()
+    s.sendall(struct.pack(">I", len(payload)) + payload)
+
+
+def recv_exact(s, n):
+    """n bytes from socket s, or None if it closes first."""
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def recv_frame(s):
+    """One reply frame, decoded, or None if the connection closes first."""
+    hdr = recv_exact(s, 4)
+    if hdr is None:
+        return None
+    (n,) = struct.unpack(">I", hdr)
+    return json.loads(recv_exact(s, n))
+
+
+def rpc(path, cmd, **args):
+    """One request {"cmd": cmd, "args": args} on a connection of its own; the reply."""
+    with raw_connect(path) as s:
+        send_frame(s, {"cmd": cmd, "args": args})
+        return recv_frame(s)
+
+
+# Ctl's site unless a test gives its own: two bench nodes and a suspension.
+CTL_NODES = [("B1", "bench", {}), ("B2", "bench", {}), ("SUS_X", "sus", {"optic": "ETMX"})]
+
+
+class Ctl:
+    """A daemon with its own control socket, and guardctl pointed at it."""
+
+    def __init__(self, folder, nodes=CTL_NODES, extra=(), socket_dir=None, journal=None):
+        self.folder = str(folder)
+        self.socket = os.path.join(socket_dir or self.folder, "ctl.sock")
+        config, database = write_config(self.folder, nodes, systems=systems_path())
+        if extra:
+            with open(config) as f:
+                text = f.read()
+            text = text.replace("[guardiand]\n", "[guardiand]\n" + "\n".join(extra) + "\n", 1)
+            with open(config, "w") as f:
+                f.write(text)
+        self.config, self.database = config, database
+        if journal:
+            with open(database + ".crashes", "w") as f:
+                f.write(journal)
+        self.daemon = None
+
+    def start(self):
+        self.daemon = NodeDaemon(self.config, self.database,
+                                 args=["--control-socket", self.socket])
+        self.daemon.start()
+        self.daemon.client_env()
+        forget_channels()
+        return self
+
+    def run(self, *args, as_nobody=False, timeout=20, env=None):
+        cmd = [guardctl_path(), "--socket", self.socket] + list(args)
+        if as_nobody:
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + cmd
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+    def ok(self, *args, **kw):
+        r = self.run(*args, **kw)
+        assert r.returncode == 0, "guardctl %s: exit %d\n%s%s" % (args, r.returncode, r.stdout,
+                                                                   r.stderr)
+        return r
+
+    def json(self, *args, **kw):
+        return json.loads(self.ok("--json", *args, **kw).stdout)
+
+    def node(self, name):
+        return self.json("status", name)["nodes"][0]
+
+    def stop(self):
+        forget_channels()
+        d = self.daemon
+        alive = d.alive()
+        log = d.log_text()
+        code = d.stop()
+        assert alive, "guardiand died during the test:\n" + log[-4000:]
+        assert code == 0, "guardiand exited with %s:\n%s" % (code, log[-4000:])
+
+
+# ---- systemd's notify socket (test_notify.py, test_slow_nodes.py) ----
+
+class Manager:
+    """The manager's end of $NOTIFY_SOCKET: every datagram with its arrival time."""
+
+    def __init__(self, folder):
+        self.path = os.path.join(str(folder), "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.messages = []  # (monotonic time, {key: value})
+
+    def receive(self, seconds):
+        """Collect datagrams for `seconds`."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                return
+            fields = dict(line.split("=", 1) for line in data.decode().split("\n") if line)
+            self.messages.append((time.monotonic(), fields))
+
+    def wait_for(self, key, value="1", timeout=10.0, after=0):
+        """The first message from index `after` on with key=value, waiting up to timeout.
+        Returns its index."""
+        end = time.monotonic() + timeout
+        while True:
+            for i in range(after, len(self.messages)):
+                if self.messages[i][1].get(key) == value:
+                    return i
+            if time.monotonic() >= end:
+                raise AssertionError("no %s=%s within %.0f s; got %r"
+                                     % (key, value, timeout, [m[1] for m in self.messages]))
+            self.receive(min(0.1, end - time.monotonic()))
+
+    def times(self, key, after=0):
+        return [t for t, m in self.messages[after:] if m.get(key) == "1"]
+
+    def close(self):
+        self.sock.close()

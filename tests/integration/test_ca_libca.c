@@ -18,8 +18,7 @@
 
 #include "ca/epics_ca.h"
 #include "tests/lib/harness.h"
-
-#define EPICS_EPOCH_UNIX 631152000.0
+#include "tests/lib/libca_checks.h"
 
 /* ---- fixture ---- */
 
@@ -84,23 +83,7 @@ static void cleanup(void)
 
 TestSuite(libca, .fini = cleanup, .timeout = 60);
 
-/* Run libca until cond holds or `seconds` have passed. */
-#define WAIT_UNTIL(cond, seconds)                                                            \
-    do {                                                                                     \
-        double until_ = harness_now() + (seconds);                                           \
-        ca_flush_io();                                                                       \
-        while (!(cond) && harness_now() < until_)                                            \
-            ca_pend_event(0.01);                                                             \
-    } while (0)
-
 /* ---- small libca helpers ---- */
-
-static chid connect1(const char *name)
-{
-    chid c = NULL;
-    cr_assert_eq(harness_ca_connect(&c, &name, 1, 10.0), 1, "%s did not connect in 10 s", name);
-    return c;
-}
 
 static double get_double(chid c)
 {
@@ -118,19 +101,7 @@ static void get_string(chid c, char out[MAX_STRING_SIZE])
     cr_assert(memchr(out, '\0', MAX_STRING_SIZE) != NULL, "%s: string not terminated", ca_name(c));
 }
 
-/* Completion of a put-callback (static: libca may call back late after a failed test). */
-struct completion {
-    int done;
-    int status;
-};
-static struct completion put_done;
-
-static void on_put_done(struct event_handler_args a)
-{
-    struct completion *c = a.usr;
-    c->done++;
-    c->status = a.status;
-}
+static struct completion put_done; /* static: libca may call back late after a failed test */
 
 /* ca_array_put_callback and wait for its callback; returns the callback's status, or the
  * immediate status if libca refused the request. */
@@ -271,8 +242,6 @@ static bool reply_limits(unsigned t, const void *dbr, struct limits *l)
     default: return false;
     }
 }
-
-static double epics_now(void) { return (double)time(NULL) - EPICS_EPOCH_UNIX; }
 
 /* ---- the demo PV set ---- */
 

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from harness import NodeDaemon, wait_for, write_config
+from harness import NodeDaemon, recv_exact, wait_for, write_config
 
 
 # ---- the daemon and the control socket ----
@@ -46,16 +46,6 @@ def connect(path, timeout=5.0):
     s.settimeout(timeout)
     s.connect(path)
     return s
-
-
-def recv_exact(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
 
 
 def ask(s, cmd):

@@ -5,7 +5,7 @@ Each test starts a guardiand on a configuration, database and control socket of 
 temporary folder, CA on free 127.0.0.1 ports via the harness) and runs guardctl (the one built
 next to the daemon binary) with --socket. Raw-socket tests speak the framing directly: a 4-byte
 big-endian length and a JSON object. Channel checks use pyepics' channel-level API with a fresh
-context per daemon (test_persistence's helpers), never epics.PV objects.
+context per daemon (harness.py's chan, get, put), never epics.PV objects.
 """
 import grp
 import json
@@ -21,66 +21,12 @@ import time
 
 import pytest
 
-from harness import NodeDaemon, daemon_path, guardctl_path, write_config
-from test_persistence import chan, forget_channels, get, systems_path, wait_for
+from harness import (CTL_NODES, Ctl, NodeDaemon, chan, daemon_path, forget_channels, get,
+                     guardctl_path, raw_connect, recv_frame, rpc, send_frame, systems_path,
+                     wait_for, write_config)
 
-NODES = [("B1", "bench", {}), ("B2", "bench", {}), ("SUS_X", "sus", {"optic": "ETMX"})]
+NODES = CTL_NODES
 BENCH_STATES = ["INIT", "IDLE", "STEP_A", "STEP_B", "STEP_C"]
-
-
-class Ctl:
-    """A daemon with its own control socket, and guardctl pointed at it."""
-
-    def __init__(self, folder, nodes=NODES, extra=(), socket_dir=None, journal=None):
-        self.folder = str(folder)
-        self.socket = os.path.join(socket_dir or self.folder, "ctl.sock")
-        config, database = write_config(self.folder, nodes, systems=systems_path())
-        if extra:
-            with open(config) as f:
-                text = f.read()
-            text = text.replace("[guardiand]\n", "[guardiand]\n" + "\n".join(extra) + "\n", 1)
-            with open(config, "w") as f:
-                f.write(text)
-        self.config, self.database = config, database
-        if journal:
-            with open(database + ".crashes", "w") as f:
-                f.write(journal)
-        self.daemon = None
-
-    def start(self):
-        self.daemon = NodeDaemon(self.config, self.database,
-                                 args=["--control-socket", self.socket])
-        self.daemon.start()
-        self.daemon.client_env()
-        forget_channels()
-        return self
-
-    def run(self, *args, as_nobody=False, timeout=20, env=None):
-        cmd = [guardctl_path(), "--socket", self.socket] + list(args)
-        if as_nobody:
-            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + cmd
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-
-    def ok(self, *args, **kw):
-        r = self.run(*args, **kw)
-        assert r.returncode == 0, "guardctl %s: exit %d\n%s%s" % (args, r.returncode, r.stdout,
-                                                                   r.stderr)
-        return r
-
-    def json(self, *args, **kw):
-        return json.loads(self.ok("--json", *args, **kw).stdout)
-
-    def node(self, name):
-        return self.json("status", name)["nodes"][0]
-
-    def stop(self):
-        forget_channels()
-        d = self.daemon
-        alive = d.alive()
-        log = d.log_text()
-        code = d.stop()
-        assert alive, "guardiand died during the test:\n" + log[-4000:]
-        assert code == 0, "guardiand exited with %s:\n%s" % (code, log[-4000:])
 
 
 @pytest.fixture
@@ -100,52 +46,6 @@ def ctl(tmp_path):
 
 
 # ---- raw frames ----
-
-def raw_connect(path):
-    """A connection; a full listen backlog (EAGAIN) is waited out, as a blocking connect would."""
-    deadline = time.monotonic() + 5
-    while True:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(5)
-        try:
-            s.connect(path)
-            return s
-        except BlockingIOError:
-            s.close()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-def send_frame(s, payload):
-    if not isinstance(payload, bytes):
-        payload = json.dumps(payload).encode()
-    s.sendall(struct.pack(">I", len(payload)) + payload)
-
-
-def recv_exact(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
-def recv_frame(s):
-    hdr = recv_exact(s, 4)
-    if hdr is None:
-        return None
-    (n,) = struct.unpack(">I", hdr)
-    return json.loads(recv_exact(s, n))
-
-
-def rpc(path, cmd, **args):
-    with raw_connect(path) as s:
-        send_frame(s, {"cmd": cmd, "args": args})
-        return recv_frame(s)
-
 
 # ---- reads ----
 

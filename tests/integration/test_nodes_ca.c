@@ -22,8 +22,7 @@
 
 #include "ca/epics_ca.h"
 #include "tests/lib/harness.h"
-
-#define EPICS_EPOCH_UNIX 631152000.0
+#include "tests/lib/libca_checks.h"
 
 /* ---- the systems the tests run (systems/sus.c, bench.c, ifo.c) ---- */
 
@@ -209,14 +208,6 @@ static void cleanup(void)
 
 TestSuite(nodes, .fini = cleanup, .timeout = 120);
 
-#define WAIT_UNTIL(cond, seconds)                                                            \
-    do {                                                                                     \
-        double until_ = harness_now() + (seconds);                                           \
-        ca_flush_io();                                                                       \
-        while (!(cond) && harness_now() < until_)                                            \
-            ca_pend_event(0.01);                                                             \
-    } while (0)
-
 /* Whether the daemon's log (so far) contains `text`. */
 static bool log_contains(const char *text)
 {
@@ -231,13 +222,6 @@ static bool log_contains(const char *text)
 }
 
 /* ---- small libca helpers ---- */
-
-static chid connect1(const char *name)
-{
-    chid c = NULL;
-    cr_assert_eq(harness_ca_connect(&c, &name, 1, 10.0), 1, "%s did not connect in 10 s", name);
-    return c;
-}
 
 static double get_number(chid c)
 {
@@ -255,18 +239,7 @@ static void get_text(chid c, char out[MAX_STRING_SIZE])
     out[MAX_STRING_SIZE - 1] = '\0';
 }
 
-struct completion {
-    int done;
-    int status;
-};
 static struct completion put_done; /* static: libca may call back late after a failed test */
-
-static void on_put_done(struct event_handler_args a)
-{
-    struct completion *c = a.usr;
-    c->done++;
-    c->status = a.status;
-}
 
 /* ca_array_put_callback and wait for its callback; returns the callback's status, or the
  * immediate status if libca refused the request itself. */
@@ -289,8 +262,6 @@ static int put_string(chid ch, const char *text)
     snprintf(s, sizeof s, "%s", text);
     return put_wait(ch, DBR_STRING, s);
 }
-
-static double epics_now(void) { return (double)time(NULL) - EPICS_EPOCH_UNIX; }
 
 /* ---- checking values against the node's system ---- */
 

@@ -9,64 +9,14 @@ and expects the pings to stop.
 """
 import os
 import signal
-import socket
 import time
 
 import pytest
 
-from harness import EPICS_CLIENT_VARS, NodeDaemon, reset_pyepics, systems_dir, write_config
+from harness import (EPICS_CLIENT_VARS, Manager, NodeDaemon, reset_pyepics, systems_path,
+                     write_config)
 
 WATCHDOG_USEC = 400000
-
-
-def systems_path():
-    """The example systems and the test modules (mod_crashy) of this build."""
-    tests_node = os.path.normpath(os.path.join(systems_dir(), "..", "tests", "node"))
-    return "%s:%s" % (systems_dir(), tests_node)
-
-
-class Manager:
-    """The manager's end of $NOTIFY_SOCKET: every datagram with its arrival time."""
-
-    def __init__(self, folder):
-        self.path = os.path.join(str(folder), "notify.sock")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.messages = []  # (monotonic time, {key: value})
-
-    def receive(self, seconds):
-        """Collect datagrams for `seconds`."""
-        end = time.monotonic() + seconds
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                return
-            fields = dict(line.split("=", 1) for line in data.decode().split("\n") if line)
-            self.messages.append((time.monotonic(), fields))
-
-    def wait_for(self, key, value="1", timeout=10.0, after=0):
-        """The first message from index `after` on with key=value, waiting up to timeout.
-        Returns its index."""
-        end = time.monotonic() + timeout
-        while True:
-            for i in range(after, len(self.messages)):
-                if self.messages[i][1].get(key) == value:
-                    return i
-            if time.monotonic() >= end:
-                raise AssertionError("no %s=%s within %.0f s; got %r"
-                                     % (key, value, timeout, [m[1] for m in self.messages]))
-            self.receive(min(0.1, end - time.monotonic()))
-
-    def times(self, key, after=0):
-        return [t for t, m in self.messages[after:] if m.get(key) == "1"]
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture

@@ -13,15 +13,10 @@ import time
 
 import pytest
 
-from harness import NodeDaemon, daemon_path, reset_pyepics, systems_dir, wait_for, write_config
+from harness import (NodeDaemon, chan, daemon_path, forget_channels, get, put, systems_path,
+                     wait_for, write_config)
 
 NODES = [("B1", "bench", {}), ("SUS_X", "sus", {"optic": "ETMX"}), ("BOOM", "mod_crashy", {})]
-
-
-def systems_path():
-    """Both the example systems and the test modules (mod_crashy) of this build."""
-    tests_node = os.path.normpath(os.path.join(systems_dir(), "..", "tests", "node"))
-    return "%s:%s" % (systems_dir(), tests_node)
 
 
 class Runs:
@@ -91,42 +86,6 @@ def runs(tmp_path):
         forget_channels()
         code = r.current.stop()
         assert code == 0, "guardiand exited with %s after SIGTERM" % code
-
-
-# Channel-level pyepics (no PV objects: they must not outlive a context). One chid per name,
-# forgotten whenever the context ends.
-_chids = {}
-
-
-def forget_channels():
-    _chids.clear()
-    reset_pyepics()
-
-
-def chan(name):
-    import epics
-    if name not in _chids:
-        chid = epics.ca.create_channel(name, connect=False, auto_cb=False)
-        assert epics.ca.connect_channel(chid, timeout=5.0), "%s did not connect" % name
-        _chids[name] = chid
-    return _chids[name]
-
-
-def get(name, as_string=False):
-    """The value; as_string gives enum channels' state strings too."""
-    import epics
-    chid = chan(name)
-    value = epics.ca.get(chid, timeout=5.0)
-    if as_string and epics.ca.field_type(chid) == epics.dbr.ENUM:
-        strings = epics.ca.get_enum_strings(chid)
-        return strings[value] if value is not None and value < len(strings) else value
-    return value
-
-
-def put(name, value):
-    """A put with completion; enum channels take the index."""
-    import epics
-    epics.ca.put(chan(name), value, wait=True, timeout=5.0)
 
 
 def test_restart_restores_request_mode_and_op(runs):

@@ -14,14 +14,10 @@ import time
 import pytest
 
 from harness import (EPICS_CLIENT_VARS, NodeDaemon, Sim, guardctl_path, reset_pyepics,
-                     restore_env, systems_dir, wait_for, write_config)
+                     restore_env, wait_for, write_config)
+from harness import systems_path as modules_path
 
 IFO = "X1"
-
-
-def modules_path():
-    """The system modules and the test modules (mod_plantio.so) of the daemon's build."""
-    return "%s:%s" % (systems_dir(), os.path.join(os.path.dirname(systems_dir()), "tests", "node"))
 
 
 def guardctl(d, *args, check=True):

@@ -24,6 +24,7 @@
 
 #include "ca/caproto.h"
 #include "ca/epics_ca.h"
+#include "tests/lib/ca_raw.h"
 #include "tests/lib/harness.h"
 
 /* ---- fixture ---- */
@@ -58,31 +59,7 @@ static void cleanup(void)
 
 TestSuite(raw, .fini = cleanup, .timeout = 60);
 
-/* ---- encoding ---- */
-
-/* A 16-byte header at b; returns 16. */
-static size_t hdr(uint8_t *b, uint16_t cmd, uint16_t postsize, uint16_t dtype, uint16_t count,
-                  uint32_t p1, uint32_t p2)
-{
-    ca_put16(b, cmd);
-    ca_put16(b + 2, postsize);
-    ca_put16(b + 4, dtype);
-    ca_put16(b + 6, count);
-    ca_put32(b + 8, p1);
-    ca_put32(b + 12, p2);
-    return CA_HDR_SIZE;
-}
-
-/* A header followed by a NUL-terminated string padded to 8; returns the bytes written. */
-static size_t hdr_str(uint8_t *b, uint16_t cmd, uint16_t dtype, uint16_t count, uint32_t p1,
-                      uint32_t p2, const char *s)
-{
-    size_t len = ca_align8((uint32_t)strlen(s) + 1);
-    hdr(b, cmd, (uint16_t)len, dtype, count, p1, p2);
-    memset(b + CA_HDR_SIZE, 0, len);
-    memcpy(b + CA_HDR_SIZE, s, strlen(s));
-    return CA_HDR_SIZE + len;
-}
+/* ---- encoding (headers: tests/lib/ca_raw.h) ---- */
 
 static void put_f64(uint8_t *p, double v)
 {
@@ -119,25 +96,8 @@ static int tcp_connect(int rcvbuf)
     return fd;
 }
 
-/* Send everything (bounded); false if the peer has closed. */
-static bool send_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    double deadline = harness_now() + 5.0;
-    while (n > 0 && harness_now() < deadline) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-        } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-            struct pollfd pfd = { fd, POLLOUT, 0 };
-            poll(&pfd, 1, 50);
-        } else {
-            return false;
-        }
-    }
-    return n == 0;
-}
+/* Send everything within 5 s; false if the peer has closed. */
+static bool send_all(int fd, const void *buf, size_t n) { return raw_send_all(fd, buf, n, 5.0); }
 
 /* Read exactly n bytes before the deadline: 1, 0 on timeout, -1 on EOF or error. */
 static int read_exact(int fd, uint8_t *buf, size_t n, double deadline)
@@ -248,9 +208,9 @@ static int raw_client_as(const char *user, int rcvbuf)
 {
     int fd = tcp_connect(rcvbuf);
     uint8_t b[256];
-    size_t n = hdr(b, CA_PROTO_VERSION, 0, 0, CA_MINOR_VERSION, 0, 0);
-    n += hdr_str(b + n, CA_PROTO_CLIENT_NAME, 0, 0, 0, 0, user);
-    n += hdr_str(b + n, CA_PROTO_HOST_NAME, 0, 0, 0, 0, "localhost");
+    size_t n = raw_hdr(b, CA_PROTO_VERSION, 0, 0, CA_MINOR_VERSION, 0, 0);
+    n += raw_hdr_str(b + n, CA_PROTO_CLIENT_NAME, 0, 0, 0, 0, user);
+    n += raw_hdr_str(b + n, CA_PROTO_HOST_NAME, 0, 0, 0, 0, "localhost");
     cr_assert(send_all(fd, b, n));
     static struct msg m;
     cr_assert_eq(recv_msg(fd, &m, 5.0), 1, "no VERSION from the server");
@@ -271,7 +231,7 @@ struct chan {
 static bool raw_create(int fd, const char *name, uint32_t cid, struct chan *ch)
 {
     uint8_t b[600];
-    size_t n = hdr_str(b, CA_PROTO_CREATE_CHAN, 0, 0, cid, CA_MINOR_VERSION, name);
+    size_t n = raw_hdr_str(b, CA_PROTO_CREATE_CHAN, 0, 0, cid, CA_MINOR_VERSION, name);
     cr_assert(send_all(fd, b, n));
     static struct msg m;
     cr_assert_eq(recv_msg(fd, &m, 5.0), 1, "%s: no reply to CREATE_CHAN", name);
@@ -298,7 +258,7 @@ static bool raw_create(int fd, const char *name, uint32_t cid, struct chan *ch)
 static double raw_get_double(int fd, const struct chan *ch, uint32_t ioid)
 {
     uint8_t b[16];
-    hdr(b, CA_PROTO_READ_NOTIFY, 0, DBR_DOUBLE, 1, ch->sid, ioid);
+    raw_hdr(b, CA_PROTO_READ_NOTIFY, 0, DBR_DOUBLE, 1, ch->sid, ioid);
     cr_assert(send_all(fd, b, sizeof b));
     static struct msg m;
     cr_assert(expect_msg(fd, &m, CA_PROTO_READ_NOTIFY, ioid, 5.0), "no READ_NOTIFY reply");
@@ -343,9 +303,9 @@ static ssize_t udp_recv(int fd, uint8_t *b, size_t cap, double timeout, struct s
 static size_t search_datagram(uint8_t *b, uint32_t seq, const char *const *names, int n,
                               uint32_t first_cid, uint16_t reply_flag)
 {
-    size_t len = hdr(b, CA_PROTO_VERSION, 0, CA_SEQUENCE_VALID, CA_MINOR_VERSION, seq, 0);
+    size_t len = raw_hdr(b, CA_PROTO_VERSION, 0, CA_SEQUENCE_VALID, CA_MINOR_VERSION, seq, 0);
     for (int i = 0; i < n; i++)
-        len += hdr_str(b + len, CA_PROTO_SEARCH, reply_flag, CA_MINOR_VERSION,
+        len += raw_hdr_str(b + len, CA_PROTO_SEARCH, reply_flag, CA_MINOR_VERSION,
                        first_cid + (uint32_t)i, first_cid + (uint32_t)i, names[i]);
     return len;
 }
@@ -381,7 +341,7 @@ static void server_is_healthy(const char *after)
     cr_assert(raw_create(fd, "DEMO:DOUBLE", 77, &ch), "CREATE_CHAN failed after %s", after);
     cr_assert_eq(raw_get_double(fd, &ch, 1), 3.14159, "wrong DEMO:DOUBLE after %s", after);
     uint8_t b[16];
-    hdr(b, CA_PROTO_ECHO, 0, 0, 0, 0, 0);
+    raw_hdr(b, CA_PROTO_ECHO, 0, 0, 0, 0, 0);
     cr_assert(send_all(fd, b, 16));
     static struct msg m;
     cr_assert(expect_msg(fd, &m, CA_PROTO_ECHO, -1, 5.0), "no ECHO reply after %s", after);
@@ -484,22 +444,22 @@ Test(raw, garbage_datagrams_are_ignored)
     for (int i = 0; i < 7; i++)
         b[i] = (uint8_t)rand();
     udp_send(u, b, 7);
-    udp_send(u, b, hdr(b, 200, 0, 0, 0, 0, 0));
-    udp_send(u, b, hdr(b, CA_PROTO_EVENT_ADD, 0, 0, 0, 0, 0));
+    udp_send(u, b, raw_hdr(b, 200, 0, 0, 0, 0, 0));
+    udp_send(u, b, raw_hdr(b, CA_PROTO_EVENT_ADD, 0, 0, 0, 0, 0));
     /* SEARCH claiming more payload than the datagram holds. */
-    size_t n = hdr(b, CA_PROTO_VERSION, 0, 1, 13, 1, 0);
-    n += hdr(b + n, CA_PROTO_SEARCH, 0xFFF0, 5, 13, 1, 1);
+    size_t n = raw_hdr(b, CA_PROTO_VERSION, 0, 1, 13, 1, 0);
+    n += raw_hdr(b + n, CA_PROTO_SEARCH, 0xFFF0, 5, 13, 1, 1);
     memcpy(b + n, "DEMO:DOU", 8);
     udp_send(u, b, n + 8);
     /* A name without a NUL, a zero-length name, a misaligned one, the extended-header mark. */
-    n = hdr(b, CA_PROTO_SEARCH, 8, 5, 13, 2, 2);
+    n = raw_hdr(b, CA_PROTO_SEARCH, 8, 5, 13, 2, 2);
     memcpy(b + n, "DEMO:DOU", 8);
     udp_send(u, b, n + 8);
-    udp_send(u, b, hdr(b, CA_PROTO_SEARCH, 0, 5, 13, 3, 3));
-    n = hdr(b, CA_PROTO_SEARCH, 5, 5, 13, 4, 4);
+    udp_send(u, b, raw_hdr(b, CA_PROTO_SEARCH, 0, 5, 13, 3, 3));
+    n = raw_hdr(b, CA_PROTO_SEARCH, 5, 5, 13, 4, 4);
     memcpy(b + n, "DEMO\0", 5);
     udp_send(u, b, n + 5);
-    n = hdr(b, CA_PROTO_SEARCH, 0xFFFF, 5, 0, 5, 5);
+    n = raw_hdr(b, CA_PROTO_SEARCH, 0xFFFF, 5, 0, 5, 5);
     memset(b + n, 0, 8);
     ca_put32(b + n, 16);
     udp_send(u, b, n + 8 + 16);
@@ -563,7 +523,7 @@ Test(raw, reads_and_writes_with_status_codes)
     uint8_t b[256];
     static struct msg m;
     /* CTRL_DOUBLE of EXECTIME: 88 bytes, precision 3, units "seconds". */
-    cr_assert(send_all(fd, b, hdr(b, CA_PROTO_READ_NOTIFY, 0, DBR_CTRL_DOUBLE, 1, ex.sid, 11)));
+    cr_assert(send_all(fd, b, raw_hdr(b, CA_PROTO_READ_NOTIFY, 0, DBR_CTRL_DOUBLE, 1, ex.sid, 11)));
     cr_assert(expect_msg(fd, &m, CA_PROTO_READ_NOTIFY, 11, 5.0));
     cr_expect_eq(m.p1, (uint32_t)ECA_NORMAL);
     cr_expect_eq(m.postsize, 88u);
@@ -572,14 +532,14 @@ Test(raw, reads_and_writes_with_status_codes)
               (char *)m.payload + 8);
 
     /* PUT_ACKT cannot be read: ECA_GETFAIL with a zeroed 8-byte payload. */
-    cr_assert(send_all(fd, b, hdr(b, CA_PROTO_READ_NOTIFY, 0, DBR_PUT_ACKT, 1, d.sid, 12)));
+    cr_assert(send_all(fd, b, raw_hdr(b, CA_PROTO_READ_NOTIFY, 0, DBR_PUT_ACKT, 1, d.sid, 12)));
     cr_assert(expect_msg(fd, &m, CA_PROTO_READ_NOTIFY, 12, 5.0));
     cr_expect_eq(m.p1, (uint32_t)ECA_GETFAIL, "status %u, expected ECA_GETFAIL", m.p1);
     cr_expect_eq(m.postsize, 8u);
     cr_expect(memcmp(m.payload, "\0\0\0\0\0\0\0\0", 8) == 0, "payload not zeroed");
 
     /* WRITE_NOTIFY of "@#$%": ECA_PUTFAIL in the reply. */
-    size_t n = hdr(b, CA_PROTO_WRITE_NOTIFY, 8, DBR_STRING, 1, d.sid, 13);
+    size_t n = raw_hdr(b, CA_PROTO_WRITE_NOTIFY, 8, DBR_STRING, 1, d.sid, 13);
     memcpy(b + n, "@#$%\0\0\0\0", 8);
     cr_assert(send_all(fd, b, n + 8));
     cr_assert(expect_msg(fd, &m, CA_PROTO_WRITE_NOTIFY, 13, 5.0));
@@ -589,7 +549,7 @@ Test(raw, reads_and_writes_with_status_codes)
     cr_expect_eq(m.count, 1u);
 
     /* WRITE of "@#$%": an ERROR naming the channel's cid, with our header copied. */
-    n = hdr(b, CA_PROTO_WRITE, 8, DBR_STRING, 1, d.sid, d.cid);
+    n = raw_hdr(b, CA_PROTO_WRITE, 8, DBR_STRING, 1, d.sid, d.cid);
     memcpy(b + n, "@#$%\0\0\0\0", 8);
     cr_assert(send_all(fd, b, n + 8));
     cr_assert(expect_msg(fd, &m, CA_PROTO_ERROR, -1, 5.0), "no ERROR for a failed WRITE");
@@ -600,13 +560,13 @@ Test(raw, reads_and_writes_with_status_codes)
     cr_expect_eq(m.postsize % 8, 0u);
 
     /* A good WRITE_NOTIFY and WRITE, read back. */
-    n = hdr(b, CA_PROTO_WRITE_NOTIFY, 8, DBR_DOUBLE, 1, d.sid, 14);
+    n = raw_hdr(b, CA_PROTO_WRITE_NOTIFY, 8, DBR_DOUBLE, 1, d.sid, 14);
     put_f64(b + n, 2.5);
     cr_assert(send_all(fd, b, n + 8));
     cr_assert(expect_msg(fd, &m, CA_PROTO_WRITE_NOTIFY, 14, 5.0));
     cr_expect_eq(m.p1, (uint32_t)ECA_NORMAL);
     cr_expect_eq(raw_get_double(fd, &d, 15), 2.5);
-    n = hdr(b, CA_PROTO_WRITE, 8, DBR_STRING, 1, d.sid, d.cid);
+    n = raw_hdr(b, CA_PROTO_WRITE, 8, DBR_STRING, 1, d.sid, d.cid);
     memcpy(b + n, "-7.25\0\0\0", 8);
     cr_assert(send_all(fd, b, n + 8));
     cr_expect_eq(raw_get_double(fd, &d, 16), -7.25);
@@ -621,7 +581,7 @@ Test(raw, event_cancel_is_confirmed_with_an_empty_event_add)
     struct chan ch;
     cr_assert(raw_create(fd, "DEMO:EXECTIME", 1, &ch));
     uint8_t b[64];
-    size_t n = hdr(b, CA_PROTO_EVENT_ADD, 16, DBR_TIME_DOUBLE, 1, ch.sid, 5);
+    size_t n = raw_hdr(b, CA_PROTO_EVENT_ADD, 16, DBR_TIME_DOUBLE, 1, ch.sid, 5);
     memset(b + n, 0, 16);
     ca_put16(b + n + 12, DBE_VALUE | DBE_ALARM);
     cr_assert(send_all(fd, b, n + 16));
@@ -638,7 +598,7 @@ Test(raw, event_cancel_is_confirmed_with_an_empty_event_add)
     while (harness_now() < until && expect_msg(fd, &m, CA_PROTO_EVENT_ADD, 5, 0.3))
         updates++;
     cr_expect(updates >= 3, "%d updates in 0.5 s from a 16 Hz PV", updates);
-    cr_assert(send_all(fd, b, hdr(b, CA_PROTO_EVENT_CANCEL, 0, DBR_TIME_DOUBLE, 1, ch.sid, 5)));
+    cr_assert(send_all(fd, b, raw_hdr(b, CA_PROTO_EVENT_CANCEL, 0, DBR_TIME_DOUBLE, 1, ch.sid, 5)));
     bool confirmed = false;
     double deadline = harness_now() + 2.0;
     while (!confirmed && harness_now() < deadline &&
@@ -662,13 +622,13 @@ Test(raw, echo_read_sync_and_clear_channel_are_echoed)
     cr_assert(raw_create(fd, "DEMO:LONG", 9, &ch));
     uint8_t b[16];
     static struct msg m;
-    cr_assert(send_all(fd, b, hdr(b, CA_PROTO_ECHO, 0, 0, 0, 0, 0)));
+    cr_assert(send_all(fd, b, raw_hdr(b, CA_PROTO_ECHO, 0, 0, 0, 0, 0)));
     cr_assert_eq(recv_msg(fd, &m, 5.0), 1);
     cr_expect(m.cmd == CA_PROTO_ECHO && memcmp(m.head, b, 16) == 0, "ECHO not echoed verbatim");
-    cr_assert(send_all(fd, b, hdr(b, CA_PROTO_READ_SYNC, 0, 0, 0, 0, 0)));
+    cr_assert(send_all(fd, b, raw_hdr(b, CA_PROTO_READ_SYNC, 0, 0, 0, 0, 0)));
     cr_assert_eq(recv_msg(fd, &m, 5.0), 1);
     cr_expect_eq(m.cmd, CA_PROTO_READ_SYNC, "READ_SYNC answered with command %u", m.cmd);
-    cr_assert(send_all(fd, b, hdr(b, CA_PROTO_CLEAR_CHANNEL, 0, 0, 0, ch.sid, ch.cid)));
+    cr_assert(send_all(fd, b, raw_hdr(b, CA_PROTO_CLEAR_CHANNEL, 0, 0, 0, ch.sid, ch.cid)));
     cr_assert_eq(recv_msg(fd, &m, 5.0), 1);
     cr_expect(m.cmd == CA_PROTO_CLEAR_CHANNEL && m.p1 == ch.sid && m.p2 == ch.cid &&
                   m.postsize == 0,
@@ -687,13 +647,13 @@ Test(raw, guest_user_is_read_only)
                  ch.access);
     uint8_t b[64];
     static struct msg m;
-    size_t n = hdr(b, CA_PROTO_WRITE, 8, DBR_DOUBLE, 1, ch.sid, ch.cid);
+    size_t n = raw_hdr(b, CA_PROTO_WRITE, 8, DBR_DOUBLE, 1, ch.sid, ch.cid);
     put_f64(b + n, 99);
     cr_assert(send_all(fd, b, n + 8));
     cr_assert(expect_msg(fd, &m, CA_PROTO_ERROR, -1, 5.0), "no ERROR for a guest WRITE");
     cr_expect_eq(m.p2, (uint32_t)ECA_NOWTACCESS, "status %u, expected ECA_NOWTACCESS", m.p2);
     cr_expect_eq(m.p1, ch.cid);
-    n = hdr(b, CA_PROTO_WRITE_NOTIFY, 8, DBR_DOUBLE, 1, ch.sid, 4);
+    n = raw_hdr(b, CA_PROTO_WRITE_NOTIFY, 8, DBR_DOUBLE, 1, ch.sid, 4);
     put_f64(b + n, 99);
     cr_assert(send_all(fd, b, n + 8));
     cr_assert(expect_msg(fd, &m, CA_PROTO_WRITE_NOTIFY, 4, 5.0));
@@ -738,7 +698,7 @@ Test(raw, huge_payload_claims)
     uint8_t b[65536];
     memset(b, 0, sizeof b);
     /* Extended WRITE claiming ~2 GiB, 1 GiB elements; then 64 KiB of it, then close. */
-    size_t n = hdr(b, CA_PROTO_WRITE, 0xFFFF, DBR_DOUBLE, 0, ch.sid, ch.cid);
+    size_t n = raw_hdr(b, CA_PROTO_WRITE, 0xFFFF, DBR_DOUBLE, 0, ch.sid, ch.cid);
     ca_put32(b + n, 0x7FFFFFF0u);
     ca_put32(b + n + 4, 0x0FFFFFFEu);
     send_all(fd, b, sizeof b);
@@ -747,14 +707,14 @@ Test(raw, huge_payload_claims)
     /* A normal header claiming 0xFFF8 bytes with only 100 sent. */
     fd = raw_client();
     memset(b, 0, sizeof b);
-    hdr(b, CA_PROTO_ECHO, 0xFFF8, 0, 0, 0, 0);
+    raw_hdr(b, CA_PROTO_ECHO, 0xFFF8, 0, 0, 0, 0);
     send_all(fd, b, 116);
     close(fd);
 
     /* An extended READ_NOTIFY asking for 4 billion elements. */
     fd = raw_client();
     cr_assert(raw_create(fd, "DEMO:BIGWAVE", 2, &ch));
-    n = hdr(b, CA_PROTO_READ_NOTIFY, 0xFFFF, DBR_DOUBLE, 0, ch.sid, 1);
+    n = raw_hdr(b, CA_PROTO_READ_NOTIFY, 0xFFFF, DBR_DOUBLE, 0, ch.sid, 1);
     ca_put32(b + n, 0);
     ca_put32(b + n + 4, 0xFFFFFFFFu);
     send_all(fd, b, n + 8);
@@ -776,7 +736,7 @@ Test(raw, unknown_commands_close_the_circuit)
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         int fd = raw_client();
         uint8_t b[16];
-        send_all(fd, b, hdr(b, cmds[i], 0, 0, 0, 0, 0));
+        send_all(fd, b, raw_hdr(b, cmds[i], 0, 0, 0, 0, 0));
         static struct msg err;
         cr_expect(wait_closed(fd, 3.0, &err), "command %u did not close the circuit", cmds[i]);
         if (err.cmd != 0xFFFF) {
@@ -812,7 +772,7 @@ Test(raw, bad_ids_get_an_error)
         struct chan ch;
         cr_assert(raw_create(fd, "DEMO:DOUBLE", 1, &ch));
         uint8_t b[64] = { 0 };
-        size_t n = hdr(b, cases[i].cmd, cases[i].postsize, cases[i].dtype,
+        size_t n = raw_hdr(b, cases[i].cmd, cases[i].postsize, cases[i].dtype,
                        cases[i].dtype == 0 ? 0 : 1, ch.sid + 0x10000, 1);
         if (cases[i].cmd == CA_PROTO_EVENT_ADD)
             ca_put16(b + n + 12, DBE_VALUE);
@@ -842,7 +802,7 @@ Test(raw, bad_ids_get_an_error)
     struct chan ch;
     cr_assert(raw_create(fd, "DEMO:DOUBLE", 1, &ch));
     uint8_t b[16];
-    send_all(fd, b, hdr(b, CA_PROTO_EVENT_CANCEL, 0, DBR_DOUBLE, 1, ch.sid, 4711));
+    send_all(fd, b, raw_hdr(b, CA_PROTO_EVENT_CANCEL, 0, DBR_DOUBLE, 1, ch.sid, 4711));
     static struct msg m;
     cr_expect(expect_msg(fd, &m, CA_PROTO_ERROR, -1, 3.0), "EVENT_CANCEL of an unknown subid: "
               "no ERROR");
@@ -862,9 +822,9 @@ Test(raw, misaligned_and_truncated_messages)
     int fd = raw_client();
     struct chan ch;
     cr_assert(raw_create(fd, "DEMO:LONG", 1, &ch));
-    size_t n = hdr(b, CA_PROTO_WRITE, 3, DBR_CHAR, 3, ch.sid, ch.cid);
+    size_t n = raw_hdr(b, CA_PROTO_WRITE, 3, DBR_CHAR, 3, ch.sid, ch.cid);
     send_all(fd, b, n + 3);
-    n = hdr(b, CA_PROTO_CREATE_CHAN, 13, 0, 0, 2, 13);
+    n = raw_hdr(b, CA_PROTO_CREATE_CHAN, 13, 0, 0, 2, 13);
     memcpy(b + n, "DEMO:DOUBLE\0\0", 13);
     send_all(fd, b, n + 13);
     wait_closed(fd, 1.0, NULL);
@@ -872,24 +832,24 @@ Test(raw, misaligned_and_truncated_messages)
 
     /* Half a header, then close. */
     fd = raw_client();
-    send_all(fd, b, hdr(b, CA_PROTO_ECHO, 0, 0, 0, 0, 0) / 2);
+    send_all(fd, b, raw_hdr(b, CA_PROTO_ECHO, 0, 0, 0, 0, 0) / 2);
     close(fd);
 
     /* A header promising 64 bytes, 10 of them, then close. */
     fd = raw_client();
-    hdr(b, CA_PROTO_CREATE_CHAN, 64, 0, 0, 5, 13);
+    raw_hdr(b, CA_PROTO_CREATE_CHAN, 64, 0, 0, 5, 13);
     send_all(fd, b, 26);
     close(fd);
 
     /* No handshake at all: CREATE_CHAN straight away, then close. */
     fd = tcp_connect(0);
-    send_all(fd, b, hdr_str(b, CA_PROTO_CREATE_CHAN, 0, 0, 1, 13, "DEMO:DOUBLE"));
+    send_all(fd, b, raw_hdr_str(b, CA_PROTO_CREATE_CHAN, 0, 0, 1, 13, "DEMO:DOUBLE"));
     close(fd);
 
     /* A complete WRITE followed at once by close: it must still take effect (5.6). */
     fd = raw_client();
     cr_assert(raw_create(fd, "DEMO:LONG", 1, &ch));
-    n = hdr(b, CA_PROTO_WRITE, 8, DBR_LONG, 1, ch.sid, ch.cid);
+    n = raw_hdr(b, CA_PROTO_WRITE, 8, DBR_LONG, 1, ch.sid, ch.cid);
     ca_put32(b + n, 777);
     memset(b + n + 4, 0, 4);
     cr_assert(send_all(fd, b, n + 8));
@@ -913,15 +873,15 @@ Test(raw, oversize_or_unterminated_client_name_closes_the_circuit)
     memset(name, 'u', 1000);
     name[1000] = '\0';
     int fd = tcp_connect(0);
-    size_t n = hdr(b, CA_PROTO_VERSION, 0, 0, CA_MINOR_VERSION, 0, 0);
-    n += hdr_str(b + n, CA_PROTO_CLIENT_NAME, 0, 0, 0, 0, name);
+    size_t n = raw_hdr(b, CA_PROTO_VERSION, 0, 0, CA_MINOR_VERSION, 0, 0);
+    n += raw_hdr_str(b + n, CA_PROTO_CLIENT_NAME, 0, 0, 0, 0, name);
     send_all(fd, b, n);
     cr_expect(wait_closed(fd, 3.0, NULL), "a 1000-character CLIENT_NAME did not close the circuit");
     close(fd);
 
     fd = tcp_connect(0);
-    n = hdr(b, CA_PROTO_VERSION, 0, 0, CA_MINOR_VERSION, 0, 0);
-    n += hdr(b + n, CA_PROTO_HOST_NAME, 16, 0, 0, 0, 0);
+    n = raw_hdr(b, CA_PROTO_VERSION, 0, 0, CA_MINOR_VERSION, 0, 0);
+    n += raw_hdr(b + n, CA_PROTO_HOST_NAME, 16, 0, 0, 0, 0);
     memset(b + n, 'h', 16);
     send_all(fd, b, n + 16);
     cr_expect(wait_closed(fd, 3.0, NULL), "an unterminated HOST_NAME did not close the circuit");
@@ -938,7 +898,7 @@ Test(raw, many_short_lived_circuits)
         struct chan ch;
         cr_assert(raw_create(fd, i % 2 ? "DEMO:EXECTIME" : "DEMO:WAVE", 1, &ch));
         uint8_t b[32];
-        size_t n = hdr(b, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, ch.count, ch.sid, 1);
+        size_t n = raw_hdr(b, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, ch.count, ch.sid, 1);
         memset(b + n, 0, 16);
         ca_put16(b + n + 12, DBE_VALUE);
         send_all(fd, b, n + 16);
@@ -1013,7 +973,7 @@ Test(raw, sigterm_with_clients_connected_exits_0)
         struct chan ch;
         cr_assert(raw_create(fd[i], "DEMO:EXECTIME", 1, &ch));
         uint8_t b[32];
-        size_t n = hdr(b, CA_PROTO_EVENT_ADD, 16, DBR_TIME_DOUBLE, 1, ch.sid, 1);
+        size_t n = raw_hdr(b, CA_PROTO_EVENT_ADD, 16, DBR_TIME_DOUBLE, 1, ch.sid, 1);
         memset(b + n, 0, 16);
         ca_put16(b + n + 12, DBE_VALUE);
         cr_assert(send_all(fd[i], b, n + 16));
@@ -1057,7 +1017,7 @@ Test(raw, a_client_that_stops_reading_does_not_stall_others, .timeout = 90)
     size_t n = 0;
     for (uint32_t i = 0; i < 400; i++) {
         bool w = i % 2;
-        n += hdr(b + n, CA_PROTO_EVENT_ADD, 16, w ? DBR_DOUBLE : DBR_CTRL_DOUBLE,
+        n += raw_hdr(b + n, CA_PROTO_EVENT_ADD, 16, w ? DBR_DOUBLE : DBR_CTRL_DOUBLE,
                  w ? 1000 : 1, w ? wave.sid : ex.sid, 100 + i);
         memset(b + n, 0, 16);
         ca_put16(b + n + 12, DBE_VALUE | DBE_ALARM);
@@ -1108,16 +1068,6 @@ Test(raw, a_client_that_stops_reading_does_not_stall_others, .timeout = 90)
 
 /* ---- sizes taken from the wire (hardening) ---- */
 
-/* An extended header (4.9): m_postsize 0xFFFF and m_count 0, then the 32-bit size and count. */
-static size_t hdr_ext(uint8_t *b, uint16_t cmd, uint32_t postsize, uint16_t dtype, uint32_t count,
-                      uint32_t p1, uint32_t p2)
-{
-    hdr(b, cmd, 0xFFFF, dtype, 0, p1, p2);
-    ca_put32(b + 16, postsize);
-    ca_put32(b + 20, count);
-    return CA_EXT_HDR_SIZE;
-}
-
 /* The four messages that each killed the daemon: a count from the extended header whose reply
  * size wraps 32 bits. Each must get ERROR ECA_TOLARGE naming the channel, and the circuit must
  * go on serving. */
@@ -1140,7 +1090,7 @@ Test(raw, extended_counts_whose_reply_size_wraps_get_eca_tolarge)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t b[40] = { 0 };
         bool add = cases[i].cmd == CA_PROTO_EVENT_ADD;
-        size_t n = hdr_ext(b, cases[i].cmd, add ? 16 : 0, cases[i].dtype, cases[i].count, ch.sid,
+        size_t n = raw_hdr_ext(b, cases[i].cmd, add ? 16 : 0, cases[i].dtype, cases[i].count, ch.sid,
                            (uint32_t)(50 + i));
         if (add) {
             ca_put16(b + n + 12, DBE_VALUE | DBE_ALARM);
@@ -1193,8 +1143,8 @@ Test(raw, counts_above_the_element_count_are_zero_filled)
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
         uint8_t b[24];
         size_t n = counts[i] >= 0xFFFF
-                       ? hdr_ext(b, CA_PROTO_READ_NOTIFY, 0, DBR_DOUBLE, counts[i], ch.sid, 7)
-                       : hdr(b, CA_PROTO_READ_NOTIFY, 0, DBR_DOUBLE, (uint16_t)counts[i], ch.sid, 7);
+                       ? raw_hdr_ext(b, CA_PROTO_READ_NOTIFY, 0, DBR_DOUBLE, counts[i], ch.sid, 7)
+                       : raw_hdr(b, CA_PROTO_READ_NOTIFY, 0, DBR_DOUBLE, (uint16_t)counts[i], ch.sid, 7);
         cr_assert(send_all(fd, b, n));
         static struct msg m;
         cr_assert(expect_msg(fd, &m, CA_PROTO_READ_NOTIFY, 7, 10.0), "count %u: no reply",
@@ -1207,7 +1157,7 @@ Test(raw, counts_above_the_element_count_are_zero_filled)
     }
     /* The same for a subscription's first update, and a CTRL type with metadata. */
     uint8_t b[64] = { 0 };
-    size_t n = hdr(b, CA_PROTO_EVENT_ADD, 16, DBR_CTRL_DOUBLE, 10, ch.sid, 8);
+    size_t n = raw_hdr(b, CA_PROTO_EVENT_ADD, 16, DBR_CTRL_DOUBLE, 10, ch.sid, 8);
     ca_put16(b + n + 12, DBE_VALUE);
     cr_assert(send_all(fd, b, n + 16));
     static struct msg m;
@@ -1237,7 +1187,7 @@ Test(raw, huge_count_subscriptions_of_a_client_that_never_reads, .timeout = 60)
     uint8_t b[8 * 40] = { 0 };
     size_t n = 0;
     for (uint32_t i = 0; i < 8; i++) {
-        n += hdr_ext(b + n, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, (64u << 20) / 8 - 64, ch.sid, i);
+        n += raw_hdr_ext(b + n, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, (64u << 20) / 8 - 64, ch.sid, i);
         ca_put16(b + n + 12, DBE_VALUE);
         n += 16;
     }
@@ -1265,7 +1215,7 @@ Test(raw, a_slow_reader_still_has_its_requests_answered, .timeout = 90)
     static uint8_t b[200 * 32];
     size_t n = 0;
     for (uint32_t i = 0; i < 200; i++) {
-        n += hdr(b + n, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, 1000, ch.sid, 100 + i);
+        n += raw_hdr(b + n, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, 1000, ch.sid, 100 + i);
         memset(b + n, 0, 16);
         ca_put16(b + n + 12, DBE_VALUE);
         n += 16;
@@ -1288,7 +1238,7 @@ Test(raw, a_slow_reader_still_has_its_requests_answered, .timeout = 90)
         static uint8_t w[4 * (16 + 8000)];
         size_t k = 0;
         for (int i = 0; i < 4; i++) {
-            k += hdr(w + k, CA_PROTO_WRITE, 8000, DBR_DOUBLE, 1000, wch.sid, wch.cid);
+            k += raw_hdr(w + k, CA_PROTO_WRITE, 8000, DBR_DOUBLE, 1000, wch.sid, wch.cid);
             memset(w + k, 0, 8000);
             ca_put32(w + k, ++v);
             k += 8000;
@@ -1300,7 +1250,7 @@ Test(raw, a_slow_reader_still_has_its_requests_answered, .timeout = 90)
         }
         if (!asked) {
             uint8_t q[16];
-            hdr(q, CA_PROTO_READ_NOTIFY, 0, DBR_DOUBLE, 1, ch.sid, 4242);
+            raw_hdr(q, CA_PROTO_READ_NOTIFY, 0, DBR_DOUBLE, 1, ch.sid, 4242);
             cr_assert(send_all(slow, q, sizeof q));
             asked = harness_now();
         }
@@ -1313,7 +1263,7 @@ Test(raw, a_slow_reader_still_has_its_requests_answered, .timeout = 90)
             cr_assert(got != 0, "the slow client's circuit was closed");
             size_t len = carry + (got > 0 ? (size_t)got : 0);
             uint8_t want[16];
-            hdr(want, CA_PROTO_READ_NOTIFY, 8, DBR_DOUBLE, 1, ECA_NORMAL, 4242);
+            raw_hdr(want, CA_PROTO_READ_NOTIFY, 8, DBR_DOUBLE, 1, ECA_NORMAL, 4242);
             for (size_t i = 0; i + 16 <= len && !answered; i++)
                 answered = memcmp(r + i, want, 16) == 0;
             carry = len < 15 ? len : 15;
@@ -1358,7 +1308,7 @@ Test(raw, limits_are_refused_with_protocol_errors, .timeout = 60)
         cr_assert(raw_create(fd, "DEMO:DOUBLE", i + 1, &ch[i]), "channel %u refused", i + 1);
     /* The sixth: an ERROR saying why, then CREATE_CH_FAIL for its cid. */
     uint8_t b[600];
-    cr_assert(send_all(fd, b, hdr_str(b, CA_PROTO_CREATE_CHAN, 0, 0, 6, CA_MINOR_VERSION,
+    cr_assert(send_all(fd, b, raw_hdr_str(b, CA_PROTO_CREATE_CHAN, 0, 0, 6, CA_MINOR_VERSION,
                                        "DEMO:DOUBLE")));
     static struct msg m;
     cr_assert(expect_msg(fd, &m, CA_PROTO_ERROR, -1, 5.0), "no ERROR for the sixth channel");
@@ -1369,7 +1319,7 @@ Test(raw, limits_are_refused_with_protocol_errors, .timeout = 60)
 
     /* Three subscriptions on a channel; the fourth gets ERROR ECA_ALLOCMEM for its cid. */
     for (uint32_t i = 0; i < 4; i++) {
-        size_t n = hdr(b, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, 1, ch[0].sid, 10 + i);
+        size_t n = raw_hdr(b, CA_PROTO_EVENT_ADD, 16, DBR_DOUBLE, 1, ch[0].sid, 10 + i);
         memset(b + n, 0, 16);
         ca_put16(b + n + 12, DBE_VALUE);
         cr_assert(send_all(fd, b, n + 16));
@@ -1404,7 +1354,7 @@ Test(raw, limits_are_refused_with_protocol_errors, .timeout = 60)
     close(idle);
     cr_assert_eq(raw_get_double(fd, &ch[2], 2), 3.14159, "a working circuit was closed");
     uint8_t q[16];
-    hdr(q, CA_PROTO_READ_NOTIFY, 0, DBR_LONG, 1, c3.sid, 3);
+    raw_hdr(q, CA_PROTO_READ_NOTIFY, 0, DBR_LONG, 1, c3.sid, 3);
     cr_assert(send_all(third, q, 16));
     cr_assert(expect_msg(third, &m, CA_PROTO_READ_NOTIFY, 3, 5.0), "third circuit closed");
     close(third);

@@ -7,7 +7,7 @@ ports on 127.0.0.1) with bench nodes and one tests/node/mod_slow.c node, whose S
 The rule under test (etc/guardiand.ini): a node whose step takes longer than step_budget (0.05 s)
 step_overruns (8) times within step_window (10 s) is quarantined as too slow, with a fault
 recorded, until `guardctl release`. The watchdog tests capture sd_notify datagrams on a socket of
-their own (test_notify.py's Manager) with a 2 s WATCHDOG_USEC, as systemd's WatchdogSec would.
+their own (harness.py's Manager) with a 2 s WATCHDOG_USEC, as systemd's WatchdogSec would.
 """
 import os
 import re
@@ -17,10 +17,8 @@ import time
 
 import pytest
 
-from harness import NodeDaemon, write_config
-from test_guardctl import Ctl
-from test_notify import Manager
-from test_persistence import forget_channels, get, put, systems_path, wait_for
+from harness import (Ctl, Manager, NodeDaemon, forget_channels, get, put, systems_path,
+                     wait_for, write_config)
 
 NODES = [("B1", "bench", {}), ("B2", "bench", {}), ("B3", "bench", {}),
          ("SLOW", "mod_slow", {})]

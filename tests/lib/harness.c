@@ -1,14 +1,18 @@
-/* harness.c — start, watch and stop a guardiand for tests and benchmarks (see harness.h).
+/* harness.c — start, watch and stop a guardiand (or guardsim) for tests and benchmarks (see
+ * harness.h).
  *
- * The daemon is forked and exec'd with an environment built before fork(), so the child only
- * calls async-signal-safe functions (libca threads may already exist in the parent). Readiness
- * is read from its log file rather than a pipe, so a chatty daemon can never block on a full
- * pipe that nobody drains.
+ * The server is forked and exec'd with its arguments and environment built before fork(), so
+ * the child only calls async-signal-safe functions (libca threads may already exist in the
+ * parent). Readiness is read from its log file rather than a pipe, so a chatty daemon can never
+ * block on a full pipe that nobody drains; the file is read as it grows, a line at a time, so
+ * a daemon with hundreds of nodes, which logs many lines before its ready line, is not read
+ * again from the start at every look.
  */
 #include "tests/lib/harness.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -70,6 +74,50 @@ double harness_self_cpu_s(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+int harness_proc_schedstat(pid_t pid, double *run_s, double *wait_s)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "re");
+    unsigned long long run, queued;
+    int n = f != NULL ? fscanf(f, "%llu %llu", &run, &queued) : 0;
+    if (f != NULL)
+        fclose(f);
+    *run_s = n == 2 ? (double)run * 1e-9 : NAN;
+    *wait_s = n == 2 ? (double)queued * 1e-9 : NAN;
+    return n == 2 ? 0 : -1;
+}
+
+long harness_proc_status_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    long kb = -1;
+    size_t len = strlen(field);
+    while (kb < 0 && fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, field, len) == 0 && sscanf(line + len, " %ld", &kb) != 1)
+            kb = -1;
+    fclose(f);
+    return kb;
+}
+
+double harness_host_busy_s(void)
+{
+    FILE *f = fopen("/proc/stat", "re");
+    unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal;
+    int n = f != NULL ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice,
+                               &sys, &idle, &iowait, &irq, &softirq, &steal)
+                      : 0;
+    if (f != NULL)
+        fclose(f);
+    if (n != 8)
+        return NAN;
+    return (double)(user + nice + sys + irq + softirq + steal) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* Bind a socket of `type` to 127.0.0.1:port (0 = any); returns the fd and the bound port. */
@@ -176,10 +224,50 @@ static int build_env(char **envp, char *store, size_t store_size, const harness_
     return n;
 }
 
-static const char *daemon_path(void)
+const char *harness_daemon_path(void)
 {
     const char *p = getenv("GUARDIAND");
     return p != NULL && *p != '\0' ? p : "build/bin/guardiand";
+}
+
+void harness_prefer_daemon_beside_self(void)
+{
+    const char *env = getenv("GUARDIAND");
+    if (env != NULL && *env != '\0')
+        return;
+    char exe[PATH_MAX], path[PATH_MAX + 16];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return;
+    snprintf(path, sizeof path, "%.*s/guardiand", (int)(slash - exe), exe);
+    if (access(path, X_OK) == 0)
+        setenv("GUARDIAND", path, 1);
+}
+
+int harness_temp_dir(char *out, size_t size, const char *name)
+{
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(out, size, "%s/%s.XXXXXX", tmp != NULL && *tmp != '\0' ? tmp : "/tmp", name);
+    if (n < 0 || (size_t)n >= size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return mkdtemp(out) != NULL ? 0 : -1;
+}
+
+void harness_remove_dir(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    if (dp != NULL) {
+        struct dirent *e;
+        for (int i = 0; i < 10000 && (e = readdir(dp)) != NULL; i++)
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                unlinkat(dirfd(dp), e->d_name, 0);
+        closedir(dp);
+    }
+    rmdir(dir);
 }
 
 /* Print the last HARNESS_LOG_TAIL bytes of the daemon's log to stderr. */
@@ -198,38 +286,44 @@ static void log_tail(const harness_daemon *d, const char *why)
         fprintf(stderr, "%.*s%s", (int)r, buf, buf[r - 1] == '\n' ? "" : "\n");
 }
 
-/* Does the log contain the word "ready" ("already" does not count)? The whole log is read, in
- * chunks: a daemon with hundreds of nodes logs many lines before its ready line. */
-static bool log_says_ready(const char *path)
+/* Reads a log as it grows, line by line across reads, for a ready line. */
+struct log_lines {
+    int fd;
+    char line[4096]; /* longer lines are cut: ready lines are short */
+    size_t len;
+};
+
+/* The default ready line: one holding the word "ready" ("already" does not count). */
+static bool line_says_ready(void *arg, const char *line)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    enum { CHUNK = 16384, KEEP = 6 }; /* KEEP: a character before "ready", the word itself */
-    char buf[KEEP + CHUNK + 1];
-    size_t kept = 0;
-    bool found = false;
-    ssize_t r;
-    while (!found && (r = read(fd, buf + kept, CHUNK)) > 0) {
-        size_t n = kept + (size_t)r;
-        buf[n] = '\0';
-        for (char *p = buf; (p = strstr(p, "ready")) != NULL; p += 5) {
-            bool start = p == buf ? kept == 0 : !isalpha((unsigned char)p[-1]);
-            /* A match at the very end may go on in the next chunk: decide it there. */
-            if (p + 5 == buf + n)
-                break;
-            if (start && !isalpha((unsigned char)p[5])) {
-                found = true;
-                break;
+    (void)arg;
+    for (const char *p = line; (p = strstr(p, "ready")) != NULL; p += 5)
+        if ((p == line || !isalpha((unsigned char)p[-1])) && !isalpha((unsigned char)p[5]))
+            return true;
+    return false;
+}
+
+/* Whether a line written since the last call is a ready line. Only whole lines count: a line
+ * is judged once its newline is there. */
+static bool log_has_ready_line(struct log_lines *lr, bool (*ready)(void *, const char *),
+                               void *arg)
+{
+    char buf[16384];
+    ssize_t n;
+    /* Bounded: a server logging faster than we read must not keep us here. */
+    for (int reads = 0; reads < 4096 && (n = read(lr->fd, buf, sizeof buf)) > 0; reads++)
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] != '\n') {
+                if (lr->len < sizeof lr->line - 1)
+                    lr->line[lr->len++] = buf[i];
+                continue;
             }
+            lr->line[lr->len] = '\0';
+            lr->len = 0;
+            if (ready(arg, lr->line))
+                return true;
         }
-        kept = n < KEEP ? n : KEEP;
-        memmove(buf, buf + n - kept, kept);
-    }
-    if (!found && kept >= 5 && strncmp(buf + kept - 5, "ready", 5) == 0)
-        found = kept == 5 || !isalpha((unsigned char)buf[kept - 6]); /* "ready" at the end */
-    close(fd);
-    return found;
+    return false;
 }
 
 static int wait_status_code(int status)
@@ -244,7 +338,7 @@ static int wait_status_code(int status)
 int harness_systems_dir(char *out, size_t len)
 {
     char bin[PATH_MAX];
-    const char *path = daemon_path();
+    const char *path = harness_daemon_path();
     if (realpath(path, bin) == NULL)
         snprintf(bin, sizeof bin, "%s", path);
     char *slash = strrchr(bin, '/');
@@ -270,64 +364,192 @@ bool harness_alive(harness_daemon *d)
     return r == 0;
 }
 
-int harness_start(harness_daemon *d, const harness_opts *opts)
+static bool args_have(const harness_opts *o, const char *option)
 {
-    static const harness_opts none;
-    const harness_opts *o = opts != NULL ? opts : &none;
-    memset(d, 0, sizeof *d);
-    if (harness_free_ports(&d->port, &d->beacon_port) != 0) {
-        fprintf(stderr, "harness: no free port on 127.0.0.1\n");
-        return -1;
-    }
+    for (const char *const *a = o->args; a != NULL && *a != NULL; a++)
+        if (strcmp(*a, option) == 0)
+            return true;
+    return false;
+}
 
-    const char *tmp = getenv("TMPDIR");
-    snprintf(d->log_path, sizeof d->log_path, "%s/guardiand-test.XXXXXX",
-             tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-    int log_fd = mkostemp(d->log_path, O_CLOEXEC);
-    if (log_fd < 0) {
-        perror("harness: log file");
-        return -1;
-    }
+/* The value after `option` in o->args, or NULL. */
+static const char *args_value(const harness_opts *o, const char *option)
+{
+    for (const char *const *a = o->args; a != NULL && *a != NULL; a++)
+        if (strcmp(*a, option) == 0)
+            return a[1];
+    return NULL;
+}
 
-    char port_arg[16];
-    snprintf(port_arg, sizeof port_arg, "%d", d->port);
-    const char *argv[HARNESS_MAX_ARGS];
+/* The log file, opened for writing: <dir>/<program name>.log, or a new
+ * $TMPDIR/guardiand-test.XXXXXX. Returns the fd, or -1 with a message. */
+static int log_create(harness_daemon *d, const harness_opts *o, const char *program)
+{
+    int n, fd;
+    if (o->dir != NULL) {
+        const char *slash = strrchr(program, '/');
+        n = snprintf(d->log_path, sizeof d->log_path, "%s/%s.log", o->dir,
+                     slash != NULL ? slash + 1 : program);
+        fd = n > 0 && (size_t)n < sizeof d->log_path
+                 ? open(d->log_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+                 : -1;
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        n = snprintf(d->log_path, sizeof d->log_path, "%s/guardiand-test.XXXXXX",
+                     tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+        fd = n > 0 && (size_t)n < sizeof d->log_path ? mkostemp(d->log_path, O_CLOEXEC) : -1;
+    }
+    if (fd < 0)
+        fprintf(stderr, "harness: log file %s: %s\n", d->log_path, strerror(errno));
+    return fd;
+}
+
+/* Where the harness's own files of d go: beside the log, <dir>/<program name>.<suffix> or
+ * <log>.<suffix>. Returns 0, or -1 if the path does not fit in size. */
+static int own_file(char *out, size_t size, const harness_daemon *d, const harness_opts *o,
+                    const char *suffix)
+{
+    size_t stem = strlen(d->log_path);
+    if (o->dir != NULL)
+        stem -= sizeof ".log" - 1;
+    int n = snprintf(out, size, "%.*s.%s", (int)stem, d->log_path, suffix);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+/* The daemon's own options: --demo, --simulate-plant, --port, and a database and control
+ * socket of its own (see harness.h). Returns the argument count, or -1 with a message. */
+static int daemon_args(const char **argv, int max, harness_daemon *d, const harness_opts *o)
+{
+    static char port_arg[16];
     int argc = 0;
-    argv[argc++] = daemon_path();
     if (!o->no_demo)
         argv[argc++] = "--demo";
     if (!o->real_plant)
         argv[argc++] = "--simulate-plant";
     if (o->port_via == HARNESS_PORT_OPTION) {
+        snprintf(port_arg, sizeof port_arg, "%d", d->port);
         argv[argc++] = "--port";
         argv[argc++] = port_arg;
     }
-    /* A database of its own beside the log (the default would be guardiand.db
-     * in the working directory), unless the caller configures one. */
-    bool own_db = true;
-    for (const char *const *a = o->args; a != NULL && *a != NULL; a++)
-        if (strcmp(*a, "--database") == 0 || strcmp(*a, "--config") == 0 || strcmp(*a, "-c") == 0)
-            own_db = false;
-    static char db_arg[300];
-    if (own_db) {
-        snprintf(db_arg, sizeof db_arg, "%s.db", d->log_path);
+    /* Not guardiand.db in the working directory. */
+    if (!args_have(o, "--database") && !args_have(o, "--config") && !args_have(o, "-c")) {
+        if (own_file(d->db_path, sizeof d->db_path, d, o, "db") != 0)
+            goto too_long;
         argv[argc++] = "--database";
-        argv[argc++] = db_arg;
+        argv[argc++] = d->db_path;
     }
-    /* A control socket of its own too: the default path is one per host, and
-     * a second daemon on it refuses to start. */
-    bool own_socket = true;
-    for (const char *const *a = o->args; a != NULL && *a != NULL; a++)
-        if (strcmp(*a, "--control-socket") == 0)
-            own_socket = false;
-    static char sock_arg[300];
-    if (own_socket) {
-        snprintf(sock_arg, sizeof sock_arg, "%s.sock", d->log_path);
+    /* Not the default, one per host: a second daemon on it refuses to start. */
+    const char *socket = args_value(o, "--control-socket");
+    if (socket == NULL) {
+        if (own_file(d->socket_path, sizeof d->socket_path, d, o, "sock") != 0)
+            goto too_long;
+        d->own_socket = true;
         argv[argc++] = "--control-socket";
-        argv[argc++] = sock_arg;
+        argv[argc++] = d->socket_path;
+    } else {
+        snprintf(d->socket_path, sizeof d->socket_path, "%s", socket);
+    }
+    return argc < max ? argc : -1;
+too_long:
+    fprintf(stderr, "harness: the path of the database or control socket beside %s is too "
+                    "long\n", d->log_path);
+    return -1;
+}
+
+/* fork() and exec argv with envp, its output to log_fd. Returns the pid, or -1. */
+static pid_t spawn(const char *const *argv, char *const *envp, int log_fd)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    /* Child: async-signal-safe calls only. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(126);
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd >= 0)
+        dup2(null_fd, STDIN_FILENO);
+    dup2(log_fd, STDOUT_FILENO);
+    dup2(log_fd, STDERR_FILENO);
+    close_range(3, ~0u, 0); /* nothing of the test runner's (pipes, arenas) leaks in */
+    execve(argv[0], (char *const *)argv, envp);
+    static const char msg[] = "harness: cannot execute the program\n";
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(127);
+}
+
+/* Wait (bounded) for the ready line. Returns 0, or -1 with the log's tail printed and the
+ * server killed and reaped. */
+static int wait_ready(harness_daemon *d, const harness_opts *o, const char *program)
+{
+    struct log_lines lr = { .fd = open(d->log_path, O_RDONLY | O_CLOEXEC) };
+    bool (*ready)(void *, const char *) = o->ready != NULL ? o->ready : line_says_ready;
+    double limit = o->ready_timeout > 0 ? o->ready_timeout : 10.0;
+    double deadline = d->started + limit;
+    char why[PATH_MAX + 64];
+    snprintf(why, sizeof why, "%s not ready after %.0f s", program, limit);
+    while (lr.fd >= 0 && harness_now() < deadline) {
+        if (log_has_ready_line(&lr, ready, o->ready_arg)) {
+            close(lr.fd);
+            return 0;
+        }
+        if (!harness_alive(d)) {
+            snprintf(why, sizeof why, "%s exited before it was ready (status %d)", program,
+                     wait_status_code(d->status));
+            break;
+        }
+        if (o->wait != NULL)
+            o->wait(o->wait_arg, 0.01);
+        else
+            harness_sleep(0.01);
+    }
+    if (lr.fd >= 0)
+        close(lr.fd);
+    log_tail(d, why);
+    if (d->pid > 0) {
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, &d->status, 0);
+        d->pid = 0;
+    }
+    return -1;
+}
+
+int harness_start(harness_daemon *d, const harness_opts *opts)
+{
+    static const harness_opts none;
+    const harness_opts *o = opts != NULL ? opts : &none;
+    memset(d, 0, sizeof *d);
+    d->port = o->port;
+    d->beacon_port = o->beacon_port;
+    int unused_beacon;
+    if ((d->port == 0 && harness_free_ports(&d->port, d->beacon_port ? &unused_beacon
+                                                                      : &d->beacon_port) != 0) ||
+        (d->beacon_port == 0 && harness_free_ports(&unused_beacon, &d->beacon_port) != 0)) {
+        fprintf(stderr, "harness: no free port on 127.0.0.1\n");
+        return -1;
+    }
+
+    const char *program = o->program != NULL ? o->program : harness_daemon_path();
+    int log_fd = log_create(d, o, program);
+    if (log_fd < 0)
+        return -1;
+
+    const char *argv[HARNESS_MAX_ARGS];
+    int argc = 0;
+    argv[argc++] = program;
+    if (o->program == NULL) {
+        int n = daemon_args(argv + argc, HARNESS_MAX_ARGS - argc, d, o);
+        if (n < 0) {
+            close(log_fd);
+            return -1;
+        }
+        argc += n;
     }
     for (const char *const *a = o->args; a != NULL && *a != NULL; a++) {
         if (argc >= HARNESS_MAX_ARGS - 1) {
+            fprintf(stderr, "harness: too many arguments\n");
             close(log_fd);
             return -1;
         }
@@ -343,54 +565,15 @@ int harness_start(harness_daemon *d, const harness_opts *opts)
         return -1;
     }
 
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    d->started = harness_now();
+    pid_t pid = spawn(argv, envp, log_fd);
+    close(log_fd);
     if (pid < 0) {
         perror("harness: fork");
-        close(log_fd);
         return -1;
     }
-    if (pid == 0) {
-        /* Child: async-signal-safe calls only. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(126);
-        int null_fd = open("/dev/null", O_RDONLY);
-        if (null_fd >= 0)
-            dup2(null_fd, STDIN_FILENO);
-        dup2(log_fd, STDOUT_FILENO);
-        dup2(log_fd, STDERR_FILENO);
-        close_range(3, ~0u, 0); /* nothing of the test runner's (pipes, arenas) leaks in */
-        execve(argv[0], (char *const *)argv, envp);
-        static const char msg[] = "harness: cannot execute the daemon\n";
-        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
-        (void)ignored;
-        _exit(127);
-    }
-    close(log_fd);
     d->pid = pid;
-
-    double limit = o->ready_timeout > 0 ? o->ready_timeout : 10.0;
-    double deadline = harness_now() + limit;
-    while (harness_now() < deadline) {
-        if (log_says_ready(d->log_path))
-            return 0;
-        if (!harness_alive(d)) {
-            char why[128];
-            snprintf(why, sizeof why, "%s exited before it was ready (status %d)", argv[0],
-                     wait_status_code(d->status));
-            log_tail(d, why);
-            return -1;
-        }
-        harness_sleep(0.01);
-    }
-    char why[128];
-    snprintf(why, sizeof why, "%s not ready after %.0f s", argv[0], limit);
-    log_tail(d, why);
-    kill(d->pid, SIGKILL);
-    waitpid(d->pid, &d->status, 0);
-    d->pid = 0;
-    return -1;
+    return wait_ready(d, o, program);
 }
 
 int harness_stop(harness_daemon *d, double timeout)
@@ -420,29 +603,22 @@ int harness_stop(harness_daemon *d, double timeout)
     } else {
         unlink(d->log_path);
     }
-    /* The database the harness gave it, if any, goes either way. */
-    static const char *const db_files[] = {".db", ".db-wal", ".db-shm", ".db.crashes", ".sock"};
-    for (size_t i = 0; i < sizeof db_files / sizeof db_files[0]; i++) {
+    /* The files the harness gave it go either way (the daemon leaves its database's .lock
+     * file in place: see supervisor/persist.c). */
+    static const char *const db_files[] = {"", "-wal", "-shm", ".crashes", ".lock"};
+    for (size_t i = 0; d->db_path[0] != '\0' && i < sizeof db_files / sizeof db_files[0]; i++) {
         char path[300];
-        snprintf(path, sizeof path, "%s%s", d->log_path, db_files[i]);
+        snprintf(path, sizeof path, "%s%s", d->db_path, db_files[i]);
         unlink(path);
     }
+    if (d->own_socket)
+        unlink(d->socket_path);
     return code;
 }
 
 long harness_rss_kb(const harness_daemon *d)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)d->pid);
-    FILE *f = d->pid > 0 ? fopen(path, "re") : NULL;
-    if (f == NULL)
-        return -1;
-    long kb = -1;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
+    return d->pid > 0 ? harness_proc_status_kb(d->pid, "VmRSS:") : -1;
 }
 
 void harness_client_env(const harness_daemon *d)

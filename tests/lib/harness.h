@@ -1,4 +1,5 @@
-/* harness.h — run a real guardiand for the integration tests and the benchmarks.
+/* harness.h — run a real guardiand (or another CA server: guardsim) for the integration tests
+ * and the benchmarks.
  *
  * Each test starts its own daemon on free ports of 127.0.0.1 only:
  *
@@ -13,11 +14,20 @@
  * Its environment is ours without any EPICS_* variable, plus:
  *   EPICS_CAS_INTF_ADDR_LIST=127.0.0.1  EPICS_CAS_BEACON_ADDR_LIST=127.0.0.1
  *   EPICS_CAS_AUTO_BEACON_ADDR_LIST=NO  EPICS_CAS_BEACON_PORT=<beacon_port>
+ *   EPICS_CA_AUTO_ADDR_LIST=NO          EPICS_CA_REPEATER_PORT=<beacon_port>
  *   the server port as EPICS_CAS_SERVER_PORT (or as the caller chooses, see port_via),
- * then the caller's opts.env, whose entries replace defaults of the same name. Its stderr and
- * stdout go to a log file, which is printed (tail) when it fails and removed after a clean
- * stop. The daemon gets SIGKILL if the thread that started it dies (PR_SET_PDEATHSIG), so a
- * crashed or timed-out test cannot leave it running.
+ * then the caller's opts.env, whose entries replace defaults of the same name. Another server
+ * (opts.program, e.g. guardsim) gets the same environment. Its stderr and stdout go to a log
+ * file, which is printed (tail) when it fails and removed after a clean stop. The daemon gets
+ * SIGKILL if the thread that started it dies (PR_SET_PDEATHSIG), so a crashed or timed-out test
+ * cannot leave it running.
+ *
+ * No daemon the harness starts uses the host's files: it always gets a control socket of its
+ * own (--control-socket, beside its log, unless opts.args names one), never the default under
+ * /run/guardiand, which a second daemon could not share; and a database of its own
+ * (--database, beside its log) unless opts.args name one or a configuration file (--config),
+ * which then names it: every configuration the tests and benchmarks write puts it in their
+ * folder.
  *
  * Not thread safe; the process-wide environment is changed by harness_client_env().
  */
@@ -37,12 +47,29 @@ enum harness_port_via {
 };
 
 typedef struct harness_opts {
+    const char *program;     /* another server to run (guardsim), with args as its only
+                              * arguments: none of the daemon's options below is added;
+                              * NULL: the daemon */
     const char *const *args; /* extra arguments after --demo, NULL-terminated (or NULL) */
     bool no_demo;            /* leave --demo out (a daemon serving only what args configure) */
     bool real_plant;         /* leave --simulate-plant out: plant channels over CA, searched
                               * where env's EPICS_CA_ADDR_LIST says (nowhere by default) */
     const char *const *env;  /* extra "NAME=value" entries, NULL-terminated (or NULL) */
     enum harness_port_via port_via;
+    int port, beacon_port;   /* ports the caller chose with harness_free_ports() (written into
+                              * a configuration before the start, or a beacon port shared with
+                              * another server); 0: free ones */
+    const char *dir;         /* an existing folder for its log, database and control socket:
+                              * <dir>/<program name>.log, .db, .sock (the caller removes the
+                              * folder); NULL: $TMPDIR/guardiand-test.XXXXXX, the others beside */
+    /* Whether a line of its log is its ready line (arg: ready_arg). NULL: a line holding the
+     * word "ready" ("already" does not count). A parser may keep figures from the line. */
+    bool (*ready)(void *arg, const char *line);
+    void *ready_arg;
+    /* Run for `seconds` between looks at the log, instead of sleeping (arg: wait_arg): e.g.
+     * serve a CA repeater the starting daemon registers with. NULL: sleep. */
+    void (*wait)(void *arg, double seconds);
+    void *wait_arg;
     double ready_timeout;    /* seconds to wait for "ready"; 0 means 10 */
 } harness_opts;
 
@@ -51,7 +78,13 @@ typedef struct harness_daemon {
     int port;               /* CA server port, UDP and TCP, on 127.0.0.1 */
     int beacon_port;        /* its EPICS_CAS_BEACON_PORT, our EPICS_CA_REPEATER_PORT */
     int status;             /* raw wait status once reaped */
+    double started;         /* harness_now() just before its fork(): start-up times count
+                             * from here */
     char log_path[256];
+    char db_path[256];      /* the database the harness gave it, "" if none (harness_stop()
+                             * removes it, its -wal, -shm, .crashes and .lock files) */
+    char socket_path[108];  /* its control socket (sun_path's size), "" for another program */
+    bool own_socket;        /* socket_path is the harness's choice: harness_stop() removes it */
 } harness_daemon;
 
 /* Monotonic time in seconds. */
@@ -60,14 +93,42 @@ double harness_now(void);
 /* Sleep s seconds (resumed after signals). */
 void harness_sleep(double s);
 
+/* ---- what a process costs, from /proc (for the benchmarks) ---- */
+
 /* CPU seconds (utime + stime) of process pid, all threads, or NAN; one clock tick (10 ms)
- * resolution. And this process's, from getrusage. For the benchmarks. */
+ * resolution. And this process's, from getrusage. */
 double harness_proc_cpu_s(pid_t pid);
 double harness_self_cpu_s(void);
+
+/* From /proc/<pid>/schedstat (its main thread: all of a single-threaded daemon), to the ns:
+ * the seconds it ran on a CPU, and the seconds it was runnable but waiting for one (what other
+ * work on the host costs its timing). Returns 0, or -1 with both NAN. */
+int harness_proc_schedstat(pid_t pid, double *run_s, double *wait_s);
+
+/* A "Vm...:" line of /proc/<pid>/status (field is e.g. "VmRSS:" or "VmHWM:") in kB, or -1. */
+long harness_proc_status_kb(pid_t pid, const char *field);
+
+/* CPU seconds all cores of the host have been busy (anything but idle and iowait), from
+ * /proc/stat, or NAN: with the processes one knows of subtracted, what other work ran. */
+double harness_host_busy_s(void);
 
 /* A port free for both UDP and TCP on 127.0.0.1, and a second UDP port for beacons.
  * Returns 0, or -1 after bounded retries. */
 int harness_free_ports(int *port, int *beacon_port);
+
+/* The daemon binary: $GUARDIAND, else build/bin/guardiand. */
+const char *harness_daemon_path(void);
+
+/* Set $GUARDIAND to the guardiand beside this program's binary, if $GUARDIAND is unset and
+ * there is one: a benchmark run as build/asan/bin/bench-x runs build/asan/bin/guardiand. */
+void harness_prefer_daemon_beside_self(void);
+
+/* A new folder $TMPDIR/<name>.XXXXXX (else under /tmp) into out. Returns 0, or -1 with errno
+ * (ENAMETOOLONG if it does not fit in size). */
+int harness_temp_dir(char *out, size_t size, const char *name);
+
+/* Remove the files in dir (not sub-folders: the harness's users make none) and dir itself. */
+void harness_remove_dir(const char *dir);
 
 /* Start the daemon (opts may be NULL) and wait for its "ready" line. Returns 0, or -1 with a
  * message and the log tail on stderr (the daemon is then killed and reaped). */
@@ -86,7 +147,7 @@ int harness_systems_dir(char *out, size_t len);
 /* Whether the daemon is still running (reaps it if it has exited). */
 bool harness_alive(harness_daemon *d);
 
-/* Its resident set size in KiB from /proc/<pid>/status, or -1. */
+/* Its resident set size in KiB from /proc/<pid>/status, or -1 (not running). */
 long harness_rss_kb(const harness_daemon *d);
 
 /* Set this process's client environment for the daemon (before ca_context_create()):
