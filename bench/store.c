@@ -3,8 +3,10 @@
  * N nodes (1000) each change state every cycle at R Hz (16), on a real file:
  * a slotted ev_timer like the daemon's schedule (16 slots per cycle) queues,
  * for each node of the slot, one store_node_state and one store_transition,
- * i.e. N*R of each per second. The store flushes from its own timer as in the
- * daemon. Figures:
+ * i.e. N*R of each per second; with --log-rate L, also L node log lines a
+ * node a second (store_log_line, lines of ~110 characters as node/log.c
+ * makes them), spread over its visits. The store flushes from its own timer
+ * as in the daemon. Figures:
  *   - changes queued and rows committed per second;
  *   - flush durations (store_status().last_flush after each flush) and the
  *     loop stall they cause, measured from outside: the busy time of each
@@ -16,8 +18,8 @@
  *     start-up path; quick_check included).
  * Figures only: nothing here passes or fails on a timing.
  *
- * Usage: bench-store [--seconds S] [--nodes N] [--rate HZ] [--dir DIR] [--keep] [--quick]
- *                    [--interval S] [--budget MS] [--checkpoint-pages N]
+ * Usage: bench-store [--seconds S] [--nodes N] [--rate HZ] [--log-rate L] [--dir DIR] [--keep]
+ *                    [--quick] [--interval S] [--budget MS] [--checkpoint-pages N]
  * The last three set the store's options (flush_interval, flush_budget,
  * checkpoint_pages) to compare settings; by default the store's defaults.
  * The database goes in a fresh directory under DIR (default /var/tmp), removed
@@ -48,7 +50,7 @@ struct samples {
 
 struct bench {
     /* options */
-    double seconds, rate;
+    double seconds, rate, log_rate;
     int nodes;
     const char *parent;
     bool keep;
@@ -64,7 +66,8 @@ struct bench {
     ev_prepare prepare;
     uint64_t tick;
     double t0;
-    uint64_t queued_states, queued_transitions;
+    uint64_t queued_states, queued_transitions, queued_lines;
+    double line_credit;        /* log lines due, not yet queued */
     size_t peak_queue;
     /* per iteration */
     double it_start, it_gen;
@@ -141,6 +144,14 @@ static void gen_cb(struct ev_loop *loop, ev_timer *w, int revents)
             store_transition(b->st, &t);
             b->queued_states++;
             b->queued_transitions++;
+            for (b->line_credit += b->log_rate / b->rate; b->line_credit >= 1; b->line_credit -= 1) {
+                char line[160];
+                snprintf(line, sizeof(line), "2026-11-26_12:00:00.000000Z %s [%s.run] bench step %llu: "
+                         "x = 0x%016llx, sum 12.5", b->names[i], to, (unsigned long long)cycle,
+                         (unsigned long long)(cycle * 2654435761u + (uint64_t)i));
+                store_log_line(b->st, b->names[i], now, line);
+                b->queued_lines++;
+            }
         }
     }
     double dt = mono() - start;
@@ -174,8 +185,8 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     double busy = mono() - b->it_start - b->it_gen;
     struct store_status s;
     store_status(b->st, &s);
-    if (s.queued > b->peak_queue)
-        b->peak_queue = s.queued;
+    if ((s.queued + s.log_queued) > b->peak_queue)
+        b->peak_queue = (s.queued + s.log_queued);
     bool flushed = s.flushes != b->it_status.flushes || s.failed_flushes != b->it_status.failed_flushes;
     bool checkpointed = s.checkpoints != b->it_status.checkpoints;
     if (flushed) {
@@ -245,7 +256,7 @@ static void row(const char *what, struct samples *s)
 static int usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [--seconds S] [--nodes N] [--rate HZ] [--dir DIR] [--keep] [--quick]\n"
+            "usage: %s [--seconds S] [--nodes N] [--rate HZ] [--log-rate L] [--dir DIR] [--keep] [--quick]\n"
             "          [--interval S] [--budget MS] [--checkpoint-pages N]   (store options)\n",
             argv0);
     return 2;
@@ -259,7 +270,8 @@ int main(int argc, char **argv)
         {"rate", required_argument, NULL, 'r'},    {"dir", required_argument, NULL, 'd'},
         {"keep", no_argument, NULL, 'k'},          {"quick", no_argument, NULL, 'q'},
         {"interval", required_argument, NULL, 'i'}, {"budget", required_argument, NULL, 'b'},
-        {"checkpoint-pages", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0},
+        {"checkpoint-pages", required_argument, NULL, 'c'}, {"log-rate", required_argument, NULL, 'l'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -273,10 +285,12 @@ int main(int argc, char **argv)
         case 'i': b.interval = atof(optarg); break;
         case 'b': b.budget = atof(optarg) / 1e3; break;
         case 'c': b.checkpoint_pages = (unsigned)atoi(optarg); break;
+        case 'l': b.log_rate = atof(optarg); break;
         default: return usage(argv[0]);
         }
     }
-    if (b.seconds <= 0 || b.seconds > 3600 || b.nodes < 1 || b.nodes > 100000 || b.rate <= 0 || b.rate > 1000)
+    if (b.seconds <= 0 || b.seconds > 3600 || b.nodes < 1 || b.nodes > 100000 || b.rate <= 0 || b.rate > 1000 ||
+        !(b.log_rate >= 0 && b.log_rate <= 10000))
         return usage(argv[0]);
 
     snprintf(b.dir, sizeof(b.dir), "%s/bench-store-XXXXXX", b.parent);
@@ -314,8 +328,8 @@ int main(int argc, char **argv)
     }
     t_seed = mono() - t_seed;
 
-    printf("bench-store: %d nodes changing state every cycle at %g Hz for %g s, database %s\n", b.nodes, b.rate,
-           b.seconds, b.path);
+    printf("bench-store: %d nodes changing state every cycle at %g Hz, %g log lines a node a second, for %g s, "
+           "database %s\n", b.nodes, b.rate, b.log_rate, b.seconds, b.path);
     printf("  create + migrate %.1f ms, seed %d nodes %.1f ms\n", t_open * 1e3, b.nodes, t_seed * 1e3);
 
     ev_timer_init(&b.gen, gen_cb, 0, 1.0 / (b.rate * SLOTS));
@@ -366,7 +380,7 @@ int main(int argc, char **argv)
     t_reopen = mono() - t_reopen;
     if (again)
         store_close(again);
-    long long in_file = -1;
+    long long in_file = -1, lines_in_file = -1;
     sqlite3 *db;
     if (sqlite3_open_v2(b.path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
         sqlite3_stmt *q;
@@ -374,18 +388,25 @@ int main(int argc, char **argv)
             sqlite3_step(q) == SQLITE_ROW)
             in_file = sqlite3_column_int64(q, 0);
         sqlite3_finalize(q);
+        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM node_log", -1, &q, NULL) == SQLITE_OK &&
+            sqlite3_step(q) == SQLITE_ROW)
+            lines_in_file = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
     }
     sqlite3_close(db);
 
-    double queued = (double)(b.queued_states + b.queued_transitions);
+    double queued = (double)(b.queued_states + b.queued_transitions + b.queued_lines);
     uint64_t committed = s1.committed_total - s0.committed_total;
-    printf("  changes queued      %10.0f /s  (%llu node states + %llu transitions in %.2f s)\n", queued / elapsed,
-           (unsigned long long)b.queued_states, (unsigned long long)b.queued_transitions, elapsed);
+    printf("  changes queued      %10.0f /s  (%llu node states + %llu transitions + %llu log lines in %.2f s)\n",
+           queued / elapsed, (unsigned long long)b.queued_states, (unsigned long long)b.queued_transitions,
+           (unsigned long long)b.queued_lines, elapsed);
     printf("  rows committed      %10.0f /s  (every transition; node states coalesced to the latest per flush)\n",
            (double)committed / elapsed);
-    printf("  flushes %llu (%.1f /s), failed %llu, queue peak %zu, dropped %llu, left at the end %zu\n",
+    printf("  flushes %llu (%.1f /s), failed %llu, queue peak %zu, dropped %llu + %llu log lines, left at the end "
+           "%zu + %zu log lines\n",
            (unsigned long long)(s1.flushes - s0.flushes), (double)(s1.flushes - s0.flushes) / elapsed,
-           (unsigned long long)s1.failed_flushes, b.peak_queue, (unsigned long long)s1.dropped, s1.queued);
+           (unsigned long long)s1.failed_flushes, b.peak_queue, (unsigned long long)s1.dropped,
+           (unsigned long long)s1.log_dropped, s1.queued, s1.log_queued);
     row("flush duration", &b.flush);
     row("loop stall, flush iterations", &b.stall);
     row("checkpoint duration", &b.ckpt);
@@ -396,7 +417,8 @@ int main(int argc, char **argv)
            (unsigned long long)s1.checkpoints, wal_kib, db_kib);
     printf("  final flush %.1f ms (%s, %llu rows), close %.1f ms\n", t_final * 1e3, final_rc ? "failed" : "ok",
            (unsigned long long)(s2.committed_total - s1.committed_total), t_close * 1e3);
-    printf("  transitions in the file: %lld of %llu queued\n", in_file, (unsigned long long)b.queued_transitions);
+    printf("  transitions in the file: %lld of %llu queued; log lines %lld of %llu\n", in_file,
+           (unsigned long long)b.queued_transitions, lines_in_file, (unsigned long long)b.queued_lines);
     printf("  reopen + list %d nodes: %.1f ms (%d with saved state)%s%s\n", b.nodes, t_reopen * 1e3, restored,
            again ? "" : " FAILED: ", again ? "" : err);
     printf("  CPU %.1f %% of one core over the run (generator + store + SQLite)\n", 100.0 * cpu / elapsed);

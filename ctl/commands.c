@@ -439,6 +439,8 @@ static json_t *supervisor_json(sup *s)
         json_object_set_new(db, "queued", json_integer((json_int_t)st.queued));
         json_object_set_new(db, "committed", json_integer((json_int_t)st.committed_total));
         json_object_set_new(db, "dropped", json_integer((json_int_t)st.dropped));
+        json_object_set_new(db, "log_queued", json_integer((json_int_t)st.log_queued));
+        json_object_set_new(db, "log_dropped", json_integer((json_int_t)st.log_dropped));
     } else {
         json_object_set_new(db, "status", json_string("NONE"));
         json_object_set_new(db, "message", ctl_string(s->store_problem));
@@ -505,42 +507,139 @@ static json_t *cmd_status(sup *s, struct ctl_peer *p, json_t *args)
     return reply;
 }
 
+/* `log`: a node's last n lines, or those since a time. The ring (its last
+ * NODE_LOG_RING lines, in memory, kept across stop and restart) answers when
+ * it holds the n lines asked for and no since is given; otherwise the
+ * database alone answers, after a flush, so that no line is given twice and
+ * lines from before a restart of the daemon, or of a stopped, removed or
+ * destroyed node, are there. Reading the database holds the loop: it stops
+ * after LOG_READ_BUDGET or LOG_REPLY_BYTES of lines, newest kept, and says so. */
+#define LOG_READ_BUDGET 0.25              /* seconds of database reading for one reply */
+#define LOG_REPLY_BYTES (CTL_REPLY_MAX / 4) /* of line text: JSON escapes may double it */
+#define LOG_CLOCK_EVERY 256               /* lines read between looks at the clock */
+
+struct log_read {
+    json_t *lines;      /* newest first */
+    size_t want, bytes;
+    double deadline;    /* sup_now() */
+    bool more;          /* older lines exist than those given */
+    const char *cut;    /* why the reply stops short of want, or NULL */
+};
+
+static int log_row(void *arg, double time, const char *line)
+{
+    (void)time;
+    struct log_read *r = arg;
+    size_t got = json_array_size(r->lines), len = strlen(line);
+    if (got >= r->want) { /* the one line more that was asked for */
+        r->more = true;
+        return 1;
+    }
+    if (r->bytes + len > LOG_REPLY_BYTES)
+        r->cut = "the reply's size limit";
+    else if (got % LOG_CLOCK_EVERY == LOG_CLOCK_EVERY - 1 && sup_now() > r->deadline)
+        r->cut = "the time the daemon gives one reply";
+    if (r->cut) {
+        r->more = true;
+        return 1;
+    }
+    json_array_append_new(r->lines, ctl_string(line));
+    r->bytes += len;
+    return 0;
+}
+
+/* The node's lines from the database into reply; NULL or an error reply. */
+static json_t *log_from_store(sup *s, const char *name, double since, size_t want, json_t *reply)
+{
+    /* What was just logged is in the answer (as for the history queries). */
+    if (store_flush(s->store) != STORE_OK) {
+        char why[512];
+        snprintf(why, sizeof(why), "the database cannot be written (%s): the newest lines may be "
+                 "missing", store_errmsg(s->store));
+        json_object_set_new(reply, "warning", ctl_string(why));
+    }
+    struct log_read r = {.lines = json_array(), .want = want, .deadline = sup_now() + LOG_READ_BUDGET};
+    int n = want ? store_log_lines(s->store, name, since, (unsigned)want + 1, log_row, &r) : 0;
+    if (n < 0) {
+        json_decref(r.lines);
+        return ctl_error("EIO", "database: %s", store_errmsg(s->store));
+    }
+    json_t *lines = json_array(); /* oldest first, as the ring and stdout show them */
+    for (size_t i = json_array_size(r.lines); i-- > 0;)
+        json_array_append(lines, json_array_get(r.lines, i));
+    json_decref(r.lines);
+    json_object_set_new(reply, "lines", lines);
+    json_object_set_new(reply, "stored", json_true());
+    json_object_set_new(reply, "more", json_boolean(r.more));
+    if (r.cut)
+        json_object_set_new(reply, "cut", json_string(r.cut));
+    return NULL;
+}
+
 static json_t *cmd_log(sup *s, struct ctl_peer *p, json_t *args)
 {
     const char *name;
-    double n = 20;
+    double n = 20, since = 0;
     json_t *e = arg_node_name(args, "node", true, &name);
     if (!e)
-        e = arg_number(args, "n", 0, NODE_LOG_RING, &n);
+        e = arg_number(args, "n", 0, STORE_ROWS_MAX, &n);
+    if (!e)
+        e = arg_number(args, "since", -1e12, 1e12, &since);
+    bool has_since = json_object_get(args, "since") != NULL;
     json_t *follow = json_object_get(args, "follow");
     if (!e && follow && !json_is_boolean(follow))
         e = ctl_error(CTL_EINVAL, "argument 'follow' must be true or false");
+    if (!e && has_since && !s->store)
+        e = ctl_error("ENOSTORE", "guardiand runs without a database (%s): only the last %d lines "
+                      "of each node are kept, in memory; --since and older lines need the database",
+                      s->store_problem[0] ? s->store_problem : "none", NODE_LOG_RING);
     if (e)
         return e;
     sup_node *sn = sup_node_find(s, name);
+    bool registered = sn != NULL;
     if (!sn) {
         struct reg r;
         if ((e = reg_load(s, &r)))
             return e;
-        bool known = reg_find(&r, name) != NULL;
+        registered = reg_find(&r, name) != NULL;
         reg_free(&r);
-        if (!known)
-            return unknown_node(name);
         if (json_is_true(follow))
-            return ctl_error("ENOTRUNNING", "node %s is not running: there is no log to follow "
-                             "(guardctl start %s)", name, name);
+            return registered ? ctl_error("ENOTRUNNING", "node %s is not running: there is no log "
+                                          "to follow (guardctl start %s)", name, name)
+                              : unknown_node(name);
     }
     /* A node that does not run shows the lines of its last run. */
-    json_t *lines = json_array();
     const char *ring[NODE_LOG_RING];
-    unsigned nl = sn ? node_log_lines(sn->node, ring, (unsigned)n)
-                     : life_kept_log(s, name, ring, (unsigned)n);
-    for (unsigned i = 0; i < nl; i++)
-        json_array_append_new(lines, ctl_string(ring[i]));
+    unsigned nring = sn ? node_log_lines(sn->node, ring, NODE_LOG_RING)
+                        : life_kept_log(s, name, ring, NODE_LOG_RING);
     json_t *reply = ok_reply();
     json_object_set_new(reply, "running", json_boolean(sn != NULL));
     json_object_set_new(reply, "node", json_string(name));
-    json_object_set_new(reply, "lines", lines);
+    if (s->store && (has_since || n > nring)) {
+        if ((e = log_from_store(s, name, has_since ? since : 0, (size_t)n, reply))) {
+            json_decref(reply);
+            return e;
+        }
+    } else {
+        json_t *lines = json_array();
+        unsigned want = n < nring ? (unsigned)n : nring;
+        for (unsigned i = nring - want; i < nring; i++)
+            json_array_append_new(lines, ctl_string(ring[i]));
+        json_object_set_new(reply, "lines", lines);
+        json_object_set_new(reply, "stored", json_false());
+        json_object_set_new(reply, "more", json_boolean(nring > want));
+        if (!s->store && n > NODE_LOG_RING) {
+            char why[768];
+            snprintf(why, sizeof(why), "guardiand runs without a database (%s): only the last %d "
+                     "lines of each node are kept, in memory; older lines need the database",
+                     s->store_problem[0] ? s->store_problem : "none", NODE_LOG_RING);
+            json_object_set_new(reply, "warning", ctl_string(why));
+        }
+    }
+    if (!sn && !registered && json_array_size(json_object_get(reply, "lines")) == 0) {
+        json_decref(reply);
+        return unknown_node(name); /* no such node, and nothing of one was kept */
+    }
     if (json_is_true(follow)) {
         /* ctl.c subscribes the connection once this reply is queued. */
         snprintf(p->follow, sizeof(p->follow), "%s", name);
@@ -1388,7 +1487,7 @@ static const struct command {
 } commands[] = {
     {"list", false, cmd_list, {NULL}},
     {"status", false, cmd_status, {"nodes"}},
-    {"log", false, cmd_log, {"node", "n", "follow"}},
+    {"log", false, cmd_log, {"node", "n", "since", "follow"}},
     {"crashes", false, cmd_crashes, {"node", "since", "limit"}},
     {"history", false, cmd_history, {"node", "since", "limit"}},
     {"audit", false, cmd_audit, {"node", "channel", "since", "limit"}},

@@ -398,10 +398,10 @@ static struct parsed parse_command(const struct command *c, int argc, char **arg
         case 'P': break;
         case 'n': {
             char *end;
-            bool log = strcmp(c->name, "log") == 0;
             long v = strtol(optarg, &end, 10);
-            if (end == optarg || *end || v < 0 || v > (log ? 128 : ROWS_MAX)) {
-                p.status = usage_error(c, log ? "-n: expected 0 to 128 lines, got '%s'"
+            if (end == optarg || *end || v < 0 || v > ROWS_MAX) {
+                p.status = usage_error(c, strcmp(c->name, "log") == 0
+                                              ? "-n: expected 0 to 100000 lines, got '%s'"
                                               : "-n: expected 0 to 100000 rows, got '%s'", optarg);
                 return p;
             }
@@ -894,16 +894,25 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
+static int since_arg(const struct command *c, const struct parsed *p, json_t *args);
+
 static int cmd_log(const struct command *c, int argc, char **argv)
 {
     static const struct option extra[] = {{"lines", required_argument, NULL, 'n'},
                                           {"follow", no_argument, NULL, 'f'},
+                                          {"since", required_argument, NULL, 's'},
                                           {NULL, 0, NULL, 0}};
-    struct parsed p = parse_command(c, argc, argv, "n:f", extra);
+    struct parsed p = parse_command(c, argc, argv, "n:fs:", extra);
     if (p.first < 0)
         return p.status;
-    json_t *args = json_pack("{s:s,s:i,s:b}", "node", argv[p.first], "n", p.n, "follow",
-                             p.follow);
+    /* --since alone: every line since then (up to the daemon's bound). */
+    int n = p.since && !p.n_given ? ROWS_MAX : p.n;
+    json_t *args = json_pack("{s:s,s:i,s:b}", "node", argv[p.first], "n", n, "follow", p.follow);
+    int r = since_arg(c, &p, args);
+    if (r) {
+        json_decref(args);
+        return r;
+    }
     if (p.follow) {
         /* No SA_RESTART: SIGINT interrupts the wait, and we end cleanly. */
         struct sigaction sa = {.sa_handler = on_sigint};
@@ -918,9 +927,21 @@ static int cmd_log(const struct command *c, int argc, char **argv)
         json_dumpf(reply, stdout, JSON_COMPACT);
         putchar('\n');
     } else {
+        bool stored = json_is_true(json_object_get(reply, "stored"));
+        json_t *lines = json_object_get(reply, "lines");
+        if (json_object_get(reply, "warning"))
+            fprintf(stderr, "guardctl: %s\n", str(reply, "warning", ""));
         if (json_is_false(json_object_get(reply, "running")))
-            printf("(%s is not running: its log from its last run)\n", argv[p.first]);
-        json_array_foreach(json_object_get(reply, "lines"), i, x)
+            printf("(%s is not running: %s)\n", argv[p.first],
+                   stored ? "its log from the database" : "its log from its last run");
+        /* On stderr: stdout stays the lines alone, for grep and the like. */
+        if (json_is_true(json_object_get(reply, "more")) && json_object_get(reply, "cut"))
+            fprintf(stderr, "guardctl: %zu lines, the newest: cut by %s; older lines exist\n",
+                    json_array_size(lines), str(reply, "cut", "the daemon"));
+        else if (json_is_true(json_object_get(reply, "more")) && (p.n_given || p.since))
+            fprintf(stderr, "guardctl: the last %zu lines; older lines exist: -n N or --since T\n",
+                    json_array_size(lines));
+        json_array_foreach(lines, i, x)
             printf("%s\n", json_string_value(x));
     }
     json_decref(reply);
@@ -1222,9 +1243,14 @@ static const struct command commands[] = {
      "audited). An unknown state is refused with the list of valid ones.\n", 2, 2},
     {"mode", cmd_control, "NODE AUTO|MANAGED|MANUAL", "Set the node's MODE (audited).\n", 2, 2},
     {"op", cmd_control, "NODE STOP|PAUSE|EXEC", "Set the node's OP (audited).\n", 2, 2},
-    {"log", cmd_log, "NODE [-n N] [-f]",
-     "The node's recent log lines (the last 20; at most 128 are kept).\n"
-     "  -n, --lines N   show the last N lines\n"
+    {"log", cmd_log, "NODE [-n N] [--since T] [-f]",
+     "The node's log lines, oldest first (the last 20). The last 128 of each node are kept\n"
+     "in memory, across stop and restart; the database keeps every line for\n"
+     "log_retention_days (14), across restarts of the daemon, also for stopped and destroyed\n"
+     "nodes: more lines, or --since, are read from it.\n"
+     "  -n, --lines N   show the last N lines (up to 100000)\n"
+     "  --since T       the lines since T (all of them, unless -n): seconds since 1970,\n"
+     "                  30m/2h/7d ago, or YYYY-MM-DD[ HH:MM[:SS]] (local time)\n"
      "  -f, --follow    then print new lines as they come, until interrupted (Ctrl-C) or\n"
      "                  the node stops running (then exit 1; a restart is followed)\n"
      "  --json          one JSON object per line of output\n", 1, 1},

@@ -100,7 +100,8 @@ static void keep(node *n, const char *line, size_t len)
 static void emit(node *n, const char *msg)
 {
     char ts[96], line[NODE_MSG_MAX + 192];
-    stamp(n->host.wall(n->host.arg), ts, sizeof(ts));
+    double wall = n->host.wall(n->host.arg);
+    stamp(wall, ts, sizeof(ts));
     int len = snprintf(line, sizeof(line), "%s %s %s", ts, n->name, msg);
     if (len < 0)
         return;
@@ -108,7 +109,7 @@ static void emit(node *n, const char *msg)
         len = (int)sizeof(line) - 1;
     keep(n, line, (size_t)len);
     if (n->host.log)
-        n->host.log(n->host.arg, n, line);
+        n->host.log(n->host.arg, n, wall, line);
 }
 
 void node_vlog(node *n, const char *prefix, const char *fmt, va_list ap)

@@ -118,7 +118,7 @@ typedef struct node_host {
     void *arg;
     double (*now)(void *arg);                         /* seconds, monotonic */
     double (*wall)(void *arg);                        /* seconds since 1970, for log stamps */
-    void (*log)(void *arg, node *n, const char *line); /* a complete log line */
+    void (*log)(void *arg, node *n, double wall, const char *line); /* a complete log line, stamped wall */
     /* Plant channels. open (optional) gives the host's reference to a
      * channel the node names, or NULL with a reason in err (a name the host
      * refuses: a node error); *up says whether it can be read now, and later

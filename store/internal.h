@@ -27,13 +27,14 @@
 
 /* ---- the queue ---- */
 
-enum record_kind { REC_TRANSITION = 0, REC_FAULT = 1, REC_AUDIT = 2 };
-#define REC_NKINDS 3
+enum record_kind { REC_TRANSITION = 0, REC_FAULT = 1, REC_AUDIT = 2, REC_LOG = 3 };
+#define REC_NKINDS 4
 #define REC_NSTR 6
 
 /* A queued history record: one allocation, its strings packed after it.
  * str[] by kind: transition node, from, to, request; fault node, state, kind,
- * message; audit node, channel, old, new, host, user. NULL where absent. */
+ * message; audit node, channel, old, new, host, user; log node, line. NULL
+ * where absent. */
 struct record {
     struct record *next;
     enum record_kind kind;
@@ -41,6 +42,13 @@ struct record {
     double time;
     const char *str[REC_NSTR];
     char text[];
+};
+
+/* Records oldest first, at most max (the oldest are dropped, counted). */
+struct fifo {
+    struct record *head, **tail;
+    size_t n, max;
+    uint64_t dropped;
 };
 
 /* A node's latest controls. The entry outlives flushes (the latest value is
@@ -59,7 +67,8 @@ struct node_entry {
 /* Statements a flush reuses. */
 enum {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_STATE, ST_TRANSITION, ST_FAULT, ST_AUDIT,
-    ST_PRUNE_TRANSITIONS, ST_PRUNE_FAULTS, ST_PRUNE_AUDIT, ST_SEEN, ST_COUNT
+    ST_PRUNE_TRANSITIONS, ST_PRUNE_FAULTS, ST_PRUNE_AUDIT, ST_LOG, ST_PRUNE_LOG, ST_PRUNE_LOG_HEADS,
+    ST_SEEN, ST_COUNT
 };
 
 struct store {
@@ -76,8 +85,8 @@ struct store {
     struct node_entry *dirty;          /* changed since the last commit, in order */
     struct node_entry **dirty_tail;
     size_t n_dirty;
-    struct record *head, **tail;       /* history, oldest first */
-    size_t n_records;
+    struct fifo history;               /* transitions, faults, audit */
+    struct fifo logs;                  /* node log lines: written after history */
 
     /* degraded mode */
     bool failing;
@@ -97,7 +106,7 @@ struct store {
     bool prev_unclean;
 
     /* figures */
-    uint64_t dropped, committed_total, flushes, failed_flushes, checkpoints;
+    uint64_t committed_total, flushes, failed_flushes, checkpoints;
     double last_flush, max_flush, last_checkpoint, max_checkpoint;
 };
 
@@ -131,6 +140,8 @@ void store_queue_stop(store *s);
 void store_queue_free(store *s);
 /* Prepare the flush statements. SQLite result code. */
 int store_queue_prepare(store *s);
+/* Whether anything is ever pruned (a retention > 0). */
+bool store_prunes(const store *s);
 /* Prune history for at most `budget` seconds of work; returns whether done. */
 bool store_prune(store *s, double budget);
 

@@ -423,8 +423,12 @@ static void apply_defaults(struct store_options *o)
         o->max_backoff = 5.0;
     if (o->retention_days == 0)
         o->retention_days = 90;
+    if (o->log_retention_days == 0)
+        o->log_retention_days = 14;
     if (o->max_queued == 0)
         o->max_queued = 200000;
+    if (o->max_log_queued == 0)
+        o->max_log_queued = 100000;
     if (o->busy_timeout_ms <= 0)
         o->busy_timeout_ms = 50;
     if (o->checkpoint_pages == 0)
@@ -458,7 +462,8 @@ store *store_open(struct ev_loop *loop, const struct store_options *opt, int *co
     apply_defaults(&s->opt);
     s->loop = loop;
     s->dirty_tail = &s->dirty;
-    s->tail = &s->head;
+    s->history = (struct fifo){.tail = &s->history.head, .max = s->opt.max_queued};
+    s->logs = (struct fifo){.tail = &s->logs.head, .max = s->opt.max_log_queued};
 
     struct stat st;
     bool fresh = false;
@@ -480,7 +485,7 @@ store *store_open(struct ev_loop *loop, const struct store_options *opt, int *co
     if ((c = open_readwrite(s, fresh, err, errlen)) != STORE_OK)
         goto fail;
 
-    s->prune_pending = s->opt.retention_days > 0;
+    s->prune_pending = store_prunes(s);
     if (s->prune_pending && store_prune(s, OPEN_PRUNE_BUDGET))
         s->prune_pending = false;
     s->next_prune = store_mono() + 3600;

@@ -1,8 +1,10 @@
-/* query.c — history for the control socket: crashes, transitions, audit.
+/* query.c — history for the control socket: crashes, transitions, audit,
+ * node log lines.
  *
  * Synchronous and small: each query is one SELECT, newest first, with a
- * LIMIT, served by the (node, time) and time indexes. They read committed
- * rows only; what is still queued shows after the next flush.
+ * LIMIT, served by the (node, time) and time indexes, or a walk along a
+ * node's chain (transitions, log lines). They read committed rows only; what
+ * is still queued shows after the next flush.
  */
 #include <math.h>
 #include <stdio.h>
@@ -32,7 +34,7 @@ static int start(store *s, const char *sql, sqlite3_stmt **st, const char *node,
     if (rc != SQLITE_OK)
         return store_fail(s, rc, "query");
     bind_opt(*st, 1, node);
-    sqlite3_bind_int(*st, 3, (int)(limit ? (limit > 100000 ? 100000 : limit) : DEFAULT_LIMIT));
+    sqlite3_bind_int(*st, 3, (int)(limit ? (limit > STORE_ROWS_MAX ? STORE_ROWS_MAX : limit) : DEFAULT_LIMIT));
     return STORE_OK;
 }
 
@@ -205,5 +207,55 @@ int store_count(store *s, enum store_rows what, const char *node, const char *ch
     if (what == STORE_ROWS_AUDIT)
         bind_opt(st, 4, channel);
     int rc = sqlite3_step(st), n = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    return finish(s, st, rc, n);
+}
+
+/* The chain is walked here, one rowid lookup a line with one reused
+ * statement, rather than in a recursive query: the caller sees each line as
+ * it is read (and may stop, e.g. on a deadline). A link is followed only to
+ * a smaller id of the same node, so a walk ends even if rowids of an emptied
+ * table were reused. */
+int store_log_lines(store *s, const char *node, double since, unsigned limit, store_line_fn fn, void *arg)
+{
+    if (!store_valid_name(node) || !fn)
+        return STORE_EINVAL;
+    if (!limit)
+        limit = DEFAULT_LIMIT;
+    if (limit > STORE_ROWS_MAX)
+        limit = STORE_ROWS_MAX;
+    if (!isfinite(since))
+        since = 0;
+    sqlite3_stmt *head, *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT last_id FROM node_log_heads WHERE node = ?1", -1, &head, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc, "query");
+    sqlite3_bind_text(head, 1, node, -1, SQLITE_STATIC);
+    int64_t id = 0;
+    rc = sqlite3_step(head);
+    if (rc == SQLITE_ROW)
+        id = sqlite3_column_int64(head, 0);
+    sqlite3_finalize(head);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? 0 : store_fail(s, rc, "query");
+    rc = sqlite3_prepare_v2(s->db, "SELECT node, time, line, prev_id FROM node_log WHERE id = ?1", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc, "query");
+    int n = 0;
+    while (id > 0 && (unsigned)n < limit) {
+        sqlite3_bind_int64(st, 1, id);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break; /* pruned: the chain ends */
+        double time = sqlite3_column_double(st, 1);
+        const char *line = text(st, 2);
+        if (!text(st, 0) || strcmp(text(st, 0), node) != 0 || time <= since || !line)
+            break;
+        int64_t prev = sqlite3_column_type(st, 3) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 3);
+        n++;
+        if (fn(arg, time, line))
+            break;
+        id = prev < id ? prev : 0;
+        sqlite3_reset(st);
+    }
     return finish(s, st, rc, n);
 }

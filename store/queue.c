@@ -6,8 +6,11 @@
  *     changed entries are on the dirty list, in the order they changed.
  *   - history: a FIFO of records, each one allocation. Bounded by
  *     opt.max_queued: a full queue drops its oldest record (counted).
+ *   - node log lines: a FIFO of their own, bounded by opt.max_log_queued, so
+ *     that a chatty node drops its oldest lines, never history.
  * A flush writes a prefix of the dirty list, then a prefix of the history
- * FIFO, with reused statements, and removes exactly what it wrote only after
+ * FIFO, then (when history is all written) a prefix of the log FIFO, with
+ * reused statements, and removes exactly what it wrote only after
  * COMMIT succeeded: a failed flush loses nothing. A timer flush stops adding
  * rows once it has spent flush_budget (what is left goes a few milliseconds
  * later), so one flush never holds the loop long; store_flush() writes all.
@@ -53,6 +56,18 @@ static const char *const statement_sql[ST_COUNT] = {
                         "(SELECT id FROM faults WHERE time < ?1 ORDER BY time LIMIT ?2)",
     [ST_PRUNE_AUDIT] = "DELETE FROM audit WHERE id IN "
                        "(SELECT id FROM audit WHERE time < ?1 ORDER BY time LIMIT ?2)",
+    /* Chained to the node's previous line by node_log_heads (schema/004_node_log.sql). */
+    [ST_LOG] = "INSERT INTO node_log (node, time, line, prev_id) "
+               "VALUES (?1, ?2, ?3, (SELECT last_id FROM node_log_heads WHERE node = ?1))",
+    /* No time index: lines come in time order, so the oldest by rowid go
+     * first, and pruning stops at the first chunk that is not all old (a
+     * wall clock set back keeps lines at most that much longer). */
+    [ST_PRUNE_LOG] = "DELETE FROM node_log WHERE id IN (SELECT id FROM node_log ORDER BY id LIMIT ?2) "
+                     "AND time < ?1",
+    /* Nodes whose lines are all pruned: their head would point at nothing
+     * (or, once rowids are reused in an emptied table, at another's line). */
+    [ST_PRUNE_LOG_HEADS] = "DELETE FROM node_log_heads WHERE last_id < "
+                           "coalesce((SELECT min(id) FROM node_log), 9223372036854775807)",
     [ST_SEEN] = "UPDATE boots SET last_seen = ?1 WHERE id = ?2",
 };
 
@@ -167,27 +182,27 @@ static struct record *record_new(enum record_kind kind, double time, int flag, c
     return r;
 }
 
-static void record_pop(store *s)
+static void record_pop(struct fifo *q)
 {
-    struct record *r = s->head;
-    s->head = r->next;
-    if (!s->head)
-        s->tail = &s->head;
-    s->n_records--;
+    struct record *r = q->head;
+    q->head = r->next;
+    if (!q->head)
+        q->tail = &q->head;
+    q->n--;
     free(r);
 }
 
-static int enqueue(store *s, struct record *r)
+static int enqueue(struct fifo *q, struct record *r)
 {
     if (!r)
         return STORE_ENOMEM;
-    while (s->n_records >= s->opt.max_queued) {
-        record_pop(s);
-        s->dropped++;
+    while (q->n >= q->max) {
+        record_pop(q);
+        q->dropped++;
     }
-    *s->tail = r;
-    s->tail = &r->next;
-    s->n_records++;
+    *q->tail = r;
+    q->tail = &r->next;
+    q->n++;
     return STORE_OK;
 }
 
@@ -201,7 +216,7 @@ int store_transition(store *s, const struct store_transition *t)
     const char *from = t->from && t->from[0] ? t->from : NULL;
     const char *str[] = {t->node, from, t->to, t->request};
     const size_t max[] = {STORE_NAME_MAX, STORE_TEXT_MAX, STORE_TEXT_MAX, STORE_TEXT_MAX};
-    return enqueue(s, record_new(REC_TRANSITION, t->time, (int)t->how, str, max, 4));
+    return enqueue(&s->history, record_new(REC_TRANSITION, t->time, (int)t->how, str, max, 4));
 }
 
 int store_fault(store *s, const struct store_fault *f)
@@ -210,7 +225,7 @@ int store_fault(store *s, const struct store_fault *f)
         return STORE_EINVAL;
     const char *str[] = {f->node, f->state, f->kind, f->message ? f->message : ""};
     const size_t max[] = {STORE_NAME_MAX, STORE_TEXT_MAX, STORE_TEXT_MAX, STORE_MESSAGE_MAX};
-    return enqueue(s, record_new(REC_FAULT, f->time, 0, str, max, 4));
+    return enqueue(&s->history, record_new(REC_FAULT, f->time, 0, str, max, 4));
 }
 
 int store_audit(store *s, const struct store_audit *a)
@@ -220,7 +235,16 @@ int store_audit(store *s, const struct store_audit *a)
     const char *str[] = {a->node, a->channel, a->old_value, a->new_value, a->host, a->user};
     const size_t max[] = {STORE_NAME_MAX, STORE_CHANNEL_MAX, STORE_TEXT_MAX, STORE_TEXT_MAX, STORE_TEXT_MAX,
                           STORE_TEXT_MAX};
-    return enqueue(s, record_new(REC_AUDIT, a->time, a->accepted, str, max, 6));
+    return enqueue(&s->history, record_new(REC_AUDIT, a->time, a->accepted, str, max, 6));
+}
+
+int store_log_line(store *s, const char *node, double time, const char *line)
+{
+    if (!store_valid_name(node) || !valid_time(time) || !line || !line[0])
+        return STORE_EINVAL;
+    const char *str[] = {node, line};
+    const size_t max[] = {STORE_NAME_MAX, STORE_LINE_MAX};
+    return enqueue(&s->logs, record_new(REC_LOG, time, 0, str, max, 2));
 }
 
 const char *store_how_name(enum store_how how)
@@ -270,6 +294,12 @@ static int write_record(store *s, const struct record *r)
         bind_text(st, 5, r->str[3]);
         bind_text(st, 6, store_how_name((enum store_how)r->flag));
         break;
+    case REC_LOG:
+        st = s->st[ST_LOG];
+        bind_text(st, 1, r->str[0]);
+        sqlite3_bind_double(st, 2, r->time);
+        bind_text(st, 3, r->str[1]);
+        break;
     case REC_FAULT:
         st = s->st[ST_FAULT];
         bind_text(st, 1, r->str[0]);
@@ -289,18 +319,26 @@ static int write_record(store *s, const struct record *r)
     return step_reset(st);
 }
 
-/* Delete history older than the retention, a chunk at a time, until
- * `deadline` (monotonic; at least one chunk per table). Sets *done when
- * nothing older is left. Runs inside the caller's transaction. */
+bool store_prunes(const store *s) { return s->opt.retention_days > 0 || s->opt.log_retention_days > 0; }
+
+/* Delete history and log lines older than their retention, a chunk at a
+ * time, until `deadline` (monotonic; at least one chunk per table). Sets
+ * *done when nothing older is left. Runs inside the caller's transaction. */
 static int prune_chunks(store *s, double deadline, bool *done)
 {
-    double cutoff = store_wall() - s->opt.retention_days * 86400.0;
-    static const int tables[] = {ST_PRUNE_TRANSITIONS, ST_PRUNE_FAULTS, ST_PRUNE_AUDIT};
+    double now = store_wall();
+    const struct {
+        int statement;
+        double days;
+    } tables[] = {{ST_PRUNE_TRANSITIONS, s->opt.retention_days}, {ST_PRUNE_FAULTS, s->opt.retention_days},
+                  {ST_PRUNE_AUDIT, s->opt.retention_days}, {ST_PRUNE_LOG, s->opt.log_retention_days}};
     *done = false;
     for (unsigned t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
-        sqlite3_stmt *st = s->st[tables[t]];
+        if (tables[t].days <= 0)
+            continue; /* kept for ever */
+        sqlite3_stmt *st = s->st[tables[t].statement];
         for (;;) {
-            sqlite3_bind_double(st, 1, cutoff);
+            sqlite3_bind_double(st, 1, now - tables[t].days * 86400.0);
             sqlite3_bind_int(st, 2, PRUNE_CHUNK);
             int rc = step_reset(st);
             if (rc != SQLITE_OK)
@@ -309,6 +347,13 @@ static int prune_chunks(store *s, double deadline, bool *done)
                 break; /* this table is done */
             if (store_mono() > deadline)
                 return SQLITE_OK;
+        }
+        /* In the transaction that deleted the last old lines: a head never
+         * outlives its node's lines. */
+        if (tables[t].statement == ST_PRUNE_LOG) {
+            int rc = step_reset(s->st[ST_PRUNE_LOG_HEADS]);
+            if (rc != SQLITE_OK)
+                return rc;
         }
     }
     *done = true;
@@ -339,7 +384,7 @@ bool store_prune(store *s, double budget)
 static bool seen_due(store *s, double now) { return s->boot_id > 0 && now - s->seen_written >= SEEN_PERIOD; }
 
 /* What a successful commit wrote comes off the queue. */
-static void release(store *s, size_t n_states, size_t n_records)
+static void release(store *s, size_t n_states, size_t n_records, size_t n_logs)
 {
     for (size_t i = 0; i < n_states; i++) {
         struct node_entry *e = s->dirty;
@@ -351,12 +396,33 @@ static void release(store *s, size_t n_states, size_t n_records)
         s->dirty_tail = &s->dirty;
     s->n_dirty -= n_states;
     for (size_t i = 0; i < n_records; i++)
-        record_pop(s);
+        record_pop(&s->history);
+    for (size_t i = 0; i < n_logs; i++)
+        record_pop(&s->logs);
+}
+
+/* Write the records of a queue from *r on until deadline (looked at every
+ * BUDGET_CHECK rows; *rows counts those of all queues in this flush), the
+ * last written leaving *r at the next. *n counts those written; a record the
+ * database refuses is counted in *rejected (it cannot happen for validated
+ * records: never block the queue on one). An SQLite result code. */
+static int write_records(store *s, struct record **r, size_t *n, size_t *rejected, size_t *rows, double deadline)
+{
+    for (; *r; *r = (*r)->next, (*n)++, (*rows)++) {
+        if (*rows && *rows % BUDGET_CHECK == 0 && store_mono() > deadline)
+            break;
+        int rc = write_record(s, *r);
+        if ((rc & 0xff) == SQLITE_CONSTRAINT)
+            (*rejected)++;
+        else if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
 }
 
 /* One attempt, in one transaction. budget > 0 bounds the time spent adding
  * rows (at least BUDGET_CHECK rows of history go in, so that it cannot
- * starve). Node states are latest-wins: while history is backlogged they are
+ * starve; log lines go in when history is all written). Node states are latest-wins: while history is backlogged they are
  * written once per flush_interval, not in every catch-up flush, so a node
  * that changes every cycle costs one row per interval. *more: work is left
  * for a catch-up flush. Returns an SQLite result code; the error text is in
@@ -365,10 +431,11 @@ static int flush_attempt(store *s, double budget, bool *more)
 {
     double now = store_mono();
     double deadline = budget > 0 ? now + budget : INFINITY;
-    bool states_due = budget <= 0 || !s->head || now - s->states_written >= s->opt.flush_interval;
+    bool backlog = s->history.head || s->logs.head;
+    bool states_due = budget <= 0 || !backlog || now - s->states_written >= s->opt.flush_interval;
     struct node_entry *e = states_due ? s->dirty : NULL;
-    struct record *r = s->head;
-    size_t n_states = 0, n_records = 0, rejected = 0;
+    struct record *r = s->history.head, *l = s->logs.head;
+    size_t n_states = 0, n_records = 0, n_logs = 0, rows = 0, rejected = 0, rejected_logs = 0;
     const char *what = "BEGIN";
     int rc = store_begin(s);
     if (rc != SQLITE_OK)
@@ -388,16 +455,12 @@ static int flush_attempt(store *s, double budget, bool *more)
             goto fail;
     }
     what = "saving history";
-    for (; r; r = r->next, n_records++) {
-        if (n_records && n_records % BUDGET_CHECK == 0 && store_mono() > deadline)
-            break;
-        rc = write_record(s, r);
-        if ((rc & 0xff) == SQLITE_CONSTRAINT)
-            rejected++; /* cannot happen for validated records; never block the queue on one */
-        else if (rc != SQLITE_OK)
-            goto fail;
-    }
-    if (!e && !r) {
+    if ((rc = write_records(s, &r, &n_records, &rejected, &rows, deadline)) != SQLITE_OK)
+        goto fail;
+    what = "saving node log lines";
+    if (!r && (rc = write_records(s, &l, &n_logs, &rejected_logs, &rows, deadline)) != SQLITE_OK)
+        goto fail;
+    if (!e && !r && !l) {
         what = "pruning history";
         bool done;
         if (s->prune_pending && (rc = prune_chunks(s, deadline, &done)) != SQLITE_OK)
@@ -416,12 +479,13 @@ static int flush_attempt(store *s, double budget, bool *more)
     what = "COMMIT";
     if ((rc = store_commit(s)) != SQLITE_OK)
         goto fail;
-    release(s, n_states, n_records);
+    release(s, n_states, n_records, n_logs);
     if (states_due && !e)
         s->states_written = now;
-    s->committed_total += n_states + n_records - rejected;
-    s->dropped += rejected;
-    *more = e || r;
+    s->committed_total += n_states + n_records + n_logs - rejected - rejected_logs;
+    s->history.dropped += rejected;
+    s->logs.dropped += rejected_logs;
+    *more = e || r || l;
     return SQLITE_OK;
 fail:
     snprintf(s->error, sizeof(s->error), "database write failed (%s): %s", what, sqlite3_errmsg(s->db));
@@ -433,11 +497,11 @@ fail:
 
 static bool work_queued(store *s, double now)
 {
-    if (!s->prune_pending && s->opt.retention_days > 0 && now >= s->next_prune) {
+    if (!s->prune_pending && store_prunes(s) && now >= s->next_prune) {
         s->prune_pending = true;
         s->next_prune = now + PRUNE_PERIOD;
     }
-    return s->dirty || s->head || s->prune_pending || seen_due(s, now);
+    return s->dirty || s->history.head || s->logs.head || s->prune_pending || seen_due(s, now);
 }
 
 /* A flush with the bookkeeping of degraded mode. */
@@ -456,8 +520,8 @@ static int flush(store *s, double budget, bool *more)
         s->retry_at = store_mono() + fmin(backoff, s->opt.max_backoff);
         snprintf(s->errmsg, sizeof(s->errmsg), "%s", s->error);
         if (!s->failing)
-            store_log(s, "%s: %s; keeping %zu records queued and retrying", s->path, s->error,
-                      s->n_records + s->n_dirty);
+            store_log(s, "%s: %s; keeping %zu records and %zu log lines queued and retrying", s->path,
+                      s->error, s->history.n + s->n_dirty, s->logs.n);
         s->failing = true;
         return store_err_of(rc) == STORE_ENOMEM ? STORE_ENOMEM : STORE_EIO;
     }
@@ -466,8 +530,8 @@ static int flush(store *s, double budget, bool *more)
     if (dt > s->max_flush)
         s->max_flush = dt;
     if (s->failing)
-        store_log(s, "%s: writes work again after %u failed flushes; %zu records still queued", s->path,
-                  s->fail_streak, s->n_records + s->n_dirty);
+        store_log(s, "%s: writes work again after %u failed flushes; %zu records and %zu log lines still queued",
+                  s->path, s->fail_streak, s->history.n + s->n_dirty, s->logs.n);
     s->failing = false;
     s->fail_streak = 0;
     s->error[0] = 0;
@@ -594,8 +658,10 @@ void store_queue_stop(store *s)
 
 void store_queue_free(store *s)
 {
-    while (s->head)
-        record_pop(s);
+    while (s->history.head)
+        record_pop(&s->history);
+    while (s->logs.head)
+        record_pop(&s->logs);
     struct node_entry *e, *tmp;
     HASH_ITER(hh, s->nodes, e, tmp) {
         HASH_DEL(s->nodes, e);
@@ -648,8 +714,10 @@ void store_status(const store *s, struct store_status *out)
     memset(out, 0, sizeof(*out));
     out->ok = !s->failing;
     snprintf(out->error, sizeof(out->error), "%s", s->failing ? s->error : "");
-    out->queued = s->n_records + s->n_dirty;
-    out->dropped = s->dropped;
+    out->queued = s->history.n + s->n_dirty;
+    out->dropped = s->history.dropped;
+    out->log_queued = s->logs.n;
+    out->log_dropped = s->logs.dropped;
     out->committed_total = s->committed_total;
     out->flushes = s->flushes;
     out->failed_flushes = s->failed_flushes;

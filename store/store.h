@@ -2,8 +2,8 @@
  * crashes in one SQLite file (schema/ holds the tables and their migrations).
  *
  * The store must never stall the loop. Everything a running node produces
- * (store_node_state, store_transition, store_fault, store_audit) is only
- * queued in memory; an ev_timer commits the queue every flush_interval in ONE
+ * (store_node_state, store_transition, store_fault, store_audit,
+ * store_log_line) is only queued in memory; an ev_timer commits the queue every flush_interval in ONE
  * transaction with reused prepared statements, spending at most flush_budget
  * of loop time per flush (what does not fit follows 10 ms later; node states,
  * latest value wins, are then written once per interval). SQLite's automatic
@@ -18,8 +18,11 @@
  * store_status(), and retries with a backoff (up to max_backoff); when a flush
  * works again it logs one line and commits everything still queued. It never
  * aborts. The queue is bounded: past max_queued history records the oldest
- * are dropped and counted. The latest REQUEST/MODE/OP/STATE of each node is
- * never dropped (one slot per node, latest value wins).
+ * are dropped and counted. Node log lines have a queue of their own
+ * (max_log_queued, its drops counted apart), written after history, so that
+ * a chatty node never pushes out transitions or audit records. The latest
+ * REQUEST/MODE/OP/STATE of each node is never dropped (one slot per node,
+ * latest value wins).
  *
  * A database the store cannot trust is never written: an existing file is
  * first checked without modifying it (its header read by hand, then SQLite
@@ -56,6 +59,9 @@
  *   time        wall-clock seconds since 1970 (double).
  *   history     transitions, faults and audit records: queued, pruned after
  *               retention_days. Crashes are never pruned.
+ *   log line    one line of a node's log as node/log.c formats it (stamp, node,
+ *               message), with its stamp as a time: queued, pruned after
+ *               log_retention_days. Kept with no tie to the registry.
  *
  * Single threaded: every call runs on the caller's loop.
  */
@@ -72,6 +78,8 @@
                                 * in history records (hosts, users, values, kinds) they are cut */
 #define STORE_CHANNEL_MAX 511  /* channel names in audit records: longer ones are cut */
 #define STORE_MESSAGE_MAX 1023 /* fault messages: longer ones are cut */
+#define STORE_LINE_MAX 2047    /* node log lines: longer ones are cut */
+#define STORE_ROWS_MAX 100000  /* rows one query gives at most */
 
 enum store_err {
     STORE_OK = 0,
@@ -97,7 +105,9 @@ struct store_options {
     double flush_budget;     /* loop time one timer flush may take, seconds (0.002) */
     double max_backoff;      /* longest wait between retries of a failing flush (5 s) */
     double retention_days;   /* history older than this is pruned (90); < 0: never */
+    double log_retention_days; /* node log lines older than this are pruned (14); < 0: never */
     size_t max_queued;       /* history records kept in memory (200000) */
+    size_t max_log_queued;   /* node log lines kept in memory (100000) */
     int busy_timeout_ms;     /* how long SQLite waits for another writer's lock (50) */
     unsigned checkpoint_pages; /* WAL pages that trigger a PASSIVE checkpoint (128 = 512 KiB) */
     bool skip_check;         /* skip PRAGMA quick_check at open (a large file takes long) */
@@ -208,6 +218,11 @@ struct store_audit {
 int store_transition(store *s, const struct store_transition *t);
 int store_fault(store *s, const struct store_fault *f);
 int store_audit(store *s, const struct store_audit *a);
+/* Queue one line of node's log (copied; cut at STORE_LINE_MAX, control
+ * characters shown as '?'), time its stamp. 0, STORE_EINVAL (bad name or
+ * time, no line) or STORE_ENOMEM. A full log queue drops its oldest line
+ * (counted in log_dropped). */
+int store_log_line(store *s, const char *node, double time, const char *line);
 
 /* Commit everything queued now, in one transaction, with no time budget and
  * no backoff (shutdown, tests). 0 or STORE_EIO (the queue is kept). */
@@ -258,6 +273,7 @@ struct store_crash {
 typedef int (*store_crash_fn)(void *arg, const struct store_crash *c);
 typedef int (*store_transition_fn)(void *arg, const struct store_transition *t);
 typedef int (*store_audit_fn)(void *arg, const struct store_audit *a);
+typedef int (*store_line_fn)(void *arg, double time, const char *line);
 
 /* Newest first, at most limit rows (0: 100); only those with time > since. node (and channel) NULL: all. Pointers are valid during
  * the callback; return non-zero to stop. Return the number of rows given, or
@@ -276,6 +292,11 @@ int store_audit_list(store *s, const char *node, const char *channel, double sin
 enum store_rows { STORE_ROWS_CRASHES, STORE_ROWS_HISTORY, STORE_ROWS_AUDIT };
 int store_count(store *s, enum store_rows what, const char *node, const char *channel,
                 double since, unsigned cap);
+/* node's log lines (required), newest first, at most limit (0: 100), those
+ * with time > since; read along the node's chain, O(lines given), whether
+ * the node is registered or not. */
+int store_log_lines(store *s, const char *node, double since, unsigned limit, store_line_fn fn,
+                    void *arg);
 
 /* ---- status ---- */
 
@@ -284,7 +305,9 @@ struct store_status {
     char error[256];          /* why, while !ok; "" otherwise */
     size_t queued;            /* history records and node states waiting */
     uint64_t dropped;         /* history records dropped: queue full */
-    uint64_t committed_total; /* records committed since open */
+    size_t log_queued;        /* node log lines waiting */
+    uint64_t log_dropped;     /* node log lines dropped: their queue full */
+    uint64_t committed_total; /* records committed since open (log lines included) */
     uint64_t flushes;         /* flushes that committed */
     uint64_t failed_flushes;
     double last_flush, max_flush; /* seconds one flush took */

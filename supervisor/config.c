@@ -294,6 +294,8 @@ static int global_key(struct parse *p, const char *key, const char *value, int l
         return number(p, line, key, value, 0.1, 86400, &cfg->step_window);
     if (strcmp(key, "retention_days") == 0)
         return number(p, line, key, value, 1, 100000, &cfg->retention_days);
+    if (strcmp(key, "log_retention_days") == 0)
+        return number(p, line, key, value, 0, 100000, &cfg->log_retention_days);
     if (strcmp(key, "quarantine_crashes") == 0)
         return whole_number(p, line, key, value, 1, 1000, &cfg->quarantine_crashes);
     if (strcmp(key, "control_socket") == 0) {
@@ -447,6 +449,7 @@ int config_defaults(struct config *cfg)
     cfg->step_overruns = 8;
     cfg->step_window = 10;
     cfg->retention_days = 90;
+    cfg->log_retention_days = 14;
     cfg->control_mode = 0660;
     cfg->control_idle_timeout = 30;
     cfg->ca_max_circuits = CAS_DEFAULT_MAX_CIRCUITS;

@@ -16,6 +16,7 @@
  *   step_overruns = 8             ; a node over budget this many times ...
  *   step_window = 10              ; ... within this many seconds is taken out as too slow
  *   retention_days = 90           ; transition, fault and audit history kept
+ *   log_retention_days = 14       ; node log lines kept in the database; 0 = not saved
  *   control_socket = /run/guardiand/guardiand.sock  ; guardctl's socket (see below)
  *   medm_dir = /var/lib/guardiand/medm  ; the site's MEDM screens, kept current (screens.c)
  *   control_mode = 0660           ; its permission bits (octal)
@@ -76,6 +77,7 @@ struct config {
     unsigned step_overruns;
     double step_window;
     double retention_days;      /* transition, fault and audit history kept */
+    double log_retention_days;  /* node log lines kept in the database; 0: not saved */
     /* The control socket (supervisor/ctl.c). NULL path: the default,
      * $RUNTIME_DIRECTORY/guardiand.sock, else /run/guardiand/guardiand.sock
      * (resolved at start, since systemd sets RUNTIME_DIRECTORY). NULL groups:

@@ -16,8 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "plant/plant.h"
 #include "ctl/ctl.h"
+#include "plant/plant.h"
+#include "store/store.h"
 #include "supervisor/sup.h"
 
 double sup_now(void)
@@ -58,11 +59,15 @@ void sup_log_flush(void)
     log_len = 0;
 }
 
-static void host_log(void *arg, node *n, const char *line)
+static void host_log(void *arg, node *n, double wall, const char *line)
 {
     sup *s = arg;
     if (s->log_tap) /* a control client follows a log (guardctl log -f) */
         s->log_tap(s->log_tap_arg, n, line);
+    /* For `guardctl log` past the ring and across restarts: one copy into
+     * the store's log queue, committed with the other history. */
+    if (s->store && s->cfg.log_retention_days > 0)
+        store_log_line(s->store, node_name(n), wall, line);
     size_t len = strlen(line);
     if (log_len + len + 1 > sizeof(log_buf))
         sup_log_flush();

@@ -4,8 +4,9 @@
  * Saved: each node's REQUEST, MODE, OP and STATE (queued when they change,
  * checked after every step by comparing with what was queued last), its
  * transitions and state-code errors, and every write to a node channel with
- * the client's host and user (nodepv's audit hook). The store commits the
- * queue a few times a second; nothing here waits for the disk.
+ * the client's host and user (nodepv's audit hook), and every node log line
+ * (nodes.c, host_log; not when log_retention_days is 0). The store commits
+ * the queue a few times a second; nothing here waits for the disk.
  *
  * At start: the crash journal of the previous run is imported, this boot is
  * recorded, the registry is seeded from the file, and every enabled node is
@@ -101,6 +102,7 @@ int persist_open(sup *s, char *err, size_t errlen)
     /* Flushes fit in the gaps between node ticks (the scheduler's jitter
      * target is 2 ms): the store asks when the next tick is due. */
     struct store_options opt = {.path = s->cfg.database, .retention_days = s->cfg.retention_days,
+                                .log_retention_days = s->cfg.log_retention_days, /* 0: the store's */
                                 .log = store_log, .next_busy = next_busy, .busy_arg = s};
     int code = 0;
     char why[512];

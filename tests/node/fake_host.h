@@ -58,10 +58,10 @@ static struct fake {
 static inline double fake_now(void *arg) { return ((struct fake *)arg)->now; }
 static inline double fake_wall(void *arg) { return ((struct fake *)arg)->wall; }
 
-static inline void fake_log(void *arg, node *n, const char *line)
+static inline void fake_log(void *arg, node *n, double wall, const char *line)
 {
     struct fake *f = arg;
-    (void)n;
+    (void)n, (void)wall;
     if (f->n_lines < FAKE_LINES)
         f->lines[f->n_lines++] = strdup(line);
 }

@@ -1269,3 +1269,172 @@ Test(store, checkpoints_run_on_their_own_timer)
     cr_assert_gt(s.checkpoints, 0);
     cr_assert_eq(sql_int("SELECT count(*) FROM transitions"), 20000);
 }
+
+/* ---- node log lines ---- */
+
+struct lines {
+    int n;
+    char text[2048];
+};
+
+/* The lines given, "|"-separated; their times checked against the line text
+ * ("<time> NODE ...", as the tests below write them). */
+static int lines_add(void *arg, double time, const char *line)
+{
+    struct lines *l = arg;
+    l->n++;
+    cr_assert_eq(atof(line), time, "line '%s' with time %.0f", line, time);
+    size_t len = strlen(l->text);
+    snprintf(l->text + len, sizeof(l->text) - len, "%s%s", len ? "|" : "", line);
+    return 0;
+}
+
+static void log_line(const char *node, double t, const char *msg)
+{
+    char line[256];
+    snprintf(line, sizeof(line), "%.0f %s %s", t, node, msg);
+    cr_assert_eq(store_log_line(st, node, t, line), 0);
+}
+
+static struct lines read_lines(const char *node, double since, unsigned limit)
+{
+    struct lines l = {0};
+    int n = store_log_lines(st, node, since, limit, lines_add, &l);
+    cr_assert_eq(n, l.n, "store_log_lines returned %d", n);
+    return l;
+}
+
+Test(store, node_log_lines_newest_first_per_node)
+{
+    struct store_options o = options();
+    o.log_retention_days = -1; /* the times here are of 1970 */
+    st = open_with(&o);
+    for (int i = 0; i < 30; i++) {
+        log_line(i % 3 ? "A" : "B", 100 + i, i % 3 ? "a" : "b");
+        if (i % 7 == 6)
+            cr_assert_eq(store_flush(st), 0); /* the chain runs across flushes */
+    }
+    log_line("D", 90, "queued");
+    cr_assert_eq(read_lines("D", 0, 0).n, 0, "nothing before the flush: committed lines only");
+    cr_assert_eq(store_flush(st), 0);
+    cr_assert_eq(read_lines("D", 0, 0).n, 1);
+    cr_assert_eq(sql_int("SELECT count(*) FROM node_log"), 31);
+    cr_assert_eq(sql_int("SELECT count(*) FROM node_log WHERE prev_id IS NULL"), 3, "one first per node");
+    struct lines l = read_lines("B", 0, 0);
+    cr_assert_eq(l.n, 10);
+    cr_assert_str_eq(l.text, "127 B b|124 B b|121 B b|118 B b|115 B b|112 B b|109 B b|106 B b|103 B b|100 B b");
+    l = read_lines("B", 110, 0);
+    cr_assert_str_eq(l.text, "127 B b|124 B b|121 B b|118 B b|115 B b|112 B b", "since: later lines only");
+    l = read_lines("A", 0, 3);
+    cr_assert_str_eq(l.text, "129 A a|128 A a|126 A a", "limit");
+    l = read_lines("A", 125, 2);
+    cr_assert_str_eq(l.text, "129 A a|128 A a");
+    cr_assert_eq(read_lines("C", 0, 0).n, 0, "a node that never logged");
+    cr_assert_eq(store_log_lines(st, "no such", 0, 0, lines_add, &l), STORE_EINVAL);
+
+    /* Across a reopen (a restart of the daemon) the chains go on. */
+    store_close(st);
+    st = open_with(&o);
+    log_line("B", 200, "after");
+    cr_assert_eq(store_flush(st), 0);
+    l = read_lines("B", 120, 0);
+    cr_assert_str_eq(l.text, "200 B after|127 B b|124 B b|121 B b");
+    cr_assert_eq(read_lines("A", 0, 0).n, 20);
+    /* Not tied to the registry: there is none here, and seeding one changes nothing. */
+    seed_three();
+    cr_assert_eq(read_lines("A", 0, 0).n, 20);
+}
+
+Test(store, node_log_lines_are_checked_cut_and_cleaned)
+{
+    st = open_default();
+    cr_assert_eq(store_log_line(st, "A B", 1, "x"), STORE_EINVAL);
+    cr_assert_eq(store_log_line(st, "A", NAN, "x"), STORE_EINVAL);
+    cr_assert_eq(store_log_line(st, "A", -1, "x"), STORE_EINVAL);
+    cr_assert_eq(store_log_line(st, "A", 1, NULL), STORE_EINVAL);
+    cr_assert_eq(store_log_line(st, "A", 1, ""), STORE_EINVAL);
+    char longline[STORE_LINE_MAX + 100];
+    memset(longline, 'L', sizeof(longline) - 1);
+    longline[sizeof(longline) - 1] = 0;
+    cr_assert_eq(store_log_line(st, "A", 5, longline), 0);
+    cr_assert_eq(store_log_line(st, "A", 6, "two\nlines\x7f"), 0);
+    struct store_status s;
+    store_status(st, &s);
+    cr_assert_eq(s.log_queued, 2);
+    cr_assert_eq(s.queued, 0, "log lines are counted apart");
+    cr_assert_eq(store_flush(st), 0);
+    cr_assert_eq(sql_int("SELECT length(line) FROM node_log WHERE time = 5"), STORE_LINE_MAX);
+    char v[32];
+    cr_assert_str_eq(sql_text("SELECT line FROM node_log WHERE time = 6", v, sizeof(v)), "two?lines?");
+    store_status(st, &s);
+    cr_assert_eq(s.log_queued, 0);
+    cr_assert_eq(s.committed_total, 2);
+}
+
+Test(store, a_full_log_queue_drops_its_oldest_lines_not_history)
+{
+    struct store_options o = options();
+    o.max_queued = 100;
+    o.max_log_queued = 50;
+    st = open_with(&o);
+    seed_three();
+    for (int i = 0; i < 80; i++)
+        log_line("IFO", 1000 + i, "chatty");
+    for (int i = 0; i < 10; i++)
+        transition("IFO", 1000 + i, "A", "B");
+    struct store_status s;
+    store_status(st, &s);
+    cr_assert_eq(s.log_dropped, 30);
+    cr_assert_eq(s.log_queued, 50);
+    cr_assert_eq(s.dropped, 0, "history is not pushed out by log lines");
+    cr_assert_eq(s.queued, 10);
+    /* A failing flush keeps them all. */
+    store_fail_next_flushes(st, 1);
+    cr_assert_eq(store_flush(st), STORE_EIO);
+    store_status(st, &s);
+    cr_assert_eq(s.log_queued, 50);
+    cr_assert_eq(store_flush(st), 0);
+    cr_assert_eq(sql_int("SELECT min(time) FROM node_log"), 1030);
+    cr_assert_eq(sql_int("SELECT count(*) FROM node_log"), 50);
+    cr_assert_eq(sql_int("SELECT count(*) FROM transitions"), 10);
+    cr_assert_eq(read_lines("IFO", 0, 1000).n, 50);
+}
+
+Test(store, log_retention_prunes_lines_and_heads_apart_from_history)
+{
+    struct store_options o = options();
+    o.retention_days = 90;
+    o.log_retention_days = 7;
+    st = open_with(&o);
+    seed_three();
+    double t = now(), old = t - 10 * 86400.0, recent = t - 86400.0;
+    for (int i = 0; i < 700; i++) /* more than one pruning chunk */
+        log_line(i % 2 ? "A" : "GONE", old + i, "old");
+    log_line("A", recent, "recent");
+    transition("IFO", old, "A", "B"); /* within the history's retention */
+    cr_assert_eq(store_flush(st), 0);
+    cr_assert_eq(sql_int("SELECT count(*) FROM node_log"), 701);
+    cr_assert_eq(sql_int("SELECT count(*) FROM node_log_heads"), 2);
+    store_close(st);
+    st = open_with(&o); /* prunes at open */
+    cr_assert_eq(sql_int("SELECT count(*) FROM node_log"), 1);
+    cr_assert_eq(sql_int("SELECT count(*) FROM node_log_heads"), 1, "GONE has no lines left, so no head");
+    cr_assert_eq(sql_int("SELECT count(*) FROM transitions"), 1);
+    struct lines l = read_lines("A", 0, 0);
+    cr_assert_eq(l.n, 1, "the chain ends where pruning cut it: %s", l.text);
+    cr_assert_eq(read_lines("GONE", 0, 0).n, 0);
+    /* A node logging again after all its lines were pruned starts a new chain. */
+    log_line("GONE", t, "back");
+    cr_assert_eq(store_flush(st), 0);
+    cr_assert_eq(read_lines("GONE", 0, 0).n, 1);
+
+    /* < 0: kept for ever. */
+    store_close(st);
+    o.log_retention_days = -1;
+    st = open_with(&o);
+    log_line("A", old, "old again");
+    cr_assert_eq(store_flush(st), 0);
+    store_close(st);
+    st = open_with(&o); /* would prune at open */
+    cr_assert_eq(sql_int("SELECT count(*) FROM node_log WHERE time < strftime('%s','now') - 86400 * 7"), 1);
+}
