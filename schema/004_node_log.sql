@@ -29,12 +29,9 @@ CREATE TABLE node_log (
 );
 
 -- A node's newest line; a node whose lines have all been pruned has no row.
+-- Written by store/ once per node per flush (not by a trigger per line: a
+-- busy site writes thousands of lines a second).
 CREATE TABLE node_log_heads (
     node TEXT PRIMARY KEY NOT NULL,
     last_id INTEGER NOT NULL
 ) WITHOUT ROWID;
-
-CREATE TRIGGER node_log_chain AFTER INSERT ON node_log BEGIN
-    INSERT INTO node_log_heads (node, last_id) VALUES (new.node, new.id)
-        ON CONFLICT (node) DO UPDATE SET last_id = excluded.last_id;
-END;

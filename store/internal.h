@@ -67,8 +67,8 @@ struct node_entry {
 /* Statements a flush reuses. */
 enum {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_STATE, ST_TRANSITION, ST_FAULT, ST_AUDIT,
-    ST_PRUNE_TRANSITIONS, ST_PRUNE_FAULTS, ST_PRUNE_AUDIT, ST_LOG, ST_PRUNE_LOG, ST_PRUNE_LOG_HEADS,
-    ST_SEEN, ST_COUNT
+    ST_PRUNE_TRANSITIONS, ST_PRUNE_FAULTS, ST_PRUNE_AUDIT, ST_LOG, ST_LOG_HEAD_GET, ST_LOG_HEAD_SET,
+    ST_PRUNE_LOG, ST_PRUNE_LOG_HEADS, ST_SEEN, ST_COUNT
 };
 
 struct store {
@@ -80,6 +80,10 @@ struct store {
     double deferred_since;             /* a timed flush or checkpoint waiting for a quiet gap; 0: none */
     ev_timer checkpoint_timer;
     sqlite3_stmt *st[ST_COUNT];
+    /* During one flush: each node's newest log line written so far (the
+     * chain's head), so that a line costs one insert; the heads are
+     * written once per node at the end of the flush (queue.c). */
+    struct log_head *log_heads;        /* uthash by node */
 
     struct node_entry *nodes;          /* uthash by name */
     struct node_entry *dirty;          /* changed since the last commit, in order */

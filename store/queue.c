@@ -57,8 +57,10 @@ static const char *const statement_sql[ST_COUNT] = {
     [ST_PRUNE_AUDIT] = "DELETE FROM audit WHERE id IN "
                        "(SELECT id FROM audit WHERE time < ?1 ORDER BY time LIMIT ?2)",
     /* Chained to the node's previous line by node_log_heads (schema/004_node_log.sql). */
-    [ST_LOG] = "INSERT INTO node_log (node, time, line, prev_id) "
-               "VALUES (?1, ?2, ?3, (SELECT last_id FROM node_log_heads WHERE node = ?1))",
+    [ST_LOG] = "INSERT INTO node_log (node, time, line, prev_id) VALUES (?1, ?2, ?3, ?4)",
+    [ST_LOG_HEAD_GET] = "SELECT last_id FROM node_log_heads WHERE node = ?1",
+    [ST_LOG_HEAD_SET] = "INSERT INTO node_log_heads (node, last_id) VALUES (?1, ?2) "
+                        "ON CONFLICT (node) DO UPDATE SET last_id = excluded.last_id",
     /* No time index: lines come in time order, so the oldest by rowid go
      * first, and pruning stops at the first chunk that is not all old (a
      * wall clock set back keeps lines at most that much longer). */
@@ -281,6 +283,86 @@ static int write_state(store *s, const struct node_entry *e)
     return step_reset(st);
 }
 
+/* A node's log chain during one flush (struct store.log_heads). */
+struct log_head {
+    int64_t last_id; /* 0: the node has no line yet */
+    UT_hash_handle hh;
+    char node[];
+};
+
+static void log_heads_forget(store *s)
+{
+    struct log_head *h, *tmp;
+    HASH_ITER(hh, s->log_heads, h, tmp) {
+        HASH_DEL(s->log_heads, h);
+        free(h);
+    }
+}
+
+/* The node's head: from this flush, else from node_log_heads. */
+static int log_head(store *s, const char *node, struct log_head **out)
+{
+    struct log_head *h = NULL;
+    HASH_FIND_STR(s->log_heads, node, h);
+    if (!h) {
+        size_t len = strlen(node);
+        if (!(h = calloc(1, sizeof(*h) + len + 1)))
+            return SQLITE_NOMEM;
+        memcpy(h->node, node, len + 1);
+        sqlite3_stmt *st = s->st[ST_LOG_HEAD_GET];
+        bind_text(st, 1, node);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            h->last_id = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            free(h);
+            return rc;
+        }
+        HASH_ADD_STR(s->log_heads, node, h);
+    }
+    *out = h;
+    return SQLITE_OK;
+}
+
+/* The heads this flush moved, once per node; then they are forgotten (a
+ * rollback forgets them too: the next flush reads them again). */
+static int log_heads_write(store *s)
+{
+    int rc = SQLITE_OK;
+    struct log_head *h, *tmp;
+    HASH_ITER(hh, s->log_heads, h, tmp) {
+        if (rc == SQLITE_OK && h->last_id > 0) {
+            sqlite3_stmt *st = s->st[ST_LOG_HEAD_SET];
+            bind_text(st, 1, h->node);
+            sqlite3_bind_int64(st, 2, h->last_id);
+            rc = step_reset(st);
+        }
+    }
+    log_heads_forget(s);
+    return rc;
+}
+
+static int write_log_line(store *s, const struct record *r)
+{
+    struct log_head *h = NULL;
+    int rc = log_head(s, r->str[0], &h);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_stmt *st = s->st[ST_LOG];
+    bind_text(st, 1, r->str[0]);
+    sqlite3_bind_double(st, 2, r->time);
+    bind_text(st, 3, r->str[1]);
+    if (h->last_id > 0)
+        sqlite3_bind_int64(st, 4, h->last_id);
+    else
+        sqlite3_bind_null(st, 4);
+    if ((rc = step_reset(st)) == SQLITE_OK)
+        h->last_id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
 static int write_record(store *s, const struct record *r)
 {
     sqlite3_stmt *st;
@@ -295,11 +377,7 @@ static int write_record(store *s, const struct record *r)
         bind_text(st, 6, store_how_name((enum store_how)r->flag));
         break;
     case REC_LOG:
-        st = s->st[ST_LOG];
-        bind_text(st, 1, r->str[0]);
-        sqlite3_bind_double(st, 2, r->time);
-        bind_text(st, 3, r->str[1]);
-        break;
+        return write_log_line(s, r);
     case REC_FAULT:
         st = s->st[ST_FAULT];
         bind_text(st, 1, r->str[0]);
@@ -460,6 +538,8 @@ static int flush_attempt(store *s, double budget, bool *more)
     what = "saving node log lines";
     if (!r && (rc = write_records(s, &l, &n_logs, &rejected_logs, &rows, deadline)) != SQLITE_OK)
         goto fail;
+    if ((rc = log_heads_write(s)) != SQLITE_OK)
+        goto fail;
     if (!e && !r && !l) {
         what = "pruning history";
         bool done;
@@ -491,6 +571,7 @@ fail:
     snprintf(s->error, sizeof(s->error), "database write failed (%s): %s", what, sqlite3_errmsg(s->db));
     if (strcmp(sqlite3_errmsg(s->db), sqlite3_errstr(rc)) != 0)
         snprintf(s->error + strlen(s->error), sizeof(s->error) - strlen(s->error), " (%s)", sqlite3_errstr(rc));
+    log_heads_forget(s);
     store_rollback(s);
     return rc;
 }
