@@ -91,6 +91,7 @@
 #include "ca/caproto.h"
 #include "ca/cas.h"
 #include "ca/epics_ca.h"
+#include "node/node.h" /* node_channel_name */
 #include "tests/lib/ca_raw.h"
 #include "tests/lib/harness.h"
 
@@ -273,7 +274,7 @@ struct daemon_run {
     double start_s;
 };
 
-static void node_name(char *out, size_t size, long i) { snprintf(out, size, "BENCH%04ld", i + 1); }
+static void bench_node_name(char *out, size_t size, long i) { snprintf(out, size, "BENCH%04ld", i + 1); }
 
 /* N bench nodes at 16 Hz, in the format of etc/guardiand.ini; for a plant row with their
  * plant channels, and the plant searched at guardsim's port only. guardsim reads the same
@@ -291,11 +292,11 @@ static int write_config(const struct bench *b, const struct daemon_run *r, long 
         fprintf(f, "plant_addr_list = 127.0.0.1:%d\nplant_auto_addr_list = no\n", r->sim.port);
     for (long i = 0; i < nodes; i++) {
         char name[32];
-        node_name(name, sizeof name, i);
+        bench_node_name(name, sizeof name, i);
         if (r->managers && i % MANAGE_GROUP == 0 && i + 1 < nodes) {
             fprintf(f, "\n[node %s]\nsystem = lock\n", name);
             for (long k = i + 1; k < i + MANAGE_GROUP && k < nodes; k++) {
-                node_name(name, sizeof name, k);
+                bench_node_name(name, sizeof name, k);
                 fprintf(f, "nodes = %s\n", name); /* a repeated key continues the list */
             }
         } else if (r->managers) {
@@ -612,9 +613,9 @@ static int screen_start(struct client *c, long nodes)
         goto out;
     for (size_t i = 0; i < n; i++) {
         char node[32];
-        node_name(node, sizeof node, (long)(i / 2));
+        bench_node_name(node, sizeof node, (long)(i / 2));
         names[i] = text + i * slot;
-        snprintf(text + i * slot, slot, "%s:GRD-%s_%s", IFO, node, i % 2 ? "EXECTIME" : "STATE");
+        node_channel_name(text + i * slot, slot, IFO, node, i % 2 ? "EXECTIME" : "STATE");
     }
     size_t up = harness_ca_connect(c->chans, names, n, SCREEN_TIMEOUT_S);
     if (up != n) {
@@ -836,9 +837,9 @@ static long nodes_not_connected(long nodes)
         goto out;
     for (size_t i = 0; i < n; i++) {
         char node[32];
-        node_name(node, sizeof node, (long)i);
+        bench_node_name(node, sizeof node, (long)i);
         names[i] = text + i * slot;
-        snprintf(text + i * slot, slot, "%s:GRD-%s_CONNECT", IFO, node);
+        node_channel_name(text + i * slot, slot, IFO, node, "CONNECT");
         state[i] = 0xFFFF; /* not read */
     }
     harness_ca_connect(chans, names, n, CA_TIMEOUT_S);
@@ -1003,8 +1004,8 @@ static int hostile_start(const struct daemon_run *r, enum row_kind kind)
     size_t n = raw_hdr(b, CA_PROTO_VERSION, 0, 0, CA_MINOR_VERSION, 0, 0);
     for (size_t i = 0; i < n_chans; i++) {
         char node[32], name[64];
-        node_name(node, sizeof node, kind == ROW_HUGE ? (long)i : 0);
-        snprintf(name, sizeof name, "%s:GRD-%s_EXECTIME", IFO, node);
+        bench_node_name(node, sizeof node, kind == ROW_HUGE ? (long)i : 0);
+        node_channel_name(name, sizeof name, IFO, node, "EXECTIME");
         n += raw_hdr_str(b + n, CA_PROTO_CREATE_CHAN, 0, 0, (uint32_t)i, CA_MINOR_VERSION, name);
     }
     uint32_t sids[100];
