@@ -13,6 +13,15 @@
  * removed by a SIGHUP; a restart goes on): then one {"end": "why"} frame,
  * and the daemon closes the connection.
  *
+ * `watch` (guardctl list -w, status -w) subscribes a connection to changes:
+ * after its reply, one {"changed": true} frame whenever what list or status
+ * shows may have changed (of the nodes it names, or of any node; a node
+ * started, stopped, quarantined, enabled... counts for every watcher), at
+ * most CTL_WATCH_RATE a second: changes in between are coalesced into one
+ * frame, and a client that does not read is owed one frame, never more, so
+ * it costs no memory. The client then asks for what it shows again. The
+ * frames go on until the client closes.
+ *
  * Every request is checked against the peer's credentials (SO_PEERCRED):
  * root may do everything, members of operator_group read and change,
  * anyone else who can connect (the socket's mode and group decide who
@@ -35,6 +44,8 @@
 #define CTL_REPLY_MAX (16 * 1024 * 1024)
 #define CTL_MAX_CONNECTIONS 64
 #define CTL_DEFAULT_SOCKET "/run/guardiand/guardiand.sock"
+#define CTL_WATCH_RATE 4        /* change frames a second, at most, per watcher */
+#define CTL_WATCH_NODES 64      /* nodes a watch may name */
 
 struct ctl;
 
@@ -64,6 +75,8 @@ struct ctl_peer {
     int operator_member;     /* -1: not looked up yet, else 0/1 */
     char user[64];           /* "" until looked up */
     char follow[64];         /* set by a `log -f` request: the node to follow */
+    bool watch;              /* set by a `watch` request: send change frames */
+    json_t *watch_nodes;     /* ... of these nodes (owned), or of all (NULL) */
 };
 
 /* The operator group's gid; false when there is none. */
