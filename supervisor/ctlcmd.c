@@ -289,44 +289,41 @@ static json_t *path_json(const node *n)
 /* Who set the request the node has, and when: the newest accepted write of
  * it to REQUEST or REQUEST_ENUM in the audit ({"by": "user@host", "time":
  * t}), or null when the audit has none (no database; the system's initial
- * request). The audit rather than CHANGED_BY: that one also names who last
- * changed MODE or OP, and has no time. */
-struct request_set {
-    const char *request;
-    char by[160];
-    double time;
-};
-
+ * request) or the request came otherwise since. The audit rather than
+ * CHANGED_BY: that one also names who last changed MODE or OP, and has no
+ * time. A running node keeps what was found (sup_request_set). */
 static int request_row(void *arg, const struct store_audit *a)
 {
-    struct request_set *rs = arg;
-    if (!a->accepted)
-        return 0;
-    if (a->time > rs->time && a->new_value && strcmp(a->new_value, rs->request) == 0) {
+    struct sup_request_set *rs = arg;
+    if (a->time > rs->time) { /* the newer of the REQUEST and REQUEST_ENUM writes */
         rs->time = a->time;
-        snprintf(rs->by, sizeof(rs->by), "%s@%s", a->user ? a->user : "?",
+        snprintf(rs->by, sizeof(rs->by), "%.30s@%.30s", a->user ? a->user : "?",
                  a->host ? a->host : "?");
+        snprintf(rs->value, sizeof(rs->value), "%s", a->new_value ? a->new_value : "");
     }
-    return 1; /* only the newest accepted write counts */
+    return 1;
 }
 
-static json_t *request_set_json(sup *s, const char *node, const char *request)
+static json_t *request_set_json(sup *s, sup_node *sn, const char *node, const char *request)
 {
+    struct sup_request_set found = {0}, *rs = sn ? &sn->request_set : &found;
     if (!s->store || !request[0])
         return json_null();
-    struct request_set rs = {.request = request};
-    /* Refused writes are in the audit too: look a little further back. */
-    store_audit_list(s->store, node, "REQUEST", 20, request_row, &rs);
-    store_audit_list(s->store, node, "REQUEST_ENUM", 20, request_row, &rs);
-    if (!rs.by[0])
+    if (!rs->known) {
+        *rs = (struct sup_request_set){0};
+        if (store_audit_newest(s->store, node, "REQUEST", request_row, rs) >= 0 &&
+            store_audit_newest(s->store, node, "REQUEST_ENUM", request_row, rs) >= 0)
+            rs->known = true; /* else asked again next time */
+    }
+    if (!rs->by[0] || strcmp(rs->value, request) != 0)
         return json_null();
-    return json_pack("{s:o,s:f}", "by", ctl_string(rs.by), "time", rs.time);
+    return json_pack("{s:o,s:f}", "by", ctl_string(rs->by), "time", rs->time);
 }
 
 /* One node: running (sn) and/or registered (rn). detail adds what `status`
  * shows: crashes, the last lines of its log, arguments, the path and who
  * set the request. */
-static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, bool detail)
+static json_t *node_json(sup *s, sup_node *sn, const struct reg_node *rn, bool detail)
 {
     json_t *j = json_object();
     json_object_set_new(j, "name", json_string(sn ? sn->name : rn->name));
@@ -389,7 +386,8 @@ static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, 
     json_object_set_new(j, "args", sn ? args_json(sn->args, sn->n_args)
                                       : args_json(rn->args, rn->n_args));
     const char *request = json_string_value(json_object_get(j, "request"));
-    json_object_set_new(j, "request_set", request_set_json(s, sn ? sn->name : rn->name,
+    json_object_set_new(j, "request_set", request_set_json(s, sn,
+                                                           sn ? sn->name : rn->name,
                                                            request ? request : ""));
     if (sn)
         json_object_set_new(j, "path", path_json(sn->node));

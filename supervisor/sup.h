@@ -65,6 +65,16 @@ typedef struct sup_node {
     /* node_generation at its last step: a step that changed what operators
      * see tells the control socket's watchers (sup_changed). */
     uint64_t watch_gen;
+    /* Who set its request and when (guardctl status): the audit's newest
+     * accepted REQUEST or REQUEST_ENUM write, looked up once (ctlcmd.c) and
+     * then kept by the audit hook that queues each such write (persist.c),
+     * so that a status of every node costs no query per node. */
+    struct sup_request_set {
+        bool known;             /* looked up, or written since it started */
+        char by[64];            /* user@host; "" none */
+        char value[PV_STRING_SIZE];
+        double time;
+    } request_set;
     /* What was last queued to the store, to queue only changes. */
     uint64_t saved_gen;
     const grd_state *saved_req, *saved_state;

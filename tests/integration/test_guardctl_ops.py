@@ -26,6 +26,12 @@ NODES = [("B1", "bench", STILL), ("B2", "bench", STILL), ("SUS_X", "sus", {"opti
 USER = pwd.getpwuid(os.getuid()).pw_name
 
 
+def settled(c):
+    """Every node in STEP_A with its main done (status RUN): nothing changes until told to."""
+    return wait_for(lambda: all(n["state"] == "STEP_A" and n["status"] == "RUN"
+                                for n in c.json("list")["nodes"]))
+
+
 def names(c, *args):
     return [n["name"] for n in c.json("list", *args)["nodes"]]
 
@@ -87,21 +93,31 @@ def test_status_shows_the_path_and_who_set_the_request(ctl):
     assert "Path: STEP_A (at its request)" in out and "set by" not in out
 
     c.ok("request", "B1", "STEP_C")
-    # STEP_A waits an hour: the node stays there, on its way to STEP_C
-    assert wait_for(lambda: c.node("B1")["target"] == "STEP_B")
+    # the request redirects B1 to STEP_B at once, where it waits an hour on its way to STEP_C
+    assert wait_for(lambda: c.node("B1")["state"] == "STEP_B")
     n = c.node("B1")
-    assert n["path"] == ["STEP_A", "STEP_B", "STEP_C"], n["path"]
+    assert n["path"] == ["STEP_B", "STEP_C"] and n["target"] == "STEP_C", n["path"]
     assert n["request_set"]["by"] == USER + "@localhost"
     assert abs(n["request_set"]["time"] - time.time()) < 30
     out = c.ok("status", "B1").stdout
-    assert "Path: STEP_A -> STEP_B -> STEP_C\n" in out, out
+    assert "Path: STEP_B -> STEP_C\n" in out, out
     assert "Request: STEP_C (set by %s@localhost " % USER in out and " s ago)" in out, out
     # a refused request does not count; the one that holds still does
     assert c.run("request", "B1", "NO_SUCH").returncode == 1
     assert c.node("B1")["request_set"]["by"] == USER + "@localhost"
-    # a path that goes through a goto state: SUS_X trips at start (TRIPPED -> ... -> ALIGNED)
-    sus = c.node("SUS_X")
-    assert sus["path"][0] == sus["state"] and sus["path"][-1] == "ALIGNED"
+    # SUS_X trips at start, and TRIPPED is not redirected: it waits at the start of its path
+    assert wait_for(lambda: c.node("SUS_X")["state"] == "TRIPPED")
+    assert c.node("SUS_X")["path"] == ["TRIPPED", "SAFE", "DAMPED", "ALIGNED"]
+    assert "Path: TRIPPED -> SAFE -> DAMPED -> ALIGNED\n" in c.ok("status", "SUS_X").stdout
+    assert c.json("states", "SUS_X")["path"] == ["TRIPPED", "SAFE", "DAMPED", "ALIGNED"]
+    # written over CA (REQUEST_ENUM, the MEDM menu): the CA client's user and host
+    put("X1:GRD-B1_REQUEST_ENUM", 0)  # IDLE
+    assert wait_for(lambda: c.node("B1")["request"] == "IDLE")
+    by = c.node("B1")["request_set"]["by"]
+    assert by.startswith(USER + "@"), by
+    # after a restart of the node the audit still says who set it
+    c.ok("restart", "B1")
+    assert wait_for(lambda: (c.node("B1")["request_set"] or {}).get("by") == by)
 
 
 # ---- list filters, patterns, all ----
@@ -237,7 +253,7 @@ class Reader:
 
 def test_list_watch_redraws_on_change_only(ctl):
     c = ctl(nodes=[("B1", "bench", STILL), ("B2", "bench", STILL)])
-    assert wait_for(lambda: all(n["state"] == "STEP_A" for n in c.json("list")["nodes"]))
+    assert settled(c)
     w = Reader(c, "list", "-w")
     try:
         first = w.read_until("2 nodes listed.", 5)
@@ -268,7 +284,7 @@ def test_list_watch_redraws_on_change_only(ctl):
 
 def test_status_watch_follows_its_nodes_only(ctl):
     c = ctl(nodes=[("B1", "bench", STILL), ("B2", "bench", STILL)])
-    assert wait_for(lambda: all(n["state"] == "STEP_A" for n in c.json("list")["nodes"]))
+    assert settled(c)
     w = Reader(c, "status", "-w", "B2")
     try:
         assert "Request: STEP_A" in w.read_until("Quarantine:", 5)
@@ -294,7 +310,7 @@ def test_watch_ends_when_the_daemon_goes(ctl):
 def test_watch_protocol(ctl):
     c = ctl(nodes=[("B1", "bench", STILL), ("B2", "bench", STILL)],
             extra=["control_idle_timeout = 0.5"])
-    assert wait_for(lambda: all(n["state"] == "STEP_A" for n in c.json("list")["nodes"]))
+    assert settled(c)
     assert rpc(c.socket, "watch", nodes=["NOPE"])["code"] == "EUNKNOWN_NODE"
     assert rpc(c.socket, "watch", nodes="B1")["code"] == "EINVAL"
     assert rpc(c.socket, "watch", nodes=["B1"] * 65)["code"] == "EINVAL"
@@ -367,3 +383,37 @@ def test_colour_only_on_a_terminal(ctl):
         assert w.read_until("listed.", 5).startswith("\033[H\033[2J")
     finally:
         assert w.interrupt() == 0
+
+
+# ---- shell completion ----
+
+# bash-completion's _init_completion, as far as the script needs it (the package need not be
+# installed where tests run)
+INIT_COMPLETION = ('_init_completion() { words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD; '
+                   'cur=${words[cword]}; prev=${words[cword-1]}; }')
+
+
+def complete(c, line):
+    """What bash completes at the end of `line` (tools/guardctl.bash-completion, with guardctl
+    on PATH and the test's socket given on the line)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = os.path.join(here, "..", "..", "tools", "guardctl.bash-completion")
+    words = ["guardctl", "--socket", c.socket] + line.split(" ")
+    program = ('%s; source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _guardctl; '
+               'printf "%%s\\n" "${COMPREPLY[@]}"'
+               % (INIT_COMPLETION, script, " ".join("'%s'" % w for w in words), len(words) - 1))
+    env = dict(os.environ, PATH=os.path.dirname(guardctl_path()) + ":" + os.environ["PATH"])
+    r = subprocess.run(["bash", "-c", program], capture_output=True, text=True, env=env,
+                       timeout=20)
+    assert r.returncode == 0, r.stderr
+    return sorted(x for x in r.stdout.split("\n") if x)
+
+
+def test_completion_of_states_and_nodes(ctl):
+    c = ctl(nodes=NODES)
+    assert complete(c, "request B1 ") == ["IDLE", "STEP_A"]
+    assert complete(c, "request SUS_X D") == ["DAMPED"]
+    assert complete(c, "request ") == ["B1", "B2", "MON", "NOSYS", "SUS_X"]
+    assert complete(c, "stop ") == ["B1", "B2", "MON", "NOSYS", "SUS_X", "all"]
+    assert complete(c, "is-") == ["is-active", "is-ok"]
+    assert "--not-ok" in complete(c, "list --")
