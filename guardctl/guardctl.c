@@ -3,12 +3,16 @@
  *
  * One request, one reply (the protocol is in supervisor/ctl.h: frames of a
  * 4-byte big-endian length and a JSON object), except `log -f`, which reads
- * line frames until interrupted. Human output by default; --json prints the
- * daemon's reply as it is, for scripts.
+ * line frames until interrupted, and `list -w` / `status -w`, which keep a
+ * `watch` connection and ask again on each of its change frames. Human
+ * output by default, coloured only on a terminal; --json prints the
+ * daemon's reply as it is, for scripts. NODE patterns and `all` are
+ * expanded here (expand_nodes says why).
  *
  * Exit codes: 0 done; 1 the operation failed (unknown node or state, a node
- * that would not start, ...); 2 usage; 3 the daemon is not running; 4
- * permission denied.
+ * that would not start, a pattern that matches nothing, ...); 2 usage; 3
+ * the daemon is not running, or for is-ok / is-active a node that is not
+ * (systemctl's convention); 4 permission denied.
  */
 #include <errno.h>
 #include <fnmatch.h>

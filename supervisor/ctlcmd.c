@@ -17,6 +17,10 @@
  * is read per command (one short query): operator commands are rare, and a
  * copy kept here would only be one more thing to keep in step.
  *
+ * `watch` only marks the connection (peer.watch, peer.watch_nodes): ctl.c
+ * sends the change frames. Node patterns are the client's business (guardctl
+ * expands them): every command here takes exact names.
+ *
  * REQUEST, MODE and OP are written through the node's channels exactly as a
  * CA client's put (pv_write_string with host "localhost" and the peer's user
  * name), so they get the same validation and the same audit record.
