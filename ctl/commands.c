@@ -1,12 +1,12 @@
 /* commands.c — the control socket's commands (protocol in proto.h): the command
  * table, who may run what, and one handler per command.
  *
- * Permissions: a command is a read (list, status, log, crashes, history,
- * audit) or a change (everything else). Root may do everything; members of
- * operator_group (the peer's effective or supplementary group, from the
- * socket's credentials at accept: ctl.c) read and change; any other peer
- * reads only. A refused request is logged with the peer's uid (at a
- * bounded rate) and answered EPERM.
+ * Permissions: a command is a read (list, status, states, log, watch,
+ * crashes, history, audit, tree, medm, spm) or a change (everything else).
+ * Root may do everything; members of operator_group (the peer's effective
+ * or supplementary group, from the socket's credentials at accept: ctl.c)
+ * read and change; any other peer reads only. A refused request is logged
+ * with the peer's uid (at a bounded rate) and answered EPERM.
  *
  * Every argument is checked before anything changes; a command naming
  * several nodes checks them all first, so an unknown one changes nothing.
@@ -17,6 +17,10 @@
  * removes a node from the first and leaves it in the second. The registry
  * is read per command (one short query): operator commands are rare, and a
  * copy kept here would only be one more thing to keep in step.
+ *
+ * `watch` only marks the connection (peer.watch, peer.watch_nodes): ctl.c
+ * sends the change frames. Node patterns are the client's business (guardctl
+ * expands them): every command here takes exact names.
  *
  * REQUEST, MODE and OP are written through the node's channels exactly as a
  * CA client's put (pv_write_string with host "localhost" and the peer's user
@@ -252,9 +256,55 @@ static json_t *steps_json(const sup *s, const sup_node *sn)
                      "over_budget", (json_int_t)t->overruns, "budget", s->cfg.step_budget);
 }
 
+/* The path from the current state to the request (node_path): names. */
+static json_t *path_json(const node *n)
+{
+    const grd_state *path[GRD_MAX_STATES];
+    unsigned len = node_path(n, path, GRD_MAX_STATES);
+    json_t *a = json_array();
+    for (unsigned i = 0; i < len; i++)
+        json_array_append_new(a, json_string(path[i]->name));
+    return a;
+}
+
+/* Who set the request the node has, and when: the newest accepted write of
+ * it to REQUEST or REQUEST_ENUM in the audit ({"by": "user@host", "time":
+ * t}), or null when the audit has none (no database; the system's initial
+ * request) or the request came otherwise since. The audit rather than
+ * CHANGED_BY: that one also names who last changed MODE or OP, and has no
+ * time. A running node keeps what was found (sup_request_set). */
+static int request_row(void *arg, const struct store_audit *a)
+{
+    struct sup_request_set *rs = arg;
+    if (a->time > rs->time) { /* the newer of the REQUEST and REQUEST_ENUM writes */
+        rs->time = a->time;
+        snprintf(rs->by, sizeof(rs->by), "%.30s@%.30s", a->user ? a->user : "?",
+                 a->host ? a->host : "?");
+        snprintf(rs->value, sizeof(rs->value), "%s", a->new_value ? a->new_value : "");
+    }
+    return 1;
+}
+
+static json_t *request_set_json(sup *s, sup_node *sn, const char *node, const char *request)
+{
+    struct sup_request_set found = {0}, *rs = sn ? &sn->request_set : &found;
+    if (!s->store || !request[0])
+        return json_null();
+    if (!rs->known) {
+        *rs = (struct sup_request_set){0};
+        if (store_audit_newest(s->store, node, "REQUEST", request_row, rs) >= 0 &&
+            store_audit_newest(s->store, node, "REQUEST_ENUM", request_row, rs) >= 0)
+            rs->known = true; /* else asked again next time */
+    }
+    if (!rs->by[0] || strcmp(rs->value, request) != 0)
+        return json_null();
+    return json_pack("{s:o,s:f}", "by", ctl_string(rs->by), "time", rs->time);
+}
+
 /* One node: running (sn) and/or registered (rn). detail adds what `status`
- * shows: crashes, the last lines of its log, arguments. */
-static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, bool detail)
+ * shows: crashes, the last lines of its log, arguments, the path and who
+ * set the request. */
+static json_t *node_json(sup *s, sup_node *sn, const struct reg_node *rn, bool detail)
 {
     json_t *j = json_object();
     json_object_set_new(j, "name", json_string(sn ? sn->name : rn->name));
@@ -318,6 +368,12 @@ static json_t *node_json(sup *s, const sup_node *sn, const struct reg_node *rn, 
         return j;
     json_object_set_new(j, "args", sn ? args_json(sn->args, sn->n_args)
                                       : args_json(rn->args, rn->n_args));
+    const char *request = json_string_value(json_object_get(j, "request"));
+    json_object_set_new(j, "request_set", request_set_json(s, sn,
+                                                           sn ? sn->name : rn->name,
+                                                           request ? request : ""));
+    if (sn)
+        json_object_set_new(j, "path", path_json(sn->node));
     int crashes = s->store ? store_crash_total(s->store, sn ? sn->name : rn->name) : 0;
     json_object_set_new(j, "crashes", json_integer(crashes > 0 ? crashes : 0));
     json_t *log = json_array();
@@ -487,6 +543,10 @@ static json_t *cmd_status(sup *s, struct ctl_peer *p, json_t *args)
         json_decref(reply);
         return e;
     }
+    /* Who set each request comes from the audit: a write just made must be
+     * in it (one short commit, as for guardctl audit). */
+    if (s->store)
+        store_flush(s->store);
     json_t *list = json_array();
     size_t i;
     json_t *x;
@@ -1349,6 +1409,88 @@ static json_t *cmd_medm(sup *s, struct ctl_peer *p, json_t *args)
     return reply;
 }
 
+/* ---- guardctl states NODE: the node's system, as Guardian's guardutil
+ * prints it, with where the node is ---- */
+
+static bool same_state(const grd_state *a, const char *name)
+{
+    return a && name && strcmp(a->name, name) == 0;
+}
+
+static json_t *cmd_states(sup *s, struct ctl_peer *p, json_t *args)
+{
+    (void)p;
+    const char *name;
+    sup_node *sn;
+    json_t *e = arg_node_name(args, "node", true, &name);
+    if (e || (e = running_node(s, name, &sn)))
+        return e;
+    node *n = sn->node;
+    const node_system *sys = node_system_of(n);
+    const grd_system *def = node_system_def(sys);
+    const grd_state *cur = node_state(n), *target = node_target(n), *nominal = node_nominal(n);
+    struct life_controls ctl; /* the request as its channel holds it, as status shows it */
+    life_controls(s, sn, &ctl);
+    json_t *list = json_array();
+    for (unsigned i = 0; def && def->states[i].name; i++) {
+        const grd_state *st = &def->states[i];
+        const grd_state *to[GRD_MAX_STATES];
+        unsigned n_to = node_system_edges(sys, st, to, GRD_MAX_STATES);
+        json_t *edges = json_array();
+        for (unsigned k = 0; k < n_to; k++)
+            json_array_append_new(edges, json_string(to[k]->name));
+        json_t *j = json_object();
+        json_object_set_new(j, "name", json_string(st->name));
+        json_object_set_new(j, "index", json_integer(st->index));
+        json_object_set_new(j, "requestable", json_boolean(st->request));
+        json_object_set_new(j, "goto", json_boolean(st->goto_));
+        json_object_set_new(j, "redirect", json_boolean(!st->no_redirect));
+        json_object_set_new(j, "edges", edges);
+        json_object_set_new(j, "current", json_boolean(st == cur));
+        json_object_set_new(j, "target", json_boolean(st == target));
+        json_object_set_new(j, "request", json_boolean(same_state(st, ctl.request)));
+        json_object_set_new(j, "nominal", json_boolean(st == nominal));
+        json_array_append_new(list, j);
+    }
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "node", json_string(name));
+    json_object_set_new(reply, "system", ctl_string(sn->system));
+    json_object_set_new(reply, "state", state_name(cur));
+    json_object_set_new(reply, "target", state_name(target));
+    json_object_set_new(reply, "request", ctl.request[0] ? ctl_string(ctl.request) : json_null());
+    json_object_set_new(reply, "nominal", state_name(nominal));
+    json_object_set_new(reply, "path", path_json(n));
+    json_object_set_new(reply, "states", list);
+    return reply;
+}
+
+/* ---- guardctl list -w, status -w: change frames (ctl.h, ctl.c) ---- */
+
+static json_t *cmd_watch(sup *s, struct ctl_peer *p, json_t *args)
+{
+    json_t *names;
+    json_t *e = arg_nodes(args, false, &names);
+    if (e)
+        return e;
+    if (json_array_size(names) > CTL_WATCH_NODES)
+        return ctl_error("EINVAL", "argument 'nodes': at most %d nodes (or none: all)",
+                         CTL_WATCH_NODES);
+    if (json_array_size(names)) {
+        struct reg r;
+        if ((e = known_nodes(s, args, &r, &names)))
+            return e;
+        reg_free(&r);
+    }
+    /* ctl.c subscribes the connection once this reply is queued. */
+    json_decref(p->watch_nodes);
+    p->watch_nodes = json_array_size(names) ? json_incref(names) : NULL;
+    p->watch = true;
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "watching", json_true());
+    json_object_set_new(reply, "rate", json_integer(CTL_WATCH_RATE));
+    return reply;
+}
+
 /* ---- the set-point monitor: guardctl spm NODE [--accept [CHAN...]] ---- */
 
 struct spm_walk {
@@ -1508,6 +1650,8 @@ static const struct command {
     {"medm", false, cmd_medm, {NULL}},
     {"spm", false, cmd_spm, {"node"}},
     {"spm-accept", true, cmd_spm_accept, {"node", "channels"}},
+    {"states", false, cmd_states, {"node"}},
+    {"watch", false, cmd_watch, {"nodes"}},
 };
 
 json_t *ctlcmd_run(sup *s, struct ctl_peer *p, json_t *req)

@@ -12,7 +12,9 @@
  * CTL_PAUSE_OUTPUT bytes of replies wait to be written, so a client that
  * sends without reading costs bounded memory. Followed log lines are
  * dropped (and counted, then reported) while a follower has more than
- * CTL_FOLLOW_BACKLOG bytes unsent.
+ * CTL_FOLLOW_BACKLOG bytes unsent. Watchers (`watch`) get at most
+ * CTL_WATCH_RATE change frames a second from one timer, and none while
+ * more than CTL_WATCH_BACKLOG bytes wait: they are owed one instead.
  *
  * Anything wrong with a frame (oversize, not JSON, not an object, cut short
  * by the peer closing) is answered with an error reply and changes nothing;
@@ -77,6 +79,7 @@ struct user_name {
     double at;                  /* loop time of the lookup */
     char name[64];
 };
+#define CTL_WATCH_BACKLOG (4 * 1024) /* a watcher with more unsent is owed its frame */
 
 struct conn {
     struct ctl *ctl;
@@ -97,6 +100,10 @@ struct conn {
      * written (at first: of the accept). Bytes of a request still coming
      * do not count: see the sweep. */
     double last_done;
+    bool watching;              /* peer.watch: it gets change frames (watch_flush) */
+    bool watch_owed;            /* a change it was not sent yet (it fell behind) */
+    uint64_t watch_print;       /* what its nodes showed when it was last told */
+    uint64_t watch_life;        /* ctl.life_epoch when it was last told */
     struct conn *prev, *next;
 };
 
@@ -120,6 +127,13 @@ struct ctl {
     uint64_t log_suppressed;
     ev_timer log_summary;       /* logs the count at log_quiet_until */
     struct user_name users[CTL_USER_CACHE];
+    /* watchers: sup_changed sets changed (and counts lifecycle changes);
+     * watch_timer sends the frames, at most CTL_WATCH_RATE a second */
+    unsigned n_watchers;
+    bool changed;
+    uint64_t life_epoch;
+    ev_timer watch_timer;
+    double watch_last;          /* loop time of the last flush */
 };
 
 const char *ctl_path(const struct ctl *c) { return c->path; }
@@ -469,6 +483,105 @@ void ctl_node_removed(struct ctl *c)
     }
 }
 
+/* ---- watching: change frames (ctl.h, `watch`) ----
+ *
+ * sup_changed (a step that changed a node, or a lifecycle change) only
+ * sets a flag and arms the timer: a busy daemon changes thousands of times
+ * a second. The timer decides, per watcher, whether it has news: any change
+ * for one that watches every node; for one that names nodes, a lifecycle
+ * change or a new fingerprint of those nodes (each one's generation and
+ * quarantine, or its absence): O(names) hash lookups, at most
+ * CTL_WATCH_RATE times a second. */
+
+static uint64_t watch_fingerprint(struct ctl *c, json_t *names)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a over the values */
+    size_t i;
+    json_t *x;
+    json_array_foreach(names, i, x) {
+        sup_node *sn = sup_node_find(c->sup, json_string_value(x));
+        uint64_t v = sn ? (node_generation(sn->node) << 1 | sn->quarantined) + 1 : 0;
+        h = (h ^ v) * 1099511628211ull;
+    }
+    return h;
+}
+
+static void watch_arm(struct ctl *c)
+{
+    if (ev_is_active(&c->watch_timer))
+        return;
+    double wait = c->watch_last + 1.0 / CTL_WATCH_RATE - ev_now(c->sup->loop);
+    ev_timer_set(&c->watch_timer, wait > 0 ? wait : 0, 0.0);
+    ev_timer_start(c->sup->loop, &c->watch_timer);
+}
+
+static void watch_tap(void *arg, bool lifecycle)
+{
+    struct ctl *c = arg;
+    c->changed = true;
+    c->life_epoch += lifecycle;
+    watch_arm(c);
+}
+
+static void watch_flush(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct ctl *c = w->data;
+    c->watch_last = ev_now(loop);
+    bool owed = false;
+    for (struct conn *k = c->conns; k; k = k->next) {
+        if (!k->watching || k->close_after)
+            continue;
+        json_t *names = k->peer.watch_nodes;
+        uint64_t print = names ? watch_fingerprint(c, names) : 0;
+        bool news = k->watch_owed || (names ? print != k->watch_print ||
+                                                  c->life_epoch != k->watch_life
+                                            : c->changed);
+        if (!news)
+            continue;
+        k->watch_print = print;
+        k->watch_life = c->life_epoch;
+        if (out_pending(k) > CTL_WATCH_BACKLOG) { /* it does not read: one frame owed */
+            k->watch_owed = owed = true;
+            continue;
+        }
+        k->watch_owed = false;
+        send_json(k, json_pack("{s:b}", "changed", 1));
+    }
+    c->changed = false;
+    if (owed) /* try again later; news meanwhile needs no second frame */
+        watch_arm(c);
+}
+
+/* After a successful `watch` (again: a new baseline and, maybe, names). */
+static void start_watching(struct conn *k)
+{
+    struct ctl *c = k->ctl;
+    if (!k->watching) {
+        k->watching = true;
+        c->n_watchers++;
+        c->sup->watch_tap = watch_tap;
+        c->sup->watch_tap_arg = c;
+    }
+    k->watch_owed = false;
+    k->watch_life = c->life_epoch;
+    k->watch_print = k->peer.watch_nodes ? watch_fingerprint(c, k->peer.watch_nodes) : 0;
+}
+
+static void stop_watching(struct conn *k)
+{
+    struct ctl *c = k->ctl;
+    json_decref(k->peer.watch_nodes);
+    k->peer.watch_nodes = NULL;
+    if (!k->watching)
+        return;
+    k->watching = false;
+    if (--c->n_watchers == 0) {
+        c->sup->watch_tap = NULL;
+        ev_timer_stop(c->sup->loop, &c->watch_timer);
+    }
+}
+
 /* ---- reading requests ---- */
 
 static void update_reading(struct conn *k)
@@ -517,10 +630,13 @@ static void handle_request(struct conn *k)
     else
         reply = ctlcmd_run(s, &k->peer, req);
     json_decref(req);
-    bool follow = json_is_true(json_object_get(reply, "ok")) && k->peer.follow[0];
+    bool ok = json_is_true(json_object_get(reply, "ok"));
+    bool follow = ok && k->peer.follow[0];
     send_json(k, reply);
     if (follow)
         set_following(k, true);
+    if (ok && k->peer.watch)
+        start_watching(k);
 }
 
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -627,6 +743,7 @@ static void conn_close(struct conn *k)
 {
     struct ctl *c = k->ctl;
     set_following(k, false);
+    stop_watching(k);
     ev_io_stop(c->sup->loop, &k->rio);
     ev_io_stop(c->sup->loop, &k->wio);
     close(k->fd);
@@ -927,6 +1044,8 @@ struct ctl *ctl_new(sup *s, char *err, size_t errlen)
     ev_timer_init(&c->log_summary, log_summary_cb, 0.0, 0.0);
     c->log_summary.data = c;
     c->no_peergroups = getenv("GUARDIAND_TEST_NO_PEERGROUPS") != NULL;
+    ev_timer_init(&c->watch_timer, watch_flush, 0.0, 0.0);
+    c->watch_timer.data = c;
     return c;
 fail:
     ctl_free(c);
@@ -941,9 +1060,10 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct conn *k = c->conns;
     while (k) {
         struct conn *next = k->next;
-        /* A follower is never idle (it waits for lines); anyone else must
-         * have completed a request, or read some reply, within the limit. */
-        if (!k->following && now - k->last_done > limit)
+        /* A follower or a watcher is never idle (it waits for lines or
+         * changes); anyone else must have completed a request, or read
+         * some reply, within the limit. */
+        if (!k->following && !k->watching && now - k->last_done > limit)
             conn_close(k);
         k = next;
     }
@@ -974,7 +1094,9 @@ void ctl_free(struct ctl *c)
     log_suppressed(c);
     while (c->conns)
         conn_close(c->conns);
+    ev_timer_stop(c->sup->loop, &c->watch_timer);
     c->sup->log_tap = NULL;
+    c->sup->watch_tap = NULL;
     if (c->fd >= 0) {
         ev_io_stop(c->sup->loop, &c->accept_w);
         close(c->fd);

@@ -41,6 +41,8 @@
 /* Connections one uid outside root and the operator group may hold: one
  * such user cannot take every unreserved slot from the others either. */
 #define CTL_MAX_CONNECTIONS_PER_UID 16
+#define CTL_WATCH_RATE 4        /* change frames a second, at most, per watcher */
+#define CTL_WATCH_NODES 64      /* nodes a watch may name */
 
 struct ctl;
 
@@ -70,6 +72,8 @@ struct ctl_peer {
     bool operator_member;    /* operator_group is its gid or a supplementary group */
     char user[64];           /* "" until a command needs the name (ctl_user_name) */
     char follow[64];         /* set by a `log -f` request: the node to follow */
+    bool watch;              /* set by a `watch` request: send change frames */
+    json_t *watch_nodes;     /* ... of these nodes (owned), or of all (NULL) */
 };
 
 /* The user name of uid for audit records and log lines, into out

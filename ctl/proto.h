@@ -13,6 +13,15 @@
  * stops running (stopped, destroyed or removed by a reload; a restart goes
  * on): then one {"end": "why"} frame, and the daemon closes the connection.
  *
+ * `watch` (guardctl list -w, status -w) subscribes a connection to changes:
+ * after its reply, one {"changed": true} frame whenever what list or status
+ * shows may have changed (of the nodes it names, or of any node; a node
+ * started, stopped, quarantined, enabled... counts for every watcher), at
+ * most CTL_WATCH_RATE a second (ctl.h): changes in between are coalesced
+ * into one frame, and a client that does not read is owed one frame, never
+ * more, so it costs no memory. The client then asks for what it shows
+ * again. The frames go on until the client closes.
+ *
  * Header only, with no dependencies: guardctl includes it without the
  * daemon.
  */

@@ -3,14 +3,19 @@
  *
  * One request, one reply (the protocol is in supervisor/ctl.h: frames of a
  * 4-byte big-endian length and a JSON object), except `log -f`, which reads
- * line frames until interrupted. Human output by default; --json prints the
- * daemon's reply as it is, for scripts.
+ * line frames until interrupted, and `list -w` / `status -w`, which keep a
+ * `watch` connection and ask again on each of its change frames. Human
+ * output by default, coloured only on a terminal; --json prints the
+ * daemon's reply as it is, for scripts. NODE patterns and `all` are
+ * expanded here (expand_nodes says why).
  *
  * Exit codes: 0 done; 1 the operation failed (unknown node or state, a node
- * that would not start, ...); 2 usage; 3 the daemon is not running; 4
- * permission denied.
+ * that would not start, a pattern that matches nothing, ...); 2 usage; 3
+ * the daemon is not running, or for is-ok / is-active a node that is not
+ * (systemctl's convention); 4 permission denied.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <poll.h>
@@ -32,10 +37,15 @@
 
 #define REPLY_TIMEOUT_MS 30000
 
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_RUNNING = 3, EXIT_PERM = 4 };
+/* EXIT_NOT_ALL: is-ok and is-active when a node is not (systemctl's 3 for
+ * "not active"; it is also what a daemon that does not run gives). */
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_RUNNING = 3, EXIT_NOT_ALL = 3,
+       EXIT_PERM = 4 };
 
 static const char *socket_path;
 static bool json_out;
+static bool no_colour;  /* --no-color */
+static bool watching;   /* list -w, status -w: --json prints one line a drawing */
 static volatile sig_atomic_t interrupted;
 
 /* ---- talking to the daemon ---- */
@@ -209,8 +219,8 @@ static json_t *call(int fd, const char *cmd, json_t *args)
 {
     send_request(fd, cmd, args);
     json_t *reply = read_frame(fd, REPLY_TIMEOUT_MS);
-    if (!reply)
-        exit(EXIT_FAILED);
+    if (!reply) /* interrupted (Ctrl-C in list -w): that is how it ends */
+        exit(interrupted ? EXIT_OK : EXIT_FAILED);
     if (json_is_true(json_object_get(reply, "ok")))
         return reply;
     const char *code = json_string_value(json_object_get(reply, "code"));
@@ -364,6 +374,10 @@ struct parsed {
     const char *since;
     const char *out; /* medm --out */
     bool force;      /* reload --force */
+    bool watch;      /* list, status -w: draw again on each change */
+    bool failed, not_ok, error; /* list filters */
+    bool quiet;      /* is-ok, is-active -q */
+    bool names;      /* states --names */
     int first;       /* first positional argument */
     int status;      /* when first < 0: the exit status */
 };
@@ -375,8 +389,9 @@ static struct parsed parse_command(const struct command *c, int argc, char **arg
      * and fingers used to systemctl may pass it. */
     struct option longopts[16] = {{"help", no_argument, NULL, 'h'},
                                   {"json", no_argument, NULL, 'J'},
-                                  {"no-pager", no_argument, NULL, 'P'}};
-    int nl = 3;
+                                  {"no-pager", no_argument, NULL, 'P'},
+                                  {"no-color", no_argument, NULL, 'C'}};
+    int nl = 4;
     for (; extra && extra->name; extra++)
         longopts[nl++] = *extra;
     longopts[nl] = (struct option){0};
@@ -392,7 +407,8 @@ static struct parsed parse_command(const struct command *c, int argc, char **arg
         case 'h':
             printf("usage: guardctl [--socket PATH] [--json] %s %s\n\n%s", c->name, c->usage,
                    c->help);
-            printf("  -h, --help      this text\n");
+            printf("  --no-color      no colour (else: on a terminal, unless $NO_COLOR is set)\n"
+                   "  -h, --help      this text\n");
             return p;
         case 'J': json_out = true; break;
         case 'P': break;
@@ -416,6 +432,13 @@ static struct parsed parse_command(const struct command *c, int argc, char **arg
         case 's': p.since = optarg; break;
         case 'o': p.out = optarg; break;
         case 'F': p.force = true; break;
+        case 'C': no_colour = true; break;
+        case 'w': p.watch = watching = true; break;
+        case '1': p.failed = true; break;
+        case '2': p.not_ok = true; break;
+        case '3': p.error = true; break;
+        case 'q': p.quiet = true; break;
+        case '4': p.names = true; break;
         default:
             p.status = usage_error(c, "unknown option or missing value: '%s'",
                                    argv[optind - 1 > 0 ? optind - 1 : 0]);
@@ -440,18 +463,260 @@ static json_t *names_array(int argc, char **argv, int first)
     return a;
 }
 
+/* -- colour -- */
+
+/* Colour is for a person at a terminal: only when stdout is one, $NO_COLOR
+ * is unset or empty (no-color.org), --no-color was not given, and never in
+ * --json output. Decided once, after the options are read. */
+static bool colour_on(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *nc = getenv("NO_COLOR");
+        on = !no_colour && !json_out && !(nc && *nc) && isatty(STDOUT_FILENO);
+    }
+    return on;
+}
+
+enum colour { PLAIN, RED, GREEN, YELLOW };
+
+/* text left-aligned in width columns (0: as it is), in colour c when colour
+ * is on; the codes go around the text only, so the columns still line up. */
+static void paint(FILE *out, enum colour c, int width, const char *text)
+{
+    static const char *const codes[] = {"", "\033[1;31m", "\033[32m", "\033[33m"};
+    int len = (int)strlen(text);
+    if (c != PLAIN && colour_on())
+        fprintf(out, "%s%s\033[0m", codes[c], text);
+    else
+        fputs(text, out);
+    if (width > len)
+        fprintf(out, "%*s", width - len, "");
+}
+
+/* -- what a node of a list or status reply is: one home for the filters,
+ * the colours and is-ok / is-active -- */
+
+static bool is_true(json_t *o, const char *key) { return json_is_true(json_object_get(o, key)); }
+
+/* Could not start, or quarantined (crashes, too slow): not running as it should. */
+static bool node_failed(json_t *n) { return is_true(n, "failed") || is_true(n, "quarantined"); }
+/* OK: running, and its OK is True (a stopped node is not OK). */
+static bool node_is_ok(json_t *n) { return is_true(n, "running") && is_true(n, "ok"); }
+/* ERROR True, or Connect (channels not connected, a write they stopped). */
+static bool node_in_error(json_t *n)
+{
+    return is_true(n, "running") &&
+           (is_true(n, "error") || json_is_false(json_object_get(n, "connected")));
+}
+static const char *node_activity(json_t *n)
+{
+    return is_true(n, "running") && is_true(n, "active") ? "active"
+           : node_failed(n)                              ? "failed"
+                                                         : "inactive";
+}
+/* The colour of its STATE: red in error or failed, yellow stalled or with a notification. */
+static enum colour state_colour(json_t *n)
+{
+    if (node_failed(n) || node_in_error(n))
+        return RED;
+    if (is_true(n, "stalled") || (is_true(n, "notification") && *str(n, "usermsg", "")))
+        return YELLOW;
+    return PLAIN;
+}
+
+/* -- NODE arguments: names, patterns, all -- */
+
+static bool is_pattern(const char *arg) { return strpbrk(arg, "*?[") != NULL; }
+
+/* `all` is every node (node names are upper case: no node is called all);
+ * an argument with * ? or [ is an fnmatch(3) pattern, case ignored (so
+ * 'sus*' finds SUS_ETMX); anything else is a name. */
+static bool arg_matches(const char *arg, const char *name)
+{
+    if (strcmp(arg, "all") == 0)
+        return true;
+    if (is_pattern(arg))
+        return fnmatch(arg, name, FNM_CASEFOLD) == 0;
+    return strcmp(arg, name) == 0;
+}
+
+static bool names_has(json_t *names, const char *name)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(names, i, x) if (strcmp(json_string_value(x), name) == 0) return true;
+    return false;
+}
+
+/* The nodes the NODE arguments argv[first..] name, each once, in the order
+ * given (a pattern's nodes by name). Patterns and `all` are expanded here,
+ * in the client, from one `list` (only when there are any), not in the
+ * daemon: the protocol goes on naming nodes exactly, so every command keeps
+ * its checks (an unknown name is refused and nothing changes) and scripts
+ * that speak it see no new rules; and the command acts on exactly the
+ * nodes the pattern matched when it ran, as systemctl expands unit globs
+ * itself. A pattern that matches nothing is an error naming it (exit 1):
+ * `stop 'SUS_ETMY*'` with a typo must not look done. */
+static json_t *expand_nodes(const struct command *c, int argc, char **argv, int first)
+{
+    json_t *names = json_array(), *reply = NULL, *nodes = NULL;
+    for (int i = first; i < argc && !reply; i++)
+        if (strcmp(argv[i], "all") == 0 || is_pattern(argv[i])) {
+            reply = request("list", NULL);
+            nodes = json_object_get(reply, "nodes");
+        }
+    for (int i = first; i < argc; i++) {
+        if (!reply || !(strcmp(argv[i], "all") == 0 || is_pattern(argv[i]))) {
+            if (!names_has(names, argv[i]))
+                json_array_append_new(names, json_string(argv[i]));
+            continue;
+        }
+        unsigned matched = 0;
+        size_t k;
+        json_t *n;
+        json_array_foreach(nodes, k, n) {
+            const char *name = str(n, "name", "");
+            if (!arg_matches(argv[i], name))
+                continue;
+            matched++;
+            if (!names_has(names, name))
+                json_array_append_new(names, json_string(name));
+        }
+        if (!matched) {
+            fprintf(stderr, "guardctl %s: no node matches '%s'%s\n", c->name, argv[i],
+                    strcmp(argv[i], "all") == 0 ? " (there are no nodes)"
+                                                : " (guardctl list shows the nodes)");
+            exit(EXIT_FAILED);
+        }
+    }
+    json_decref(reply);
+    return names;
+}
+
+/* -- watching: list -w, status -w -- */
+
+typedef void (*render_fn)(FILE *out, void *ctx);
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* Draw, then draw again each time the daemon says something changed (a
+ * `watch` connection: ctl.h), until Ctrl-C (exit 0) or the daemon goes
+ * (exit 1). No polling: between changes guardctl sleeps in read(). On a
+ * terminal each drawing replaces the last (the screen cleared); piped, each
+ * follows the last after a blank line (--json: one object a line). A
+ * drawing identical to the last one is not repeated. */
+static int watch_loop(json_t *watch_args, render_fn render, void *ctx)
+{
+    /* No SA_RESTART: SIGINT interrupts the wait, and we end cleanly. */
+    struct sigaction sa = {.sa_handler = on_sigint};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int fd = connect_daemon();
+    json_decref(call(fd, "watch", watch_args));
+    bool screen = isatty(STDOUT_FILENO) && !json_out;
+    char *shown = NULL;
+    bool closed = false;
+    while (!interrupted && !closed) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&buf, &len);
+        if (!m) {
+            perror("guardctl: open_memstream");
+            exit(EXIT_FAILED);
+        }
+        render(m, ctx);
+        fclose(m);
+        if (interrupted) {
+            free(buf);
+            break;
+        }
+        if (!shown || strcmp(buf, shown) != 0) {
+            if (screen) {
+                char t[32];
+                printf("\033[H\033[2J" "guardctl: redrawn when something changes (Ctrl-C "
+                       "ends); last change %s\n\n", fmt_time(now_wall(), t, sizeof(t)));
+            } else if (shown && !json_out) {
+                putchar('\n');
+            }
+            fwrite(buf, 1, len, stdout);
+            fflush(stdout);
+            free(shown);
+            shown = buf;
+        } else {
+            free(buf);
+        }
+        json_t *frame = read_frame(fd, -1);
+        closed = !frame;
+        json_decref(frame);
+        /* Frames that came meanwhile say the same thing: one drawing for all. */
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        while (!closed && !interrupted && poll(&pfd, 1, 0) > 0) {
+            frame = read_frame(fd, -1);
+            closed = !frame;
+            json_decref(frame);
+        }
+    }
+    free(shown);
+    close(fd);
+    if (interrupted)
+        return EXIT_OK;
+    fprintf(stderr, "guardctl: guardiand closed the connection (did it stop?)\n");
+    return EXIT_FAILED;
+}
+
+static void print_reply_json(FILE *out, json_t *reply)
+{
+    json_dumpf(reply, out, watching ? JSON_COMPACT : JSON_INDENT(2));
+    fputc('\n', out);
+}
+
 /* -- list -- */
 
-static int cmd_list(const struct command *c, int argc, char **argv)
+struct list_view {
+    const struct parsed *p;
+    int argc;
+    char **argv;
+};
+
+/* Whether a node of the list passes the filters: a PATTERN (if any are
+ * given) and one of --failed, --not-ok, --error (if any are given). */
+static bool listed(const struct list_view *v, json_t *n)
 {
-    struct parsed p = parse_command(c, argc, argv, "", NULL);
-    if (p.first < 0)
-        return p.status;
+    const struct parsed *p = v->p;
+    bool named = p->first >= v->argc;
+    for (int i = p->first; i < v->argc && !named; i++)
+        named = arg_matches(v->argv[i], str(n, "name", ""));
+    if (!named)
+        return false;
+    if (!p->failed && !p->not_ok && !p->error)
+        return true;
+    return (p->failed && node_failed(n)) || (p->not_ok && !node_is_ok(n)) ||
+           (p->error && node_in_error(n));
+}
+
+static void render_list(FILE *out, void *ctx)
+{
+    const struct list_view *v = ctx;
     json_t *reply = request("list", NULL);
-    if (json_out)
-        return print_json(reply);
     json_t *nodes = json_object_get(reply, "nodes");
-    int w_name = 4, w_sys = 6, w_state = 5, w_req = 7;
+    size_t all = json_array_size(nodes);
+    for (size_t i = 0; i < json_array_size(nodes);) {
+        if (listed(v, json_array_get(nodes, i)))
+            i++;
+        else
+            json_array_remove(nodes, i);
+    }
+    if (json_out) {
+        print_reply_json(out, reply);
+        json_decref(reply);
+        return;
+    }
+    int w_name = 4, w_sys = 6, w_state = 10 /* "(disabled)" */, w_req = 7;
     size_t i;
     json_t *n;
     json_array_foreach(nodes, i, n) {
@@ -462,47 +727,82 @@ static int cmd_list(const struct command *c, int argc, char **argv)
         w_state = d > w_state ? d : w_state;
         w_req = e > w_req ? e : w_req;
     }
-    if (w_state < 10)
-        w_state = 10; /* "(disabled)" */
-    printf("%-*s  %-*s  %-5s  %-7s  %-*s  %-*s  %-5s  %s\n", w_name, "NODE", w_sys, "SYSTEM",
-           "OP", "MODE", w_state, "STATE", w_req, "REQUEST", "OK", "SINCE");
+    fprintf(out, "%-*s  %-*s  %-5s  %-7s  %-*s  %-*s  %-5s  %s\n", w_name, "NODE", w_sys,
+            "SYSTEM", "OP", "MODE", w_state, "STATE", w_req, "REQUEST", "OK", "SINCE");
     json_array_foreach(nodes, i, n) {
-        bool running = json_is_true(json_object_get(n, "running"));
-        bool enabled = json_is_true(json_object_get(n, "enabled"));
+        bool running = is_true(n, "running");
         char since[32];
-        bool failed = json_is_true(json_object_get(n, "failed"));
-        const char *state = running ? str(n, "state", "-")
-                            : failed  ? "(failed)"
-                            : enabled ? "(stopped)"
-                                      : "(disabled)";
-        const char *ok = !running ? "-"
-                         : json_is_true(json_object_get(n, "too_slow"))    ? "SLOW"
-                         : json_is_true(json_object_get(n, "quarantined")) ? "QUAR"
-                         : json_is_true(json_object_get(n, "ok"))          ? "True"
-                                                                           : "False";
-        printf("%-*s  %-*s  %-5s  %-7s  %-*s  %-*s  %-5s  %s\n", w_name, str(n, "name", ""),
-               w_sys, str(n, "system", ""), running ? str(n, "op", "-") : "-",
-               running ? str(n, "mode", "-") : "-", w_state, state, w_req,
-               str(n, "request", "-"), ok,
-               fmt_time(json_number_value(json_object_get(n, "since")), since, sizeof(since)));
+        const char *state = running                  ? str(n, "state", "-")
+                            : is_true(n, "failed")   ? "(failed)"
+                            : is_true(n, "enabled")  ? "(stopped)"
+                                                     : "(disabled)";
+        const char *ok = !running                       ? "-"
+                         : is_true(n, "too_slow")       ? "SLOW"
+                         : is_true(n, "quarantined")    ? "QUAR"
+                         : is_true(n, "ok")             ? "True"
+                                                        : "False";
+        fprintf(out, "%-*s  %-*s  %-5s  %-7s  ", w_name, str(n, "name", ""), w_sys,
+                str(n, "system", ""), running ? str(n, "op", "-") : "-",
+                running ? str(n, "mode", "-") : "-");
+        paint(out, state_colour(n), w_state, state);
+        fprintf(out, "  %-*s  ", w_req, str(n, "request", "-"));
+        paint(out, !running ? PLAIN : strcmp(ok, "True") == 0 ? GREEN : RED, 5, ok);
+        fprintf(out, "  %s\n",
+                fmt_time(json_number_value(json_object_get(n, "since")), since, sizeof(since)));
     }
-    size_t listed = json_array_size(nodes);
-    printf("\n%zu node%s listed.\n", listed, listed == 1 ? "" : "s");
+    size_t shown = json_array_size(nodes);
+    if (shown == all)
+        fprintf(out, "\n%zu node%s listed.\n", shown, shown == 1 ? "" : "s");
+    else
+        fprintf(out, "\n%zu of %zu node%s listed.\n", shown, all, all == 1 ? "" : "s");
     json_decref(reply);
+}
+
+static int cmd_list(const struct command *c, int argc, char **argv)
+{
+    static const struct option extra[] = {{"failed", no_argument, NULL, '1'},
+                                          {"not-ok", no_argument, NULL, '2'},
+                                          {"error", no_argument, NULL, '3'},
+                                          {"watch", no_argument, NULL, 'w'},
+                                          {NULL, 0, NULL, 0}};
+    struct parsed p = parse_command(c, argc, argv, "w", extra);
+    if (p.first < 0)
+        return p.status;
+    struct list_view v = {.p = &p, .argc = argc, .argv = argv};
+    if (p.watch)
+        return watch_loop(json_object(), render_list, &v);
+    render_list(stdout, &v);
     return EXIT_OK;
 }
 
 /* -- status -- */
 
-static void print_supervisor(json_t *s)
+/* "2 min ago": how long ago, roughly (the exact time is a --json away). */
+static const char *fmt_ago(double t, char *buf, size_t len)
+{
+    double s = now_wall() - t;
+    if (s < 0)
+        s = 0;
+    if (s < 60)
+        snprintf(buf, len, "%.0f s ago", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%.0f min ago", s / 60);
+    else if (s < 86400)
+        snprintf(buf, len, "%.0f h ago", s / 3600);
+    else
+        snprintf(buf, len, "%.0f days ago", s / 86400);
+    return buf;
+}
+
+static void print_supervisor(FILE *out, json_t *s)
 {
     char a[64], b[64];
-    printf("\xe2\x97\x8f guardiand %s - running (pid %lld), up %s, since %s\n", str(s, "version", "?"),
+    fprintf(out, "\xe2\x97\x8f guardiand %s - running (pid %lld), up %s, since %s\n", str(s, "version", "?"),
            (long long)json_integer_value(json_object_get(s, "pid")),
            fmt_duration(json_number_value(json_object_get(s, "uptime")), a, sizeof(a)),
            fmt_time(json_number_value(json_object_get(s, "started")), b, sizeof(b)));
-    printf("     Config: %s (ifo %s)\n", str(s, "config", "-"), str(s, "ifo", "-"));
-    printf("      Nodes: %lld running, %lld registered, %lld failed to start, %lld quarantined "
+    fprintf(out, "     Config: %s (ifo %s)\n", str(s, "config", "-"), str(s, "ifo", "-"));
+    fprintf(out, "      Nodes: %lld running, %lld registered, %lld failed to start, %lld quarantined "
            "(%lld too slow)\n",
            (long long)json_integer_value(json_object_get(s, "nodes_running")),
            (long long)json_integer_value(json_object_get(s, "nodes_registered")),
@@ -510,7 +810,7 @@ static void print_supervisor(json_t *s)
            (long long)json_integer_value(json_object_get(s, "quarantined")),
            (long long)json_integer_value(json_object_get(s, "too_slow")));
     json_t *j = json_object_get(s, "jitter_ms");
-    printf("       Loop: %.1f %% busy at %g Hz; tick jitter p50 %.3f ms, p99 %.3f ms, max %.3f "
+    fprintf(out, "       Loop: %.1f %% busy at %g Hz; tick jitter p50 %.3f ms, p99 %.3f ms, max %.3f "
            "ms; %lld overruns, %lld skipped cycles\n",
            json_number_value(json_object_get(s, "loop_util")),
            json_number_value(json_object_get(s, "rate")),
@@ -520,84 +820,134 @@ static void print_supervisor(json_t *s)
            (long long)json_integer_value(json_object_get(s, "skipped_cycles")));
     json_t *db = json_object_get(s, "database");
     const char *msg = str(db, "message", "");
-    printf("   Database: %s: %s%s%s", str(db, "path", "-"), str(db, "status", "?"), *msg ? ": " : "",
+    fprintf(out, "   Database: %s: %s%s%s", str(db, "path", "-"), str(db, "status", "?"), *msg ? ": " : "",
            msg);
     if (json_object_get(db, "queued"))
-        printf(" (%lld queued, %lld committed)",
+        fprintf(out, " (%lld queued, %lld committed)",
                (long long)json_integer_value(json_object_get(db, "queued")),
                (long long)json_integer_value(json_object_get(db, "committed")));
     const char *prev = str(s, "prev_boot", "");
-    printf("\n  Last boot: %s\n", strcmp(prev, "unclean") == 0 ? "did NOT end cleanly (crash or kill)"
+    fprintf(out, "\n  Last boot: %s\n", strcmp(prev, "unclean") == 0 ? "did NOT end cleanly (crash or kill)"
                                  : strcmp(prev, "clean") == 0 ? "ended cleanly"
                                                               : "unknown (no database)");
     json_t *ca = json_object_get(s, "ca");
     if (ca)
-        printf("         CA: %lld clients, %lld channels, %lld subscriptions, tcp port %lld\n",
+        fprintf(out, "         CA: %lld clients, %lld channels, %lld subscriptions, tcp port %lld\n",
                (long long)json_integer_value(json_object_get(ca, "clients")),
                (long long)json_integer_value(json_object_get(ca, "channels")),
                (long long)json_integer_value(json_object_get(ca, "subscriptions")),
                (long long)json_integer_value(json_object_get(ca, "port")));
-    printf("    Control: %s\n", str(s, "control_socket", "-"));
+    fprintf(out, "    Control: %s\n", str(s, "control_socket", "-"));
     json_t *lr = json_object_get(s, "last_reload");
     if (lr) {
-        printf("Last reload: %s by %s: ", fmt_time(json_number_value(json_object_get(lr, "time")), a,
+        fprintf(out, "Last reload: %s by %s: ", fmt_time(json_number_value(json_object_get(lr, "time")), a,
                                                    sizeof(a)), str(lr, "by", "?"));
         if (json_is_true(json_object_get(lr, "applied")))
-            printf("applied (%lld started, %lld stopped, %lld restarted, %lld failed)\n",
+            fprintf(out, "applied (%lld started, %lld stopped, %lld restarted, %lld failed)\n",
                    (long long)json_integer_value(json_object_get(lr, "started")),
                    (long long)json_integer_value(json_object_get(lr, "stopped")),
                    (long long)json_integer_value(json_object_get(lr, "restarted")),
                    (long long)json_integer_value(json_object_get(lr, "failed")));
         else
-            printf("NOT applied: %s\n", str(lr, "error", "?"));
+            fprintf(out, "NOT applied: %s\n", str(lr, "error", "?"));
     }
 }
 
-static void print_node_status(json_t *n)
+/* Path: the states from the current one to the request. */
+static void print_path(FILE *out, json_t *n)
 {
-    bool running = json_is_true(json_object_get(n, "running"));
-    bool enabled = json_is_true(json_object_get(n, "enabled"));
+    json_t *path = json_object_get(n, "path");
+    size_t len = json_array_size(path), i;
+    json_t *x;
+    fprintf(out, "         Path: ");
+    if (len == 0) {
+        paint(out, YELLOW, 0, "none");
+        fprintf(out, " (no path from %s to %s)\n", str(n, "state", "?"), str(n, "request", "?"));
+        return;
+    }
+    json_array_foreach(path, i, x)
+        fprintf(out, "%s%s", i ? " -> " : "", json_string_value(x));
+    if (len == 1)
+        fprintf(out, " (at its request)");
+    else if (is_true(n, "stalled"))
+        fprintf(out, " (stalled: not followed until a new request)");
+    else if (strcmp(str(n, "mode", ""), "MANUAL") == 0)
+        fprintf(out, " (MANUAL: not followed)");
+    fputc('\n', out);
+}
+
+static void print_node_status(FILE *out, json_t *n)
+{
+    bool running = is_true(n, "running");
+    bool enabled = is_true(n, "enabled");
     char a[64], b[64];
-    bool quarantined = json_is_true(json_object_get(n, "quarantined"));
-    bool too_slow = json_is_true(json_object_get(n, "too_slow"));
-    printf("%s %s - %s (%s, %s)\n", running ? "\xe2\x97\x8f" : "\xe2\x97\x8b", str(n, "name", "?"),
-           str(n, "system", "?"),
-           !running ? json_is_true(json_object_get(n, "failed")) ? "FAILED to start" : "stopped"
-           : too_slow    ? "QUARANTINED, TOO SLOW: not executed; guardctl release"
-           : quarantined ? "QUARANTINED: not executed; guardctl release"
-                         : "running",
-           enabled ? "enabled" : "disabled");
-    if (json_is_true(json_object_get(n, "failed")))
-        printf("       Failed: %s\n", str(n, "failure", "?"));
+    bool quarantined = is_true(n, "quarantined");
+    bool too_slow = is_true(n, "too_slow");
+    fprintf(out, "%s %s - %s (", running ? "\xe2\x97\x8f" : "\xe2\x97\x8b", str(n, "name", "?"),
+            str(n, "system", "?"));
+    if (!running && is_true(n, "failed"))
+        paint(out, RED, 0, "FAILED to start");
+    else if (!running)
+        fputs("stopped", out);
+    else if (quarantined)
+        paint(out, RED, 0, too_slow ? "QUARANTINED, TOO SLOW: not executed; guardctl release"
+                                    : "QUARANTINED: not executed; guardctl release");
+    else
+        paint(out, GREEN, 0, "running");
+    fprintf(out, ", %s)\n", enabled ? "enabled" : "disabled");
+    if (is_true(n, "failed")) {
+        fprintf(out, "       Failed: ");
+        paint(out, RED, 0, str(n, "failure", "?"));
+        fputc('\n', out);
+    }
     if (running) {
         double since = json_number_value(json_object_get(n, "since"));
-        printf("        State: %s since %s (%s ago)\n", str(n, "state", "-"),
-               fmt_time(since, a, sizeof(a)), fmt_duration(now_wall() - since, b, sizeof(b)));
+        fprintf(out, "        State: ");
+        paint(out, state_colour(n), 0, str(n, "state", "-"));
+        fprintf(out, " since %s (%s ago)\n", fmt_time(since, a, sizeof(a)),
+                fmt_duration(now_wall() - since, b, sizeof(b)));
     } else {
-        printf("        State: %s (when it last ran)\n", str(n, "state", "-"));
+        fprintf(out, "        State: %s (when it last ran)\n", str(n, "state", "-"));
     }
-    printf("      Request: %s\n", str(n, "request", "-"));
+    fprintf(out, "      Request: %s", str(n, "request", "-"));
+    json_t *set = json_object_get(n, "request_set");
+    if (json_is_object(set))
+        fprintf(out, " (set by %s %s)", str(set, "by", "?"),
+                fmt_ago(json_number_value(json_object_get(set, "time")), a, sizeof(a)));
+    fputc('\n', out);
     if (running) {
-        printf("       Target: %s\n", str(n, "target", "-"));
-        printf("      Nominal: %s\n", str(n, "nominal", "-"));
+        fprintf(out, "       Target: %s\n", str(n, "target", "-"));
+        print_path(out, n);
+        fprintf(out, "      Nominal: %s\n", str(n, "nominal", "-"));
     }
-    printf("         Mode: %s\n           Op: %s\n", str(n, "mode", "-"), str(n, "op", "-"));
+    fprintf(out, "         Mode: %s\n           Op: %s\n", str(n, "mode", "-"), str(n, "op", "-"));
     if (running) {
-        printf("       Status: %s   OK: %s   Active: %s\n", str(n, "status", "-"),
-               json_is_true(json_object_get(n, "ok")) ? "True" : "False",
-               json_is_true(json_object_get(n, "active")) ? "True" : "False");
+        bool ok = is_true(n, "ok");
+        fprintf(out, "       Status: %s   OK: ", str(n, "status", "-"));
+        paint(out, ok ? GREEN : RED, 0, ok ? "True" : "False");
+        fprintf(out, "   Active: %s\n", is_true(n, "active") ? "True" : "False");
+        if (is_true(n, "stalled")) {
+            fprintf(out, "      Stalled: ");
+            paint(out, YELLOW, 0, "STALLED");
+            fprintf(out, " (it jumped while MANAGED or MANUAL: it waits for a new request)\n");
+        }
         const char *em = str(n, "error_message", "");
-        bool connected = json_is_true(json_object_get(n, "connected"));
-        printf("        Error: %s%s%s\n",
-               json_is_true(json_object_get(n, "error")) ? "True" : *em || !connected ? "Connect" : "no",
-               *em ? ": " : "", em);
-        printf("      Connect: %s   Set points: %lld watched, %lld changed (guardctl spm)\n",
-               connected ? "OK" : "ERROR (channels not connected: see the log)",
-               (long long)json_integer_value(json_object_get(n, "spm_total")),
-               (long long)json_integer_value(json_object_get(n, "spm_changed")));
+        bool connected = is_true(n, "connected");
+        const char *error = is_true(n, "error") ? "True" : *em || !connected ? "Connect" : "no";
+        fprintf(out, "        Error: ");
+        paint(out, strcmp(error, "no") ? RED : PLAIN, 0, error);
+        fprintf(out, "%s%s\n", *em ? ": " : "", em);
+        fprintf(out, "      Connect: %s   Set points: %lld watched, %lld changed (guardctl spm)\n",
+                connected ? "OK" : "ERROR (channels not connected: see the log)",
+                (long long)json_integer_value(json_object_get(n, "spm_total")),
+                (long long)json_integer_value(json_object_get(n, "spm_changed")));
         const char *um = str(n, "usermsg", "");
-        printf(" Notification: %s\n", json_is_true(json_object_get(n, "notification")) && *um ? um
-                                                                                         : "none");
+        fprintf(out, " Notification: ");
+        if (is_true(n, "notification") && *um)
+            paint(out, YELLOW, 0, um);
+        else
+            fputs("none", out);
+        fputc('\n', out);
     }
     json_t *steps = json_object_get(n, "steps");
     if (steps) {
@@ -607,59 +957,191 @@ static void print_node_status(json_t *n)
             snprintf(over, sizeof(over), "%lld over the %.3g ms budget",
                      (long long)json_integer_value(json_object_get(steps, "over_budget")),
                      budget * 1e3);
-        printf("    Step time: last %.3f ms, mean %.3f ms, max %.3f ms; %s\n",
-               json_number_value(json_object_get(steps, "last")) * 1e3,
-               json_number_value(json_object_get(steps, "mean")) * 1e3,
-               json_number_value(json_object_get(steps, "max")) * 1e3, over);
+        fprintf(out, "    Step time: last %.3f ms, mean %.3f ms, max %.3f ms; %s\n",
+                json_number_value(json_object_get(steps, "last")) * 1e3,
+                json_number_value(json_object_get(steps, "mean")) * 1e3,
+                json_number_value(json_object_get(steps, "max")) * 1e3, over);
     }
     const char *why = str(n, "quarantine_reason", "");
-    printf("      Crashes: %lld\n   Quarantine: %s%s%s\n",
-           (long long)json_integer_value(json_object_get(n, "crashes")),
-           quarantined ? "QUARANTINED" : "no", quarantined && *why ? ", " : "",
-           quarantined ? why : "");
+    fprintf(out, "      Crashes: %lld\n   Quarantine: ",
+            (long long)json_integer_value(json_object_get(n, "crashes")));
+    paint(out, quarantined ? RED : PLAIN, 0, quarantined ? "QUARANTINED" : "no");
+    fprintf(out, "%s%s\n", quarantined && *why ? ", " : "", quarantined ? why : "");
     if (quarantined)
-        printf("               (guardctl release %s runs it again)\n", str(n, "name", "?"));
+        fprintf(out, "               (guardctl release %s runs it again)\n", str(n, "name", "?"));
     json_t *args = json_object_get(n, "args");
     if (json_array_size(args)) {
-        printf("    Arguments:");
+        fprintf(out, "    Arguments:");
         size_t i;
         json_t *x;
         json_array_foreach(args, i, x)
-            printf(" %s", json_string_value(x));
-        printf("\n");
+            fprintf(out, " %s", json_string_value(x));
+        fputc('\n', out);
     }
     json_t *log = json_object_get(n, "log");
     if (json_array_size(log)) {
-        printf("\n");
+        fputc('\n', out);
         size_t i;
         json_t *x;
         json_array_foreach(log, i, x)
-            printf("%s\n", json_string_value(x));
+            fprintf(out, "%s\n", json_string_value(x));
     }
 }
 
-static int cmd_status(const struct command *c, int argc, char **argv)
+static void render_status(FILE *out, void *ctx)
 {
-    struct parsed p = parse_command(c, argc, argv, "", NULL);
-    if (p.first < 0)
-        return p.status;
-    json_t *args = json_object();
-    if (p.first < argc)
-        json_object_set_new(args, "nodes", names_array(argc, argv, p.first));
-    json_t *reply = request("status", args);
-    if (json_out)
-        return print_json(reply);
+    json_t *args = ctx;
+    json_t *reply = request("status", json_incref(args));
+    if (json_out) {
+        print_reply_json(out, reply);
+        json_decref(reply);
+        return;
+    }
     json_t *sup = json_object_get(reply, "supervisor");
     if (sup)
-        print_supervisor(sup);
+        print_supervisor(out, sup);
     json_t *nodes = json_object_get(reply, "nodes");
     size_t i;
     json_t *n;
     json_array_foreach(nodes, i, n) {
         if (i)
-            printf("\n");
-        print_node_status(n);
+            fputc('\n', out);
+        print_node_status(out, n);
     }
+    json_decref(reply);
+}
+
+static int cmd_status(const struct command *c, int argc, char **argv)
+{
+    static const struct option extra[] = {{"watch", no_argument, NULL, 'w'}, {NULL, 0, NULL, 0}};
+    struct parsed p = parse_command(c, argc, argv, "w", extra);
+    if (p.first < 0)
+        return p.status;
+    json_t *args = json_object(), *names = NULL;
+    if (p.first < argc) {
+        names = expand_nodes(c, argc, argv, p.first);
+        json_object_set(args, "nodes", names);
+    }
+    int rc = EXIT_OK;
+    if (p.watch) {
+        /* The daemon tells of changes of these nodes only, when they are few
+         * enough to name (CTL_WATCH_NODES); else of any. */
+        json_t *w = json_object();
+        if (names && json_array_size(names) <= 64)
+            json_object_set(w, "nodes", names);
+        rc = watch_loop(w, render_status, args);
+    } else {
+        render_status(stdout, args);
+    }
+    json_decref(names);
+    json_decref(args);
+    return rc;
+}
+
+/* -- is-ok, is-active: for scripts, as systemctl is-active -- */
+
+static int cmd_is(const struct command *c, int argc, char **argv)
+{
+    static const struct option extra[] = {{"quiet", no_argument, NULL, 'q'}, {NULL, 0, NULL, 0}};
+    struct parsed p = parse_command(c, argc, argv, "q", extra);
+    if (p.first < 0)
+        return p.status;
+    json_t *names = expand_nodes(c, argc, argv, p.first);
+    bool several = json_array_size(names) > 1;
+    json_t *reply = request("status", json_pack("{s:o}", "nodes", names));
+    bool active = strcmp(c->name, "is-active") == 0, all = true;
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(reply, "nodes"), i, n) {
+        const char *word = active ? node_activity(n) : node_is_ok(n) ? "ok" : "not-ok";
+        all &= active ? strcmp(word, "active") == 0 : node_is_ok(n);
+        if (p.quiet || json_out)
+            continue;
+        if (several)
+            printf("%s: ", str(n, "name", "?"));
+        printf("%s\n", word);
+    }
+    if (json_out)
+        print_json(json_incref(reply));
+    json_decref(reply);
+    return all ? EXIT_OK : EXIT_NOT_ALL;
+}
+
+/* -- states -- */
+
+static int by_index_desc(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "index"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "index"));
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int cmd_states(const struct command *c, int argc, char **argv)
+{
+    static const struct option extra[] = {{"names", no_argument, NULL, '4'}, {NULL, 0, NULL, 0}};
+    struct parsed p = parse_command(c, argc, argv, "", extra);
+    if (p.first < 0)
+        return p.status;
+    json_t *reply = request("states", json_pack("{s:s}", "node", argv[p.first]));
+    if (json_out)
+        return print_json(reply);
+    json_t *list = json_object_get(reply, "states");
+    size_t n = json_array_size(list), i;
+    json_t *x;
+    json_t **rows = calloc(n ? n : 1, sizeof(*rows));
+    if (!rows) {
+        fprintf(stderr, "guardctl: out of memory\n");
+        return EXIT_FAILED;
+    }
+    int w_name = 5;
+    json_array_foreach(list, i, x) {
+        rows[i] = x;
+        int w = (int)strlen(str(x, "name", ""));
+        w_name = w > w_name ? w : w_name;
+    }
+    /* Highest index first, as Guardian prints a system's states. */
+    qsort(rows, n, sizeof(*rows), by_index_desc);
+    if (p.names) { /* the requestable states in index order, as REQUEST_ENUM (completion) */
+        for (i = n; i-- > 0;)
+            if (is_true(rows[i], "requestable"))
+                printf("%s\n", str(rows[i], "name", ""));
+        free(rows);
+        json_decref(reply);
+        return EXIT_OK;
+    }
+    printf("%s (%s): state %s, request %s, target %s, nominal %s\n", str(reply, "node", "?"),
+           str(reply, "system", "?"), str(reply, "state", "-"), str(reply, "request", "-"),
+           str(reply, "target", "-"), str(reply, "nominal", "-"));
+    printf("%5s  %-3s  %-4s  %-*s  %s\n", "INDEX", "REQ", "GOTO", w_name, "STATE", "EDGES TO");
+    for (i = 0; i < n; i++) {
+        json_t *s = rows[i];
+        char edges[1024] = "";
+        size_t used = 0, k;
+        json_t *e;
+        json_array_foreach(json_object_get(s, "edges"), k, e) {
+            int w = snprintf(edges + used, sizeof(edges) - used, "%s%s", k ? " " : "",
+                             json_string_value(e));
+            if (w < 0 || used + (size_t)w >= sizeof(edges))
+                break;
+            used += (size_t)w;
+        }
+        char marks[64] = "";
+        static const char *const mark_keys[] = {"current", "target", "request", "nominal"};
+        for (unsigned m = 0; m < 4; m++)
+            if (is_true(s, mark_keys[m]))
+                snprintf(marks + strlen(marks), sizeof(marks) - strlen(marks), "%s%s",
+                         marks[0] ? ", " : "<- ", mark_keys[m]);
+        printf("%5lld  %-3s  %-4s  ", (long long)json_integer_value(json_object_get(s, "index")),
+               is_true(s, "requestable") ? "*" : "", is_true(s, "goto") ? "goto" : "");
+        paint(stdout, is_true(s, "current") ? GREEN : PLAIN, w_name, str(s, "name", "?"));
+        printf("  %-*s%s\n", marks[0] ? 24 : 0, edges[0] ? edges : "-", marks);
+    }
+    json_t *path = json_object_get(reply, "path");
+    printf("\n(* requestable: in the REQUEST menu; goto: reachable from every state)\nPath: ");
+    json_array_foreach(path, i, x)
+        printf("%s%s", i ? " -> " : "", json_string_value(x));
+    printf("%s\n", json_array_size(path) ? "" : "none");
+    free(rows);
     json_decref(reply);
     return EXIT_OK;
 }
@@ -671,7 +1153,7 @@ static int cmd_nodes_action(const struct command *c, int argc, char **argv)
     struct parsed p = parse_command(c, argc, argv, "", NULL);
     if (p.first < 0)
         return p.status;
-    json_t *args = json_pack("{s:o}", "nodes", names_array(argc, argv, p.first));
+    json_t *args = json_pack("{s:o}", "nodes", expand_nodes(c, argc, argv, p.first));
     json_t *reply = request(c->name, args);
     if (json_out)
         return print_json(reply);
@@ -887,12 +1369,6 @@ static int cmd_control(const struct command *c, int argc, char **argv)
 }
 
 /* -- log -- */
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
 
 static int since_arg(const struct command *c, const struct parsed *p, json_t *args);
 
@@ -1200,31 +1676,58 @@ static int cmd_spm(const struct command *c, int argc, char **argv)
 }
 
 static const struct command commands[] = {
-    {"list", cmd_list, "",
+    {"list", cmd_list, "[PATTERN...] [--failed] [--not-ok] [--error] [-w]",
      "One line per node: name, system, OP, MODE, STATE, REQUEST, OK, and since when it is in\n"
-     "its state. Stopped and disabled nodes are listed too.\n"
-     "  --json          the daemon's reply as JSON\n", 0, 0},
-    {"status", cmd_status, "[NODE...]",
+     "its state. Stopped and disabled nodes are listed too. With PATTERNs (fnmatch, case\n"
+     "ignored; quote them: 'SUS_*'), only the nodes that match one; with filters, only those\n"
+     "that pass one of them. On a terminal OK is green or red, and a STATE red when the node\n"
+     "is in error or failed, yellow when it is stalled or notifies.\n"
+     "  --failed        nodes that could not start, or are quarantined\n"
+     "  --not-ok        nodes whose OK is not True (stopped ones too)\n"
+     "  --error         running nodes in ERROR (True, or Connect: channels not connected)\n"
+     "  -w, --watch     draw the list again whenever a node changes (the daemon says so: no\n"
+     "                  polling; at most 4 times a second) until Ctrl-C\n"
+     "  --json          the daemon's reply as JSON (filtered; with -w one line a change)\n", 0, -1},
+    {"status", cmd_status, "[NODE...] [-w]",
      "Without NODE: the daemon (version, uptime, nodes, loop utilisation and tick jitter,\n"
      "database, whether the last boot ended cleanly, CA clients). With NODEs: each node's\n"
-     "state, request, target, nominal, mode, op, error, notification, since when, crashes,\n"
-     "quarantine, and its last 10 log lines.\n"
+     "state, request (and who set it, how long ago), target, the path from its state to its\n"
+     "request, nominal, mode, op, error, notification, since when, crashes, quarantine, and\n"
+     "its last 10 log lines. NODE may be a pattern ('SUS_*') or all.\n"
+     "  -w, --watch     draw it again whenever it changes, until Ctrl-C\n"
      "  --json          the daemon's reply as JSON\n", 0, -1},
+    {"states", cmd_states, "NODE [--names]",
+     "The states of the node's system, highest index first as Guardian prints them: index,\n"
+     "requestable (*: in the REQUEST menu; any state can be requested), goto (reachable from\n"
+     "every state), the edges leaving it, and which is the node's current state, target,\n"
+     "request and nominal; then the path from the current state to the request.\n"
+     "  --names         only the requestable states' names, one a line (for completion)\n"
+     "  --json          the daemon's reply as JSON\n", 1, 1},
+    {"is-ok", cmd_is, "NODE... [-q]",
+     "Print ok or not-ok for each node (with its name when there are several) and exit 0 when\n"
+     "every one is OK, 3 when one is not (stopped, failed or quarantined nodes are not OK), as\n"
+     "systemctl is-active does; 1 for an unknown node. NODE may be a pattern or all.\n"
+     "  -q, --quiet     print nothing: the exit status says it\n", 1, -1},
+    {"is-active", cmd_is, "NODE... [-q]",
+     "Print active, inactive or failed for each node and exit 0 when every one is active\n"
+     "(running and executing: ACTIVE True), 3 when one is not; 1 for an unknown node.\n"
+     "  -q, --quiet     print nothing: the exit status says it\n", 1, -1},
     {"start", cmd_nodes_action, "NODE...",
-     "Start registered nodes that are not running (in INIT, heading for their saved request).\n",
-     1, -1},
+     "Start registered nodes that are not running (in INIT, heading for their saved request).\n"
+     "NODE may be a pattern ('B*': quote it) or all; a pattern that matches no node is an\n"
+     "error (exit 1, nothing done).\n", 1, -1},
     {"stop", cmd_nodes_action, "NODE...",
      "Stop running nodes: their channels disconnect from clients. They stay registered (and\n"
-     "enabled: they start with the daemon; see disable).\n", 1, -1},
+     "enabled: they start with the daemon; see disable). NODE may be a pattern or all.\n", 1, -1},
     {"restart", cmd_nodes_action, "NODE...",
      "Load the node's system again from disk and run it from INIT, keeping its request, mode\n"
-     "and op. Its channels disconnect and reconnect.\n", 1, -1},
+     "and op. Its channels disconnect and reconnect. NODE may be a pattern or all.\n", 1, -1},
     {"enable", cmd_nodes_action, "NODE...",
-     "Make nodes start with the daemon (the registry; a stopped node is not started now).\n", 1,
-     -1},
+     "Make nodes start with the daemon (the registry; a stopped node is not started now).\n"
+     "NODE may be a pattern or all.\n", 1, -1},
     {"disable", cmd_nodes_action, "NODE...",
-     "Keep nodes from starting with the daemon (a running node keeps running until stopped).\n",
-     1, -1},
+     "Keep nodes from starting with the daemon (a running node keeps running until stopped).\n"
+     "NODE may be a pattern or all.\n", 1, -1},
     {"reload", cmd_reload, "[--force]",
      "Read the configuration file again and apply it, as SIGHUP does: nodes new to it start,\n"
      "nodes gone from it stop (their saved controls are kept, and come back if the file names\n"
@@ -1306,21 +1809,26 @@ static void usage(FILE *f)
                "Controls guardiand through its control socket.\n\n"
                "commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].usage);
+        fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].usage);
     fprintf(f, "\noptions:\n"
                "  --socket PATH   the control socket (else $GUARDIAND_SOCKET, else\n"
                "                  " CTL_DEFAULT_SOCKET ")\n"
                "  --json          print the daemon's replies as JSON\n"
                "  --no-pager      accepted, as systemctl takes it (guardctl never pages)\n"
+               "  --no-color      no colour (else: on a terminal, unless $NO_COLOR is set)\n"
                "  -h, --help      this text; `guardctl COMMAND --help` explains a command\n\n"
+               "NODE arguments of start, stop, restart, enable, disable, status, is-ok and\n"
+               "is-active may be fnmatch patterns ('SUS_*', quoted) or all.\n\n"
                "exit status: 0 done, 1 failed (unknown node or state, ...), 2 usage,\n"
-               "3 guardiand not running, 4 permission denied\n");
+               "3 guardiand not running (is-ok, is-active: also a node not OK, not active),\n"
+               "4 permission denied\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"socket", required_argument, NULL, 'S'},
                                              {"json", no_argument, NULL, 'J'},
+                                             {"no-color", no_argument, NULL, 'C'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'V'},
                                              {"no-pager", no_argument, NULL, 'P'},
@@ -1334,6 +1842,7 @@ int main(int argc, char **argv)
         case 'S': socket_path = optarg; break;
         case 'J': json_out = true; break;
         case 'P': break; /* never a pager */
+        case 'C': no_colour = true; break;
         case 'h': usage(stdout); return EXIT_OK;
         case 'V':
             printf("guardctl %s (guardiand's control client)\n", GUARDIAND_VERSION);

@@ -108,6 +108,17 @@ void engine_repath(node *n)
     set_target(n, len > 1 ? path[1] : n->cur);
 }
 
+unsigned node_path(const node *n, const grd_state **out, unsigned max)
+{
+    int path[GRD_MAX_STATES];
+    unsigned len = n && out ? graph_path(n->sys, n->cur, n->req, path) : 0;
+    if (len > max)
+        return 0;
+    for (unsigned i = 0; i < len; i++)
+        out[i] = node_system_at(n->sys, path[i]);
+    return len;
+}
+
 /* ---- moving between states ---- */
 
 static double elapsed(const node *n, double now)

@@ -8,7 +8,7 @@
  * search in that order, so among equally short paths the one using earlier
  * edges wins, deterministically. A search is O(states + edges), at most a
  * few thousand steps; it runs on requests, jumps and transitions, not every
- * cycle.
+ * cycle. node_system_edges lists a state's explicit edges for operators.
  */
 #include "node/node_priv.h"
 
@@ -106,4 +106,24 @@ unsigned graph_path(const node_system *s, int from, int to, int *path)
             break;
     }
     return len;
+}
+
+unsigned node_system_edges(const node_system *s, const grd_state *from, const grd_state **out,
+                           unsigned max)
+{
+    int pos = from ? node_system_pos(s, from->name) : -1;
+    if (pos < 0 || !out)
+        return 0;
+    unsigned n = 0;
+    for (unsigned e = 0; e < s->n_edges && n < max; e++) {
+        if (strcmp(s->def->edges[e].from, from->name) != 0)
+            continue;
+        const grd_state *to = node_system_state(s, s->def->edges[e].to);
+        bool seen = false;
+        for (unsigned k = 0; k < n && !seen; k++)
+            seen = out[k] == to;
+        if (to && !seen)
+            out[n++] = to;
+    }
+    return n;
 }

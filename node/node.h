@@ -109,6 +109,12 @@ const char *node_system_path(const node_system *s); /* "" for wrapped systems */
 const grd_state *node_system_state(const node_system *s, const char *name);
 /* The requestable states in index order (for REQUEST_ENUM), at most max. */
 unsigned node_system_requestable(const node_system *s, const grd_state **out, unsigned max);
+/* The explicit edges (GRD_EDGES) leaving `from`, a state of s: their
+ * targets in the system's order, each once, at most max; returns how many.
+ * Goto states are reachable from every state besides (grd_state.goto_).
+ * For listing (guardctl states): O(edges), not for the cycle. */
+unsigned node_system_edges(const node_system *s, const grd_state *from, const grd_state **out,
+                           unsigned max);
 
 /* ---- what a node needs from its host ---- */
 
@@ -231,6 +237,13 @@ const grd_state *node_state(const node *n);   /* current */
 const grd_state *node_target(const node *n);  /* next on the path (or current) */
 const grd_state *node_requested(const node *n);
 const grd_state *node_nominal(const node *n); /* NULL if the system has none */
+/* The path the node works out from its current state to its request (the
+ * shortest; TARGET is its second state): current first, request last, at
+ * most max states; 1 at the request, 0 when there is none (or max is too
+ * small). The graph's path, whatever the mode: a MANUAL or stalled node
+ * does not follow it. Computed afresh, O(states + edges): for operators
+ * (guardctl status), not every cycle. */
+unsigned node_path(const node *n, const grd_state **out, unsigned max);
 enum node_op node_op(const node *n);
 enum node_mode node_mode(const node *n);
 enum node_status node_status(const node *n);

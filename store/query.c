@@ -144,19 +144,9 @@ int store_history(store *s, const char *node, double since, unsigned limit, stor
     return finish(s, st, rc, n);
 }
 
-int store_audit_list(store *s, const char *node, const char *channel, double since, unsigned limit,
-                     store_audit_fn fn, void *arg)
+/* The rows of an audit SELECT (the columns of store_audit, in order). */
+static int audit_rows(store *s, sqlite3_stmt *st, store_audit_fn fn, void *arg)
 {
-    sqlite3_stmt *st;
-    int code = start(s,
-                     "SELECT node, time, channel, old_value, new_value, host, user, accepted FROM audit "
-                     "WHERE (?1 IS NULL OR node = ?1) AND (?4 IS NULL OR channel = ?4) AND time > ?2 "
-                     "ORDER BY time DESC, id DESC LIMIT ?3",
-                     &st, node, limit);
-    if (code != STORE_OK)
-        return code;
-    sqlite3_bind_double(st, 2, isfinite(since) ? since : 0);
-    bind_opt(st, 4, channel);
     int rc, n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct store_audit a = {
@@ -174,6 +164,22 @@ int store_audit_list(store *s, const char *node, const char *channel, double sin
             break;
     }
     return finish(s, st, rc, n);
+}
+
+int store_audit_list(store *s, const char *node, const char *channel, double since, unsigned limit,
+                     store_audit_fn fn, void *arg)
+{
+    sqlite3_stmt *st;
+    int code = start(s,
+                     "SELECT node, time, channel, old_value, new_value, host, user, accepted FROM audit "
+                     "WHERE (?1 IS NULL OR node = ?1) AND (?4 IS NULL OR channel = ?4) AND time > ?2 "
+                     "ORDER BY time DESC, id DESC LIMIT ?3",
+                     &st, node, limit);
+    if (code != STORE_OK)
+        return code;
+    sqlite3_bind_double(st, 2, isfinite(since) ? since : 0);
+    bind_opt(st, 4, channel);
+    return audit_rows(s, st, fn, arg);
 }
 
 int store_count(store *s, enum store_rows what, const char *node, const char *channel,
@@ -258,4 +264,22 @@ int store_log_lines(store *s, const char *node, double since, unsigned limit, st
         sqlite3_reset(st);
     }
     return finish(s, st, rc, n);
+}
+
+int store_audit_newest(store *s, const char *node, const char *channel, store_audit_fn fn,
+                       void *arg)
+{
+    if (!node || !channel)
+        return STORE_EINVAL;
+    sqlite3_stmt *st;
+    /* Equalities on (node, channel) and the order by time: the audit_node
+     * index from its newest end, whatever the size of the table. */
+    int code = start(s,
+                     "SELECT node, time, channel, old_value, new_value, host, user, accepted FROM audit "
+                     "WHERE node = ?1 AND channel = ?2 AND accepted = 1 ORDER BY time DESC LIMIT ?3",
+                     &st, node, 1);
+    if (code != STORE_OK)
+        return code;
+    sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
+    return audit_rows(s, st, fn, arg);
 }

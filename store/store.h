@@ -297,6 +297,12 @@ int store_count(store *s, enum store_rows what, const char *node, const char *ch
  * the node is registered or not. */
 int store_log_lines(store *s, const char *node, double since, unsigned limit, store_line_fn fn,
                     void *arg);
+/* The newest accepted write of one channel of one node (fn called once, or
+ * not at all): 1, 0 or a negative store_err. Through the (node, channel,
+ * time) index, O(log rows) however long the audit: cheap enough for every
+ * node of a status (who set its request). */
+int store_audit_newest(store *s, const char *node, const char *channel, store_audit_fn fn,
+                       void *arg);
 
 /* ---- status ---- */
 

@@ -37,10 +37,13 @@
 
 /* ---- saying what happened ---- */
 
-/* One line on stderr and, when the node runs, the same in its log. */
-static void say(enum sup_level level, sup_node *sn, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void say(enum sup_level level, sup_node *sn, const char *name, const char *fmt, ...)
+/* One line on stderr and, when the node runs, the same in its log; and,
+ * since every lifecycle change says itself here, the one place that tells
+ * the control socket's watchers (sup_changed). */
+static void say(sup *s, enum sup_level level, sup_node *sn, const char *name,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void say(sup *s, enum sup_level level, sup_node *sn, const char *name,
+                const char *fmt, ...)
 {
     char msg[768];
     va_list ap;
@@ -50,6 +53,7 @@ static void say(enum sup_level level, sup_node *sn, const char *name, const char
     sup_log(level, "%s: %s", name, msg);
     if (sn)
         node_log(sn->node, "%s", msg);
+    sup_changed(s, true);
 }
 
 /* ---- the log of a node that does not run ---- */
@@ -150,7 +154,7 @@ static int start(sup *s, const struct sup_node_spec *spec, const char *verb, con
     assert(spec && spec->name && spec->system && who);
     if (sup_node_add(s, spec->name, spec->system, spec->args, spec->n_args, err, errlen) < 0) {
         sup_set_failed(s, spec->name, err);
-        say(SUP_ERR, NULL, spec->name, "FAILED to start (%s): %s; the other nodes run", who,
+        say(s, SUP_ERR, NULL, spec->name, "FAILED to start (%s): %s; the other nodes run", who,
             err);
         return -1;
     }
@@ -167,7 +171,7 @@ static int start(sup *s, const struct sup_node_spec *spec, const char *verb, con
     if (strcmp(who, LIFE_BOOT) == 0)
         node_log(sn->node, "%s at start-up", verb);
     else
-        say(SUP_NOTICE, sn, sn->name, "%s by %s", verb, who);
+        say(s, SUP_NOTICE, sn, sn->name, "%s by %s", verb, who);
     return 0;
 }
 
@@ -183,7 +187,7 @@ void life_stop(sup *s, sup_node *sn, const char *who, bool by_operator)
     struct life_controls c;
     life_controls(s, sn, &c);
     save(s, sn, &c);
-    say(SUP_NOTICE, sn, sn->name, "stopped by %s", who);
+    say(s, SUP_NOTICE, sn, sn->name, "stopped by %s", who);
     keep_log(s, sn);
     char name[CONFIG_NAME_MAX];
     snprintf(name, sizeof(name), "%s", sn->name);
@@ -214,7 +218,7 @@ int life_restart(sup *s, sup_node *sn, const struct sup_node_spec *def, const ch
         snprintf(err, errlen, "node %s: out of memory (it runs on as it was)", name);
     } else {
         save(s, sn, &c);
-        say(SUP_NOTICE, sn, name, "restarting (by %s)", who);
+        say(s, SUP_NOTICE, sn, name, "restarting (by %s)", who);
         keep_log(s, sn);
         sup_node_remove(s, name);
         struct sup_node_spec spec = {.name = name, .system = system,
@@ -234,11 +238,10 @@ int life_restart(sup *s, sup_node *sn, const struct sup_node_spec *def, const ch
 
 void life_quarantine(sup *s, sup_node *sn, const char *usermsg, const char *why)
 {
-    (void)s;
     sn->quarantined = true;
     snprintf(sn->quarantine_why, sizeof(sn->quarantine_why), "%s", why);
     nodepv_quarantine(sn->pv, true, usermsg);
-    say(SUP_WARNING, sn, sn->name, "QUARANTINED: %s; the other nodes run on, this one is not "
+    say(s, SUP_WARNING, sn, sn->name, "QUARANTINED: %s; the other nodes run on, this one is not "
         "run until released (guardctl release %s)", why, sn->name);
 }
 
@@ -259,13 +262,13 @@ const char *life_release(sup *s, const char *name, const char *who, bool *was, c
         sup_log(SUP_ERR, "%s: %s", name, err); /* it runs again all the same */
     }
     if (sn && sn->quarantined) {
-        say(SUP_NOTICE, sn, name, "released from quarantine (%s) by %s", sn->quarantine_why, who);
+        say(s, SUP_NOTICE, sn, name, "released from quarantine (%s) by %s", sn->quarantine_why, who);
         sn->quarantined = sn->too_slow = false;
         sn->quarantine_why[0] = '\0';
         sn->times.streak = 0; /* a fresh window: judged again from now */
         nodepv_quarantine(sn->pv, false, NULL);
     } else {
-        say(SUP_NOTICE, sn, name, "released by %s (it was not quarantined%s)", who,
+        say(s, SUP_NOTICE, sn, name, "released by %s (it was not quarantined%s)", who,
             sn ? "" : "; its earlier crashes no longer count");
     }
     return NULL;
@@ -299,7 +302,7 @@ const char *life_create(sup *s, const struct sup_node_spec *spec, const char *wh
         kept_free(s, k);
     sup_set_stopped(s, spec->name, false);
     persist_node_started(s, sn, spec);
-    say(SUP_NOTICE, sn, spec->name, "created (system %s) and started by %s", spec->system, who);
+    say(s, SUP_NOTICE, sn, spec->name, "created (system %s) and started by %s", spec->system, who);
     return NULL;
 }
 
@@ -319,7 +322,7 @@ const char *life_destroy(sup *s, const char *name, const char *who, char *err, s
         snprintf(err, errlen, "node %s not destroyed: %s", name, store_errmsg(s->store));
         return "EIO";
     }
-    say(SUP_NOTICE, sn, name, "destroyed by %s", who);
+    say(s, SUP_NOTICE, sn, name, "destroyed by %s", who);
     if (sn)
         sup_node_remove(s, name); /* its channels disconnect from clients */
     struct sup_kept_log *k = kept_find(s, name);
@@ -344,7 +347,7 @@ const char *life_set_enabled(sup *s, const char *name, bool enabled, const char 
         return rc == STORE_ENOENT ? "EUNKNOWN_NODE" : "EIO";
     }
     sup_node *sn = sup_node_find(s, name);
-    say(SUP_NOTICE, sn, name, "%s by %s%s", enabled ? "enabled" : "disabled", who,
+    say(s, SUP_NOTICE, sn, name, "%s by %s%s", enabled ? "enabled" : "disabled", who,
         enabled ? "" : sn ? " (it runs on until stopped; it will not start with the daemon)" : "");
     return NULL;
 }

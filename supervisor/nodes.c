@@ -307,6 +307,12 @@ int sup_node_remove(sup *s, const char *name)
     return 0;
 }
 
+void sup_changed(sup *s, bool lifecycle)
+{
+    if (s->watch_tap)
+        s->watch_tap(s->watch_tap_arg, lifecycle);
+}
+
 bool sup_is_stopped(sup *s, const char *name)
 {
     struct sup_stopped *st = NULL;

@@ -48,6 +48,17 @@ static void audit(void *arg, node *n, const char *channel, const char *old_value
                             .host = who ? who->host : NULL, .user = who ? who->user : NULL,
                             .accepted = accepted};
     store_audit(s->store, &a);
+    sup_node *sn = accepted && (strcmp(channel, "REQUEST") == 0 ||
+                                strcmp(channel, "REQUEST_ENUM") == 0)
+                       ? sup_node_find(s, a.node) : NULL;
+    if (sn) {
+        struct sup_request_set *rs = &sn->request_set;
+        rs->known = true;
+        snprintf(rs->by, sizeof(rs->by), "%.30s@%.30s", a.user ? a.user : "?",
+                 a.host ? a.host : "?");
+        snprintf(rs->value, sizeof(rs->value), "%s", new_value ? new_value : "");
+        rs->time = a.time;
+    }
 }
 
 /* ---- open and close ---- */

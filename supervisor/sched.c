@@ -93,6 +93,11 @@ static double step_slot(sup *s, unsigned slot, double t, struct run *run)
         crash_step_end();
         persist_after_step(s, sn);
         nodepv_publish(sn->pv);
+        uint64_t gen = node_generation(sn->node);
+        if (gen != sn->watch_gen) { /* it shows something new: tell the watchers */
+            sn->watch_gen = gen;
+            sup_changed(s, false);
+        }
         s->sched.steps++;
         /* For the watchdog's health check (sched_health): O(1) here. */
         sn->stepped_cycle = s->sched.next / SCHED_SLOTS;

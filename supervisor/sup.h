@@ -71,6 +71,19 @@ typedef struct sup_node {
         double streak_start;    /* ... (monotonic): the too-slow rule's window */
         double streak_max;      /* the longest of those steps */
     } times;
+    /* node_generation at its last step: a step that changed what operators
+     * see tells the control socket's watchers (sup_changed). */
+    uint64_t watch_gen;
+    /* Who set its request and when (guardctl status): the audit's newest
+     * accepted REQUEST or REQUEST_ENUM write, looked up once (ctlcmd.c) and
+     * then kept by the audit hook that queues each such write (persist.c),
+     * so that a status of every node costs no query per node. */
+    struct sup_request_set {
+        bool known;             /* looked up, or written since it started */
+        char by[64];            /* user@host; "" none */
+        char value[PV_STRING_SIZE];
+        double time;
+    } request_set;
     /* What was last queued to the store, to queue only changes. */
     uint64_t saved_gen;
     const grd_state *saved_req, *saved_state;
@@ -183,6 +196,11 @@ typedef struct sup {
      * one test. */
     void (*log_tap)(void *arg, node *n, const char *line);
     void *log_tap_arg;
+    /* sup_changed calls watch_tap while it is set: ctl.c sets it only while
+     * a client watches (guardctl list -w), so otherwise a change costs one
+     * test. */
+    void (*watch_tap)(void *arg, bool lifecycle);
+    void *watch_tap_arg;
 } sup;
 
 /* log.c: the daemon's own messages, "guardiand: ..." on stderr, with
@@ -209,6 +227,11 @@ int sup_node_add(sup *s, const char *name, const char *system, const char *const
 /* Remove a node: its channels disconnect from clients. -1 if unknown. */
 int sup_node_remove(sup *s, const char *name);
 sup_node *sup_node_find(sup *s, const char *name);
+/* What operators see of the nodes changed: a step changed a node's state,
+ * request, mode, op, OK, error... (sched.c), or, lifecycle true, a node
+ * started, stopped, failed, was quarantined, released, enabled or disabled.
+ * The control socket's watchers hear of it (ctl.c coalesces). */
+void sup_changed(sup *s, bool lifecycle);
 /* Whether an operator stopped the node (it stays stopped across SIGHUP until
  * started again); set or clear the mark. */
 bool sup_is_stopped(sup *s, const char *name);

@@ -141,7 +141,7 @@ static void daemon_up(void)
     char err[512];
     if (persist_open(&s, err, sizeof(err)) < 0 || !s.store)
         die("database", s.store_problem[0] ? s.store_problem : err);
-    persist_node_list(&s, true, start_node, NULL);
+    persist_node_list(&s, true, start_node, NULL); /* seeded from the file, as guardiand starts */
 }
 
 static void daemon_down(void)

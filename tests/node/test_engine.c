@@ -168,6 +168,44 @@ Test(engine, starts_in_init_with_the_system_request)
     cr_assert_eq(t[0].how, NODE_TRANS_INIT);
 }
 
+/* node_path (guardctl status's Path line): the shortest path, current first. */
+Test(engine, path_from_the_current_state_to_the_request)
+{
+    const grd_state *p[GRD_MAX_STATES];
+    cr_assert_eq(node_path(n, p, GRD_MAX_STATES), 4);
+    cr_assert_str_eq(p[0]->name, "INIT");
+    cr_assert_str_eq(p[1]->name, "A");
+    cr_assert_str_eq(p[2]->name, "B");
+    cr_assert_str_eq(p[3]->name, "C");
+    cr_assert_eq(node_path(n, p, 3), 0, "no room: nothing, not a path cut short");
+    reach("C");
+    cr_assert_eq(node_path(n, p, GRD_MAX_STATES), 1, "at the request");
+    cr_assert_str_eq(p[0]->name, "C");
+    cr_assert_eq(node_request(n, "SAFE"), NODE_OK); /* a goto state: one step from anywhere */
+    step(n);
+    cr_assert_eq(node_path(n, p, GRD_MAX_STATES), 1);
+    cr_assert_eq(node_request(n, "ISLAND"), NODE_OK); /* unreachable */
+    step(n);
+    cr_assert_eq(node_path(n, p, GRD_MAX_STATES), 0);
+    cr_assert_eq(node_path(NULL, p, GRD_MAX_STATES), 0);
+}
+
+/* node_system_edges (guardctl states): explicit edges only, in the system's order. */
+Test(engine, explicit_edges_of_a_state)
+{
+    const grd_state *to[GRD_MAX_STATES];
+    cr_assert_eq(node_system_edges(sys, node_system_state(sys, "B"), to, GRD_MAX_STATES), 2);
+    cr_assert_str_eq(to[0]->name, "C");
+    cr_assert_str_eq(to[1]->name, "A");
+    cr_assert_eq(node_system_edges(sys, node_system_state(sys, "B"), to, 1), 1);
+    cr_assert_eq(node_system_edges(sys, node_system_state(sys, "SAFE"), to, GRD_MAX_STATES), 0,
+                 "goto edges are implicit, not listed");
+    cr_assert_eq(node_system_edges(sys, node_system_state(sys, "ISLAND"), to, 8), 0);
+    grd_state stranger = {.name = "NOT_HERE"};
+    cr_assert_eq(node_system_edges(sys, &stranger, to, 8), 0);
+    cr_assert_eq(node_system_edges(sys, NULL, to, 8), 0);
+}
+
 Test(engine, follows_the_path_one_method_per_cycle)
 {
     /* cycle 1: INIT main (DONE) and the edge to A */

@@ -1087,6 +1087,17 @@ Test(store, queries_newest_first_with_limits)
     cr_assert_eq(store_count(st, STORE_ROWS_AUDIT, "IFO", "X1:GRD-IFO_MODE", 0, 1000), 5);
     cr_assert_eq(store_count(st, STORE_ROWS_AUDIT, "IFO", NULL, 105, 1000), 4);
     cr_assert_eq(store_count(st, STORE_ROWS_AUDIT, "SUS_ETMX", NULL, 0, 1000), 0);
+
+    /* the newest accepted write of one channel (guardctl status: who set the request) */
+    s = (struct seen){0};
+    cr_assert_eq(store_audit_newest(st, "IFO", "X1:GRD-IFO_MODE", saw_audit, &s), 1);
+    cr_assert_str_eq(s.first, "X1:GRD-IFO_MODE=AUTO@ws:1", "the refused newest one is passed over");
+    s = (struct seen){0};
+    cr_assert_eq(store_audit_newest(st, "IFO", "X1:GRD-IFO_OP", saw_audit, &s), 1);
+    s = (struct seen){0};
+    cr_assert_eq(store_audit_newest(st, "SUS_ETMX", "X1:GRD-IFO_OP", saw_audit, &s), 0);
+    cr_assert_eq(store_audit_newest(st, "IFO", NULL, saw_audit, &s), STORE_EINVAL);
+    cr_assert_eq(store_audit_newest(st, "bad name", "X", saw_audit, &s), STORE_EINVAL);
 }
 
 /* A registered node's history follows its chain; the same rows come from the
