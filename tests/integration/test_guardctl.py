@@ -21,28 +21,12 @@ import time
 
 import pytest
 
-from harness import (CTL_NODES, Ctl, NodeDaemon, chan, daemon_path, forget_channels, get,
-                     guardctl_path, raw_connect, recv_frame, rpc, send_frame, systems_path,
+from harness import (CTL_NODES, Ctl, NodeDaemon, chan, daemon_path, get, guardctl_path,
+                     raw_connect, recv_frame, rpc, send_frame, systems_path,
                      wait_for, write_config)
 
 NODES = CTL_NODES
 BENCH_STATES = ["INIT", "IDLE", "STEP_A", "STEP_B", "STEP_C"]
-
-
-@pytest.fixture
-def ctl(tmp_path):
-    started = []
-
-    def start(**kw):
-        c = Ctl(tmp_path, **kw).start()
-        started.append(c)
-        return c
-
-    yield start
-    for c in started:
-        if c.daemon.proc is not None and c.daemon.proc.returncode is None:
-            c.stop()
-    forget_channels()
 
 
 # ---- raw frames ----

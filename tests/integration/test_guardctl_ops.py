@@ -7,7 +7,6 @@ configuration, database, control socket and CA ports). Nodes whose bench period 
 in STEP_A (nothing changes unless a test changes it), so a watcher that draws without a change
 is caught. Terminals are real ptys.
 """
-import json
 import os
 import pty
 import pwd
@@ -16,9 +15,7 @@ import signal
 import subprocess
 import time
 
-from harness import guardctl_path
-from test_guardctl import Ctl, ctl, raw_connect, recv_frame, rpc, send_frame  # noqa: F401
-from test_persistence import put, wait_for
+from harness import guardctl_path, put, raw_connect, recv_frame, rpc, send_frame, wait_for
 
 STILL = {"period": "3600"}  # a bench node that stays in STEP_A
 NODES = [("B1", "bench", STILL), ("B2", "bench", STILL), ("SUS_X", "sus", {"optic": "ETMX"}),

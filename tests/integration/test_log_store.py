@@ -9,9 +9,7 @@ the ring's 128 lines within seconds. Lines are compared as text: each starts wit
 import calendar
 import time
 
-from harness import guardctl_path  # noqa: F401  (the binary under test, next to the daemon)
-from test_guardctl import Ctl, ctl  # noqa: F401  (the fixture)
-from test_persistence import wait_for
+from harness import Ctl, wait_for
 
 RING = 128
 NODES = [("FAST", "bench", {"period": "0"}), ("B2", "bench", {})]

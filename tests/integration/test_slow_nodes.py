@@ -9,7 +9,6 @@ step_overruns (8) times within step_window (10 s) is quarantined as too slow, wi
 recorded, until `guardctl release`. The watchdog tests capture sd_notify datagrams on a socket of
 their own (harness.py's Manager) with a 2 s WATCHDOG_USEC, as systemd's WatchdogSec would.
 """
-import os
 import re
 import signal
 import sqlite3
@@ -17,7 +16,7 @@ import time
 
 import pytest
 
-from harness import (Ctl, Manager, NodeDaemon, forget_channels, get, put, systems_path,
+from harness import (Manager, NodeDaemon, forget_channels, get, put, systems_path,
                      wait_for, write_config)
 
 NODES = [("B1", "bench", {}), ("B2", "bench", {}), ("B3", "bench", {}),
@@ -25,19 +24,9 @@ NODES = [("B1", "bench", {}), ("B2", "bench", {}), ("B3", "bench", {}),
 
 
 @pytest.fixture
-def ctl(tmp_path):
-    started = []
-
-    def start(**kw):
-        c = Ctl(tmp_path, nodes=kw.pop("nodes", NODES), **kw).start()
-        started.append(c)
-        return c
-
-    yield start
-    for c in started:
-        if c.daemon.proc is not None and c.daemon.proc.returncode is None:
-            c.stop()
-    forget_channels()
+def ctl(ctl):
+    """conftest's, with this file's nodes by default."""
+    return lambda **kw: ctl(nodes=kw.pop("nodes", NODES), **kw)
 
 
 def steps(c, name):
