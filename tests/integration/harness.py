@@ -228,14 +228,14 @@ def guardiand_version():
     return out[1]
 
 
-def write_config(folder, nodes, ifo="X1", rate=16, systems=None, settings=None):
+def write_config(folder, nodes, ifo="X1", rate=16, systems=None, settings=None, extra=()):
     """A guardiand INI file in `folder` (etc/guardiand.ini's format) and a database path beside
     it. nodes: (name, system, {argument: value}) tuples, in order; settings: more keys of
     [guardiand]. Returns (config, database)."""
     database = os.path.join(str(folder), "guardiand.db")
     lines = ["[guardiand]", "ifo = %s" % ifo, "systems = %s" % (systems or systems_dir()),
              "rate = %s" % rate, "database = %s" % database]
-    lines += ["%s = %s" % kv for kv in (settings or {}).items()] + [""]
+    lines += ["%s = %s" % kv for kv in (settings or {}).items()] + list(extra) + [""]
     for name, system, args in nodes:
         lines += ["[node %s]" % name, "system = %s" % system]
         lines += ["%s = %s" % (k, v) for k, v in args.items()]
@@ -649,13 +649,7 @@ class Ctl:
     def __init__(self, folder, nodes=CTL_NODES, extra=(), socket_dir=None, journal=None):
         self.folder = str(folder)
         self.socket = os.path.join(socket_dir or self.folder, "ctl.sock")
-        config, database = write_config(self.folder, nodes, systems=systems_path())
-        if extra:
-            with open(config) as f:
-                text = f.read()
-            text = text.replace("[guardiand]\n", "[guardiand]\n" + "\n".join(extra) + "\n", 1)
-            with open(config, "w") as f:
-                f.write(text)
+        config, database = write_config(self.folder, nodes, systems=systems_path(), extra=extra)
         self.config, self.database = config, database
         if journal:
             with open(database + ".crashes", "w") as f:

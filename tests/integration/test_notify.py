@@ -28,12 +28,7 @@ def notified(tmp_path):
 
     def start(nodes, extra=()):
         manager = Manager(tmp_path)
-        config, database = write_config(tmp_path, nodes, systems=systems_path())
-        if extra:
-            with open(config) as f:
-                text = f.read()
-            with open(config, "w") as f:
-                f.write(text.replace("[guardiand]\n", "[guardiand]\n" + "\n".join(extra) + "\n", 1))
+        config, database = write_config(tmp_path, nodes, systems=systems_path(), extra=extra)
         d = NodeDaemon(config, database, env={"NOTIFY_SOCKET": manager.path,
                                               "WATCHDOG_USEC": str(WATCHDOG_USEC)})
         started.append((d, manager))

@@ -28,14 +28,7 @@ class Runs:
         self.problems = []
 
     def config(self, nodes=NODES, extra=()):
-        config, database = write_config(self.folder, nodes, systems=systems_path())
-        if extra:
-            with open(config) as f:
-                text = f.read()
-            text = text.replace("[guardiand]\n", "[guardiand]\n" + "\n".join(extra) + "\n", 1)
-            with open(config, "w") as f:
-                f.write(text)
-        return config, database
+        return write_config(self.folder, nodes, systems=systems_path(), extra=extra)
 
     def start(self, nodes=NODES, extra=(), env=None, expect_ready=True):
         config, database = self.config(nodes, extra)

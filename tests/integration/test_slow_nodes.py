@@ -134,13 +134,8 @@ def notified(tmp_path):
 
     def start(extra=()):
         manager = Manager(tmp_path)
-        config, database = write_config(tmp_path, NODES, systems=systems_path())
-        with open(config) as f:
-            text = f.read()
-        text = text.replace("[guardiand]\n", "[guardiand]\n" + "\n".join(extra) + "\n", 1)
-        text = text.replace("system = mod_slow\n", "system = mod_slow\nblock = 0.5\n")
-        with open(config, "w") as f:
-            f.write(text)
+        nodes = NODES[:-1] + [("SLOW", "mod_slow", {"block": "0.5"})]
+        config, database = write_config(tmp_path, nodes, systems=systems_path(), extra=extra)
         d = NodeDaemon(config, database, env={"NOTIFY_SOCKET": manager.path,
                                               "WATCHDOG_USEC": str(WATCHDOG_USEC)})
         started.append((d, manager))
