@@ -13,7 +13,8 @@
  *      REDIRECT or ENTER for one cycle;
  *   4. in ERROR nothing more runs;
  *   5. otherwise run the current state's checks and then one method: main
- *      when the state is entered, run on every later cycle; then act on what
+ *      when the state is entered, run on every later cycle (the checks of
+ *      both methods first, then main_checks or run_checks); then act on what
  *      it returned: DONE moves along the path at once (or holds at the
  *      request), a jump moves to its target at once, CONTINUE waits, an
  *      error holds the node in ERROR;
@@ -312,14 +313,24 @@ static int call(node *n, grd_state_fn fn, enum node_ctx ctx)
     }
 }
 
-static int run_checks(node *n, const grd_state *st)
+static int run_check_list(node *n, const grd_state_fn *checks)
 {
-    for (unsigned i = 0; st->checks && i < GRD_MAX_CHECKS && st->checks[i]; i++) {
-        int r = call(n, st->checks[i], CTX_CHECK);
+    for (unsigned i = 0; checks && i < GRD_MAX_CHECKS && checks[i]; i++) {
+        int r = call(n, checks[i], CTX_CHECK);
         if (r == GRD_JUMP || r == GRD_ERROR)
             return r;
     }
     return PROCEED;
+}
+
+/* The checks of both methods first, then the method's own (Guardian
+ * decorates main and run separately). */
+static int run_checks(node *n, const grd_state *st, bool entry)
+{
+    int r = run_check_list(n, st->checks);
+    if (r != PROCEED)
+        return r;
+    return run_check_list(n, entry ? st->main_checks : st->run_checks);
 }
 
 static void fail(node *n)
@@ -369,7 +380,7 @@ static void execute(node *n)
         n->status = NODE_STATUS_RUN;
     }
     n->conn_fail = false;
-    int r = run_checks(n, st);
+    int r = run_checks(n, st, entry);
     bool from_check = r != PROCEED;
     if (!from_check)
         r = call(n, entry ? st->main : st->run, entry ? CTX_MAIN : CTX_RUN);

@@ -15,7 +15,9 @@
  *   - a missing main or run counts as "done at once";
  *   - returning grd_jump(n, "X") moves to state X at once, edge or not;
  *   - checks (Guardian's decorators) run before every main() and run() of
- *     their state, in order; a check that returns a jump wins, GRD_CONTINUE
+ *     their state, in order: first .checks (both methods), then .main_checks
+ *     before main() or .run_checks before run(), as Guardian decorates main
+ *     and run separately; a check that returns a jump wins, GRD_CONTINUE
  *     (or GRD_DONE) lets the next check and then the state's own code run;
  *   - grd_error() puts the node in ERROR: it holds until a state is
  *     requested again or the system is reloaded. An error reported with
@@ -35,7 +37,7 @@
 
 /* Bumped whenever this header changes in a way that breaks built systems;
  * guardiand refuses a system built against another version. */
-#define GRD_API_VERSION 1
+#define GRD_API_VERSION 2 /* 2: grd_state gained main_checks and run_checks */
 
 #define GRD_MAX_CHECKS 8
 #define GRD_MAX_STATES 256
@@ -63,7 +65,9 @@ typedef struct grd_state {
     bool no_redirect;      /* a new request does not interrupt this state */
     grd_state_fn main;     /* once, on entry */
     grd_state_fn run;      /* every cycle after main, until done */
-    const grd_state_fn *checks; /* GRD_CHECKS(...): run before main and run */
+    const grd_state_fn *checks;      /* GRD_CHECKS(...): run before main and run */
+    const grd_state_fn *main_checks; /* GRD_CHECKS(...): then before main only */
+    const grd_state_fn *run_checks;  /* GRD_CHECKS(...): then before run only */
 } grd_state;
 
 typedef struct grd_edge {

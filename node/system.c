@@ -150,6 +150,21 @@ static const char *quote(const char *name, char *buf, size_t len)
     return buf;
 }
 
+/* A GRD_CHECKS list: NULL-terminated within GRD_MAX_CHECKS (each list has
+ * its own bound: the engine stops at GRD_MAX_CHECKS per list). */
+static int count_checks(const grd_state_fn *checks, const char *state, const char *field,
+                        const char *who, char *err, size_t errlen)
+{
+    for (unsigned c = 0; checks && checks[c]; c++) {
+        if (c == GRD_MAX_CHECKS) {
+            snprintf(err, errlen, "%s: state '%s' has more than %d %s", who, state,
+                     GRD_MAX_CHECKS, field);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int validate_states(node_system *s, const char *who, char *err, size_t errlen)
 {
     const grd_system *d = s->def;
@@ -187,14 +202,10 @@ static int validate_states(node_system *s, const char *who, char *err, size_t er
                 return -1;
             }
         }
-        unsigned c = 0;
-        for (; st->checks && st->checks[c]; c++) {
-            if (c == GRD_MAX_CHECKS) {
-                snprintf(err, errlen, "%s: state '%s' has more than %d checks", who, st->name,
-                         GRD_MAX_CHECKS);
-                return -1;
-            }
-        }
+        if (count_checks(st->checks, st->name, "checks", who, err, errlen) < 0 ||
+            count_checks(st->main_checks, st->name, "main_checks", who, err, errlen) < 0 ||
+            count_checks(st->run_checks, st->name, "run_checks", who, err, errlen) < 0)
+            return -1;
         if (strcmp(st->name, "INIT") == 0)
             s->init = (int)i;
     }
@@ -236,8 +247,10 @@ static int validate(node_system *s, const char *who, char *err, size_t errlen)
     const grd_system *d = s->def;
     char q[80];
     if (d->api_version != GRD_API_VERSION) {
-        snprintf(err, errlen, "%s: built for guardian API version %u, this guardiand has %d", who,
-                 d->api_version, GRD_API_VERSION);
+        snprintf(err, errlen,
+                 "%s: built for guardian API version %u, this guardiand has %d (rebuild it "
+                 "against this guardiand's node/guardian.h)",
+                 who, d->api_version, GRD_API_VERSION);
         return -1;
     }
     if (!d->name || !d->name[0] || strnlen(d->name, 256) == 256) {

@@ -418,6 +418,91 @@ Test(engine, checks_run_in_order_and_done_lets_the_method_run)
     assert_state("D");
 }
 
+/* ---- checks per method (Guardian decorates main and run separately) ----
+ * Each check and method appends a letter to `trace`: b (both-list), m
+ * (main_checks), r (run_checks), j (a main check that jumps to SAFE), M and
+ * R (the methods, which never finish). Every state is a goto state, so a
+ * request reaches it in one edge. */
+static char trace[64];
+
+static void mark(const char *c) { strncat(trace, c, sizeof(trace) - strlen(trace) - 1); }
+static grd_ret pm_both(grd_node *n) { (void)n; mark("b"); return GRD_CONTINUE; }
+static grd_ret pm_main_check(grd_node *n) { (void)n; mark("m"); return GRD_DONE; }
+static grd_ret pm_run_check(grd_node *n) { (void)n; mark("r"); return GRD_CONTINUE; }
+static grd_ret pm_jump(grd_node *n) { mark("j"); return grd_jump(n, "SAFE"); }
+static grd_ret pm_main(grd_node *n) { (void)n; mark("M"); return GRD_CONTINUE; }
+static grd_ret pm_run(grd_node *n) { (void)n; mark("R"); return GRD_CONTINUE; }
+
+#define PM(NAME, IDX, ...) GRD_STATE(NAME, IDX, .goto_ = true, .main = pm_main, .run = pm_run, __VA_ARGS__)
+static const grd_system sys_per_method = {
+    .api_version = GRD_API_VERSION, .name = "per_method", .request = "INIT",
+    .states = GRD_STATES(GRD_STATE("INIT", 0, .goto_ = true),
+                         GRD_STATE("SAFE", 1, .goto_ = true),
+                         PM("MAIN_ONLY", 10, .main_checks = GRD_CHECKS(pm_main_check)),
+                         PM("RUN_ONLY", 20, .run_checks = GRD_CHECKS(pm_run_check, pm_run_check)),
+                         PM("ALL", 30, .checks = GRD_CHECKS(pm_both),
+                            .main_checks = GRD_CHECKS(pm_main_check),
+                            .run_checks = GRD_CHECKS(pm_run_check)),
+                         PM("JUMPS", 40, .checks = GRD_CHECKS(pm_both),
+                            .main_checks = GRD_CHECKS(pm_jump, pm_main_check))),
+};
+
+/* A node of sys_per_method moved (by an edge) into `state`, its trace empty:
+ * the next step enters the state. */
+static node *per_method_at(node_system **s2, const char *state)
+{
+    char err[256];
+    *s2 = node_system_wrap(&sys_per_method, err, sizeof(err));
+    cr_assert(*s2, "%s", err);
+    node *m = node_new("PM", "H1", *s2, NULL, 0, &host, err, sizeof(err));
+    cr_assert(m, "%s", err);
+    step(m); /* INIT, at its request */
+    cr_assert_eq(node_request(m, state), NODE_OK);
+    step(m); /* the edge INIT->state */
+    cr_assert_str_eq(S(node_state(m)), state);
+    cr_assert_eq(node_status(m), NODE_STATUS_EDGE);
+    trace[0] = '\0';
+    return m;
+}
+
+static void per_method_trace(const char *state, const char *expected)
+{
+    node_system *s2;
+    node *m = per_method_at(&s2, state);
+    steps(m, 3);
+    cr_assert_str_eq(trace, expected, "%s: checks and methods ran as '%s'", state, trace);
+    node_free(m);
+    node_system_unref(s2);
+}
+
+Test(engine, main_checks_run_before_main_only)
+{
+    per_method_trace("MAIN_ONLY", "mMRR");
+}
+
+Test(engine, run_checks_run_before_run_only)
+{
+    per_method_trace("RUN_ONLY", "MrrRrrR");
+}
+
+Test(engine, checks_of_both_run_first_then_the_methods_own)
+{
+    per_method_trace("ALL", "bmMbrRbrR");
+}
+
+Test(engine, a_jump_from_a_main_check_wins)
+{
+    node_system *s2;
+    node *m = per_method_at(&s2, "JUMPS");
+    step(m);
+    cr_assert_str_eq(trace, "bj", "the later main check and main are not run: '%s'", trace);
+    cr_assert_str_eq(S(node_state(m)), "SAFE");
+    cr_assert_eq(node_status(m), NODE_STATUS_JUMP);
+    cr_assert_neq(log_find(0, "JUMP target: SAFE"), -1);
+    node_free(m);
+    node_system_unref(s2);
+}
+
 Test(engine, check_on_a_held_state_runs_every_cycle)
 {
     reach("A");

@@ -66,8 +66,8 @@ Test(loader, module_code_runs_in_a_node)
 Test(loader, wrong_api_version)
 {
     char want[64];
-    snprintf(want, sizeof(want), "built for guardian API version %d, this guardiand has %d",
-             GRD_API_VERSION + 1, GRD_API_VERSION);
+    snprintf(want, sizeof(want), "built for guardian API version 1, this guardiand has %d",
+             GRD_API_VERSION);
     assert_refused("mod_badapi", path_of("mod_badapi"), want);
 }
 
@@ -233,6 +233,21 @@ static const grd_system sys_eight_checks = {
     .api_version = GRD_API_VERSION, .name = "checks",
     .states = GRD_STATES(GRD_STATE("INIT", 0, .checks = GRD_CHECKS(fn, fn, fn, fn, fn, fn, fn, fn))),
 };
+static const grd_system sys_nine_main_checks = {
+    .api_version = GRD_API_VERSION, .name = "checks",
+    .states = GRD_STATES(GRD_STATE("INIT", 0, .main_checks = GRD_CHECKS(fn, fn, fn, fn, fn, fn, fn, fn, fn))),
+};
+static const grd_system sys_nine_run_checks = {
+    .api_version = GRD_API_VERSION, .name = "checks",
+    .states = GRD_STATES(GRD_STATE("INIT", 0, .run_checks = GRD_CHECKS(fn, fn, fn, fn, fn, fn, fn, fn, fn))),
+};
+/* Each list has its own bound: eight of each is 24 checks before run and main. */
+static const grd_system sys_eight_of_each = {
+    .api_version = GRD_API_VERSION, .name = "checks",
+    .states = GRD_STATES(GRD_STATE("INIT", 0, .checks = GRD_CHECKS(fn, fn, fn, fn, fn, fn, fn, fn),
+                                   .main_checks = GRD_CHECKS(fn, fn, fn, fn, fn, fn, fn, fn),
+                                   .run_checks = GRD_CHECKS(fn, fn, fn, fn, fn, fn, fn, fn))),
+};
 static const grd_system sys_bad_char = {
     .api_version = GRD_API_VERSION, .name = "badchar",
     .states = GRD_STATES(GRD_STATE("INIT", 0), GRD_STATE("A->B", 1)),
@@ -278,7 +293,12 @@ Test(validate, a_good_table)
 Test(validate, checks_are_bounded)
 {
     assert_wrap_refused(&sys_nine_checks, "state 'INIT' has more than 8 checks");
+    assert_wrap_refused(&sys_nine_main_checks, "state 'INIT' has more than 8 main_checks");
+    assert_wrap_refused(&sys_nine_run_checks, "state 'INIT' has more than 8 run_checks");
     node_system *s = wrap(&sys_eight_checks);
+    cr_assert(s, "%s", err);
+    node_system_unref(s);
+    s = wrap(&sys_eight_of_each);
     cr_assert(s, "%s", err);
     node_system_unref(s);
 }
