@@ -108,6 +108,12 @@ unsigned graph_path(const node_system *s, int from, int to, int *path)
     return len;
 }
 
+bool node_system_has_path(const node_system *s, const char *from, const char *to)
+{
+    int path[GRD_MAX_STATES];
+    return s && graph_path(s, node_system_pos(s, from), node_system_pos(s, to), path) > 0;
+}
+
 unsigned node_system_edges(const node_system *s, const grd_state *from, const grd_state **out,
                            unsigned max)
 {

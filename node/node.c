@@ -315,6 +315,8 @@ int node_start_at(node *n, const char *state, const char *request)
     int r = request ? node_system_pos(n->sys, request) : s;
     if (s < 0 || r < 0)
         return NODE_ENOSTATE;
+    if (!node_system_has_path(n->sys, state, request ? request : state))
+        return NODE_ENOPATH;
     n->req = r;
     n->req_pending = false;
     char from[GRD_NAME_MAX + 1];

@@ -81,6 +81,7 @@ enum node_err {
     NODE_EINVAL = -3,
     NODE_ENOSYS = -4,     /* system module missing or unusable */
     NODE_EBUSY = -5,      /* claimed by another manager */
+    NODE_ENOPATH = -6,    /* no path between the two states */
 };
 
 /* ---- systems ---- */
@@ -115,6 +116,9 @@ unsigned node_system_requestable(const node_system *s, const grd_state **out, un
  * For listing (guardctl states): O(edges), not for the cycle. */
 unsigned node_system_edges(const node_system *s, const grd_state *from, const grd_state **out,
                            unsigned max);
+/* Whether the graph (edges and goto states) has a path from state `from` to
+ * state `to`, both by name; false if either is not a state of s. */
+bool node_system_has_path(const node_system *s, const char *from, const char *to);
 
 /* ---- what a node needs from its host ---- */
 
@@ -313,7 +317,8 @@ void node_log_adopt(node *n, const char *const *lines, unsigned count);
 /* ---- running a system from the command line (guardian MODULE STATE [REQUEST]) ---- */
 
 /* Start `n` in `state` instead of INIT, heading for `request` (NULL: stay in
- * state), at once. NODE_ENOSTATE if either is unknown (nothing changes).
+ * state), at once. NODE_ENOSTATE if either is unknown, NODE_ENOPATH if the
+ * graph has no path from state to request (nothing changes either way).
  * Private data of the state code and its arguments are those of a normal
  * node; the caller steps it with node_step() until it is done. */
 int node_start_at(node *n, const char *state, const char *request);

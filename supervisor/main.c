@@ -435,18 +435,27 @@ static int run_system(sup *s, const struct options *o)
     snprintf(name, sizeof(name), "%s", system);
     for (char *p = name; *p; p++)
         *p = (*p >= 'a' && *p <= 'z') ? (char)(*p - 32) : (*p == '.' || *p == '-') ? '_' : *p;
-    node *n = node_new(name, s->cfg.ifo, sys, (const char *const *)o->run_args + first_arg,
-                       (unsigned)(o->n_run_args - first_arg), &s->host, err, sizeof(err));
+    /* States and path are checked before the node exists: a node starts in
+     * INIT and would log a path from there first, which this run never takes. */
+    bool state_ok = node_system_state(sys, state) != NULL;
+    bool request_ok = !request || node_system_state(sys, request) != NULL;
+    node *n = NULL;
     int status = 2;
-    if (!n) {
+    if (!state_ok || !request_ok) {
+        /* Name only the state that is not there. */
+        sup_log(SUP_ERR, "%s: no state %s%s%s in system %s", name, state_ok ? "" : state,
+                !state_ok && !request_ok ? " or " : "", request_ok ? "" : request, system);
+    } else if (request && !node_system_has_path(sys, state, request)) {
+        /* A run that can never arrive fails (1), as one that ends elsewhere does;
+         * the states themselves were fine, so it is not a usage error (2). */
+        sup_log(SUP_ERR, "%s: no path from %s to %s in system %s", name, state, request, system);
+        status = 1;
+    } else if (!(n = node_new(name, s->cfg.ifo, sys, (const char *const *)o->run_args + first_arg,
+                              (unsigned)(o->n_run_args - first_arg), &s->host, err,
+                              sizeof(err)))) {
         sup_log(SUP_ERR, "%s", err);
     } else if (node_start_at(n, state, request) != NODE_OK) {
-        /* Name only the state that is not there. */
-        bool state_ok = node_system_state(sys, state) != NULL;
-        bool request_ok = !request || node_system_state(sys, request) != NULL;
-        sup_log(SUP_ERR, "%s: no state %s%s%s in system %s", name,
-                state_ok ? "" : state, !state_ok && !request_ok ? " or " : "",
-                request_ok ? "" : request, system);
+        sup_log(SUP_ERR, "%s: cannot start in %s", name, state); /* checked above */
     } else {
         struct run r = {.sup = s, .node = n, .status = 130};
         ev_timer_init(&r.timer, run_step, 0, 1.0 / s->cfg.rate);

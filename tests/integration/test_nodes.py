@@ -638,3 +638,21 @@ def test_run_names_only_the_state_that_is_not_there():
         r = subprocess.run(base + states + ["optic=ETMX"], env=run_env(port, beacon),
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 2 and said in r.stderr, (states, r.stderr)
+
+
+def test_run_without_a_path_to_the_request_fails_at_once():
+    """Issue 13, item 2: TRIPPED has no edge in (only jumps reach it). The run used to log a path
+    from INIT and start; it fails at once naming both states, without starting a node."""
+    port, beacon = free_ports()
+    r = subprocess.run([daemon_path(), "--run", "--simulate-plant", "--systems", systems_dir(),
+                        "sus", "SAFE", "TRIPPED", "optic=ETMX"], env=run_env(port, beacon),
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1, r
+    assert "SUS: no path from SAFE to TRIPPED in system sus" in r.stderr, r
+    assert "calculating path: INIT" not in r.stdout + r.stderr, r
+    assert "executing state" not in r.stdout, r
+    # The other way round there is a path (TRIPPED->SAFE): the check does not refuse it.
+    r = subprocess.run([daemon_path(), "--run", "--simulate-plant", "--systems", systems_dir(),
+                        "sus", "SAFE", "SAFE", "optic=ETMX"], env=run_env(port, beacon),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "no path" not in r.stderr, r

@@ -190,6 +190,26 @@ Test(engine, path_from_the_current_state_to_the_request)
     cr_assert_eq(node_path(NULL, p, GRD_MAX_STATES), 0);
 }
 
+/* node_start_at (guardiand --run STATE REQUEST) refuses a request it can
+ * never reach, changing nothing. */
+Test(engine, start_at_needs_a_path_to_the_request)
+{
+    cr_assert(node_system_has_path(sys, "A", "D"));
+    cr_assert(node_system_has_path(sys, "D", "SAFE"), "goto edges count");
+    cr_assert(!node_system_has_path(sys, "A", "ISLAND"));
+    cr_assert(!node_system_has_path(sys, "A", "NOT_HERE"));
+    cr_assert(!node_system_has_path(NULL, "A", "D"));
+    unsigned lines = fake.n_lines;
+    cr_assert_eq(node_start_at(n, "A", "ISLAND"), NODE_ENOPATH);
+    assert_state("INIT");
+    cr_assert_str_eq(S(node_requested(n)), "C");
+    cr_assert_eq(fake.n_lines, lines, "nothing logged");
+    cr_assert_eq(node_start_at(n, "ISLAND", NULL), NODE_OK, "the state itself is a path");
+    assert_state("ISLAND");
+    cr_assert_eq(node_start_at(n, "B", "D"), NODE_OK);
+    assert_state("B");
+}
+
 /* node_system_edges (guardctl states): explicit edges only, in the system's order. */
 Test(engine, explicit_edges_of_a_state)
 {
