@@ -225,7 +225,9 @@ static int reload_node(node *n, void *arg)
     node_system *sys = node_system_load(sn->system, s->cfg.systems, err, sizeof(err));
     if (!sys) {
         sup_log(SUP_ERR, "%s: reload of %s failed: %s", sn->name, sn->system, err);
-        nodepv_set_load_status(sn->pv, NODE_LOAD_ERROR);
+        /* On the node itself, not only its channel: LOAD_STATUS=ERROR, ACTIVE=False and
+         * USERMSG hold until a LOAD succeeds, and the node's log says why. */
+        node_load_failed(n, err);
         return 0; /* the write is accepted; LOAD_STATUS says how it went */
     }
     if (node_reload(n, sys, err, sizeof(err)) != NODE_OK) {

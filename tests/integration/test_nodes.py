@@ -17,6 +17,7 @@ of ../shared/docs/guardian.md Part A and docs/systems.md. Every wait is bounded.
 import calendar
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -396,6 +397,47 @@ def test_load_reloads_without_interrupting_and_reads_false_again(node_daemon, ep
     assert c.get("OK") == 1
     assert c.put_status("LOAD", "True") == ECA_NORMAL  # by its string, a second time
     assert c.get("LOAD") == 0
+
+
+def test_a_failed_load_holds_until_a_good_load(node_daemon, epics, tmp_path):
+    """Issue 13, item 1: a LOAD whose module does not load leaves the old code running and
+    says so until a LOAD succeeds: LOAD_STATUS=ERROR across state changes, ACTIVE=False,
+    USERMSG and the node's log saying why."""
+    folder = tmp_path / "systems"
+    folder.mkdir()
+    module = folder / "sus.so"
+    shutil.copyfile(os.path.join(systems_dir(), "sus.so"), str(module))
+    d = node_daemon([SUS], systems=str(folder))  # the copy, which the test replaces
+    c = Client(epics)
+    assert wait_for(lambda: c.get("STATE") == "TRIPPED", 5), c.get("STATE")
+    c.put(PLANT + "WD_STATE", 1.0)
+    assert wait_for(lambda: c.get("STATE") == "ALIGNED" and c.get("ACTIVE") == 1, 10)
+    # A module file replaced (never rewritten in place) by one that is not a module.
+    broken = folder / "sus.so.new"
+    broken.write_bytes(b"not an ELF object\n")
+    os.rename(str(broken), str(module))
+    assert c.put_status("LOAD", "True") == ECA_NORMAL
+    assert wait_for(lambda: c.get("LOAD_STATUS") == LOAD_STATUS.index("ERROR"), 5)
+    assert wait_for(lambda: "SUS_ETMX LOAD ERROR: " in d.log_text(), 5), d.log_text()
+    assert c.get("ACTIVE") == 0
+    assert c.get("USERMSG").startswith("LOAD ERROR: "), c.get("USERMSG")
+    assert c.get("NOTIFICATION") == 1
+    # The old code runs on, and a state change does not make the failure go away.
+    assert c.put_status("REQUEST", "DAMPED") == ECA_NORMAL
+    assert wait_for(lambda: c.get("STATE") == "DAMPED", 10), c.get("STATE")
+    time.sleep(0.3)
+    assert c.get("LOAD_STATUS") == LOAD_STATUS.index("ERROR"), "reset by a state change"
+    assert c.get("ACTIVE") == 0
+    assert c.get("USERMSG").startswith("LOAD ERROR: "), c.get("USERMSG")
+    # A good module again, and a LOAD: the failure is over.
+    good = folder / "sus.so.good"
+    shutil.copyfile(os.path.join(systems_dir(), "sus.so"), str(good))
+    os.rename(str(good), str(module))
+    assert c.put_status("LOAD", "True") == ECA_NORMAL
+    assert wait_for(lambda: c.get("LOAD_STATUS") == LOAD_STATUS.index("DONE"), 5)
+    assert wait_for(lambda: c.get("ACTIVE") == 1, 5)
+    assert "LOAD ERROR" not in c.get("USERMSG")
+    assert c.get("STATE") == "DAMPED"
 
 
 # ---- refused writes ----

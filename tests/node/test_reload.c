@@ -171,13 +171,18 @@ Test(reload, a_failed_load_keeps_the_old_code_running)
     cr_assert(!node_active(n));
     cr_assert_eq(node_system_of(n), s1);
     cr_assert_neq(log_find_sub(0, "LOAD ERROR: "), -1);
+    cr_assert(strncmp(node_usermsg(n), "LOAD ERROR: ", 12) == 0, "%s", node_usermsg(n));
     for (int i = 0; i < 3; i++)
         step(n);
     cr_assert_eq(mains[1][B], 1);
     cr_assert(node_done(n));
+    /* Held across steps and state changes (issue 13), until a LOAD succeeds. */
+    cr_assert_eq(node_load_status(n), NODE_LOAD_ERROR);
+    cr_assert(strncmp(node_usermsg(n), "LOAD ERROR: ", 12) == 0, "%s", node_usermsg(n));
     cr_assert_eq(node_reload(n, s2, err, sizeof(err)), NODE_OK);
     cr_assert_eq(node_load_status(n), NODE_LOAD_DONE);
     cr_assert(node_active(n));
+    cr_assert(!strstr(node_usermsg(n), "LOAD ERROR"), "%s", node_usermsg(n));
 }
 
 Test(reload, private_data_is_kept_when_its_size_is_the_same)
