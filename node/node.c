@@ -346,6 +346,39 @@ void node_load_failed(node *n, const char *why)
     node_publish(n);
 }
 
+int node_reload_check(const node *n, const node_system *sys, char *why, size_t whylen)
+{
+    char dummy[1];
+    if (!why || !whylen)
+        why = dummy, whylen = sizeof(dummy);
+    if (!n || n->magic != NODE_MAGIC || !sys) {
+        snprintf(why, whylen, "no node or no system");
+        return NODE_EINVAL;
+    }
+    const node_system *old = n->sys;
+    /* The request the node heads for: a new one waits for the next cycle. */
+    int req = n->req_pending ? n->req_next : n->req;
+    struct { const char *what; int pos; } keep[] = {
+        {"current state", n->cur}, {"request", req}, {"nominal state", old->nominal},
+    };
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        if (keep[i].pos < 0) /* no nominal state: nothing to keep */
+            continue;
+        if (map_pos(old, sys, keep[i].pos) < 0) {
+            snprintf(why, whylen, "%s %s is not in the new code", keep[i].what,
+                     node_state_name_at(n, keep[i].pos));
+            return NODE_EREFUSED;
+        }
+    }
+    int path[GRD_MAX_STATES];
+    if (!graph_path(sys, map_pos(old, sys, n->cur), map_pos(old, sys, req), path)) {
+        snprintf(why, whylen, "no path from %s to %s in the new code",
+                 node_state_name_at(n, n->cur), node_state_name_at(n, req));
+        return NODE_EREFUSED;
+    }
+    return NODE_OK;
+}
+
 int node_reload(node *n, node_system *sys, char *err, size_t errlen)
 {
     char dummy[1];

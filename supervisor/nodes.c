@@ -230,6 +230,17 @@ static int reload_node(node *n, void *arg)
         node_load_failed(n, err);
         return 0; /* the write is accepted; LOAD_STATUS says how it went */
     }
+    /* The preflight (issue 13): a LOAD over CA is never forced, so new code that
+     * would strand the node (its state, request or nominal state gone, or no path
+     * left to the request) is refused, and the old code runs on. */
+    char why[400];
+    if (node_reload_check(n, sys, why, sizeof(why)) != NODE_OK) {
+        snprintf(err, sizeof(err), "refused: %s", why);
+        sup_log(SUP_ERR, "%s: reload %s", sn->name, err);
+        node_load_failed(n, err);
+        node_system_unref(sys);
+        return 0;
+    }
     if (node_reload(n, sys, err, sizeof(err)) != NODE_OK) {
         sup_log(SUP_ERR, "%s: reload refused: %s", sn->name, err);
         node_system_unref(sys);
