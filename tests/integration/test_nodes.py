@@ -440,6 +440,63 @@ def test_a_failed_load_holds_until_a_good_load(node_daemon, epics, tmp_path):
     assert c.get("STATE") == "DAMPED"
 
 
+def test_reload_node_compares_and_refuses_what_would_strand_it(node_daemon, epics, tmp_path):
+    """Issue 13, item 2: guardctl reload NODE loads the module beside the old one and prints
+    the difference; --dry-run changes nothing; a module without the node's state is refused
+    (also over CA, which never forces) until --force."""
+    modules = os.path.normpath(os.path.join(systems_dir(), "..", "tests", "node"))
+    folder = tmp_path / "systems"
+    folder.mkdir()
+    module = str(folder / "mod_good.so")
+
+    def install(version):  # replaced, never rewritten in place (docs/systems.md)
+        shutil.copyfile(os.path.join(modules, version + ".so"), module + ".new")
+        os.rename(module + ".new", module)
+
+    install("mod_good")
+    d = node_daemon([("GOOD", "mod_good", {})], systems=str(folder))
+    c = Client(epics, "GOOD")
+    assert wait_for(lambda: c.get("STATE") == "UP", 5), c.get("STATE")
+    guardctl = os.path.join(os.path.dirname(daemon_path()), "guardctl")
+    ctl = lambda *a: subprocess.run([guardctl, "--socket", d.socket] + list(a),  # noqa: E731
+                                    capture_output=True, text=True, timeout=10)
+    install("mod_good_v2")  # MIDDLE gone, DOWN->UP new: UP, the request and nominal, stay
+    r = ctl("reload", "GOOD", "--dry-run")
+    assert r.returncode == 0, r
+    assert "states removed (1): MIDDLE\n" in r.stdout, r.stdout
+    assert "edges added (1): DOWN->UP\n" in r.stdout, r.stdout
+    assert "edges removed (3): INIT->MIDDLE DOWN->MIDDLE MIDDLE->UP\n" in r.stdout, r.stdout
+    assert "states added" not in r.stdout and "index changes" not in r.stdout, r.stdout
+    assert "would load (dry run)" in r.stdout, r.stdout
+    time.sleep(0.3)
+    assert "good v2" not in d.log_text(), "a dry run loaded the module"
+    assert "GOOD LOAD:" not in d.log_text()
+    install("mod_good_v3")  # UP gone: the node would be stranded
+    r = ctl("reload", "GOOD")
+    assert r.returncode == 1, r
+    assert "states removed (2): MIDDLE UP\n" in r.stdout, r.stdout
+    assert "index changes (1): DOWN 5->6\n" in r.stdout, r.stdout
+    assert "LOAD refused: current state UP is not in the new code (--force loads it)" \
+        in r.stdout, r.stdout
+    assert wait_for(lambda: c.get("LOAD_STATUS") == LOAD_STATUS.index("ERROR"), 5)
+    assert c.get("USERMSG").startswith("LOAD ERROR: refused: "), c.get("USERMSG")
+    assert c.get("STATE") == "UP" and c.get("ACTIVE") == 0
+    assert c.put_status("LOAD", "True") == ECA_NORMAL  # over CA: never forced
+    assert wait_for(lambda: d.log_text().count("GOOD LOAD ERROR: refused: current state UP") == 2,
+                    5), d.log_text()
+    assert c.get("STATE") == "UP"
+    r = ctl("reload", "GOOD", "--force")
+    assert r.returncode == 0, r
+    assert r.stdout.rstrip().endswith("loaded"), r.stdout
+    assert wait_for(lambda: c.get("STATE") == "DOWN", 5), c.get("STATE")
+    assert c.get("LOAD_STATUS") == LOAD_STATUS.index("DONE") and c.get("ACTIVE") == 1
+    assert "good v3" in d.log_text()
+    r = ctl("reload", "NOPE")
+    assert r.returncode != 0 and "unknown node 'NOPE'" in r.stderr, r
+    r = ctl("reload", "--dry-run")
+    assert r.returncode != 0 and "--dry-run is for nodes" in r.stderr, r
+
+
 # ---- refused writes ----
 
 def test_refused_writes_fail_and_change_nothing(node_daemon, epics):
