@@ -1036,13 +1036,64 @@ static json_t *set_enabled(sup *s, struct ctl_peer *p, json_t *args, bool enable
 static json_t *cmd_enable(sup *s, struct ctl_peer *p, json_t *a) { return set_enabled(s, p, a, true); }
 static json_t *cmd_disable(sup *s, struct ctl_peer *p, json_t *a) { return set_enabled(s, p, a, false); }
 
+static json_t *diff_list(const struct node_diff_list *l)
+{
+    json_t *a = json_array();
+    for (unsigned i = 0; i < l->count && i < NODE_DIFF_MAX; i++)
+        json_array_append_new(a, json_string(l->text[i]));
+    return json_pack("{s:i,s:o}", "count", (json_int_t)l->count, "items", a);
+}
+
+/* guardctl reload NODE [--dry-run] [--force] (issue 13): the node's system
+ * loaded again beside the old one, compared and checked; switched unless a
+ * dry run, or the preflight refuses and it is not forced. */
+static json_t *reload_node_cmd(sup *s, struct ctl_peer *p, json_t *args, bool force)
+{
+    const char *name;
+    json_t *e = arg_node_name(args, "node", true, &name);
+    if (e)
+        return e;
+    json_t *dry = json_object_get(args, "dry_run");
+    if (dry && !json_is_boolean(dry))
+        return ctl_error(CTL_EINVAL, "argument 'dry_run' must be true or false");
+    if (!sup_node_find(s, name))
+        return unknown_node(name);
+    char who[160], why[600];
+    peer_who(p, who, sizeof(who));
+    struct node_system_diff *d = calloc(1, sizeof(*d)); /* 10 kB: not on the stack */
+    if (!d)
+        return ctl_error("ENOMEM", "out of memory");
+    int rc = sup_node_load(s, name, json_is_true(dry), force, d, why, sizeof(why));
+    if (rc == -1) {
+        free(d);
+        return ctl_error("ELOAD", "%s: %s", name, why);
+    }
+    /* A refusal is an answer with the difference, which says why: the client
+     * prints both (and exits 1). */
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "node", json_string(name));
+    json_object_set_new(reply, "loaded", json_boolean(rc == 0));
+    json_object_set_new(reply, "refused", rc == -2 ? ctl_string(why) : json_null());
+    json_object_set_new(reply, "diff", json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}",
+        "states_added", diff_list(&d->added), "states_removed", diff_list(&d->removed),
+        "edges_added", diff_list(&d->edges_added), "edges_removed", diff_list(&d->edges_removed),
+        "index", diff_list(&d->index), "requestable", diff_list(&d->requestable)));
+    free(d);
+    if (rc == 0)
+        sup_log(SUP_INFO, "%s: reloaded by %s%s", name, who, force ? " (forced)" : "");
+    return reply;
+}
+
 /* guardctl reload: the configuration file read again and applied, as
- * SIGHUP does; the reply says what changed per node. */
+ * SIGHUP does; the reply says what changed per node. With a node: that
+ * node's system loaded again (reload_node_cmd). */
 static json_t *cmd_reload(sup *s, struct ctl_peer *p, json_t *args)
 {
     json_t *force = json_object_get(args, "force");
     if (force && !json_is_boolean(force))
         return ctl_error(CTL_EINVAL, "argument 'force' must be true or false");
+    if (json_object_get(args, "node"))
+        return reload_node_cmd(s, p, args, json_is_true(force));
     char who[160];
     peer_who(p, who, sizeof(who));
     struct life_report r = {0};
@@ -1644,7 +1695,7 @@ static const struct command {
     {"mode", true, cmd_mode, {"node", "mode"}},
     {"op", true, cmd_op, {"node", "op"}},
     {"release", true, cmd_release, {"node"}},
-    {"reload", true, cmd_reload, {"force"}},
+    {"reload", true, cmd_reload, {"force", "node", "dry_run"}},
     {"release-manager", true, cmd_release_manager, {"node"}},
     {"tree", false, cmd_tree, {"node"}},
     {"medm", false, cmd_medm, {NULL}},

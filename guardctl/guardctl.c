@@ -374,6 +374,7 @@ struct parsed {
     const char *since;
     const char *out; /* medm --out */
     bool force;      /* reload --force */
+    bool dry_run;    /* reload NODE --dry-run */
     bool watch;      /* list, status -w: draw again on each change */
     bool failed, not_ok, error; /* list filters */
     bool quiet;      /* is-ok, is-active -q */
@@ -432,6 +433,7 @@ static struct parsed parse_command(const struct command *c, int argc, char **arg
         case 's': p.since = optarg; break;
         case 'o': p.out = optarg; break;
         case 'F': p.force = true; break;
+        case 'D': p.dry_run = true; break;
         case 'C': no_colour = true; break;
         case 'w': p.watch = watching = true; break;
         case '1': p.failed = true; break;
@@ -1167,12 +1169,69 @@ static int cmd_nodes_action(const struct command *c, int argc, char **argv)
 
 /* -- reload -- */
 
+static void print_diff_list(json_t *diff, const char *key, const char *title)
+{
+    json_t *l = json_object_get(diff, key);
+    long long count = json_integer_value(json_object_get(l, "count"));
+    if (!count)
+        return;
+    printf("  %s (%lld):", title, count);
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(l, "items"), i, x)
+        printf(" %s", json_string_value(x));
+    if ((long long)json_array_size(json_object_get(l, "items")) < count)
+        printf(" ...");
+    putchar('\n');
+}
+
+/* reload NODE...: each node's system loaded again, one request each; the
+ * difference printed before the outcome. Exit 1 if any was not loaded. */
+static int reload_nodes(const struct parsed *p, int argc, char **argv)
+{
+    int status = EXIT_OK;
+    json_t *all = json_out ? json_array() : NULL;
+    for (int i = p->first; i < argc; i++) {
+        json_t *reply = request("reload", json_pack("{s:s,s:b,s:b}", "node", argv[i], "force",
+                                                    p->force, "dry_run", p->dry_run));
+        const char *refused = str(reply, "refused", NULL);
+        if (refused || (!p->dry_run && !json_is_true(json_object_get(reply, "loaded"))))
+            status = EXIT_FAILED;
+        if (all) {
+            json_array_append_new(all, reply);
+            continue;
+        }
+        json_t *diff = json_object_get(reply, "diff");
+        printf("%s:\n", argv[i]);
+        print_diff_list(diff, "states_added", "states added");
+        print_diff_list(diff, "states_removed", "states removed");
+        print_diff_list(diff, "edges_added", "edges added");
+        print_diff_list(diff, "edges_removed", "edges removed");
+        print_diff_list(diff, "index", "index changes");
+        print_diff_list(diff, "requestable", "requestable changes");
+        if (refused)
+            printf("  LOAD %s%s\n", refused, p->dry_run ? " (dry run)" : " (--force loads it)");
+        else
+            printf("  %s\n", p->dry_run ? "would load (dry run)" : "loaded");
+        json_decref(reply);
+    }
+    if (all)
+        print_json(all);
+    return status;
+}
+
 static int cmd_reload(const struct command *c, int argc, char **argv)
 {
-    static const struct option extra[] = {{"force", no_argument, NULL, 'F'}, {NULL, 0, NULL, 0}};
+    static const struct option extra[] = {{"force", no_argument, NULL, 'F'},
+                                          {"dry-run", no_argument, NULL, 'D'},
+                                          {NULL, 0, NULL, 0}};
     struct parsed p = parse_command(c, argc, argv, "", extra);
     if (p.first < 0)
         return p.status;
+    if (p.first < argc)
+        return reload_nodes(&p, argc, argv);
+    if (p.dry_run)
+        return usage_error(c, "%s", "--dry-run is for nodes: reload NODE... --dry-run");
     json_t *reply = request(c->name, json_pack("{s:b}", "force", p.force));
     if (json_out)
         return print_json(reply);
@@ -1728,13 +1787,18 @@ static const struct command commands[] = {
     {"disable", cmd_nodes_action, "NODE...",
      "Keep nodes from starting with the daemon (a running node keeps running until stopped).\n"
      "NODE may be a pattern or all.\n", 1, -1},
-    {"reload", cmd_reload, "[--force]",
+    {"reload", cmd_reload, "[NODE...] [--dry-run] [--force]",
      "Read the configuration file again and apply it, as SIGHUP does: nodes new to it start,\n"
      "nodes gone from it stop (their saved controls are kept, and come back if the file names\n"
      "them again), nodes whose system or arguments changed restart. Prints what changed; exit\n"
      "1 with file:line when the file does not parse (then nothing changes). A file that drops\n"
      "every node it named, or most of them, is refused in case it is the wrong one.\n"
-     "  --force         apply it all the same\n", 0, 0},
+     "With NODE: load each node's system module again (LOAD) after comparing it with the code\n"
+     "running: prints states added and removed, edges added and removed, index and\n"
+     "requestable changes. A module that would strand the node (its state, request or nominal\n"
+     "state gone, or no path to the request) is refused; exit 1 if any node was not loaded.\n"
+     "  --dry-run       (with NODE) compare and check only\n"
+     "  --force         apply it all the same\n", 0, -1},
     {"create", cmd_create, "NODE SYSTEM [key=value...]",
      "Register a new node running SYSTEM with the given arguments, and start it. It survives\n"
      "restarts of the daemon (until destroyed).\n", 2, -1},

@@ -35,6 +35,19 @@ static const grd_state *cur_state(const node *n) { return node_system_at(n->sys,
 
 /* ---- notifications, targets, paths ---- */
 
+void node_usermsg_cut(char dst[NODE_USERMSG_MAX + 1], const char *text)
+{
+    /* USERMSG holds 39 bytes: cut there, but not inside a UTF-8 character. */
+    size_t len = strnlen(text, NODE_USERMSG_MAX + 1);
+    if (len > NODE_USERMSG_MAX) {
+        len = NODE_USERMSG_MAX;
+        while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
+            len--;
+    }
+    memcpy(dst, text, len);
+    dst[len] = '\0';
+}
+
 void engine_notify(node *n, const char *text)
 {
     if (n->priority_msg[0] && text != n->priority_msg) {
@@ -45,15 +58,7 @@ void engine_notify(node *n, const char *text)
         node_log(n, "USERMSG: %s", text);
         snprintf(n->notice, sizeof(n->notice), "%s", text);
     }
-    /* USERMSG holds 39 bytes: cut there, but not inside a UTF-8 character. */
-    size_t len = strnlen(text, NODE_USERMSG_MAX + 1);
-    if (len > NODE_USERMSG_MAX) {
-        len = NODE_USERMSG_MAX;
-        while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
-            len--;
-    }
-    memcpy(n->usermsg, text, len);
-    n->usermsg[len] = '\0';
+    node_usermsg_cut(n->usermsg, text);
     n->notification = true;
     n->notified = true;
 }

@@ -12,6 +12,7 @@
  */
 #include "node/node_priv.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,4 +133,60 @@ unsigned node_system_edges(const node_system *s, const grd_state *from, const gr
             out[n++] = to;
     }
     return n;
+}
+
+/* ---- comparing two systems (a LOAD's preflight) ---- */
+
+static void diff_add(struct node_diff_list *l, const char *text)
+{
+    if (l->count < NODE_DIFF_MAX)
+        snprintf(l->text[l->count], sizeof(l->text[0]), "%s", text);
+    l->count++;
+}
+
+static bool has_edge(const node_system *s, const char *from, const char *to)
+{
+    for (unsigned e = 0; e < s->n_edges; e++)
+        if (strcmp(s->def->edges[e].from, from) == 0 && strcmp(s->def->edges[e].to, to) == 0)
+            return true;
+    return false;
+}
+
+static void diff_edges(const node_system *a, const node_system *b, struct node_diff_list *l)
+{
+    char t[NODE_DIFF_TEXT];
+    for (unsigned e = 0; e < a->n_edges; e++)
+        if (!has_edge(b, a->def->edges[e].from, a->def->edges[e].to)) {
+            snprintf(t, sizeof(t), "%s->%s", a->def->edges[e].from, a->def->edges[e].to);
+            diff_add(l, t);
+        }
+}
+
+/* O(states + edges^2) on graphs of at most GRD_MAX_STATES states: for a
+ * command an operator runs, never for the cycle. */
+void node_system_compare(const node_system *old, const node_system *new_,
+                         struct node_system_diff *d)
+{
+    char t[NODE_DIFF_TEXT];
+    memset(d, 0, sizeof(*d));
+    for (unsigned i = 0; i < old->n_states; i++) {
+        const grd_state *o = &old->def->states[i], *n = node_system_state(new_, o->name);
+        if (!n) {
+            diff_add(&d->removed, o->name);
+            continue;
+        }
+        if (n->index != o->index) {
+            snprintf(t, sizeof(t), "%s %d->%d", o->name, o->index, n->index);
+            diff_add(&d->index, t);
+        }
+        if (n->request != o->request) {
+            snprintf(t, sizeof(t), "%c%s", n->request ? '+' : '-', o->name);
+            diff_add(&d->requestable, t);
+        }
+    }
+    for (unsigned i = 0; i < new_->n_states; i++)
+        if (!node_system_state(old, new_->def->states[i].name))
+            diff_add(&d->added, new_->def->states[i].name);
+    diff_edges(old, new_, &d->edges_removed);
+    diff_edges(new_, old, &d->edges_added);
 }

@@ -341,7 +341,44 @@ void node_load_failed(node *n, const char *why)
     snprintf(msg, sizeof(msg), "%s", why ? why : "unknown reason");
     n->load_status = NODE_LOAD_ERROR;
     node_log(n, "LOAD ERROR: %s", msg);
+    /* The log has it all; USERMSG shows its start until a LOAD succeeds. */
+    char shown[NODE_MSG_MAX + 16];
+    snprintf(shown, sizeof(shown), "LOAD ERROR: %s", msg);
+    node_usermsg_cut(n->load_msg, shown);
     node_publish(n);
+}
+
+int node_reload_check(const node *n, const node_system *sys, char *why, size_t whylen)
+{
+    char dummy[1];
+    if (!why || !whylen)
+        why = dummy, whylen = sizeof(dummy);
+    if (!n || n->magic != NODE_MAGIC || !sys) {
+        snprintf(why, whylen, "no node or no system");
+        return NODE_EINVAL;
+    }
+    const node_system *old = n->sys;
+    /* The request the node heads for: a new one waits for the next cycle. */
+    int req = n->req_pending ? n->req_next : n->req;
+    struct { const char *what; int pos; } keep[] = {
+        {"current state", n->cur}, {"request", req}, {"nominal state", old->nominal},
+    };
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        if (keep[i].pos < 0) /* no nominal state: nothing to keep */
+            continue;
+        if (map_pos(old, sys, keep[i].pos) < 0) {
+            snprintf(why, whylen, "%s %s is not in the new code", keep[i].what,
+                     node_state_name_at(n, keep[i].pos));
+            return NODE_EREFUSED;
+        }
+    }
+    int path[GRD_MAX_STATES];
+    if (!graph_path(sys, map_pos(old, sys, n->cur), map_pos(old, sys, req), path)) {
+        snprintf(why, whylen, "no path from %s to %s in the new code",
+                 node_state_name_at(n, n->cur), node_state_name_at(n, req));
+        return NODE_EREFUSED;
+    }
+    return NODE_OK;
 }
 
 int node_reload(node *n, node_system *sys, char *err, size_t errlen)
@@ -390,7 +427,8 @@ int node_reload(node *n, node_system *sys, char *err, size_t errlen)
     n->req = req >= 0 ? req : sys->request >= 0 ? sys->request : sys->init;
     n->error = false;
     n->logged_from = n->logged_to = n->logged_target = -1; /* positions changed meaning */
-    n->load_status = NODE_LOAD_DONE;
+    n->load_status = NODE_LOAD_DONE; /* a failed LOAD before is over */
+    n->load_msg[0] = '\0';
     n->load_time = n->host.wall(n->host.arg);
     node_log(n, "LOAD: %s%s%s", nd->name, sys->path[0] ? " from " : "", sys->path);
     node_chans_reloaded(n);
@@ -494,8 +532,16 @@ enum node_status node_status(const node *n) { return n ? n->status : NODE_STATUS
 enum node_load_status node_load_status(const node *n) { return n ? n->load_status : NODE_LOAD_ERROR; }
 bool node_connected(const node *n) { return n && n->connected; }
 bool node_stalled(const node *n) { return n && n->stalled; }
-bool node_notification(const node *n) { return n && n->notification; }
-const char *node_usermsg(const node *n) { return n && n->notification ? n->usermsg : ""; }
+/* A failed LOAD is the node's notification until a LOAD succeeds, over any of the
+ * old code's (which it keeps making: USERMSG shows the load error instead). */
+static bool load_failed(const node *n) { return n->load_status == NODE_LOAD_ERROR && n->load_msg[0]; }
+bool node_notification(const node *n) { return n && (n->notification || load_failed(n)); }
+const char *node_usermsg(const node *n)
+{
+    if (!n)
+        return "";
+    return load_failed(n) ? n->load_msg : n->notification ? n->usermsg : "";
+}
 const char *node_error_message(const node *n) { return n && n->error ? n->err_msg : ""; }
 double node_exectime_last(const node *n) { return n ? n->exectime_last : 0; }
 const char *node_manager(const node *n) { return n ? n->manager : ""; }
@@ -548,11 +594,11 @@ void node_publish(node *n)
         .op = n->op, .mode = n->mode, .status = n->status, .error = node_error(n),
         .load_status = n->load_status, .connected = n->connected, .ok = node_ok(n),
         .spm_total = n->spm_total, .spm_changed = n->spm_changed,
-        .active = node_active(n), .notification = n->notification, .stalled = n->stalled,
+        .active = node_active(n), .notification = node_notification(n), .stalled = n->stalled,
         .exectime_last = n->exectime_last, .load_time = n->load_time, .sys = n->sys,
         .subs_total = n->n_subs, .subs_not_ok = n->subs_not_ok,
     };
-    memcpy(s.usermsg, n->usermsg, sizeof(s.usermsg));
+    snprintf(s.usermsg, sizeof(s.usermsg), "%s", node_usermsg(n));
     memcpy(s.manager, n->manager, sizeof(s.manager));
     const struct node_shown *o = &n->shown;
     bool same = s.cur == o->cur && s.target == o->target && s.req == o->req && s.op == o->op &&

@@ -82,6 +82,7 @@ enum node_err {
     NODE_ENOSYS = -4,     /* system module missing or unusable */
     NODE_EBUSY = -5,      /* claimed by another manager */
     NODE_ENOPATH = -6,    /* no path between the two states */
+    NODE_EREFUSED = -7,   /* a LOAD the preflight refuses (node_reload_check) */
 };
 
 /* ---- systems ---- */
@@ -119,6 +120,23 @@ unsigned node_system_edges(const node_system *s, const grd_state *from, const gr
 /* Whether the graph (edges and goto states) has a path from state `from` to
  * state `to`, both by name; false if either is not a state of s. */
 bool node_system_has_path(const node_system *s, const char *from, const char *to);
+
+/* What a LOAD would change: node_system_compare(old, new) lists, by name, the
+ * states added and removed, the explicit edges (GRD_EDGES) added and removed,
+ * the states whose index changed and those whose requestable flag changed.
+ * Each list keeps its first NODE_DIFF_MAX entries; its count is the full one
+ * (a preflight prints them, it need not hold a whole graph). */
+#define NODE_DIFF_MAX 32
+#define NODE_DIFF_TEXT (2 * GRD_NAME_MAX + 32)
+struct node_diff_list {
+    unsigned count;
+    char text[NODE_DIFF_MAX][NODE_DIFF_TEXT]; /* "X", "A->B", "X 10->20", "+X"/"-X" */
+};
+struct node_system_diff {
+    struct node_diff_list added, removed, edges_added, edges_removed, index, requestable;
+};
+void node_system_compare(const node_system *old, const node_system *new_,
+                         struct node_system_diff *d);
 
 /* ---- what a node needs from its host ---- */
 
@@ -178,6 +196,12 @@ int node_set_op(node *n, enum node_op op);
  * own reference on sys and drops the one on the old system. Errors (sys NULL:
  * NODE_ENOSYS) leave the node as it was and set LOAD_STATUS=ERROR. */
 int node_reload(node *n, node_system *sys, char *err, size_t errlen);
+/* A LOAD's preflight, before switching (issue 13): NODE_EREFUSED, with which
+ * in `why`, if the node's current state, its request or its nominal state is
+ * not in `sys`, or `sys` has no path from the current state to the request;
+ * NODE_OK if the switch strands nothing. It changes nothing: the caller
+ * refuses (node_load_failed) unless an operator forced the LOAD. */
+int node_reload_check(const node *n, const node_system *sys, char *why, size_t whylen);
 /* The supervisor could not load the new code: LOAD_STATUS=ERROR, `why` goes
  * to the node's log; the old code keeps running. */
 void node_load_failed(node *n, const char *why);

@@ -133,6 +133,10 @@ struct node {
     char usermsg[NODE_USERMSG_MAX + 1];
     char notice[NODE_MSG_MAX]; /* the full text of the last notification */
     char priority_msg[NODE_MSG_MAX]; /* shown instead of state code's (manage.c), "" none */
+    /* USERMSG while LOAD_STATUS=ERROR: why the last LOAD failed. It is shown over
+     * every notification of the (old) code still running, so that a failed LOAD
+     * stays visible until a LOAD succeeds (issue 13). */
+    char load_msg[NODE_USERMSG_MAX + 1];
     char manager[NODE_NAME_MAX + 1]; /* the claim's holder, "" for none */
     double manager_until;            /* node_now() when the claim lapses unless renewed */
 
@@ -187,6 +191,8 @@ void node_claim_check(node *n); /* each cycle: a claim not renewed lapses */
 
 /* manage.c */
 void manage_cycle(node *n);  /* each executing cycle, before state code: read, claim, renew */
+/* text cut to fit USERMSG (NODE_USERMSG_MAX bytes), never inside a UTF-8 character */
+void node_usermsg_cut(char dst[NODE_USERMSG_MAX + 1], const char *text);
 void manage_notify(node *n); /* after state code: the manager's notification, if any */
 void manage_stop(node *n);   /* OP=STOP: release the claims held */
 void manage_free(node *n);   /* release, close, free */

@@ -462,8 +462,3 @@ void nodepv_quarantine(nodepv *np, bool q, const char *usermsg)
     np->ever = false; /* republish: USERMSG, OK, ACTIVE change */
     nodepv_publish(np);
 }
-
-void nodepv_set_load_status(nodepv *np, enum node_load_status s)
-{
-    set_enum(np, C_LOAD_STATUS, s);
-}

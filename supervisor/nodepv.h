@@ -42,7 +42,6 @@ void nodepv_set_audit(nodepv *np, nodepv_audit_fn fn, void *arg);
  * NOTIFICATION=True, until it is lifted; writes to OP, MODE, REQUEST,
  * REQUEST_ENUM and LOAD are refused meanwhile (they would do nothing). */
 void nodepv_quarantine(nodepv *np, bool quarantined, const char *usermsg);
-void nodepv_set_load_status(nodepv *np, enum node_load_status status);
 /* The system's states changed (after a reload): rebuild REQUEST_ENUM. */
 void nodepv_states_changed(nodepv *np);
 

@@ -214,29 +214,66 @@ static void sup_node_destroy(sup_node *sn)
     free(sn);
 }
 
-/* LOAD=True from a client: load the system again and switch the node to it. */
-static int reload_node(node *n, void *arg)
+int sup_node_load(sup *s, const char *name, bool dry_run, bool force,
+                  struct node_system_diff *diff, char *why, size_t whylen)
 {
-    sup *s = arg;
-    sup_node *sn = sup_node_find(s, node_name(n));
-    if (!sn)
+    sup_node *sn = sup_node_find(s, name);
+    if (!sn || !sn->node) {
+        snprintf(why, whylen, "node %s is not running", name);
         return -1;
+    }
+    node *n = sn->node;
     char err[512];
     node_system *sys = node_system_load(sn->system, s->cfg.systems, err, sizeof(err));
     if (!sys) {
+        snprintf(why, whylen, "%s", err);
         sup_log(SUP_ERR, "%s: reload of %s failed: %s", sn->name, sn->system, err);
-        nodepv_set_load_status(sn->pv, NODE_LOAD_ERROR);
-        return 0; /* the write is accepted; LOAD_STATUS says how it went */
+        /* On the node itself, not only its channel: LOAD_STATUS=ERROR, ACTIVE=False and
+         * USERMSG hold until a LOAD succeeds, and the node's log says why. */
+        if (!dry_run)
+            node_load_failed(n, err);
+        return -1;
+    }
+    if (diff)
+        node_system_compare(sn->sys, sys, diff);
+    /* The preflight (issue 13): new code that would strand the node (its state,
+     * request or nominal state gone, or no path left to the request) is refused
+     * unless forced, and the old code runs on. */
+    char check[400];
+    int refused = node_reload_check(n, sys, check, sizeof(check)) != NODE_OK;
+    if (refused)
+        snprintf(why, whylen, "refused: %s", check);
+    if (dry_run || (refused && !force)) {
+        if (refused && !dry_run) {
+            sup_log(SUP_ERR, "%s: reload %s", sn->name, why);
+            node_load_failed(n, why);
+        }
+        node_system_unref(sys);
+        return refused ? -2 : 1;
     }
     if (node_reload(n, sys, err, sizeof(err)) != NODE_OK) {
+        snprintf(why, whylen, "%s", err);
         sup_log(SUP_ERR, "%s: reload refused: %s", sn->name, err);
         node_system_unref(sys);
-        return 0;
+        return -1;
     }
+    if (refused)
+        node_log(n, "LOAD: forced over the preflight (%s)", check);
     node_system_unref(sn->sys);
     sn->sys = sys;
     nodepv_states_changed(sn->pv);
     return 0;
+}
+
+/* LOAD=True from a client: load the system again and switch the node to it. A
+ * LOAD over CA is never forced; LOAD_STATUS says how it went. */
+static int reload_node(node *n, void *arg)
+{
+    char why[512];
+    if (!sup_node_find(arg, node_name(n)))
+        return -1;
+    sup_node_load(arg, node_name(n), false, false, NULL, why, sizeof(why));
+    return 0; /* the write is accepted; LOAD_STATUS says how it went */
 }
 
 int sup_node_add(sup *s, const char *name, const char *system, const char *const *args,

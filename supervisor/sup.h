@@ -227,6 +227,14 @@ int sup_node_add(sup *s, const char *name, const char *system, const char *const
 /* Remove a node: its channels disconnect from clients. -1 if unknown. */
 int sup_node_remove(sup *s, const char *name);
 sup_node *sup_node_find(sup *s, const char *name);
+/* LOAD a running node's system again (issue 13): the module is loaded beside the
+ * old one, compared (into *diff, if not NULL) and checked (node_reload_check).
+ * Returns 0 when switched; 1 for a dry run that would switch; -1 with `why`
+ * when the node is not running or the module does not load (*diff untouched);
+ * -2 with `why` when the preflight refuses (a dry run, or not forced): *diff
+ * is filled. A failure that is not a dry run sets LOAD_STATUS=ERROR. */
+int sup_node_load(sup *s, const char *name, bool dry_run, bool force,
+                  struct node_system_diff *diff, char *why, size_t whylen);
 /* What operators see of the nodes changed: a step changed a node's state,
  * request, mode, op, OK, error... (sched.c), or, lifecycle true, a node
  * started, stopped, failed, was quarantined, released, enabled or disabled.

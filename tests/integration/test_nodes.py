@@ -17,6 +17,7 @@ of ../shared/docs/guardian.md Part A and docs/systems.md. Every wait is bounded.
 import calendar
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -396,6 +397,104 @@ def test_load_reloads_without_interrupting_and_reads_false_again(node_daemon, ep
     assert c.get("OK") == 1
     assert c.put_status("LOAD", "True") == ECA_NORMAL  # by its string, a second time
     assert c.get("LOAD") == 0
+
+
+def test_a_failed_load_holds_until_a_good_load(node_daemon, epics, tmp_path):
+    """Issue 13, item 1: a LOAD whose module does not load leaves the old code running and
+    says so until a LOAD succeeds: LOAD_STATUS=ERROR across state changes, ACTIVE=False,
+    USERMSG and the node's log saying why."""
+    folder = tmp_path / "systems"
+    folder.mkdir()
+    module = folder / "sus.so"
+    shutil.copyfile(os.path.join(systems_dir(), "sus.so"), str(module))
+    d = node_daemon([SUS], systems=str(folder))  # the copy, which the test replaces
+    c = Client(epics)
+    assert wait_for(lambda: c.get("STATE") == "TRIPPED", 5), c.get("STATE")
+    c.put(PLANT + "WD_STATE", 1.0)
+    assert wait_for(lambda: c.get("STATE") == "ALIGNED" and c.get("ACTIVE") == 1, 10)
+    # A module file replaced (never rewritten in place) by one that is not a module.
+    broken = folder / "sus.so.new"
+    broken.write_bytes(b"not an ELF object\n")
+    os.rename(str(broken), str(module))
+    assert c.put_status("LOAD", "True") == ECA_NORMAL
+    assert wait_for(lambda: c.get("LOAD_STATUS") == LOAD_STATUS.index("ERROR"), 5)
+    assert wait_for(lambda: "SUS_ETMX LOAD ERROR: " in d.log_text(), 5), d.log_text()
+    assert c.get("ACTIVE") == 0
+    assert c.get("USERMSG").startswith("LOAD ERROR: "), c.get("USERMSG")
+    assert c.get("NOTIFICATION") == 1
+    # The old code runs on, and a state change does not make the failure go away.
+    assert c.put_status("REQUEST", "DAMPED") == ECA_NORMAL
+    assert wait_for(lambda: c.get("STATE") == "DAMPED", 10), c.get("STATE")
+    time.sleep(0.3)
+    assert c.get("LOAD_STATUS") == LOAD_STATUS.index("ERROR"), "reset by a state change"
+    assert c.get("ACTIVE") == 0
+    assert c.get("USERMSG").startswith("LOAD ERROR: "), c.get("USERMSG")
+    # A good module again, and a LOAD: the failure is over.
+    good = folder / "sus.so.good"
+    shutil.copyfile(os.path.join(systems_dir(), "sus.so"), str(good))
+    os.rename(str(good), str(module))
+    assert c.put_status("LOAD", "True") == ECA_NORMAL
+    assert wait_for(lambda: c.get("LOAD_STATUS") == LOAD_STATUS.index("DONE"), 5)
+    assert wait_for(lambda: c.get("ACTIVE") == 1, 5)
+    assert "LOAD ERROR" not in c.get("USERMSG")
+    assert c.get("STATE") == "DAMPED"
+
+
+def test_reload_node_compares_and_refuses_what_would_strand_it(node_daemon, epics, tmp_path):
+    """Issue 13, item 2: guardctl reload NODE loads the module beside the old one and prints
+    the difference; --dry-run changes nothing; a module without the node's state is refused
+    (also over CA, which never forces) until --force."""
+    modules = os.path.normpath(os.path.join(systems_dir(), "..", "tests", "node"))
+    folder = tmp_path / "systems"
+    folder.mkdir()
+    module = str(folder / "mod_good.so")
+
+    def install(version):  # replaced, never rewritten in place (docs/systems.md)
+        shutil.copyfile(os.path.join(modules, version + ".so"), module + ".new")
+        os.rename(module + ".new", module)
+
+    install("mod_good")
+    d = node_daemon([("GOOD", "mod_good", {})], systems=str(folder))
+    c = Client(epics, "GOOD")
+    assert wait_for(lambda: c.get("STATE") == "UP", 5), c.get("STATE")
+    guardctl = os.path.join(os.path.dirname(daemon_path()), "guardctl")
+    ctl = lambda *a: subprocess.run([guardctl, "--socket", d.socket] + list(a),  # noqa: E731
+                                    capture_output=True, text=True, timeout=10)
+    install("mod_good_v2")  # MIDDLE gone, DOWN->UP new: UP, the request and nominal, stay
+    r = ctl("reload", "GOOD", "--dry-run")
+    assert r.returncode == 0, r
+    assert "states removed (1): MIDDLE\n" in r.stdout, r.stdout
+    assert "edges added (1): DOWN->UP\n" in r.stdout, r.stdout
+    assert "edges removed (3): INIT->MIDDLE DOWN->MIDDLE MIDDLE->UP\n" in r.stdout, r.stdout
+    assert "states added" not in r.stdout and "index changes" not in r.stdout, r.stdout
+    assert "would load (dry run)" in r.stdout, r.stdout
+    time.sleep(0.3)
+    assert "good v2" not in d.log_text(), "a dry run loaded the module"
+    assert "GOOD LOAD:" not in d.log_text()
+    install("mod_good_v3")  # UP gone: the node would be stranded
+    r = ctl("reload", "GOOD")
+    assert r.returncode == 1, r
+    assert "states removed (2): MIDDLE UP\n" in r.stdout, r.stdout
+    assert "index changes (1): DOWN 5->6\n" in r.stdout, r.stdout
+    assert "LOAD refused: current state UP is not in the new code (--force loads it)" \
+        in r.stdout, r.stdout
+    assert wait_for(lambda: c.get("LOAD_STATUS") == LOAD_STATUS.index("ERROR"), 5)
+    assert c.get("USERMSG").startswith("LOAD ERROR: refused: "), c.get("USERMSG")
+    assert c.get("STATE") == "UP" and c.get("ACTIVE") == 0
+    assert c.put_status("LOAD", "True") == ECA_NORMAL  # over CA: never forced
+    assert wait_for(lambda: d.log_text().count("GOOD LOAD ERROR: refused: current state UP") == 2,
+                    5), d.log_text()
+    assert c.get("STATE") == "UP"
+    r = ctl("reload", "GOOD", "--force")
+    assert r.returncode == 0, r
+    assert r.stdout.rstrip().endswith("loaded"), r.stdout
+    assert wait_for(lambda: c.get("STATE") == "DOWN", 5), c.get("STATE")
+    assert c.get("LOAD_STATUS") == LOAD_STATUS.index("DONE") and c.get("ACTIVE") == 1
+    assert "good v3" in d.log_text()
+    r = ctl("reload", "NOPE")
+    assert r.returncode != 0 and "unknown node 'NOPE'" in r.stderr, r
+    r = ctl("reload", "--dry-run")
+    assert r.returncode != 0 and "--dry-run is for nodes" in r.stderr, r
 
 
 # ---- refused writes ----

@@ -1193,6 +1193,15 @@ Test(engine, active_needs_load_done)
     cr_assert(!node_active(n));
     cr_assert(node_ok(n), "OK does not look at LOAD_STATUS");
     cr_assert_neq(log_find(0, "LOAD ERROR: compile error"), -1);
+    /* Issue 13: it holds (with USERMSG saying why) while the old code runs on. */
+    cr_assert_str_eq(node_usermsg(n), "LOAD ERROR: compile error");
+    cr_assert(node_notification(n));
+    cr_assert_eq(node_request(n, "D"), NODE_OK);
+    steps(n, 64);
+    cr_assert_str_eq(node_state(n)->name, "D");
+    cr_assert_eq(node_load_status(n), NODE_LOAD_ERROR, "a state change reset LOAD_STATUS");
+    cr_assert(!node_active(n));
+    cr_assert_str_eq(node_usermsg(n), "LOAD ERROR: compile error");
 }
 
 /* ---- a manager's claim (the MANAGER channel) ---- */

@@ -171,13 +171,18 @@ Test(reload, a_failed_load_keeps_the_old_code_running)
     cr_assert(!node_active(n));
     cr_assert_eq(node_system_of(n), s1);
     cr_assert_neq(log_find_sub(0, "LOAD ERROR: "), -1);
+    cr_assert(strncmp(node_usermsg(n), "LOAD ERROR: ", 12) == 0, "%s", node_usermsg(n));
     for (int i = 0; i < 3; i++)
         step(n);
     cr_assert_eq(mains[1][B], 1);
     cr_assert(node_done(n));
+    /* Held across steps and state changes (issue 13), until a LOAD succeeds. */
+    cr_assert_eq(node_load_status(n), NODE_LOAD_ERROR);
+    cr_assert(strncmp(node_usermsg(n), "LOAD ERROR: ", 12) == 0, "%s", node_usermsg(n));
     cr_assert_eq(node_reload(n, s2, err, sizeof(err)), NODE_OK);
     cr_assert_eq(node_load_status(n), NODE_LOAD_DONE);
     cr_assert(node_active(n));
+    cr_assert(!strstr(node_usermsg(n), "LOAD ERROR"), "%s", node_usermsg(n));
 }
 
 Test(reload, private_data_is_kept_when_its_size_is_the_same)
@@ -245,4 +250,83 @@ Test(reload, mode_and_op_survive_a_reload)
     cr_assert_eq(node_reload(n, s2, err, sizeof(err)), NODE_OK);
     cr_assert_eq(node_mode(n), NODE_MODE_MANAGED);
     cr_assert_eq(node_op(n), NODE_OP_EXEC);
+}
+
+/* ---- a LOAD's preflight (issue 13): comparing graphs, refusing to strand ---- */
+
+/* v3 with A requestable at another index; v5 has no way from A to B. */
+static const grd_system v4 = {
+    .api_version = GRD_API_VERSION, .name = "v4", .request = "A", .priv_size = 32,
+    .states = GRD_STATES(ST(3, "INIT", 0, .goto_ = true), ST(3, "A", 7, .request = true),
+                         ST(3, "B", 2)),
+    .edges = GRD_EDGES({"INIT", "A"}, {"A", "B"}),
+};
+static const grd_system v5 = {
+    .api_version = GRD_API_VERSION, .name = "v5", .priv_size = 16,
+    .states = GRD_STATES(ST(3, "INIT", 0), ST(3, "A", 1), ST(3, "B", 2)),
+    .edges = GRD_EDGES({"INIT", "A"}, {"INIT", "B"}),
+};
+
+static void list_is(const struct node_diff_list *l, unsigned count, const char *const *texts)
+{
+    cr_assert_eq(l->count, count, "%u entries, expected %u", l->count, count);
+    for (unsigned i = 0; i < count; i++)
+        cr_assert_str_eq(l->text[i], texts[i]);
+}
+
+Test(reload, compare_lists_states_edges_indexes_and_requestable_changes)
+{
+    struct node_system_diff d;
+    node_system_compare(s1, s2, &d);
+    list_is(&d.added, 1, (const char *[]){"NEW"});
+    list_is(&d.removed, 1, (const char *[]){"GONE"});
+    list_is(&d.edges_added, 1, (const char *[]){"B->NEW"});
+    list_is(&d.edges_removed, 2, (const char *[]){"A->GONE", "GONE->B"});
+    list_is(&d.index, 0, NULL);
+    list_is(&d.requestable, 0, NULL);
+    node_system_compare(s1, s1, &d);
+    cr_assert_eq(d.added.count + d.removed.count + d.edges_added.count + d.edges_removed.count +
+                     d.index.count + d.requestable.count, 0, "a system differs from itself");
+    node_system *s4 = node_system_wrap(&v4, err, sizeof(err));
+    cr_assert(s4, "%s", err);
+    node_system_compare(s3, s4, &d);
+    list_is(&d.index, 1, (const char *[]){"A 1->7"});
+    list_is(&d.requestable, 1, (const char *[]){"+A"});
+    node_system_compare(s4, s3, &d);
+    list_is(&d.requestable, 1, (const char *[]){"-A"});
+    node_system_unref(s4);
+}
+
+Test(reload, check_refuses_a_load_that_strands_the_node)
+{
+    char why[256];
+    for (int i = 0; i < 4; i++)
+        step(n);
+    cr_assert_str_eq(node_state(n)->name, "B");
+    cr_assert_eq(node_reload_check(n, s2, why, sizeof(why)), NODE_OK, "%s", why);
+    cr_assert_eq(node_reload_check(n, s3, why, sizeof(why)), NODE_OK, "%s", why);
+    /* In GONE, which v2 has not. */
+    cr_assert_eq(node_request(n, "GONE"), NODE_OK);
+    for (int i = 0; i < 8; i++)
+        step(n);
+    cr_assert_str_eq(node_state(n)->name, "GONE");
+    cr_assert_eq(node_reload_check(n, s2, why, sizeof(why)), NODE_EREFUSED);
+    cr_assert_str_eq(why, "current state GONE is not in the new code");
+    cr_assert_eq(node_load_status(n), NODE_LOAD_DONE, "a check changes nothing");
+    /* Held in A on the way to B: v5 has no path from A to B. */
+    main_ret[1] = run_ret[1] = GRD_CONTINUE;
+    cr_assert_eq(node_request(n, "A"), NODE_OK);
+    for (int i = 0; i < 8; i++)
+        step(n);
+    cr_assert_str_eq(node_state(n)->name, "A");
+    cr_assert_eq(node_request(n, "B"), NODE_OK); /* not stepped: still in A */
+    node_system *s5 = node_system_wrap(&v5, err, sizeof(err));
+    cr_assert(s5, "%s", err);
+    cr_assert_eq(node_reload_check(n, s5, why, sizeof(why)), NODE_EREFUSED);
+    cr_assert_str_eq(why, "no path from A to B in the new code");
+    /* The request is GONE, which v2 has not (the current state A it has). */
+    cr_assert_eq(node_request(n, "GONE"), NODE_OK);
+    cr_assert_eq(node_reload_check(n, s2, why, sizeof(why)), NODE_EREFUSED);
+    cr_assert_str_eq(why, "request GONE is not in the new code");
+    node_system_unref(s5);
 }
