@@ -9,8 +9,8 @@
  *   3. act on a new request if the current state allows it (see can_react):
  *      restart the state, move along an edge, redirect, or go straight to
  *      the request in MANUAL. A move or restart ends the cycle: the state
- *      moved to is entered on the next cycle, so STATUS shows EDGE, JUMP,
- *      REDIRECT or ENTER for one cycle;
+ *      moved to is entered on the next cycle ("[STATE.exit]" is logged for
+ *      the state left, "[STATE.enter]" on entry);
  *   4. in ERROR nothing more runs;
  *   5. otherwise run the current state's checks and then one method: main
  *      when the state is entered, run on every later cycle (the checks of
@@ -18,7 +18,10 @@
  *      it returned: DONE moves along the path at once (or holds at the
  *      request), a jump moves to its target at once, CONTINUE waits, an
  *      error holds the node in ERROR;
- *   6. clear the notification if nobody notified during the cycle.
+ *   6. say why the node holds short of its request (no path, stalled, MANUAL)
+ *      unless state code notified, and work out what USERMSG shows (notify.c).
+ * Every STATUS value a step passes through is kept (engine_set_status) so
+ * that all are published, in order, even those begun and ended in one step.
  * The full rules, with the decisions taken where Guardian is silent, are in
  * docs/systems.md; node_priv.h defines the words used here.
  */
@@ -35,45 +38,36 @@ static const grd_state *cur_state(const node *n) { return node_system_at(n->sys,
 
 /* ---- notifications, targets, paths ---- */
 
-void node_usermsg_cut(char dst[NODE_USERMSG_MAX + 1], const char *text)
+/* A node that holds short of its request says why, in USERMSG and (through
+ * it) the log, so that an operator can tell the holds apart: no path to the
+ * request, stalled after a jump (MANAGED or MANUAL: it waits for a request),
+ * or in MANUAL short of the request (MANUAL does not follow paths). Shown
+ * when the state code has not notified this cycle. */
+static void notify_hold(node *n)
 {
-    /* USERMSG holds 39 bytes: cut there, but not inside a UTF-8 character. */
-    size_t len = strnlen(text, NODE_USERMSG_MAX + 1);
-    if (len > NODE_USERMSG_MAX) {
-        len = NODE_USERMSG_MAX;
-        while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
-            len--;
-    }
-    memcpy(dst, text, len);
-    dst[len] = '\0';
-}
-
-void engine_notify(node *n, const char *text)
-{
-    if (n->priority_msg[0] && text != n->priority_msg) {
-        n->notified = true; /* the priority notification stands (manage_notify) */
+    char msg[2 * GRD_NAME_MAX + 40];
+    if (n->nopath)
+        snprintf(msg, sizeof(msg), "no path from %s to %s", sname(n, n->cur), sname(n, n->req));
+    else if (n->stalled)
+        snprintf(msg, sizeof(msg), "STALLED in %s: waits for a request", sname(n, n->cur));
+    else if (n->mode == NODE_MODE_MANUAL && n->req != n->cur && n->target == n->cur && !n->react)
+        snprintf(msg, sizeof(msg), "MANUAL: holding in %s, request %s", sname(n, n->cur),
+                 sname(n, n->req));
+    else
         return;
-    }
-    if (!n->notification || strcmp(text, n->notice) != 0) {
-        node_log(n, "USERMSG: %s", text);
-        snprintf(n->notice, sizeof(n->notice), "%s", text);
-    }
-    node_usermsg_cut(n->usermsg, text);
-    n->notification = true;
-    n->notified = true;
-}
-
-static void clear_notification(node *n)
-{
-    n->notification = false;
-    n->usermsg[0] = n->notice[0] = '\0';
-}
-
-static void notify_nopath(node *n)
-{
-    char msg[2 * GRD_NAME_MAX + 32];
-    snprintf(msg, sizeof(msg), "no path from %s to %s", sname(n, n->cur), sname(n, n->req));
     engine_notify(n, msg);
+}
+
+void engine_set_status(node *n, enum node_status status)
+{
+    if (status == n->status)
+        return;
+    n->status = status;
+    if (n->n_trail == NODE_STATUS_TRAIL) { /* keep the newest: the oldest would be coalesced */
+        memmove(n->trail, n->trail + 1, (NODE_STATUS_TRAIL - 1) * sizeof(n->trail[0]));
+        n->n_trail--;
+    }
+    n->trail[n->n_trail++] = status;
 }
 
 static void set_target(node *n, int t)
@@ -108,7 +102,6 @@ void engine_repath(node *n)
             node_log(n, "no path from %s to %s", sname(n, n->cur), sname(n, n->req));
         n->nopath = true;
         set_target(n, n->cur);
-        notify_nopath(n);
         return;
     }
     set_target(n, len > 1 ? path[1] : n->cur);
@@ -133,10 +126,21 @@ static double elapsed(const node *n, double now)
     return t > 0 ? t : 0;
 }
 
+/* The current state is left (or started again): "[STATE.exit]" if it had
+ * been entered, as Guardian logs it; a notification from its main() ends. */
+static void leave(node *n)
+{
+    if (n->entered)
+        node_log(n, "[%s.exit]", sname(n, n->cur));
+    n->entered = n->in_run = n->done = false;
+    notify_state_left(n);
+}
+
 /* Leave the current state for `to` at once; `to` is entered next cycle. */
 static void move(node *n, int to, enum node_transition how, const char *word,
                  enum node_status status)
 {
+    leave(n);
     node_log(n, "%s: %s->%s", word, sname(n, n->cur), sname(n, to));
     double now = node_now(n);
     char from[GRD_NAME_MAX + 1];
@@ -144,8 +148,7 @@ static void move(node *n, int to, enum node_transition how, const char *word,
     n->exectime_last = elapsed(n, now);
     n->entered_at = now;
     n->cur = to;
-    n->entered = n->in_run = n->done = false;
-    n->status = status;
+    engine_set_status(n, status);
     node_record(n, from, to, how);
     engine_repath(n);
 }
@@ -153,11 +156,11 @@ static void move(node *n, int to, enum node_transition how, const char *word,
 /* Start the current state again at main, next cycle (re-request, recovery). */
 static void restart(node *n)
 {
+    leave(n);
     double now = node_now(n);
     n->exectime_last = elapsed(n, now);
     n->entered_at = now;
-    n->entered = n->in_run = n->done = false;
-    n->status = NODE_STATUS_ENTER;
+    engine_set_status(n, NODE_STATUS_ENTER);
 }
 
 /* A fresh start in `pos` (node start, STOP then EXEC, reload without the
@@ -169,10 +172,10 @@ void engine_restart_init(node *n, const char *from, int pos, enum node_status st
     n->entered_at = now;
     n->cur = pos;
     n->entered = n->in_run = n->done = false;
-    n->status = status;
+    engine_set_status(n, status);
     n->error = n->stalled = n->react = n->nopath = n->stopped = false;
     node_timers_clear(n);
-    clear_notification(n);
+    notify_clear(n);
     node_record(n, from ? from : "", pos, NODE_TRANS_INIT);
     engine_repath(n);
 }
@@ -349,6 +352,7 @@ static void fail(node *n)
 static void jump(node *n, int to, bool from_check)
 {
     node_log(n, from_check ? "JUMP target: %s" : "state returned jump target: %s", sname(n, to));
+    leave(n); /* Guardian's order: the target, [STATE.exit], STALLED, JUMP: */
     if (n->react && n->mode != NODE_MODE_MANUAL) {
         n->react = n->stalled = false; /* the waiting request applies from here */
     } else if (n->mode != NODE_MODE_AUTO) {
@@ -377,13 +381,15 @@ static void execute(node *n)
     const grd_state *st = cur_state(n);
     bool entry = !n->in_run;
     if (entry) {
-        /* STATUS passes ENTER and shows MAIN: both happen in this cycle. */
+        /* STATUS passes ENTER to MAIN in this cycle (both are published). */
         node_log(n, "executing state: %s (%d)", st->name, st->index);
+        node_log(n, "[%s.enter]", st->name);
+        engine_set_status(n, NODE_STATUS_ENTER);
         n->entered = true;
-        n->status = NODE_STATUS_MAIN;
-    } else {
-        n->status = NODE_STATUS_RUN;
-    }
+        engine_set_status(n, NODE_STATUS_MAIN);
+    } else if (!n->done) {
+        engine_set_status(n, NODE_STATUS_RUN);
+    } /* a completed state holds DONE while its run() verifies it */
     n->conn_fail = false;
     int r = run_checks(n, st, entry);
     bool from_check = r != PROCEED;
@@ -400,12 +406,12 @@ static void execute(node *n)
     case GRD_CONTINUE:
         n->in_run = true;
         n->done = false;
-        n->status = entry ? NODE_STATUS_MAIN : NODE_STATUS_RUN;
+        engine_set_status(n, entry ? NODE_STATUS_MAIN : NODE_STATUS_RUN);
         break;
     default: /* GRD_DONE */
         n->in_run = true;
         n->done = true;
-        n->status = NODE_STATUS_DONE;
+        engine_set_status(n, NODE_STATUS_DONE);
         after_done(n);
         break;
     }
@@ -429,6 +435,7 @@ void node_step(node *n)
 {
     if (!n || n->magic != NODE_MAGIC || n->in_code)
         return;
+    n->n_trail = 0;
     bool restarted = apply_controls(n);
     node_claim_check(n);
     if (n->op != NODE_OP_STOP)
@@ -446,13 +453,12 @@ void node_step(node *n)
         n->notified = false;
         if (!restarted && !(n->react && can_react(n) && react(n)) && !n->error)
             execute(n);
-        if (n->nopath && !n->notified)
-            notify_nopath(n);
+        if (!n->notified)
+            notify_hold(n);
         manage_notify(n);
         if (n->spm_changed && !n->notified)
             engine_notify(n, n->spm_text); /* until every difference is gone */
-        if (!n->notified)
-            clear_notification(n);
+        notify_cycle_end(n);
     }
     check_invariants(n);
     node_publish(n);

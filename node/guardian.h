@@ -139,10 +139,11 @@ double grd_state_time(const grd_node *n);
 /* A line in the node's log: "[STATE.main] text" (.run, .check; .init and
  * .fini in node_init/node_fini). Control characters become '?'. */
 void grd_log(grd_node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* An operator notification: logged, shown in USERMSG with NOTIFICATION=True.
- * It stays while state code keeps calling grd_notify() each cycle, and
- * clears after a cycle without one (Guardian's pattern: notify while the
- * condition holds). */
+/* An operator notification: logged when it appears, shown in USERMSG with
+ * NOTIFICATION=True. Called from main(), it stays until the node leaves the
+ * state (Guardian's notify() once on entry); from run() or a check, it stays
+ * while it is called again each cycle (notify while the condition holds), and
+ * at least 1 s. USERMSG shows the newest (docs/systems.md 4.7). */
 void grd_notify(grd_node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- timers ---- */

@@ -529,6 +529,16 @@ const grd_state *node_nominal(const node *n)
 enum node_op node_op(const node *n) { return n ? n->op : NODE_OP_STOP; }
 enum node_mode node_mode(const node *n) { return n ? n->mode : NODE_MODE_AUTO; }
 enum node_status node_status(const node *n) { return n ? n->status : NODE_STATUS_INIT; }
+
+unsigned node_take_status_trail(node *n, enum node_status *out, unsigned max)
+{
+    if (!n || !out)
+        return 0;
+    unsigned count = n->n_trail < max ? n->n_trail : max;
+    memcpy(out, n->trail + (n->n_trail - count), count * sizeof(*out));
+    n->n_trail = 0;
+    return count;
+}
 enum node_load_status node_load_status(const node *n) { return n ? n->load_status : NODE_LOAD_ERROR; }
 bool node_connected(const node *n) { return n && n->connected; }
 bool node_stalled(const node *n) { return n && n->stalled; }
@@ -601,7 +611,7 @@ void node_publish(node *n)
     snprintf(s.usermsg, sizeof(s.usermsg), "%s", node_usermsg(n));
     memcpy(s.manager, n->manager, sizeof(s.manager));
     const struct node_shown *o = &n->shown;
-    bool same = s.cur == o->cur && s.target == o->target && s.req == o->req && s.op == o->op &&
+    bool same = n->n_trail == 0 && s.cur == o->cur && s.target == o->target && s.req == o->req && s.op == o->op &&
                 s.mode == o->mode && s.status == o->status && s.error == o->error &&
                 s.load_status == o->load_status && s.connected == o->connected && s.ok == o->ok &&
                 s.spm_total == o->spm_total && s.spm_changed == o->spm_changed &&

@@ -275,6 +275,14 @@ unsigned node_path(const node *n, const grd_state **out, unsigned max);
 enum node_op node_op(const node *n);
 enum node_mode node_mode(const node *n);
 enum node_status node_status(const node *n);
+/* The STATUS values the node passed through since this was last called (in
+ * its last step: ENTER, MAIN, DONE, EDGE, say), oldest first, at most max;
+ * the last is node_status(). Publishing each in turn lets a monitor see every
+ * phase, even those that began and ended within one cycle. */
+unsigned node_take_status_trail(node *n, enum node_status *out, unsigned max);
+/* As many as the CA server queues per subscription before it coalesces
+ * (CAS_SUB_QUEUE): more in one step would be coalesced anyway. */
+#define NODE_STATUS_TRAIL 4
 enum node_error node_error(const node *n);
 enum node_load_status node_load_status(const node *n);
 bool node_connected(const node *n);
@@ -282,6 +290,9 @@ bool node_connected(const node *n);
 bool node_stalled(const node *n);
 bool node_ok(const node *n);
 bool node_active(const node *n);
+/* A notification from a state's main() stays until the state is left; any
+ * other stays while it is posted again each cycle, and at least this long. */
+#define NODE_NOTICE_MIN 1.0 /* seconds */
 const char *node_usermsg(const node *n);      /* "" when there is no notification */
 const char *node_error_message(const node *n); /* why ERROR is set; "" when it is not */
 bool node_notification(const node *n);

@@ -2,7 +2,8 @@
  *
  * Files: system.c (loading and validation), graph.c (edges and shortest
  * paths), node.c (a node's life, operator controls, what it shows),
- * engine.c (the execution cycle), api.c (the grd_* functions for state code),
+ * engine.c (the execution cycle), notify.c (notifications: what USERMSG shows
+ * and for how long), api.c (the grd_* functions for state code),
  * chan.c (plant channels: names, reads, writes), timer.c (state-code
  * timers), log.c (log lines and the per-node ring), manage.c (a manager's
  * subordinates, through their node channels).
@@ -74,6 +75,20 @@ struct node_timer {
 
 struct node_chan; /* chan.c */
 
+/* A notification (notify.c). */
+#define NODE_NOTICE_SEEN 4  /* texts remembered so that repeating one is logged once */
+struct node_notice {
+    bool on;
+    uint32_t hash;    /* of the full text: the same notification again? */
+    double since;     /* node_now() when this text appeared */
+    uint64_t seq;     /* the order notifications appeared in: newer is larger */
+    char usermsg[NODE_USERMSG_MAX + 1];
+};
+struct node_notice_seen {
+    uint32_t hash;
+    double at; /* node_now() when last posted; 0: unused */
+};
+
 /* The values a node shows; compared after each change to bump generation. */
 struct node_shown {
     int cur, target, req;
@@ -129,9 +144,14 @@ struct node {
     bool notified;         /* grd_notify this cycle */
 
     /* what operators see */
-    bool notification;
+    enum node_status trail[NODE_STATUS_TRAIL]; /* STATUS values of this step (the last = status) */
+    unsigned n_trail;
+    bool notification;     /* USERMSG and NOTIFICATION as shown (notify.c) */
     char usermsg[NODE_USERMSG_MAX + 1];
-    char notice[NODE_MSG_MAX]; /* the full text of the last notification */
+    struct node_notice lasting, passing; /* from main(); from anywhere else */
+    bool passing_posted;   /* ... posted during this cycle */
+    uint64_t notice_seq;
+    struct node_notice_seen notice_seen[NODE_NOTICE_SEEN];
     char priority_msg[NODE_MSG_MAX]; /* shown instead of state code's (manage.c), "" none */
     /* USERMSG while LOAD_STATUS=ERROR: why the last LOAD failed. It is shown over
      * every notification of the (old) code still running, so that a failed LOAD
@@ -194,6 +214,13 @@ void manage_cycle(node *n);  /* each executing cycle, before state code: read, c
 /* text cut to fit USERMSG (NODE_USERMSG_MAX bytes), never inside a UTF-8 character */
 void node_usermsg_cut(char dst[NODE_USERMSG_MAX + 1], const char *text);
 void manage_notify(node *n); /* after state code: the manager's notification, if any */
+
+/* notify.c: post a notification (from main() when n->ctx is CTX_MAIN), and at
+ * the end of an executing cycle work out what USERMSG shows. */
+void engine_notify(node *n, const char *text);
+void notify_cycle_end(node *n);
+void notify_state_left(node *n); /* the state was left or started again */
+void notify_clear(node *n);      /* a fresh start: no notification */
 void manage_stop(node *n);   /* OP=STOP: release the claims held */
 void manage_free(node *n);   /* release, close, free */
 bool manage_write_failed(node *n, const char *chan, bool lost, const char *why);
@@ -202,7 +229,7 @@ void manage_lost(node *n, const char *chan); /* the host lost a channel: a subor
 /* engine.c */
 void engine_repath(node *n);
 void engine_restart_init(node *n, const char *from, int pos, enum node_status status);
-void engine_notify(node *n, const char *text);
+void engine_set_status(node *n, enum node_status status); /* and add it to the trail */
 
 /* log.c */
 void node_vlog(node *n, const char *prefix, const char *fmt, va_list ap)

@@ -419,6 +419,10 @@ void nodepv_publish(nodepv *np)
                  in_menu ? PV_SEV_NONE : PV_SEV_INVALID);
     set_enum(np, C_OP, node_op(n));
     set_enum(np, C_MODE, node_mode(n));
+    enum node_status trail[NODE_STATUS_TRAIL];
+    unsigned passed = node_take_status_trail(n, trail, NODE_STATUS_TRAIL);
+    for (unsigned i = 0; i < passed; i++) /* each a monitor update of its own */
+        set_enum(np, C_STATUS, trail[i]);
     set_enum(np, C_STATUS, node_status(n));
     set_enum(np, C_ERROR, node_error(n));
     set_enum(np, C_CONNECT, node_connected(n) ? 0 : 1);

@@ -117,7 +117,10 @@ def test_a_trip_below_is_seen_by_the_manager_which_revives_and_recovers(node_dae
     assert "SUS_A STALLED" in d.log_text()
     reset_watchdogs(c, "SUS_A")
     assert wait_for(lambda: locked(c, "MGR"), 20), g(c, "MGR", "STATE")
-    assert g(c, "SUS_A", "STATE") == "ALIGNED" and g(c, "MGR", "SUBNODES_NOT_OK") == 0
+    assert g(c, "SUS_A", "STATE") == "ALIGNED"
+    # SUS_A's trip notification stays 1 s at least after its last repetition (issue 13); it
+    # counts as a fault until then.
+    assert wait_for(lambda: g(c, "MGR", "SUBNODES_NOT_OK") == 0, 3)
 
 
 def test_a_second_manager_is_refused_and_says_who_holds_the_node(node_daemon, epics):

@@ -243,6 +243,10 @@ def test_managed_stalls_after_a_trip_until_requested_again(node_daemon, epics):
     assert distinct(state.values()) == ["ALIGNED", "TRIPPED"], "MANAGED must stall"
     assert c.get("TARGET") == "TRIPPED" and c.get("OK") == 0
     assert "STALLED" in d.log_text()
+    # The hold says so (issue 13): TRIPPED's own notification is over, the stall is shown.
+    assert wait_for(lambda: c.get("USERMSG") == "STALLED in TRIPPED: waits for a request", 3), \
+        c.get("USERMSG")
+    assert "SUS_ETMX USERMSG: STALLED in TRIPPED: waits for a request" in d.log_text()
 
     c.put("REQUEST", "ALIGNED")  # a manager's revive: the same request again
     assert state.wait("ALIGNED", 10)

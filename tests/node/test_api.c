@@ -785,6 +785,9 @@ Test(api, the_set_point_monitor_counts_and_notifies)
     node_spm(n, "H1:A", NODE_SPM_MATCHES, NULL);
     step(n);
     cr_assert_eq(node_spm_changed(n), 0);
+    cr_assert(node_notification(n), "shown 1 s at least");
+    advance(NODE_NOTICE_MIN);
+    step(n);
     cr_assert_not(node_notification(n));
     node_spm(n, "H1:A", NODE_SPM_DIFFERS, "again");
     node_spm(n, "H1:A", NODE_SPM_UNTRACKED, NULL);

@@ -18,6 +18,7 @@ struct beh {
     const char *main_jump, *run_jump, *check_jump, *check2_jump;
     const char *main_err, *run_err, *check_err;
     const char *notify;     /* run notifies this text */
+    const char *main_notify; /* main notifies this text */
     const char *read;       /* run and main read this channel */
     unsigned mains, runs, checks, checks2;
 };
@@ -53,6 +54,8 @@ static grd_ret g_main(grd_node *n)
 {
     struct beh *b = beh(grd_state_name(n));
     b->mains++;
+    if (b->main_notify)
+        grd_notify(n, "%s", b->main_notify);
     if (b->read) {
         double v;
         grd_get_double(n, b->read, &v);
@@ -369,6 +372,7 @@ Test(engine, no_path_holds_and_notifies)
     cr_assert_eq(log_count("no path from C to ISLAND"), 1);
     cr_assert_eq(log_count("USERMSG: no path from C to ISLAND"), 1);
     reach("D");
+    advance(NODE_NOTICE_MIN);
     step(n);
     cr_assert(!node_notification(n));
 }
@@ -783,11 +787,14 @@ Test(engine, managed_stalls_after_a_jump_until_a_new_request)
     steps(n, 3);
     assert_state("D");
     cr_assert(node_stalled(n));
-    assert_log_seq(0, "MODE: MANAGED", "state returned jump target: D", "STALLED", "JUMP: B->D");
+    assert_log_seq(0, "MODE: MANAGED", "state returned jump target: D", "[B.exit]", "STALLED",
+                   "JUMP: B->D");
     cr_assert_str_eq(S(node_target(n)), "D");
     beh("B")->main_jump = NULL;
     steps(n, 6);
     assert_state("D");
+    cr_assert_str_eq(node_usermsg(n), "STALLED in D: waits for a request", "the hold says so");
+    cr_assert_eq(log_count("USERMSG: STALLED in D: waits for a request"), 1);
     cr_assert_eq(beh("D")->mains, 1);
     cr_assert_eq(beh("D")->runs, 5, "it executes D: main, then run every cycle");
     cr_assert(!node_ok(n));
@@ -844,6 +851,70 @@ Test(engine, manual_goes_straight_to_the_request)
     struct node_transition_info t[16];
     unsigned k = node_take_transitions(n, t, 16);
     cr_assert_eq(t[k - 1].how, NODE_TRANS_JUMP);
+}
+
+Test(engine, manual_mid_path_holds_and_says_so)
+{
+    beh("B")->main_ret = GRD_CONTINUE;
+    beh("B")->run_ret = GRD_CONTINUE;
+    steps(n, 3);
+    assert_state("B");
+    cr_assert_eq(node_set_mode(n, NODE_MODE_MANUAL), NODE_OK);
+    beh("B")->run_ret = GRD_DONE;
+    steps(n, 3);
+    assert_state("B");
+    cr_assert_str_eq(S(node_target(n)), "B", "MANUAL follows no path");
+    cr_assert_str_eq(node_usermsg(n), "MANUAL: holding in B, request C");
+    cr_assert_neq(log_find(0, "USERMSG: MANUAL: holding in B, request C"), -1);
+    cr_assert_eq(node_set_mode(n, NODE_MODE_AUTO), NODE_OK);
+    steps(n, 2);
+    assert_state("C");
+}
+
+Test(engine, status_passes_every_phase_in_order)
+{
+    enum node_status t[NODE_STATUS_TRAIL];
+    step(n); /* INIT: entered, main DONE, the edge to A: all in one cycle */
+    cr_assert_eq(node_take_status_trail(n, t, NODE_STATUS_TRAIL), 4);
+    cr_assert(t[0] == NODE_STATUS_ENTER && t[1] == NODE_STATUS_MAIN && t[2] == NODE_STATUS_DONE &&
+              t[3] == NODE_STATUS_EDGE);
+    cr_assert_eq(node_take_status_trail(n, t, NODE_STATUS_TRAIL), 0, "taken once");
+    assert_log_seq(0, "executing state: INIT (0)", "[INIT.enter]", "[INIT.exit]", "EDGE: INIT->A");
+    beh("C")->main_ret = GRD_CONTINUE;
+    steps(n, 3);
+    assert_state("C");
+    cr_assert_eq(node_take_status_trail(n, t, NODE_STATUS_TRAIL), 2);
+    cr_assert(t[0] == NODE_STATUS_ENTER && t[1] == NODE_STATUS_MAIN);
+    step(n); /* run() DONE */
+    cr_assert_eq(node_take_status_trail(n, t, NODE_STATUS_TRAIL), 2);
+    cr_assert(t[0] == NODE_STATUS_RUN && t[1] == NODE_STATUS_DONE);
+    step(n); /* holding: run() verifies, STATUS stays DONE */
+    cr_assert_eq(node_take_status_trail(n, t, NODE_STATUS_TRAIL), 0);
+    assert_status(NODE_STATUS_DONE);
+    beh("C")->run_jump = "D";
+    step(n);
+    cr_assert_eq(node_take_status_trail(n, t, NODE_STATUS_TRAIL), 1);
+    cr_assert(t[0] == NODE_STATUS_JUMP);
+    assert_log_seq(0, "state returned jump target: D", "[C.exit]", "JUMP: C->D");
+    beh("C")->run_jump = NULL;
+    cr_assert_eq(node_request(n, "C"), NODE_OK);
+    step(n); /* D entered and done; the edge back to C (a re-request: no REDIRECT) */
+    cr_assert_eq(node_take_status_trail(n, t, NODE_STATUS_TRAIL), 4);
+    cr_assert(t[0] == NODE_STATUS_ENTER && t[3] == NODE_STATUS_EDGE);
+    beh("C")->main_ret = GRD_CONTINUE;
+    beh("C")->run_ret = GRD_CONTINUE;
+    steps(n, 2);
+    cr_assert_eq(node_request(n, "A"), NODE_OK);
+    step(n); /* C is still running: the new request redirects */
+    cr_assert_eq(node_take_status_trail(n, t, NODE_STATUS_TRAIL), 1);
+    cr_assert(t[0] == NODE_STATUS_REDIRECT);
+    assert_log_seq(0, "REQUEST: A", "[C.exit]", "REDIRECT: C->B");
+    cr_assert_eq(node_request(n, "B"), NODE_OK);
+    steps(n, 2);
+    cr_assert_eq(node_request(n, "B"), NODE_OK);
+    step(n); /* a re-request starts B again at main: ENTER */
+    cr_assert_eq(node_status(n), NODE_STATUS_ENTER);
+    assert_log_seq(log_find(0, "REQUEST: A"), "REQUEST: B", "REQUEST: B", "[B.exit]");
 }
 
 Test(engine, manual_stalls_after_a_jump_and_does_not_follow_paths)
@@ -1431,7 +1502,7 @@ Test(engine, timers_are_cleared_by_a_restart_from_init)
 
 /* ---- notifications ---- */
 
-Test(engine, notify_sets_usermsg_and_clears_after_a_cycle_without)
+Test(engine, notify_from_run_stays_while_repeated_and_at_least_a_second)
 {
     reach("C");
     beh("C")->notify = "0123456789012345678901234567890123456789-and-more";
@@ -1446,14 +1517,59 @@ Test(engine, notify_sets_usermsg_and_clears_after_a_cycle_without)
                  "logged when it changes, not every cycle");
     beh("C")->notify = NULL;
     step(n);
-    cr_assert(!node_notification(n));
+    cr_assert(node_notification(n), "posted for 6 cycles: it stays 1 s");
+    advance(NODE_NOTICE_MIN);
+    step(n);
+    cr_assert(!node_notification(n), "not repeated and older than 1 s: gone");
     cr_assert_str_eq(node_usermsg(n), "");
     beh("C")->notify = "again";
     step(n);
     cr_assert_str_eq(node_usermsg(n), "again");
+    beh("C")->notify = NULL;
+    steps(n, 14); /* 0.875 s */
+    cr_assert_str_eq(node_usermsg(n), "again", "once is enough to be seen for 1 s");
+    steps(n, 2);
+    cr_assert(!node_notification(n));
+    beh("C")->notify = "again";
+    step(n);
+    cr_assert_eq(log_count("USERMSG: again"), 2, "a new episode is logged again");
     cr_assert_eq(node_set_op(n, NODE_OP_PAUSE), NODE_OK);
     steps(n, 3);
     cr_assert(node_notification(n), "a paused node keeps its notification");
+}
+
+Test(engine, notify_from_main_stays_until_the_state_is_left)
+{
+    reach("C");
+    beh("D")->main_notify = "Waiting to load coefficients!";
+    reach("D");
+    cr_assert_str_eq(node_usermsg(n), "Waiting to load coefficients!");
+    steps(n, 48); /* 3 s of run() without a notification */
+    cr_assert(node_notification(n));
+    cr_assert_str_eq(node_usermsg(n), "Waiting to load coefficients!");
+    cr_assert_eq(log_count("USERMSG: Waiting to load coefficients!"), 1);
+    reach("C");
+    cr_assert(!node_notification(n), "left with the state it was made in");
+}
+
+Test(engine, usermsg_shows_the_newest_notification)
+{
+    reach("C");
+    beh("D")->main_notify = "from main";
+    reach("D");
+    beh("D")->notify = "from run";
+    step(n);
+    cr_assert_str_eq(node_usermsg(n), "from run", "the newer one");
+    steps(n, 20);
+    cr_assert_str_eq(node_usermsg(n), "from run", "repeated: it stays the newer one");
+    beh("D")->notify = NULL;
+    advance(NODE_NOTICE_MIN);
+    step(n);
+    cr_assert_str_eq(node_usermsg(n), "from main", "run's lapsed; main's stays with the state");
+    cr_assert_eq(node_request(n, "D"), NODE_OK); /* started again: main notifies afresh */
+    steps(n, 2);
+    cr_assert_str_eq(node_usermsg(n), "from main");
+    cr_assert_eq(log_count("USERMSG: from main"), 2, "each time main notifies");
 }
 
 Test(engine, usermsg_is_not_cut_inside_a_utf8_character)

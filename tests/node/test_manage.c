@@ -325,6 +325,8 @@ Test(manage, someone_elses_request_or_mode_is_noticed_and_named)
     cr_assert_eq(grd_revive(g, "SUB1"), 1);
     cr_assert_str_eq(sub_get("SUB1", "REQUEST"), "ALIGNED");
     step(n);
+    advance(NODE_NOTICE_MIN); /* a notification is shown 1 s at least */
+    step(n);
     cr_assert_str_eq(node_usermsg(n), "");
     sub_set("SUB2", "MODE", "MANUAL");
     sub_set("SUB2", "CHANGED_BY", "ops@ctrl3");
