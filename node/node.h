@@ -117,20 +117,28 @@ unsigned node_system_requestable(const node_system *s, const grd_state **out, un
  * For listing (guardctl states): O(edges), not for the cycle. */
 unsigned node_system_edges(const node_system *s, const grd_state *from, const grd_state **out,
                            unsigned max);
+/* The edges leaving `from` whose weight is not 1 (GRD_WEIGHTS), listed or
+ * to a goto state: their targets into to[] and weights into weight[], in the
+ * graph's order, at most max; returns how many. For listing, not the cycle. */
+unsigned node_system_weighted(const node_system *s, const grd_state *from, const grd_state **to,
+                              double *weight, unsigned max);
 /* Whether the graph (edges and goto states) has a path from state `from` to
  * state `to`, both by name; false if either is not a state of s. */
 bool node_system_has_path(const node_system *s, const char *from, const char *to);
 
 /* What a LOAD would change: node_system_compare(old, new) lists, by name, the
- * states added and removed, the explicit edges (GRD_EDGES) added and removed,
- * the states whose index changed and those whose requestable flag changed.
+ * states added and removed, the edges added and removed, the states whose
+ * index changed and those whose requestable flag changed. The edges compared
+ * are the explicit ones (GRD_EDGES) and those with a weight that is not 1,
+ * shown as "A->B" or "A->B (weight 5)": a weight changed is the edge removed
+ * with the old weight and added with the new.
  * Each list keeps its first NODE_DIFF_MAX entries; its count is the full one
  * (a preflight prints them, it need not hold a whole graph). */
 #define NODE_DIFF_MAX 32
 #define NODE_DIFF_TEXT (2 * GRD_NAME_MAX + 32)
 struct node_diff_list {
     unsigned count;
-    char text[NODE_DIFF_MAX][NODE_DIFF_TEXT]; /* "X", "A->B", "X 10->20", "+X"/"-X" */
+    char text[NODE_DIFF_MAX][NODE_DIFF_TEXT]; /* "X", "A->B (weight 5)", "X 10->20", "+X"/"-X" */
 };
 struct node_system_diff {
     struct node_diff_list added, removed, edges_added, edges_removed, index, requestable;
