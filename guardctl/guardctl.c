@@ -1788,8 +1788,9 @@ static const struct command commands[] = {
     {"states", cmd_states, "NODE [--names]",
      "The states of the node's system, highest index first as Guardian prints them: index,\n"
      "requestable (*: in the REQUEST menu; any state can be requested), goto (reachable from\n"
-     "every state), the edges leaving it, and which is the node's current state, target,\n"
-     "request and nominal; then the path from the current state to the request.\n"
+     "every state), the edges leaving it (\"B (weight 5)\" for a weight that is not 1), and\n"
+     "which is the node's current state, target, request and nominal; then the path from the\n"
+     "current state to the request (the cheapest).\n"
      "  --names         only the requestable states' names, one a line (for completion)\n"
      "  --json          the daemon's reply as JSON\n", 1, 1},
     {"is-ok", cmd_is, "NODE... [-q]",

@@ -92,7 +92,7 @@ typedef struct node_system node_system;
 /* Load `name` from the first directory of the ':'-separated search path that
  * has <dir>/<name>.so, and validate it. On failure returns NULL and says why
  * in err (missing, wrong API version, duplicate or unknown state names, edges
- * to unknown states, no INIT, bad request or nominal), naming the module path
+ * to unknown states, bad weights, no INIT, bad request or nominal), naming the module path
  * and the state or edge. The caller owns one reference.
  *
  * Loading a module again after its file was replaced (a rebuild, or
@@ -274,7 +274,7 @@ const grd_state *node_target(const node *n);  /* next on the path (or current) *
 const grd_state *node_requested(const node *n);
 const grd_state *node_nominal(const node *n); /* NULL if the system has none */
 /* The path the node works out from its current state to its request (the
- * shortest; TARGET is its second state): current first, request last, at
+ * cheapest; TARGET is its second state): current first, request last, at
  * most max states; 1 at the request, 0 when there is none (or max is too
  * small). The graph's path, whatever the mode: a MANUAL or stalled node
  * does not follow it. Computed afresh, O(states + edges): for operators

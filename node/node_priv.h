@@ -1,6 +1,6 @@
 /* node_priv.h — what the files of node/ share; nothing outside node/ uses it.
  *
- * Files: system.c (loading and validation), graph.c (edges and shortest
+ * Files: system.c (loading and validation), graph.c (edges and cheapest
  * paths), node.c (a node's life, operator controls, what it shows),
  * engine.c (the execution cycle), api.c (the grd_* functions for state code),
  * chan.c (plant channels: names, reads, writes), timer.c (state-code
