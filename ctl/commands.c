@@ -1490,9 +1490,10 @@ static json_t *cmd_states(sup *s, struct ctl_peer *p, json_t *args)
         json_t *edges = json_array();
         for (unsigned k = 0; k < n_to; k++)
             json_array_append_new(edges, json_string(to[k]->name));
+        /* the edges (listed, or to goto states) that do not weigh 1: {"B": 5} */
         double w[GRD_MAX_STATES];
-        unsigned n_w = node_system_weighted(sys, st, to, w, GRD_MAX_STATES);
-        json_t *weights = json_object(); /* the edges (listed or to goto states) not weighing 1 */
+        unsigned n_w = node_system_weighted(sys, st, to, w, GRD_MAX_STATES); /* to[] reused */
+        json_t *weights = json_object();
         for (unsigned k = 0; k < n_w; k++)
             json_object_set_new(weights, to[k]->name, json_real(w[k]));
         json_t *j = json_object();
