@@ -1490,6 +1490,12 @@ static json_t *cmd_states(sup *s, struct ctl_peer *p, json_t *args)
         json_t *edges = json_array();
         for (unsigned k = 0; k < n_to; k++)
             json_array_append_new(edges, json_string(to[k]->name));
+        /* the edges (listed, or to goto states) that do not weigh 1: {"B": 5} */
+        double w[GRD_MAX_STATES];
+        unsigned n_w = node_system_weighted(sys, st, to, w, GRD_MAX_STATES); /* to[] reused */
+        json_t *weights = json_object();
+        for (unsigned k = 0; k < n_w; k++)
+            json_object_set_new(weights, to[k]->name, json_real(w[k]));
         json_t *j = json_object();
         json_object_set_new(j, "name", json_string(st->name));
         json_object_set_new(j, "index", json_integer(st->index));
@@ -1497,6 +1503,7 @@ static json_t *cmd_states(sup *s, struct ctl_peer *p, json_t *args)
         json_object_set_new(j, "goto", json_boolean(st->goto_));
         json_object_set_new(j, "redirect", json_boolean(!st->no_redirect));
         json_object_set_new(j, "edges", edges);
+        json_object_set_new(j, "weights", weights);
         json_object_set_new(j, "current", json_boolean(st == cur));
         json_object_set_new(j, "target", json_boolean(st == target));
         json_object_set_new(j, "request", json_boolean(same_state(st, ctl.request)));

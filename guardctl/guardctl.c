@@ -1078,6 +1078,44 @@ static int by_index_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* One edge of a states row, "B" or "B (weight 5)", after the others in
+ * buf; false when it does not fit. */
+static bool add_edge(char *buf, size_t len, size_t *used, const char *to, json_t *weight)
+{
+    char w[40] = "";
+    if (weight)
+        snprintf(w, sizeof(w), " (weight %.12g)", json_number_value(weight));
+    int n = snprintf(buf + *used, len - *used, "%s%s%s", *used ? " " : "", to ? to : "?", w);
+    if (n < 0 || *used + (size_t)n >= len) {
+        buf[*used] = '\0';
+        return false;
+    }
+    *used += (size_t)n;
+    return true;
+}
+
+/* The EDGES TO column: the listed edges, each with its weight when not 1,
+ * then the edges to goto states that have one. */
+static void state_edges(json_t *state, char *buf, size_t len)
+{
+    json_t *listed = json_object_get(state, "edges"), *weights = json_object_get(state, "weights");
+    size_t used = 0, k;
+    json_t *e;
+    const char *to;
+    json_array_foreach(listed, k, e)
+        if (!add_edge(buf, len, &used, json_string_value(e),
+                      json_object_get(weights, json_string_value(e))))
+            return;
+    json_object_foreach(weights, to, e) {
+        bool seen = false;
+        json_t *x;
+        json_array_foreach(listed, k, x)
+            seen = seen || strcmp(json_string_value(x) ? json_string_value(x) : "", to) == 0;
+        if (!seen && !add_edge(buf, len, &used, to, e))
+            return;
+    }
+}
+
 static int cmd_states(const struct command *c, int argc, char **argv)
 {
     static const struct option extra[] = {{"names", no_argument, NULL, '4'}, {NULL, 0, NULL, 0}};
@@ -1118,15 +1156,7 @@ static int cmd_states(const struct command *c, int argc, char **argv)
     for (i = 0; i < n; i++) {
         json_t *s = rows[i];
         char edges[1024] = "";
-        size_t used = 0, k;
-        json_t *e;
-        json_array_foreach(json_object_get(s, "edges"), k, e) {
-            int w = snprintf(edges + used, sizeof(edges) - used, "%s%s", k ? " " : "",
-                             json_string_value(e));
-            if (w < 0 || used + (size_t)w >= sizeof(edges))
-                break;
-            used += (size_t)w;
-        }
+        state_edges(s, edges, sizeof(edges));
         char marks[64] = "";
         static const char *const mark_keys[] = {"current", "target", "request", "nominal"};
         for (unsigned m = 0; m < 4; m++)
@@ -1758,8 +1788,9 @@ static const struct command commands[] = {
     {"states", cmd_states, "NODE [--names]",
      "The states of the node's system, highest index first as Guardian prints them: index,\n"
      "requestable (*: in the REQUEST menu; any state can be requested), goto (reachable from\n"
-     "every state), the edges leaving it, and which is the node's current state, target,\n"
-     "request and nominal; then the path from the current state to the request.\n"
+     "every state), the edges leaving it (\"B (weight 5)\" for a weight that is not 1), and\n"
+     "which is the node's current state, target, request and nominal; then the path from the\n"
+     "current state to the request (the cheapest).\n"
      "  --names         only the requestable states' names, one a line (for completion)\n"
      "  --json          the daemon's reply as JSON\n", 1, 1},
     {"is-ok", cmd_is, "NODE... [-q]",

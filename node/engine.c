@@ -79,7 +79,7 @@ static void set_target(node *n, int t)
     }
 }
 
-/* Recompute TARGET: the next state on the shortest path to REQUEST, or the
+/* Recompute TARGET: the next state on the cheapest path to REQUEST, or the
  * current state when the node is at the request, stalled, in MANUAL or has
  * no path. Logged when the path's ends or the target change. */
 void engine_repath(node *n)

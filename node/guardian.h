@@ -35,13 +35,21 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Bumped whenever this header changes in a way that breaks built systems;
- * guardiand refuses a system built against another version. */
-#define GRD_API_VERSION 2 /* 2: grd_state gained main_checks and run_checks */
+/* Bumped whenever this header changes what a built system hands guardiand.
+ * guardiand loads systems built against this version or GRD_API_OLDEST and
+ * refuses any other (version 1 read with this header would give states the
+ * wrong size). 2: grd_state gained main_checks and run_checks; 3: grd_system
+ * gained weights, at its end, so a version 2 system is still loaded (its
+ * grd_system ends before weights, which is never read for it: unweighted). */
+#define GRD_API_VERSION 3
+#define GRD_API_OLDEST 2
 
 #define GRD_MAX_CHECKS 8
 #define GRD_MAX_STATES 256
 #define GRD_MAX_EDGES 4096         /* explicit edges; goto states need none */
+#define GRD_MAX_WEIGHTS 4096       /* entries of GRD_WEIGHTS */
+#define GRD_WEIGHT_MIN 1e-6        /* the range of an edge weight; paths add weights */
+#define GRD_WEIGHT_MAX 1e6         /* in steps of GRD_WEIGHT_MIN (see GRD_WEIGHTS) */
 #define GRD_NAME_MAX 39            /* longest state name: an EPICS string holds 39 */
 #define GRD_MAX_PRIV (16u << 20)   /* largest priv_size */
 
@@ -74,6 +82,12 @@ typedef struct grd_edge {
     const char *from, *to;
 } grd_edge;
 
+/* The weight of an edge (GRD_WEIGHTS below); edges without one weigh 1. */
+typedef struct grd_weight {
+    const char *from, *to;
+    double weight;
+} grd_weight;
+
 typedef struct grd_system {
     unsigned api_version;  /* GRD_API_VERSION, filled in by GRD_SYSTEM */
     const char *name;
@@ -86,6 +100,9 @@ typedef struct grd_system {
      * its private data is allocated) and when it stops or is reloaded. */
     void (*node_init)(grd_node *n);
     void (*node_fini)(grd_node *n);
+    /* Optional: GRD_WEIGHTS(...), the edges that do not weigh 1. Last, so
+     * that systems built for version 2 are still loaded (GRD_API_VERSION). */
+    const grd_weight *weights;
 } grd_system;
 
 /* The symbol guardiand looks up in a system module. */
@@ -109,6 +126,24 @@ typedef struct grd_system {
 #define GRD_STATES(...) ((const grd_state[]){__VA_ARGS__, {.name = NULL}})
 #define GRD_EDGES(...) ((const grd_edge[]){__VA_ARGS__, {NULL, NULL}})
 #define GRD_CHECKS(...) ((const grd_state_fn[]){__VA_ARGS__, NULL})
+/* Edge weights: .weights = GRD_WEIGHTS({"SAFE", "DAMPED", 5}, {"DAMPED", "SAFE", 0.5})
+ *
+ * The path a node takes to its request is the cheapest one: the least sum of
+ * weights, an edge without an entry here weighing 1 (so with no weights it is
+ * the shortest path, as before). Among equally cheap paths the one with the
+ * fewest edges wins, and among those the one whose first edge comes earliest
+ * in its state's edge order (explicit edges in the order GRD_EDGES lists
+ * them, then the implicit ones to goto states in state order), then the
+ * second, and so on: with every weight 1, exactly the path of version 2.
+ *
+ * Each entry names an edge that exists: one GRD_EDGES lists, or the implicit
+ * edge from any other state to a goto state. A weight is from GRD_WEIGHT_MIN
+ * to GRD_WEIGHT_MAX and counts to GRD_WEIGHT_MIN (finer differences are
+ * rounded away, so 0.1 + 0.2 costs exactly 0.3). A system is refused, naming
+ * the entry, for an unknown state, a missing edge, an edge from a state to
+ * itself, a weight out of range (0, negative, NaN, infinite), an edge
+ * weighted twice, or more than GRD_MAX_WEIGHTS entries. */
+#define GRD_WEIGHTS(...) ((const grd_weight[]){__VA_ARGS__, {NULL, NULL, 0}})
 
 /* ---- return helpers ---- */
 

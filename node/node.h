@@ -92,7 +92,7 @@ typedef struct node_system node_system;
 /* Load `name` from the first directory of the ':'-separated search path that
  * has <dir>/<name>.so, and validate it. On failure returns NULL and says why
  * in err (missing, wrong API version, duplicate or unknown state names, edges
- * to unknown states, no INIT, bad request or nominal), naming the module path
+ * to unknown states, bad weights, no INIT, bad request or nominal), naming the module path
  * and the state or edge. The caller owns one reference.
  *
  * Loading a module again after its file was replaced (a rebuild, or
@@ -117,20 +117,28 @@ unsigned node_system_requestable(const node_system *s, const grd_state **out, un
  * For listing (guardctl states): O(edges), not for the cycle. */
 unsigned node_system_edges(const node_system *s, const grd_state *from, const grd_state **out,
                            unsigned max);
+/* The edges leaving `from` whose weight is not 1 (GRD_WEIGHTS), listed or
+ * to a goto state: their targets into to[] and weights into weight[], in the
+ * graph's order, at most max; returns how many. For listing, not the cycle. */
+unsigned node_system_weighted(const node_system *s, const grd_state *from, const grd_state **to,
+                              double *weight, unsigned max);
 /* Whether the graph (edges and goto states) has a path from state `from` to
  * state `to`, both by name; false if either is not a state of s. */
 bool node_system_has_path(const node_system *s, const char *from, const char *to);
 
 /* What a LOAD would change: node_system_compare(old, new) lists, by name, the
- * states added and removed, the explicit edges (GRD_EDGES) added and removed,
- * the states whose index changed and those whose requestable flag changed.
+ * states added and removed, the edges added and removed, the states whose
+ * index changed and those whose requestable flag changed. The edges compared
+ * are the explicit ones (GRD_EDGES) and those with a weight that is not 1,
+ * shown as "A->B" or "A->B (weight 5)": a weight changed is the edge removed
+ * with the old weight and added with the new.
  * Each list keeps its first NODE_DIFF_MAX entries; its count is the full one
  * (a preflight prints them, it need not hold a whole graph). */
 #define NODE_DIFF_MAX 32
 #define NODE_DIFF_TEXT (2 * GRD_NAME_MAX + 32)
 struct node_diff_list {
     unsigned count;
-    char text[NODE_DIFF_MAX][NODE_DIFF_TEXT]; /* "X", "A->B", "X 10->20", "+X"/"-X" */
+    char text[NODE_DIFF_MAX][NODE_DIFF_TEXT]; /* "X", "A->B (weight 5)", "X 10->20", "+X"/"-X" */
 };
 struct node_system_diff {
     struct node_diff_list added, removed, edges_added, edges_removed, index, requestable;
@@ -266,7 +274,7 @@ const grd_state *node_target(const node *n);  /* next on the path (or current) *
 const grd_state *node_requested(const node *n);
 const grd_state *node_nominal(const node *n); /* NULL if the system has none */
 /* The path the node works out from its current state to its request (the
- * shortest; TARGET is its second state): current first, request last, at
+ * cheapest; TARGET is its second state): current first, request last, at
  * most max states; 1 at the request, 0 when there is none (or max is too
  * small). The graph's path, whatever the mode: a MANUAL or stalled node
  * does not follow it. Computed afresh, O(states + edges): for operators

@@ -1,6 +1,6 @@
 /* node_priv.h — what the files of node/ share; nothing outside node/ uses it.
  *
- * Files: system.c (loading and validation), graph.c (edges and shortest
+ * Files: system.c (loading and validation), graph.c (edges and cheapest
  * paths), node.c (a node's life, operator controls, what it shows),
  * engine.c (the execution cycle), notify.c (notifications: what USERMSG shows
  * and for how long), api.c (the grd_* functions for state code),
@@ -55,10 +55,18 @@ struct node_system {
     unsigned n_states, n_edges;
     int init, request, nominal; /* positions; request/nominal -1 if unset */
     /* The graph, explicit edges first (in edge order), then the implicit
-     * edges to goto states (in state order): adj[adj_start[s]..adj_start[s+1]). */
+     * edges to goto states (in state order): adj[adj_start[s]..adj_start[s+1]),
+     * the implicit ones from adj_goto[s]; adj_cost[k] is the weight of edge
+     * adj[k] in GRAPH_UNITs. */
     unsigned *adj_start;
+    unsigned *adj_goto;
     unsigned *adj;
+    uint64_t *adj_cost;
 };
+
+/* Paths add weights as integers, GRD_WEIGHT_MIN being 1: exact, so "equally
+ * cheap" is exact too; GRD_MAX_STATES * GRD_WEIGHT_MAX of them fit easily. */
+#define GRAPH_UNIT ((uint64_t)(1 / GRD_WEIGHT_MIN + 0.5)) /* a weight of 1 */
 
 enum node_ctx { CTX_NONE, CTX_MAIN, CTX_RUN, CTX_CHECK, CTX_INIT, CTX_FINI };
 
@@ -194,10 +202,14 @@ struct node {
 int node_system_pos(const node_system *s, const char *name); /* -1 if unknown */
 const grd_state *node_system_at(const node_system *s, int pos);
 
-/* graph.c: build the adjacency of a validated system; 0 or NODE_ENOMEM. */
+/* graph.c: build the adjacency of a validated system, every edge weighing
+ * 1; 0 or NODE_ENOMEM. */
 int graph_build(node_system *s);
-/* The shortest path from `from` to `to` (both included) into path[], at most
- * GRD_MAX_STATES entries; returns its length, 0 if there is none. */
+/* The index in s->adj of the edge from->to (positions), -1 if none. */
+int graph_edge(const node_system *s, int from, int to);
+/* The cheapest path from `from` to `to` (both included; ties: GRD_WEIGHTS
+ * in guardian.h) into path[], at most GRD_MAX_STATES entries; returns its
+ * length, 0 if there is none. */
 unsigned graph_path(const node_system *s, int from, int to, int *path);
 
 /* node.c */

@@ -4,9 +4,12 @@
  * (or that a program wraps). It is validated once, here, and everything
  * downstream relies on the result: names are unique, non-empty, short and
  * made of A-Z a-z 0-9 _; indexes are unique; INIT exists; every edge names
- * known states; request and nominal, when set, name states; every array is
- * bounded (states, edges, checks). A refusal names the module and the state
- * or edge at fault.
+ * known states; request and nominal, when set, name states; every weight
+ * names an existing edge, once, with a weight in range; every array is
+ * bounded (states, edges, weights, checks). A refusal names the module and
+ * the state, edge or weight at fault. The API version is checked first: the
+ * current one or GRD_API_OLDEST (whose grd_system ends before weights, never
+ * read for it), nothing else.
  *
  * node_system objects are reference counted: each node holds one, so a
  * module stays mapped while any node runs its code, and the last unref
@@ -35,11 +38,14 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define API_WEIGHTS 3 /* the API version whose grd_system gained weights */
 
 const grd_state *node_system_at(const node_system *s, int pos)
 {
@@ -116,7 +122,9 @@ void node_system_unref(node_system *s)
     if (s->handle)
         dlclose(s->handle);
     free(s->adj_start);
+    free(s->adj_goto);
     free(s->adj);
+    free(s->adj_cost);
     free(s->path);
     free(s);
 }
@@ -216,6 +224,16 @@ static int validate_states(node_system *s, const char *who, char *err, size_t er
     return 0;
 }
 
+/* Whether both ends name states of s; if not, *bad is the one that does not
+ * (NULL when that end is NULL). */
+static bool ends_known(const node_system *s, const char *from, const char *to, const char **bad)
+{
+    *bad = !from || node_system_pos(s, from) < 0 ? from
+           : !to || node_system_pos(s, to) < 0   ? to
+                                                 : NULL;
+    return from && to && !*bad;
+}
+
 static int validate_edges(node_system *s, const char *who, char *err, size_t errlen)
 {
     const grd_system *d = s->def;
@@ -227,10 +245,8 @@ static int validate_edges(node_system *s, const char *who, char *err, size_t err
             snprintf(err, errlen, "%s: more than %d edges", who, GRD_MAX_EDGES);
             return -1;
         }
-        const char *bad = !e->from || node_system_pos(s, e->from) < 0 ? e->from
-                          : !e->to || node_system_pos(s, e->to) < 0  ? e->to
-                                                                      : NULL;
-        if (bad || !e->from || !e->to) {
+        const char *bad;
+        if (!ends_known(s, e->from, e->to, &bad)) {
             char qf[80], qt[80];
             snprintf(err, errlen, "%s: edge %u %s->%s: unknown state '%s'", who, n,
                      quote(e->from, qf, sizeof(qf)), quote(e->to, qt, sizeof(qt)),
@@ -242,15 +258,80 @@ static int validate_edges(node_system *s, const char *who, char *err, size_t err
     return 0;
 }
 
+/* What is wrong with weight i, w, of a system whose graph is built, or NULL;
+ * first[k] is 1 + the index of the weight of edge adj[k] so far, 0 for none. */
+static const char *weight_fault(const node_system *s, const grd_weight *w, unsigned *first,
+                                unsigned i, char *buf, size_t len)
+{
+    const char *bad;
+    char q[80];
+    if (!ends_known(s, w->from, w->to, &bad)) {
+        snprintf(buf, len, "unknown state '%s'", quote(bad, q, sizeof(q)));
+        return buf;
+    }
+    if (!(w->weight >= GRD_WEIGHT_MIN && w->weight <= GRD_WEIGHT_MAX)) { /* NaN too */
+        snprintf(buf, len, "weight %g is not from %g to %g", w->weight, GRD_WEIGHT_MIN,
+                 GRD_WEIGHT_MAX);
+        return buf;
+    }
+    int from = node_system_pos(s, w->from), to = node_system_pos(s, w->to);
+    if (from == to)
+        return "an edge from a state to itself is never on a path";
+    int k = graph_edge(s, from, to);
+    if (k < 0) {
+        snprintf(buf, len, "no such edge (not in edges, and %s is not a goto state)", w->to);
+        return buf;
+    }
+    if (first[k]) {
+        snprintf(buf, len, "the edge is weighted twice (weights %u and %u)", first[k] - 1, i);
+        return buf;
+    }
+    first[k] = i + 1;
+    return NULL;
+}
+
+/* GRD_WEIGHTS, once the graph is built: checked, then applied to it. */
+static int validate_weights(node_system *s, const grd_weight *ws, const char *who, char *err,
+                            size_t errlen)
+{
+    unsigned *first = calloc((size_t)s->adj_start[s->n_states] + 1, sizeof(*first));
+    if (!first) {
+        snprintf(err, errlen, "%s: out of memory", who);
+        return -1;
+    }
+    char qf[80], qt[80], why[160];
+    unsigned n = 0;
+    for (; ws && (ws[n].from || ws[n].to); n++) {
+        if (n == GRD_MAX_WEIGHTS) {
+            snprintf(err, errlen, "%s: more than %d weights", who, GRD_MAX_WEIGHTS);
+            break;
+        }
+        const char *fault = weight_fault(s, &ws[n], first, n, why, sizeof(why));
+        if (fault) {
+            snprintf(err, errlen, "%s: weight %u %s->%s: %s", who, n,
+                     quote(ws[n].from, qf, sizeof(qf)), quote(ws[n].to, qt, sizeof(qt)), fault);
+            break;
+        }
+    }
+    free(first);
+    if (ws && (ws[n].from || ws[n].to)) /* stopped before the end */
+        return -1;
+    for (unsigned i = 0; i < n; i++) {
+        int k = graph_edge(s, node_system_pos(s, ws[i].from), node_system_pos(s, ws[i].to));
+        s->adj_cost[k] = (uint64_t)llround(ws[i].weight * (double)GRAPH_UNIT);
+    }
+    return 0;
+}
+
 static int validate(node_system *s, const char *who, char *err, size_t errlen)
 {
     const grd_system *d = s->def;
     char q[80];
-    if (d->api_version != GRD_API_VERSION) {
+    if (d->api_version != GRD_API_VERSION && d->api_version != GRD_API_OLDEST) {
         snprintf(err, errlen,
-                 "%s: built for guardian API version %u, this guardiand has %d (rebuild it "
-                 "against this guardiand's node/guardian.h)",
-                 who, d->api_version, GRD_API_VERSION);
+                 "%s: built for guardian API version %u, this guardiand has %d (and still loads "
+                 "%d): rebuild it against this guardiand's node/guardian.h",
+                 who, d->api_version, GRD_API_VERSION, GRD_API_OLDEST);
         return -1;
     }
     if (!d->name || !d->name[0] || strnlen(d->name, 256) == 256) {
@@ -276,7 +357,8 @@ static int validate(node_system *s, const char *who, char *err, size_t errlen)
         snprintf(err, errlen, "%s: out of memory", who);
         return -1;
     }
-    return 0;
+    /* A version 2 grd_system ends before weights: not a field to read. */
+    return validate_weights(s, d->api_version >= API_WEIGHTS ? d->weights : NULL, who, err, errlen);
 }
 
 /* A new node_system for def (one reference), validated; NULL with err. */

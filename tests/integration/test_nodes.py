@@ -15,6 +15,7 @@ starts in TRIPPED and the tests reset the watchdog with a put of 1. Expected beh
 of ../shared/docs/guardian.md Part A and docs/systems.md. Every wait is bounded.
 """
 import calendar
+import json
 import os
 import re
 import shutil
@@ -499,6 +500,45 @@ def test_reload_node_compares_and_refuses_what_would_strand_it(node_daemon, epic
     assert r.returncode != 0 and "unknown node 'NOPE'" in r.stderr, r
     r = ctl("reload", "--dry-run")
     assert r.returncode != 0 and "--dry-run is for nodes" in r.stderr, r
+
+
+def test_weighted_edges_take_the_cheapest_path(node_daemon, epics):
+    """Issue 13, item 6: mod_weighted's SAFE->TOP weighs 10, so a request of TOP from SAFE goes
+    SAFE -> A -> B -> TOP (weights 1, 0.5, 1), not straight to TOP; A and B each hold 0.3 s.
+    guardctl states shows the weights that are not 1."""
+    test_modules = os.path.normpath(os.path.join(systems_dir(), "..", "tests", "node"))
+    d = node_daemon([("W", "mod_weighted", {})], systems=systems_dir() + ":" + test_modules)
+    c = Client(epics, "W")
+    assert wait_for(lambda: c.get("STATE") == "SAFE" and c.get("STATUS") == STATUS.index("DONE"),
+                    5), c.get("STATE")
+    target, state = c.monitor("TARGET"), c.monitor("STATE")
+    c.put("REQUEST", "TOP")
+    assert wait_for(lambda: c.get("STATE") == "TOP", 10), c.get("STATE")
+    assert target.wait("TOP", 5)
+    assert [v for v in state.values() if v != "SAFE"][:3] == ["A", "B", "TOP"], state.values()
+    # TARGET is A only within the cycle that moves to A (SAFE is done): it shows B, then TOP
+    seen = [v for v in target.values() if v != "SAFE"]
+    assert "B" in seen and seen.index("B") < seen.index("TOP"), seen
+    log = d.log_text()
+    at = log.index("W calculating path: SAFE->TOP")
+    assert log.index("W new target: A", at) < log.index("W EDGE: SAFE->A", at) \
+        < log.index("W EDGE: A->B", at) < log.index("W EDGE: B->TOP", at), log[at:]
+    assert "W EDGE: SAFE->TOP" not in log
+    ctl = lambda *a: subprocess.run(  # noqa: E731
+        [os.path.join(os.path.dirname(daemon_path()), "guardctl"), "--socket", d.socket] +
+        list(a), capture_output=True, text=True, timeout=10)
+    r = ctl("states", "W")
+    assert r.returncode == 0, r
+    lines = {line.split()[0]: line for line in r.stdout.splitlines()[2:7]}
+    assert "  TOP (weight 10) A" in lines["10"], lines
+    assert "  B (weight 0.5)" in lines["20"], lines
+    assert "  INIT (weight 3)" in lines["100"], lines
+    r = ctl("--json", "states", "W")
+    assert r.returncode == 0, r
+    by = {s["name"]: s for s in json.loads(r.stdout)["states"]}
+    assert by["SAFE"]["edges"] == ["TOP", "A"] and by["SAFE"]["weights"] == {"TOP": 10}
+    assert by["TOP"]["edges"] == [] and by["TOP"]["weights"] == {"INIT": 3}
+    assert by["INIT"]["weights"] == {}
 
 
 # ---- refused writes ----

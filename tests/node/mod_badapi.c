@@ -1,4 +1,5 @@
-/* mod_badapi.c — built against an older header: refused. Version 1 is the
+/* mod_badapi.c — built against an older header: refused (guardiand loads
+ * versions GRD_API_OLDEST, 2, to GRD_API_VERSION). Version 1 is the
  * header before grd_state gained main_checks and run_checks, whose states
  * array guardiand would read with the wrong stride; only api_version, the
  * first field of grd_system, is read before the refusal. */

@@ -1,6 +1,7 @@
 /* test_system.c — loading and validating systems: the modules
  * tests/node/mod_*.so (built next to this binary) and in-memory tables. */
 #include <dlfcn.h>
+#include <math.h>
 #include <sys/stat.h>
 
 #include "tests/node/fake_host.h"
@@ -85,6 +86,24 @@ Test(loader, duplicate_indexes)
 Test(loader, edge_to_an_unknown_state)
 {
     assert_refused("mod_badedge", path_of("mod_badedge"), "edge 1 DAMPED->ALIGNED: unknown state 'ALIGNED'");
+}
+
+Test(loader, weight_of_a_missing_edge)
+{
+    assert_refused("mod_badweight", path_of("mod_badweight"),
+                   "weight 1 DAMPED->INIT: no such edge (not in edges, and INIT is not a goto "
+                   "state)");
+}
+
+/* A version 2 module is loaded; its grd_system ends before weights, and
+ * mod_apiv2 puts junk there: never read (test_graph.c checks its paths). */
+Test(loader, version_2_is_still_loaded)
+{
+    node_system *s = load("mod_apiv2");
+    cr_assert(s, "%s", err);
+    cr_assert_str_eq(node_system_def(s)->name, "apiv2");
+    cr_assert(node_system_has_path(s, "INIT", "B"));
+    node_system_unref(s);
 }
 
 Test(loader, no_init)
@@ -321,6 +340,76 @@ Test(validate, missing_parts)
     assert_wrap_refused(&sys_big_priv, "priv_size");
     cr_assert_null(node_system_wrap(NULL, err, sizeof(err)));
     cr_assert_null(node_system_wrap(NULL, NULL, 0), "no error buffer is fine");
+}
+
+/* GRD_WEIGHTS: each entry names an edge that exists, once, weighing from
+ * GRD_WEIGHT_MIN to GRD_WEIGHT_MAX. */
+#define WEIGHTED(...)                                                                              \
+    (grd_system)                                                                                   \
+    {                                                                                              \
+        .api_version = GRD_API_VERSION, .name = "w",                                              \
+        .states = GRD_STATES(GRD_STATE("INIT", 0), GRD_STATE("A", 1),                              \
+                             GRD_STATE("G", 2, .goto_ = true)),                                    \
+        .edges = GRD_EDGES({"INIT", "A"}, {"A", "INIT"}, {"INIT", "A"}),                           \
+        .weights = GRD_WEIGHTS(__VA_ARGS__)                                                        \
+    }
+
+static void assert_weights_refused(grd_system def, const char *want)
+{
+    assert_wrap_refused(&def, want);
+}
+
+static void assert_weights_taken(grd_system def)
+{
+    node_system *s = wrap(&def);
+    cr_assert(s, "%s", err);
+    node_system_unref(s);
+}
+
+Test(validate, weights)
+{
+    assert_weights_refused(WEIGHTED({"INIT", "A", 2}, {"A", "NOPE", 2}),
+                           "system 'w': weight 1 A->NOPE: unknown state 'NOPE'");
+    assert_weights_refused(WEIGHTED({"INIT", NULL, 2}), "weight 0 INIT->(null): unknown state '(null)'");
+    assert_weights_refused(WEIGHTED({NULL, "A", 2}), "weight 0 (null)->A: unknown state '(null)'");
+    assert_weights_refused(WEIGHTED({"A", "INIT", 2}, {"G", "A", 2}),
+                           "weight 1 G->A: no such edge (not in edges, and A is not a goto state)");
+    assert_weights_refused(WEIGHTED({"A", "A", 2}),
+                           "weight 0 A->A: an edge from a state to itself is never on a path");
+    assert_weights_refused(WEIGHTED({"G", "G", 2}), "weight 0 G->G: an edge from a state to itself");
+    assert_weights_refused(WEIGHTED({"INIT", "A", 0}),
+                           "weight 0 INIT->A: weight 0 is not from 1e-06 to 1e+06");
+    assert_weights_refused(WEIGHTED({"INIT", "A", -1}), "weight -1 is not from");
+    assert_weights_refused(WEIGHTED({"INIT", "A", 1e-7}), "weight 1e-07 is not from");
+    assert_weights_refused(WEIGHTED({"INIT", "A", 1000001}), "weight 1e+06 is not from");
+    assert_weights_refused(WEIGHTED({"INIT", "A", NAN}), "weight nan is not from");
+    assert_weights_refused(WEIGHTED({"INIT", "A", INFINITY}), "weight inf is not from");
+    assert_weights_refused(WEIGHTED({"INIT", "A", 2}, {"A", "G", 2}, {"INIT", "A", 2}),
+                           "weight 2 INIT->A: the edge is weighted twice (weights 0 and 2)");
+    /* an explicit edge that is also to a goto state is one edge */
+    assert_weights_refused(WEIGHTED({"INIT", "G", 2}, {"INIT", "G", 3}), "weighted twice");
+    assert_weights_taken(WEIGHTED({"INIT", "A", GRD_WEIGHT_MIN}, {"A", "INIT", GRD_WEIGHT_MAX},
+                                  {"A", "G", 5}, {"INIT", "G", 1}));
+}
+
+Test(validate, weights_are_bounded)
+{
+    static grd_state states[GRD_MAX_STATES + 1];
+    static char names[GRD_MAX_STATES][8];
+    static grd_weight weights[GRD_MAX_WEIGHTS + 2];
+    for (int i = 0; i < 70; i++) {
+        snprintf(names[i], sizeof(names[i]), i ? "S%d" : "INIT", i);
+        states[i] = (grd_state){.name = names[i], .index = i, .goto_ = true};
+    }
+    for (int i = 0; i <= GRD_MAX_WEIGHTS; i++) /* 70 * 69 > 4096 different edges */
+        weights[i] = (grd_weight){names[i / 69], names[(i / 69 + 1 + i % 69) % 70], 2};
+    grd_system s = {.api_version = GRD_API_VERSION, .name = "weights", .states = states,
+                    .weights = weights};
+    assert_wrap_refused(&s, "more than 4096 weights");
+    weights[GRD_MAX_WEIGHTS] = (grd_weight){NULL, NULL, 0};
+    node_system *ok = wrap(&s);
+    cr_assert(ok, "%s", err);
+    node_system_unref(ok);
 }
 
 Test(validate, states_are_bounded)
