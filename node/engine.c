@@ -172,6 +172,7 @@ void engine_restart_init(node *n, const char *from, int pos, enum node_status st
     n->status = status;
     n->error = n->stalled = n->react = n->nopath = n->stopped = false;
     node_timers_clear(n);
+    node_ramps_clear(n, "abandoned: INIT");
     clear_notification(n);
     node_record(n, from ? from : "", pos, NODE_TRANS_INIT);
     engine_repath(n);
@@ -442,6 +443,8 @@ void node_step(node *n)
         n->in_run = n->done = false;
         node_log(n, "CONNECT: channels connected again: retrying %s", sname(n, n->cur));
     }
+    if (n->n_ramps)
+        node_ramps_step(n); /* before state code: it sees where the ramps are now */
     if (n->op == NODE_OP_EXEC) {
         n->notified = false;
         if (!restarted && !(n->react && can_react(n) && react(n)) && !n->error)
