@@ -384,10 +384,12 @@ static int get(node *n, const char *chan, bool strict, double *num, char *str, s
     struct node_chan *c = chan_use(n, chan);
     if (!c)
         return GRD_EBADCHAN;
-    if (strict)
+    if (strict) {
         set_strict(n, c);
-    else
-        c->optional = true, recount(n, c);
+    } else {
+        c->optional = true;
+        recount(n, c);
+    }
     int r = n->host.get ? known(n->host.get(n->host.arg, n, c->name, c->handle, num, str, len))
                         : GRD_ENOTCONN;
     if (r == GRD_ENOTCONN && strict)

@@ -3,7 +3,9 @@
  * node_step() is one cycle:
  *   1. apply the controls that came since the last cycle: OP, MODE, then
  *      REQUEST (logged "OP: X", "MODE: X", "REQUEST: X");
- *   2. unless OP is EXEC, stop here (PAUSE freezes, STOP halts; EXECTIME
+ *   2. step the node's ramps, if any (ramp.c: one write each; PAUSE
+ *      freezes them, STOP and ERROR abandon them). Then,
+ *      unless OP is EXEC, stop here (PAUSE freezes, STOP halts; EXECTIME
  *      keeps counting since it is computed from the clock); EXEC after STOP
  *      starts again from INIT, which is entered on the next cycle;
  *   3. act on a new request if the current state allows it (see can_react):

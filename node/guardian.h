@@ -159,7 +159,8 @@ bool grd_timer_done(grd_node *n, const char *name);
  * Channel names are full EPICS names; grd_chan() builds "<IFO>:<suffix>".
  * Reads return the latest monitored value and never block; until a channel
  * has connected (and after a disconnect) they return GRD_ENOTCONN and the
- * node shows CONNECT=ERROR. Enum channels read and take their state names as
+ * node shows CONNECT=ERROR (not for a channel only read with grd_read_*,
+ * below). Enum channels read and take their state names as
  * strings; char arrays read as strings; other arrays read their first
  * element. Writes are sent without waiting (a write before the channel has
  * first connected is sent when it does, for a few seconds); a write that

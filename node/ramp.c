@@ -146,8 +146,9 @@ void node_ramps_step(node *n)
         r->elapsed += dt;
         double v = ramp_value(r);
         if (node_chan_write(n, r->chan, v, NULL, false) != GRD_OK) {
-            ramp_end(n, r, "abandoned: the write failed"); /* the node is in ERROR */
-            continue;
+            ramp_end(n, r, "abandoned: the write failed");
+            node_ramps_clear(n, "abandoned: ERROR"); /* the failed write is the node's error */
+            return;
         }
         r->value = v;
         if (v == r->to)

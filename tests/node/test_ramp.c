@@ -130,6 +130,17 @@ Test(ramp, a_ramp_goes_on_when_the_state_is_left)
     cr_assert_not(grd_ramping(G, "H1:GAIN"));
 }
 
+Test(ramp, a_reload_that_keeps_the_state_keeps_the_ramps)
+{
+    start(s_ramp_half_second);
+    steps(n, 2);
+    cr_assert_eq(node_reload(n, sys, err, sizeof(err)), NODE_OK, "%s", err);
+    cr_assert(grd_ramping(G, "H1:GAIN"));
+    steps(n, 6);
+    value_is("H1:GAIN", 1);
+    cr_assert_neq(log_find(0, "[INIT] ezca: H1:GAIN => 1 (ramp done)"), -1);
+}
+
 Test(ramp, a_second_ramp_retargets_from_where_it_is)
 {
     start(s_ramp_half_second);
@@ -221,9 +232,13 @@ Test(ramp, error_abandons_and_a_fresh_start_too)
 Test(ramp, a_step_the_plant_refuses_ends_the_ramp_in_error)
 {
     start(s_ramp_half_second);
+    chan_set("H1:OTHER", 0);
+    cr_assert_eq(grd_ramp(G, "H1:OTHER", 1, 1), GRD_OK);
     snprintf(fake_chan("H1:GAIN")->refuse, 64, "Write access denied");
     step(n);
     cr_assert_not(grd_ramping(G, "H1:GAIN"));
+    cr_assert_not(grd_ramping(G, "H1:OTHER"), "the node is in ERROR: every ramp ends");
+    cr_assert_eq(put_count("H1:OTHER", NULL), 0);
     cr_assert_eq(node_error(n), NODE_ERROR_TRUE);
     cr_assert(strstr(node_error_message(n), "H1:GAIN"), "%s", node_error_message(n));
     cr_assert_neq(log_find_sub(0, "(ramp abandoned: the write failed)"), -1);
