@@ -118,6 +118,8 @@ static void recount(node *n, struct node_chan *c)
     n->connected = n->chans_down == 0;
     if (count && !n->conn_grace_until)
         n->conn_grace_until = node_now(n) + NODE_CONNECT_GRACE;
+    else if (!count && n->connected && !n->conn_logged)
+        n->conn_grace_until = 0; /* e.g. opened, then found optional: no grace running */
 }
 
 static void set_down(node *n, struct node_chan *c, bool down)

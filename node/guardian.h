@@ -197,7 +197,8 @@ int grd_spm_ignore(grd_node *n, const char *chan);
  * fallback when the channel is not connected, has no such value (a long of
  * NaN) or the name is bad. Unlike grd_get_*, a channel only ever read this
  * way does not put the node in CONNECT=ERROR while it is down (a channel
- * also read with grd_get_* or written does). Never an error of the node,
+ * also read with grd_get_* or written does; one named with grd_chan counts
+ * from then until its first grd_read_*). Never an error of the node,
  * except for a name past the 4096 (as grd_chan). */
 double grd_read_double(grd_node *n, const char *chan, double fallback);
 long grd_read_long(grd_node *n, const char *chan, long fallback);
