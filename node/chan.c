@@ -12,7 +12,9 @@
  * returns the latest monitored value or GRD_ENOTCONN. The node shows
  * CONNECT=ERROR (ERROR=Connect) while any channel it holds is not connected
  * (the host says when, node_chan_connection), or in a cycle where a read
- * found one not connected; its log names the channels.
+ * found one not connected; its log names the channels. Channels only ever
+ * read with grd_read_* (a default when not connected) are optional: they are
+ * left out of that count (struct node_chan's optional/strict, recount()).
  *
  * State code passes the names grd_chan gave it, so a read or write looks its
  * entry up by the address of the name first (a second table keyed by it): an
@@ -470,8 +472,6 @@ int node_chan_write(node *n, const char *chan, double num, const char *str, bool
     char prefix[GRD_NAME_MAX + 16], value[NODE_MSG_MAX / 2], why[NODE_MSG_MAX / 2] = "";
     if (str)
         snprintf(value, sizeof(value), "%s", str);
-    else
-        snprintf(value, sizeof(value), "%.15g", num);
     if (bad_name(chan))
         return GRD_EBADCHAN;
     struct node_chan *c = chan_use(n, chan);
@@ -481,10 +481,13 @@ int node_chan_write(node *n, const char *chan, double num, const char *str, bool
             : n->host.put ? known(n->host.put(n->host.arg, n, c->name, c->handle, num,
                                               str ? value : NULL, why, sizeof(why)))
                           : GRD_ENOTCONN;
+    if (r == GRD_OK && !echo)
+        return r; /* a ramp's step: nothing formatted, nothing logged */
+    if (!str)
+        snprintf(value, sizeof(value), "%.15g", num);
     node_code_prefix(n, prefix, sizeof(prefix));
     if (r == GRD_OK) {
-        if (echo)
-            node_log(n, "%sezca: %s => %s", prefix, chan, value);
+        node_log(n, "%sezca: %s => %s", prefix, chan, value);
         return r;
     }
     const char *reason = why[0] ? why : status_name(r);
