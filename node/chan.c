@@ -12,7 +12,9 @@
  * returns the latest monitored value or GRD_ENOTCONN. The node shows
  * CONNECT=ERROR (ERROR=Connect) while any channel it holds is not connected
  * (the host says when, node_chan_connection), or in a cycle where a read
- * found one not connected; its log names the channels.
+ * found one not connected; its log names the channels. Channels only ever
+ * read with grd_read_* (a default when not connected) are optional: they are
+ * left out of that count (struct node_chan's optional/strict, recount()).
  *
  * State code passes the names grd_chan gave it, so a read or write looks its
  * entry up by the address of the name first (a second table keyed by it): an
@@ -45,7 +47,10 @@ struct node_chan {
     const char *name_ptr;   /* == name: the key of by_ptr */
     void *handle;  /* the host's reference to the channel; NULL when not open */
     bool open;     /* host->open was called and succeeded (handle may be NULL) */
-    bool down;     /* open and not connected: counted in n->chans_down */
+    bool down;     /* open and not connected */
+    bool optional; /* read with grd_read_*: may stay unconnected without CONNECT=ERROR */
+    bool strict;   /* read with grd_get_* or written: must connect */
+    bool counted;  /* down, and not merely optional: counted in n->chans_down */
     bool used;     /* named or used since the last reload */
     bool spm_tracked, spm_differs; /* the host's set-point monitor says */
     char name[];
@@ -100,18 +105,38 @@ void node_error_as(node *n, bool conn, const char *fmt, ...)
 }
 #define chan_error(n, ...) node_error_as(n, false, __VA_ARGS__)
 
-static void set_down(node *n, struct node_chan *c, bool down)
+/* A channel counts against CONNECT while it is down, unless the only use
+ * made of it is grd_read_* (optional channels: see guardian.h). */
+static void recount(node *n, struct node_chan *c)
 {
-    if (c->down == down)
+    bool count = c->down && (c->strict || !c->optional);
+    if (c->counted == count)
         return;
-    c->down = down;
-    if (down)
+    c->counted = count;
+    if (count)
         n->chans_down++;
     else
         n->chans_down--;
     n->connected = n->chans_down == 0;
-    if (down && !n->conn_grace_until)
+    if (count && !n->conn_grace_until)
         n->conn_grace_until = node_now(n) + NODE_CONNECT_GRACE;
+    else if (!count && n->connected && !n->conn_logged)
+        n->conn_grace_until = 0; /* e.g. opened, then found optional: no grace running */
+}
+
+static void set_down(node *n, struct node_chan *c, bool down)
+{
+    c->down = down;
+    recount(n, c);
+}
+
+/* The channel is read strictly or written: from now on it must connect. */
+static void set_strict(node *n, struct node_chan *c)
+{
+    if (!c->strict) {
+        c->strict = true;
+        recount(n, c);
+    }
 }
 
 /* Open the host's reference to c (if not open). False if the host refused
@@ -224,10 +249,11 @@ void node_chan_connection(node *n, const char *chan, bool up)
     HASH_FIND(hh, n->chans, chan, strlen(chan), c);
     if (!c || !c->open || c->down == !up)
         return;
+    bool counts = c->strict || !c->optional; /* an optional channel is not news */
     set_down(n, c, !up);
-    if (!up)
+    if (!up && counts)
         node_log(n, "CONNECT: %s disconnected", chan);
-    else if (n->conn_logged)
+    else if (n->conn_logged && counts)
         node_log(n, "CONNECT: %s connected", chan);
     if (n->chans_down == 0) {
         if (n->conn_logged)
@@ -306,7 +332,7 @@ void node_chans_check(node *n)
     size_t len = 0;
     unsigned shown = 0, down = 0;
     for (struct node_chan *c = n->chans; c; c = c->hh.next) {
-        if (!c->down)
+        if (!c->counted)
             continue;
         down++;
         if (shown < 3 && len < sizeof(list)) {
@@ -354,28 +380,49 @@ void node_chans_free(node *n)
 
 /* ---- reads ---- */
 
-static int get(node *n, const char *chan, double *num, char *str, size_t len)
+/* Read chan; strict (grd_get_*) makes it a channel that must connect and a
+ * read that finds it down shows CONNECT=ERROR this cycle; grd_read_* is not
+ * strict (optional channels). */
+static int get(node *n, const char *chan, bool strict, double *num, char *str, size_t len)
 {
     struct node_chan *c = chan_use(n, chan);
     if (!c)
         return GRD_EBADCHAN;
+    if (strict) {
+        set_strict(n, c);
+    } else {
+        c->optional = true;
+        recount(n, c);
+    }
     int r = n->host.get ? known(n->host.get(n->host.arg, n, c->name, c->handle, num, str, len))
                         : GRD_ENOTCONN;
-    if (r == GRD_ENOTCONN)
+    if (r == GRD_ENOTCONN && strict)
         n->conn_fail = true;
+    return r;
+}
+
+int node_chan_get(node *n, const char *chan, double *out)
+{
+    double v = 0;
+    int r = get(n, chan, true, &v, NULL, 0);
+    if (r == GRD_OK)
+        *out = v;
     return r;
 }
 
 int grd_get_double(grd_node *g, const char *chan, double *out)
 {
     node *n = node_live(g);
-    if (!n || !out)
-        return GRD_EINVAL;
-    double v = 0;
-    int r = get(n, chan, &v, NULL, 0);
-    if (r == GRD_OK)
-        *out = v;
-    return r;
+    return n && out ? node_chan_get(n, chan, out) : GRD_EINVAL;
+}
+
+/* v as a long, or GRD_ETYPE when it has none. */
+static int to_long(double v, long *out)
+{
+    if (!isfinite(v) || v < (double)LONG_MIN || v >= (double)LONG_MAX)
+        return GRD_ETYPE;
+    *out = lround(v);
+    return GRD_OK;
 }
 
 int grd_get_long(grd_node *g, const char *chan, long *out)
@@ -384,13 +431,8 @@ int grd_get_long(grd_node *g, const char *chan, long *out)
     if (!n || !out)
         return GRD_EINVAL;
     double v = 0;
-    int r = get(n, chan, &v, NULL, 0);
-    if (r != GRD_OK)
-        return r;
-    if (!isfinite(v) || v < (double)LONG_MIN || v >= (double)LONG_MAX)
-        return GRD_ETYPE;
-    *out = lround(v);
-    return GRD_OK;
+    int r = node_chan_get(n, chan, &v);
+    return r == GRD_OK ? to_long(v, out) : r;
 }
 
 int grd_get_string(grd_node *g, const char *chan, char *out, size_t len)
@@ -399,29 +441,50 @@ int grd_get_string(grd_node *g, const char *chan, char *out, size_t len)
     if (!n || !out || !len)
         return GRD_EINVAL;
     out[0] = '\0';
-    int r = get(n, chan, NULL, out, len);
+    int r = get(n, chan, true, NULL, out, len);
     out[len - 1] = '\0';
     if (r != GRD_OK)
         out[0] = '\0';
     return r;
 }
 
+double grd_read_double(grd_node *g, const char *chan, double fallback)
+{
+    node *n = node_live(g);
+    double v = 0;
+    return n && get(n, chan, false, &v, NULL, 0) == GRD_OK ? v : fallback;
+}
+
+long grd_read_long(grd_node *g, const char *chan, long fallback)
+{
+    node *n = node_live(g);
+    double v = 0;
+    long l = fallback;
+    if (n && get(n, chan, false, &v, NULL, 0) == GRD_OK && to_long(v, &l) == GRD_OK)
+        return l;
+    return fallback;
+}
+
 /* ---- writes ---- */
 
-static int put(node *n, const char *chan, double num, const char *str)
+int node_chan_write(node *n, const char *chan, double num, const char *str, bool echo)
 {
     char prefix[GRD_NAME_MAX + 16], value[NODE_MSG_MAX / 2], why[NODE_MSG_MAX / 2] = "";
     if (str)
         snprintf(value, sizeof(value), "%s", str);
-    else
-        snprintf(value, sizeof(value), "%.15g", num);
     if (bad_name(chan))
         return GRD_EBADCHAN;
     struct node_chan *c = chan_use(n, chan);
+    if (c)
+        set_strict(n, c);
     int r = !c         ? GRD_EBADCHAN
             : n->host.put ? known(n->host.put(n->host.arg, n, c->name, c->handle, num,
                                               str ? value : NULL, why, sizeof(why)))
                           : GRD_ENOTCONN;
+    if (r == GRD_OK && !echo)
+        return r; /* a ramp's step: nothing formatted, nothing logged */
+    if (!str)
+        snprintf(value, sizeof(value), "%.15g", num);
     node_code_prefix(n, prefix, sizeof(prefix));
     if (r == GRD_OK) {
         node_log(n, "%sezca: %s => %s", prefix, chan, value);
@@ -433,6 +496,14 @@ static int put(node *n, const char *chan, double num, const char *str)
     if (c)
         node_error_as(n, r == GRD_ENOTCONN, "ezca: %s => %s: %s", chan, value, reason);
     return r;
+}
+
+/* A write by state code: it ends a ramp of the channel (ramp.c). */
+static int put(node *n, const char *chan, double num, const char *str)
+{
+    if (n->n_ramps)
+        node_ramp_cancel(n, chan, "cancelled by a write");
+    return node_chan_write(n, chan, num, str, true);
 }
 
 int grd_put(grd_node *g, const char *chan, double value)
@@ -458,4 +529,10 @@ int grd_put_string(grd_node *g, const char *chan, const char *value)
 {
     node *n = node_live(g);
     return n && value ? put(n, chan, 0, value) : GRD_EINVAL;
+}
+
+const char *node_chan_intern(node *n, const char *chan)
+{
+    struct node_chan *c = chan_use(n, chan);
+    return c ? c->name : NULL;
 }

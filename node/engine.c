@@ -3,7 +3,9 @@
  * node_step() is one cycle:
  *   1. apply the controls that came since the last cycle: OP, MODE, then
  *      REQUEST (logged "OP: X", "MODE: X", "REQUEST: X");
- *   2. unless OP is EXEC, stop here (PAUSE freezes, STOP halts; EXECTIME
+ *   2. step the node's ramps, if any (ramp.c: one write each; PAUSE
+ *      freezes them, STOP and ERROR abandon them). Then,
+ *      unless OP is EXEC, stop here (PAUSE freezes, STOP halts; EXECTIME
  *      keeps counting since it is computed from the clock); EXEC after STOP
  *      starts again from INIT, which is entered on the next cycle;
  *   3. act on a new request if the current state allows it (see can_react):
@@ -175,6 +177,7 @@ void engine_restart_init(node *n, const char *from, int pos, enum node_status st
     engine_set_status(n, status);
     n->error = n->stalled = n->react = n->nopath = n->stopped = false;
     node_timers_clear(n);
+    node_ramps_clear(n, "abandoned: INIT");
     notify_clear(n);
     node_record(n, from ? from : "", pos, NODE_TRANS_INIT);
     engine_repath(n);
@@ -449,6 +452,8 @@ void node_step(node *n)
         n->in_run = n->done = false;
         node_log(n, "CONNECT: channels connected again: retrying %s", sname(n, n->cur));
     }
+    if (n->n_ramps)
+        node_ramps_step(n); /* before state code: it sees where the ramps are now */
     if (n->op == NODE_OP_EXEC) {
         n->notified = false;
         if (!restarted && !(n->react && can_react(n) && react(n)) && !n->error)

@@ -195,7 +195,8 @@ bool grd_timer_done(grd_node *n, const char *name);
  * Channel names are full EPICS names; grd_chan() builds "<IFO>:<suffix>".
  * Reads return the latest monitored value and never block; until a channel
  * has connected (and after a disconnect) they return GRD_ENOTCONN and the
- * node shows CONNECT=ERROR. Enum channels read and take their state names as
+ * node shows CONNECT=ERROR (not for a channel only read with grd_read_*,
+ * below). Enum channels read and take their state names as
  * strings; char arrays read as strings; other arrays read their first
  * element. Writes are sent without waiting (a write before the channel has
  * first connected is sent when it does, for a few seconds); a write that
@@ -227,6 +228,53 @@ int grd_put_string(grd_node *n, const char *chan, const char *value);
 /* Leave chan out of the set-point monitor (a channel other software also
  * drives). GRD_OK, or GRD_EBADCHAN for a name that cannot be taken. */
 int grd_spm_ignore(grd_node *n, const char *chan);
+
+/* Read with a default (ezca.read of an optional channel): the value, or
+ * fallback when the channel is not connected, has no such value (a long of
+ * NaN) or the name is bad. Unlike grd_get_*, a channel only ever read this
+ * way does not put the node in CONNECT=ERROR while it is down (a channel
+ * also read with grd_get_* or written does; one named with grd_chan counts
+ * from then until its first grd_read_*). Never an error of the node,
+ * except for a name past the 4096 (as grd_chan). */
+double grd_read_double(grd_node *n, const char *chan, double fallback);
+long grd_read_long(grd_node *n, const char *chan, long fallback);
+
+/* ---- ramps and switch bits (ezca's LIGOFilter helpers, non-blocking) ----
+ *
+ * grd_ramp moves chan linearly from its current value to target over
+ * `seconds`: the daemon writes one step each cycle, before state code runs
+ * (start + (target - start) * elapsed / seconds), through the same path as
+ * grd_put (the set-point monitor sees every step), and writes target exactly
+ * at the end. The state waits: `return grd_ramping(n, ch) ? GRD_CONTINUE :
+ * GRD_DONE;`. The log gets "ezca: CHAN => 1.5 (ramp 4 s from 0)" when it
+ * starts and "ezca: CHAN => 1.5 (ramp done)" (or "cancelled by a write",
+ * "abandoned: STOP", ...) when it ends, never a line per step.
+ *
+ * Returns GRD_OK; GRD_ENOTCONN (and CONNECT=ERROR, as grd_get_*) when the
+ * channel has no value yet: no ramp; GRD_ETYPE for a target that is not
+ * finite, an infinite time or a channel whose value is not a number;
+ * GRD_EBADCHAN for a bad name; GRD_EBUSY with a node error when 32 ramps
+ * already run. seconds <= 0 (or NaN) is grd_put(target). A ramp of a
+ * channel already ramping starts again from where it is, to the new target
+ * over the new time; grd_put, grd_put_string or grd_switch of a ramping
+ * channel cancel its ramp (the write wins).
+ *
+ * Ramps belong to the node, like timers: they go on when the state is left
+ * (the state moved to may wait on them) and across a reload that keeps the
+ * state. Their time is execution time: PAUSE freezes them (no writes) and
+ * EXEC resumes them where they were. STOP, ERROR (including a failed step
+ * write) and a fresh start at INIT abandon them where they are. */
+int grd_ramp(grd_node *n, const char *chan, double target, double seconds);
+bool grd_ramping(grd_node *n, const char *chan);
+
+/* Set (on) or clear the bits of mask in an integer switch channel such as a
+ * front-end filter module's: reads the channel, writes only when a bit
+ * changes, and logs the bits changed: "ezca: CHAN => ON: 0x0010".
+ * GRD_OK (also when nothing changed); GRD_ENOTCONN as a read; GRD_ETYPE when
+ * the value is not an integer 0..0xffffffff; GRD_EINVAL for a mask past 32
+ * bits. The bits are the caller's (a filter module's SW1/SW2 layout is not
+ * built in). */
+int grd_switch(grd_node *n, const char *chan, unsigned long mask, bool on);
 
 /* ---- other nodes (managers and monitors) ----
  * Read another node's status by name. Returns GRD_OK, or GRD_EBADCHAN if no

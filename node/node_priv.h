@@ -5,8 +5,8 @@
  * engine.c (the execution cycle), notify.c (notifications: what USERMSG shows
  * and for how long), api.c (the grd_* functions for state code),
  * chan.c (plant channels: names, reads, writes), timer.c (state-code
- * timers), log.c (log lines and the per-node ring), manage.c (a manager's
- * subordinates, through their node channels).
+ * timers), ramp.c (ramps and switch bits), log.c (log lines and the per-node
+ * ring), manage.c (a manager's subordinates, through their node channels).
  *
  * Words used throughout:
  *   position   a state's place in its system's state table (0..n_states-1);
@@ -39,6 +39,7 @@
 #define NODE_ARGS_MAX 64
 #define NODE_ARG_MAX 1024          /* one "key=value" */
 #define NODE_TIMERS_MAX 32
+#define NODE_RAMPS_MAX 32          /* ramps running at once per node (guardian.h) */
 #define NODE_CHANS_MAX 4096        /* distinct interned channel names */
 #define NODE_CHAN_MAX 255          /* longest channel name */
 #define NODE_MSG_MAX 1024          /* longest log message (before the stamp) */
@@ -95,6 +96,14 @@ struct node_notice {
 struct node_notice_seen {
     uint32_t hash;
     double at; /* node_now() when last posted; 0: unused */
+};
+
+struct node_ramp {
+    const char *chan;  /* the interned name (chan.c); NULL = free slot */
+    double from, to, seconds;
+    double elapsed;    /* seconds executed since the start: PAUSE stops this clock */
+    double last_at;    /* node_now() at the last step */
+    double value;      /* the last value written (from, before the first step) */
 };
 
 /* The values a node shows; compared after each change to bump generation. */
@@ -176,6 +185,8 @@ struct node {
 
     /* resources of the state code */
     struct node_timer timers[NODE_TIMERS_MAX];
+    struct node_ramp ramps[NODE_RAMPS_MAX];
+    unsigned n_ramps;        /* active slots of ramps: 0 costs the engine one test */
     struct node_chan *chans; /* uthash, by name */
     struct node_chan *chans_by_ptr; /* the same entries, by the address of the name */
     unsigned n_chans;
@@ -270,5 +281,20 @@ void node_chans_free(node *n);
 void node_chans_check(node *n);    /* each cycle: log channels that stay down */
 void node_chans_reloaded(node *n); /* new code: start telling used from unused */
 void node_chans_sweep(node *n);    /* each cycle: release what the new code left */
+/* The name interned and opened (valid as long as the node), or NULL for a bad
+ * name (or a node error: too many names). */
+const char *node_chan_intern(node *n, const char *chan);
+/* grd_get_double without the argument checks. */
+int node_chan_get(node *n, const char *chan, double *out);
+/* Write chan (str, or num when str is NULL); echo logs "ezca: CHAN => value"
+ * on success (a failure is always logged and is a node error). Ramps are not
+ * touched: grd_put cancels a ramp of the channel, a ramp's own steps do not. */
+int node_chan_write(node *n, const char *chan, double num, const char *str, bool echo);
+
+/* ramp.c */
+void node_ramps_step(node *n); /* each cycle with n_ramps: step, freeze or abandon */
+/* End the ramp of chan (if any) or every ramp, logged with why ("cancelled by a write"). */
+void node_ramp_cancel(node *n, const char *chan, const char *why);
+void node_ramps_clear(node *n, const char *why);
 
 #endif

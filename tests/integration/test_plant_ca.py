@@ -361,3 +361,28 @@ def test_a_watchdog_tripped_in_guardsim_is_seen_at_the_top_of_a_manager_tree(sit
     assert epics.caput("X1:SUS-B_WD_STATE", 1, wait=True, timeout=5) == 1
     assert wait_for(lambda: node(d, "TOP")["ok"], 30), (node(d, "TOP"), node(d, "IMC"))
     assert ca_becomes(epics, "X1:GRD-TOP_SUBNODES_NOT_OK", 0)
+
+
+def test_ramps_switch_bits_and_optional_channels_over_ca(site):
+    """Issue 13, item 3, against a CA plant (tests/node/mod_ramp.c): the ramp's steps reach
+    guardsim, the switch bits go to a LONG channel, and a channel nobody serves, read with a
+    default, leaves the node connected."""
+    plant, d, epics = site([("RAMPER", "mod_ramp", {
+        "chan": "SIM-TEST_DOUBLE", "target": "2", "seconds": "1", "switch": "SIM-TEST_LONG",
+        "mask": "16", "optional": "SIM-NO_SUCH"})])
+    assert wait_for(lambda: node(d, "RAMPER")["usermsg"] == "read -1", 10), node(d, "RAMPER")
+    assert ca_becomes(epics, "X1:GRD-RAMPER_CONNECT", "OK", as_string=True)
+    assert node(d, "RAMPER")["connected"] and not node(d, "RAMPER")["error"]
+    assert "SIM-NO_SUCH" not in d.log_text(), "an optional channel is not news"
+
+    guardctl(d, "request", "RAMPER", "RAMPED")
+    seen = []
+    assert wait_for(lambda: seen.append(caget(epics, "X1:SIM-TEST_DOUBLE")) or seen[-1] == 2.0,
+                    10), seen
+    assert any(0 < v < 2 for v in seen), seen
+    assert wait_for(lambda: node(d, "RAMPER")["status"] == "DONE", 10), node(d, "RAMPER")
+    assert caget(epics, "X1:SIM-TEST_LONG") == 16
+    log = d.log_text()
+    assert "[RAMPED.main] ezca: X1:SIM-TEST_DOUBLE => 2 (ramp 1 s from 0)" in log, log[-3000:]
+    assert "[RAMPED] ezca: X1:SIM-TEST_DOUBLE => 2 (ramp done)" in log, log[-3000:]
+    assert "[RAMPED.main] ezca: X1:SIM-TEST_LONG => ON: 0x0010" in log, log[-3000:]
