@@ -749,8 +749,13 @@ static void render_list(FILE *out, void *ctx)
         paint(out, state_colour(n), w_state, state);
         fprintf(out, "  %-*s  ", w_req, str(n, "request", "-"));
         paint(out, !running ? PLAIN : strcmp(ok, "True") == 0 ? GREEN : RED, 5, ok);
-        fprintf(out, "  %s\n",
+        fprintf(out, "  %s",
                 fmt_time(json_number_value(json_object_get(n, "since")), since, sizeof(since)));
+        if (running && is_true(n, "load_pending")) { /* the module file is not what runs */
+            fputs("  ", out);
+            paint(out, YELLOW, 0, "modified");
+        }
+        fputc('\n', out);
     }
     size_t shown = json_array_size(nodes);
     if (shown == all)
@@ -878,6 +883,28 @@ static void print_path(FILE *out, json_t *n)
     fputc('\n', out);
 }
 
+/* The module file it runs (as loaded), and whether the file on disk still
+ * holds that code (LOAD_PENDING). */
+static void print_module(FILE *out, json_t *n)
+{
+    json_t *m = json_object_get(n, "module");
+    if (!json_is_object(m) || !*str(m, "path", ""))
+        return;
+    char t[64];
+    fprintf(out, "       Module: %s\n               as loaded: mtime %s, %lld bytes, hash %s\n",
+            str(m, "path", "?"), fmt_time(json_number_value(json_object_get(m, "mtime")), t,
+                                          sizeof(t)),
+            (long long)json_integer_value(json_object_get(m, "size")), str(m, "hash", "?"));
+    const char *state = str(m, "state", "");
+    if (!is_true(m, "pending"))
+        return;
+    fprintf(out, "               ");
+    paint(out, YELLOW, 0, strcmp(state, "missing") == 0
+                              ? "module missing on disk (LOAD would fail; the loaded code runs)"
+                              : "modified on disk since load (LOAD to run it)");
+    fputc('\n', out);
+}
+
 static void print_node_status(FILE *out, json_t *n)
 {
     bool running = is_true(n, "running");
@@ -964,6 +991,7 @@ static void print_node_status(FILE *out, json_t *n)
                 json_number_value(json_object_get(steps, "mean")) * 1e3,
                 json_number_value(json_object_get(steps, "max")) * 1e3, over);
     }
+    print_module(out, n);
     const char *why = str(n, "quarantine_reason", "");
     fprintf(out, "      Crashes: %lld\n   Quarantine: ",
             (long long)json_integer_value(json_object_get(n, "crashes")));

@@ -138,6 +138,8 @@ enum node_module_state {
     NODE_MODULE_CHANGED, /* the file's content changed since it was loaded */
     NODE_MODULE_MISSING, /* the file is gone (or not a readable file) */
 };
+/* "none", "same", "changed", "missing" (guardctl's JSON). */
+extern const char *const node_module_state_names[NODE_MODULE_MISSING + 1];
 /* "module changed on disk since it was loaded", "module missing", "" for the others. */
 const char *node_module_state_text(enum node_module_state st);
 struct node_module {
@@ -237,6 +239,11 @@ int node_reload(node *n, node_system *sys, char *err, size_t errlen);
  * NODE_OK if the switch strands nothing. It changes nothing: the caller
  * refuses (node_load_failed) unless an operator forced the LOAD. */
 int node_reload_check(const node *n, const node_system *sys, char *why, size_t whylen);
+/* A LOAD under way shows LOAD_STATUS REQUEST (asked), SET (accepted), then
+ * INPROGRESS (loading, comparing, switching) before DONE (node_reload) or
+ * ERROR (node_load_failed). NODE_EINVAL for any other phase. A failure shown
+ * before (USERMSG, ACTIVE=False) holds until a LOAD succeeds. */
+int node_load_phase(node *n, enum node_load_status phase);
 /* The supervisor could not load the new code: LOAD_STATUS=ERROR, `why` goes
  * to the node's log; the old code keeps running. */
 void node_load_failed(node *n, const char *why);

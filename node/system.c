@@ -494,6 +494,9 @@ void node_system_module(const node_system *s, struct node_module *out)
     out->state = s->module_state;
 }
 
+const char *const node_module_state_names[NODE_MODULE_MISSING + 1] = {"none", "same", "changed",
+                                                                       "missing"};
+
 const char *node_module_state_text(enum node_module_state st)
 {
     switch (st) {
