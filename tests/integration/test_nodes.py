@@ -441,16 +441,15 @@ def test_a_failed_load_holds_until_a_good_load(node_daemon, epics, tmp_path):
     assert c.get("STATE") == "DAMPED"
 
 
-def test_reload_node_compares_and_refuses_what_would_strand_it(node_daemon, epics, tmp_path):
-    """Issue 13, item 2: guardctl reload NODE loads the module beside the old one and prints
-    the difference; --dry-run changes nothing; a module without the node's state is refused
-    (also over CA, which never forces) until --force."""
+def good_node_from_a_copy(node_daemon, epics, tmp_path):
+    """A daemon running GOOD (mod_good) from a copy of the module in a folder of its own, and
+    install(version) replacing that copy (never rewriting it in place, docs/systems.md)."""
     modules = os.path.normpath(os.path.join(systems_dir(), "..", "tests", "node"))
     folder = tmp_path / "systems"
     folder.mkdir()
     module = str(folder / "mod_good.so")
 
-    def install(version):  # replaced, never rewritten in place (docs/systems.md)
+    def install(version):
         shutil.copyfile(os.path.join(modules, version + ".so"), module + ".new")
         os.rename(module + ".new", module)
 
@@ -461,6 +460,14 @@ def test_reload_node_compares_and_refuses_what_would_strand_it(node_daemon, epic
     guardctl = os.path.join(os.path.dirname(daemon_path()), "guardctl")
     ctl = lambda *a: subprocess.run([guardctl, "--socket", d.socket] + list(a),  # noqa: E731
                                     capture_output=True, text=True, timeout=10)
+    return d, c, ctl, module, install
+
+
+def test_reload_node_compares_and_refuses_what_would_strand_it(node_daemon, epics, tmp_path):
+    """Issue 13, item 2: guardctl reload NODE loads the module beside the old one and prints
+    the difference; --dry-run changes nothing; a module without the node's state is refused
+    (also over CA, which never forces) until --force."""
+    d, c, ctl, module, install = good_node_from_a_copy(node_daemon, epics, tmp_path)
     install("mod_good_v2")  # MIDDLE gone, DOWN->UP new: UP, the request and nominal, stay
     r = ctl("reload", "GOOD", "--dry-run")
     assert r.returncode == 0, r
@@ -496,28 +503,6 @@ def test_reload_node_compares_and_refuses_what_would_strand_it(node_daemon, epic
     assert r.returncode != 0 and "unknown node 'NOPE'" in r.stderr, r
     r = ctl("reload", "--dry-run")
     assert r.returncode != 0 and "--dry-run is for nodes" in r.stderr, r
-
-
-def good_node_from_a_copy(node_daemon, epics, tmp_path):
-    """A daemon running GOOD (mod_good) from a copy of the module in a folder of its own, and
-    install(version) replacing that copy (never rewriting it in place, docs/systems.md)."""
-    modules = os.path.normpath(os.path.join(systems_dir(), "..", "tests", "node"))
-    folder = tmp_path / "systems"
-    folder.mkdir()
-    module = str(folder / "mod_good.so")
-
-    def install(version):
-        shutil.copyfile(os.path.join(modules, version + ".so"), module + ".new")
-        os.rename(module + ".new", module)
-
-    install("mod_good")
-    d = node_daemon([("GOOD", "mod_good", {})], systems=str(folder))
-    c = Client(epics, "GOOD")
-    assert wait_for(lambda: c.get("STATE") == "UP", 5), c.get("STATE")
-    guardctl = os.path.join(os.path.dirname(daemon_path()), "guardctl")
-    ctl = lambda *a: subprocess.run([guardctl, "--socket", d.socket] + list(a),  # noqa: E731
-                                    capture_output=True, text=True, timeout=10)
-    return d, c, ctl, module, install
 
 
 def fnv1a64(path):

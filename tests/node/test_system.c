@@ -169,14 +169,22 @@ static void copy_file(const char *from, const char *to)
     cr_assert_eq(rename(tmp, to), 0); /* replace, never rewrite in place */
 }
 
+/* mod_good copied to <dir>/<name>.so in a new folder dir (a mkdtemp
+ * template), and loaded from there. */
+static node_system *load_a_copy(char *dir, char *so, size_t len, const char *name)
+{
+    cr_assert(mkdtemp(dir));
+    snprintf(so, len, "%s/%s.so", dir, name);
+    copy_file(path_of("mod_good"), so);
+    node_system *s = node_system_load(name, dir, err, sizeof(err));
+    cr_assert(s, "%s", err);
+    return s;
+}
+
 Test(loader, loading_a_replaced_module_gives_the_new_code)
 {
     char dir[] = "/tmp/test_system-XXXXXX", so[64];
-    cr_assert(mkdtemp(dir));
-    snprintf(so, sizeof(so), "%s/x.so", dir);
-    copy_file(path_of("mod_good"), so);
-    node_system *v1 = node_system_load("x", dir, err, sizeof(err));
-    cr_assert(v1, "%s", err);
+    node_system *v1 = load_a_copy(dir, so, sizeof(so), "x");
     cr_assert_str_eq(node_system_def(v1)->request, "UP");
     node_system *again = node_system_load("x", dir, err, sizeof(err));
     cr_assert(again, "%s", err);
@@ -214,11 +222,7 @@ static enum node_module_state module_state(const node_system *s)
 Test(loader, a_module_file_changed_on_disk_is_seen_and_a_touch_is_not)
 {
     char dir[] = "/tmp/test_system-XXXXXX", so[64];
-    cr_assert(mkdtemp(dir));
-    snprintf(so, sizeof(so), "%s/y.so", dir);
-    copy_file(path_of("mod_good"), so);
-    node_system *v1 = node_system_load("y", dir, err, sizeof(err));
-    cr_assert(v1, "%s", err);
+    node_system *v1 = load_a_copy(dir, so, sizeof(so), "y");
     struct node_module m;
     node_system_module(v1, &m);
     uint64_t hash, size;
