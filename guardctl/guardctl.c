@@ -1765,10 +1765,12 @@ static int cmd_spm(const struct command *c, int argc, char **argv)
 static const struct command commands[] = {
     {"list", cmd_list, "[PATTERN...] [--failed] [--not-ok] [--error] [-w]",
      "One line per node: name, system, OP, MODE, STATE, REQUEST, OK, and since when it is in\n"
-     "its state. Stopped and disabled nodes are listed too. With PATTERNs (fnmatch, case\n"
-     "ignored; quote them: 'SUS_*'), only the nodes that match one; with filters, only those\n"
-     "that pass one of them. On a terminal OK is green or red, and a STATE red when the node\n"
-     "is in error or failed, yellow when it is stalled or notifies.\n"
+     "its state, then `modified' when its module file changed on disk since it was loaded (or\n"
+     "is gone: LOAD_PENDING; a LOAD runs it). Stopped and disabled nodes are listed too.\n"
+     "With PATTERNs (fnmatch, case ignored; quote them: 'SUS_*'), only the nodes that match\n"
+     "one; with filters, only those that pass one of them. On a terminal OK is green or red,\n"
+     "and a STATE red when the node is in error or failed, yellow when it is stalled or\n"
+     "notifies.\n"
      "  --failed        nodes that could not start, or are quarantined\n"
      "  --not-ok        nodes whose OK is not True (stopped ones too)\n"
      "  --error         running nodes in ERROR (True, or Connect: channels not connected)\n"
@@ -1779,8 +1781,9 @@ static const struct command commands[] = {
      "Without NODE: the daemon (version, uptime, nodes, loop utilisation and tick jitter,\n"
      "database, whether the last boot ended cleanly, CA clients). With NODEs: each node's\n"
      "state, request (and who set it, how long ago), target, the path from its state to its\n"
-     "request, nominal, mode, op, error, notification, since when, crashes, quarantine, and\n"
-     "its last 10 log lines. NODE may be a pattern ('SUS_*') or all.\n"
+     "request, nominal, mode, op, error, notification, since when, the module file it runs\n"
+     "(mtime, size and hash as loaded; whether it changed on disk since), crashes,\n"
+     "quarantine, and its last 10 log lines. NODE may be a pattern ('SUS_*') or all.\n"
      "  -w, --watch     draw it again whenever it changes, until Ctrl-C\n"
      "  --json          the daemon's reply as JSON\n", 0, -1},
     {"states", cmd_states, "NODE [--names]",
