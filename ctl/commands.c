@@ -27,6 +27,7 @@
  * name), so they get the same validation and the same audit record.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +302,20 @@ static json_t *request_set_json(sup *s, sup_node *sn, const char *node, const ch
     return json_pack("{s:o,s:f}", "by", ctl_string(rs->by), "time", rs->time);
 }
 
+/* The module file the node runs, as loaded, and what is on disk now as the
+ * last look found it (LOAD_PENDING, issue 13). */
+static json_t *module_json(const sup_node *sn)
+{
+    struct node_module m;
+    node_system_module(sn->sys, &m);
+    char hash[17];
+    snprintf(hash, sizeof(hash), "%016" PRIx64, m.hash);
+    return json_pack("{s:o,s:f,s:I,s:s,s:s,s:b}", "path", ctl_string(m.path), "mtime", m.mtime,
+                     "size", (json_int_t)m.size, "hash", hash, "state",
+                     node_module_state_names[sn->module_shown], "pending",
+                     sup_node_load_pending(sn));
+}
+
 /* One node: running (sn) and/or registered (rn). detail adds what `status`
  * shows: crashes, the last lines of its log, arguments, the path and who
  * set the request. */
@@ -349,6 +364,7 @@ static json_t *node_json(sup *s, sup_node *sn, const struct reg_node *rn, bool d
         unsigned not_ok, total = node_subnodes(n, &not_ok);
         json_object_set_new(j, "subnodes_total", json_integer(total));
         json_object_set_new(j, "subnodes_not_ok", json_integer(not_ok));
+        json_object_set_new(j, "load_pending", json_boolean(sup_node_load_pending(sn)));
     } else {
         /* Not running: what was saved when it last ran, and why it could
          * not start if it should be running. */
@@ -372,8 +388,10 @@ static json_t *node_json(sup *s, sup_node *sn, const struct reg_node *rn, bool d
     json_object_set_new(j, "request_set", request_set_json(s, sn,
                                                            sn ? sn->name : rn->name,
                                                            request ? request : ""));
-    if (sn)
+    if (sn) {
         json_object_set_new(j, "path", path_json(sn->node));
+        json_object_set_new(j, "module", module_json(sn));
+    }
     int crashes = s->store ? store_crash_total(s->store, sn ? sn->name : rn->name) : 0;
     json_object_set_new(j, "crashes", json_integer(crashes > 0 ? crashes : 0));
     json_t *log = json_array();

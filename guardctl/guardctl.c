@@ -749,8 +749,13 @@ static void render_list(FILE *out, void *ctx)
         paint(out, state_colour(n), w_state, state);
         fprintf(out, "  %-*s  ", w_req, str(n, "request", "-"));
         paint(out, !running ? PLAIN : strcmp(ok, "True") == 0 ? GREEN : RED, 5, ok);
-        fprintf(out, "  %s\n",
+        fprintf(out, "  %s",
                 fmt_time(json_number_value(json_object_get(n, "since")), since, sizeof(since)));
+        if (running && is_true(n, "load_pending")) { /* the module file is not what runs */
+            fputs("  ", out);
+            paint(out, YELLOW, 0, "modified");
+        }
+        fputc('\n', out);
     }
     size_t shown = json_array_size(nodes);
     if (shown == all)
@@ -878,6 +883,28 @@ static void print_path(FILE *out, json_t *n)
     fputc('\n', out);
 }
 
+/* The module file it runs (as loaded), and whether the file on disk still
+ * holds that code (LOAD_PENDING). */
+static void print_module(FILE *out, json_t *n)
+{
+    json_t *m = json_object_get(n, "module");
+    if (!json_is_object(m) || !*str(m, "path", ""))
+        return;
+    char t[64];
+    fprintf(out, "       Module: %s\n               as loaded: mtime %s, %lld bytes, hash %s\n",
+            str(m, "path", "?"), fmt_time(json_number_value(json_object_get(m, "mtime")), t,
+                                          sizeof(t)),
+            (long long)json_integer_value(json_object_get(m, "size")), str(m, "hash", "?"));
+    const char *state = str(m, "state", "");
+    if (!is_true(m, "pending"))
+        return;
+    fprintf(out, "               ");
+    paint(out, YELLOW, 0, strcmp(state, "missing") == 0
+                              ? "module missing on disk (LOAD would fail; the loaded code runs)"
+                              : "modified on disk since load (LOAD to run it)");
+    fputc('\n', out);
+}
+
 static void print_node_status(FILE *out, json_t *n)
 {
     bool running = is_true(n, "running");
@@ -964,6 +991,7 @@ static void print_node_status(FILE *out, json_t *n)
                 json_number_value(json_object_get(steps, "mean")) * 1e3,
                 json_number_value(json_object_get(steps, "max")) * 1e3, over);
     }
+    print_module(out, n);
     const char *why = str(n, "quarantine_reason", "");
     fprintf(out, "      Crashes: %lld\n   Quarantine: ",
             (long long)json_integer_value(json_object_get(n, "crashes")));
@@ -1767,10 +1795,12 @@ static int cmd_spm(const struct command *c, int argc, char **argv)
 static const struct command commands[] = {
     {"list", cmd_list, "[PATTERN...] [--failed] [--not-ok] [--error] [-w]",
      "One line per node: name, system, OP, MODE, STATE, REQUEST, OK, and since when it is in\n"
-     "its state. Stopped and disabled nodes are listed too. With PATTERNs (fnmatch, case\n"
-     "ignored; quote them: 'SUS_*'), only the nodes that match one; with filters, only those\n"
-     "that pass one of them. On a terminal OK is green or red, and a STATE red when the node\n"
-     "is in error or failed, yellow when it is stalled or notifies.\n"
+     "its state, then `modified' when its module file changed on disk since it was loaded (or\n"
+     "is gone: LOAD_PENDING; a LOAD runs it). Stopped and disabled nodes are listed too.\n"
+     "With PATTERNs (fnmatch, case ignored; quote them: 'SUS_*'), only the nodes that match\n"
+     "one; with filters, only those that pass one of them. On a terminal OK is green or red,\n"
+     "and a STATE red when the node is in error or failed, yellow when it is stalled or\n"
+     "notifies.\n"
      "  --failed        nodes that could not start, or are quarantined\n"
      "  --not-ok        nodes whose OK is not True (stopped ones too)\n"
      "  --error         running nodes in ERROR (True, or Connect: channels not connected)\n"
@@ -1781,8 +1811,9 @@ static const struct command commands[] = {
      "Without NODE: the daemon (version, uptime, nodes, loop utilisation and tick jitter,\n"
      "database, whether the last boot ended cleanly, CA clients). With NODEs: each node's\n"
      "state, request (and who set it, how long ago), target, the path from its state to its\n"
-     "request, nominal, mode, op, error, notification, since when, crashes, quarantine, and\n"
-     "its last 10 log lines. NODE may be a pattern ('SUS_*') or all.\n"
+     "request, nominal, mode, op, error, notification, since when, the module file it runs\n"
+     "(mtime, size and hash as loaded; whether it changed on disk since), crashes,\n"
+     "quarantine, and its last 10 log lines. NODE may be a pattern ('SUS_*') or all.\n"
      "  -w, --watch     draw it again whenever it changes, until Ctrl-C\n"
      "  --json          the daemon's reply as JSON\n", 0, -1},
     {"states", cmd_states, "NODE [--names]",

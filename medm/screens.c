@@ -319,6 +319,7 @@ static char *node_screen(const struct medm_site *s)
         {"manager", "MANAGER", true, false, false},
         {"changed by", "CHANGED_BY", true, false, false},
         {"loaded", "LOAD_TIME", true, false, false},
+        {"load pending", "LOAD_PENDING", true, true, false}, /* the file is not what runs */
     }, right[] = {
         {"OK", "OK", true, true, false}, {"error", "ERROR", true, true, false},
         {"connect", "CONNECT", true, true, false},

@@ -348,6 +348,17 @@ void node_load_failed(node *n, const char *why)
     node_publish(n);
 }
 
+int node_load_phase(node *n, enum node_load_status phase)
+{
+    if (!n || n->magic != NODE_MAGIC)
+        return NODE_EINVAL;
+    if (phase != NODE_LOAD_REQUEST && phase != NODE_LOAD_SET && phase != NODE_LOAD_INPROGRESS)
+        return NODE_EINVAL; /* DONE and ERROR: node_reload and node_load_failed say */
+    n->load_status = phase;
+    node_publish(n);
+    return NODE_OK;
+}
+
 int node_reload_check(const node *n, const node_system *sys, char *why, size_t whylen)
 {
     char dummy[1];
@@ -544,7 +555,9 @@ bool node_connected(const node *n) { return n && n->connected; }
 bool node_stalled(const node *n) { return n && n->stalled; }
 /* A failed LOAD is the node's notification until a LOAD succeeds, over any of the
  * old code's (which it keeps making: USERMSG shows the load error instead). */
-static bool load_failed(const node *n) { return n->load_status == NODE_LOAD_ERROR && n->load_msg[0]; }
+/* load_msg is set by node_load_failed and cleared by a good LOAD only: a new
+ * LOAD under way (REQUEST...INPROGRESS) does not end the failure yet. */
+static bool load_failed(const node *n) { return n->load_msg[0] != '\0'; }
 bool node_notification(const node *n) { return n && (n->notification || load_failed(n)); }
 const char *node_usermsg(const node *n)
 {
@@ -588,7 +601,7 @@ bool node_ok(const node *n)
 
 bool node_active(const node *n)
 {
-    return n && running_mode(n) && n->load_status == NODE_LOAD_DONE && !n->error && n->connected;
+    return n && running_mode(n) && !load_failed(n) && !n->error && n->connected;
 }
 
 bool node_done(const node *n)

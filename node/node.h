@@ -23,6 +23,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "node/guardian.h"
 
@@ -126,6 +128,41 @@ unsigned node_system_weighted(const node_system *s, const grd_state *from, const
  * state `to`, both by name; false if either is not a state of s. */
 bool node_system_has_path(const node_system *s, const char *from, const char *to);
 
+/* The module file a system was loaded from, and whether the file on disk
+ * still holds that code (issue 13, "modified, not loaded"): its path, mtime
+ * and size when loaded, and a 64-bit FNV-1a hash of its content read once at
+ * load. node_systems_check() looks at each loaded module file: one stat() per
+ * distinct path, and a new hash only when its inode, mtime or size moved since the
+ * last look, so a touch costs one read and a changed file one read per change.
+ * A file whose content differs is CHANGED, one that is gone MISSING; wrapped
+ * systems have no file (NONE). Meant for a slow timer on the loop (a local
+ * stat, and rarely a read of a local .so). */
+enum node_module_state {
+    NODE_MODULE_NONE,    /* no file: a wrapped system */
+    NODE_MODULE_SAME,    /* the file holds the code that runs */
+    NODE_MODULE_CHANGED, /* the file's content changed since it was loaded */
+    NODE_MODULE_MISSING, /* the file is gone (or not a readable file) */
+};
+/* "none", "same", "changed", "missing" (guardctl's JSON). */
+extern const char *const node_module_state_names[NODE_MODULE_MISSING + 1];
+/* "module changed on disk since it was loaded", "module missing", "" for the others. */
+const char *node_module_state_text(enum node_module_state st);
+struct node_module {
+    const char *path;          /* "" for wrapped systems */
+    double mtime;              /* when loaded: the file's mtime (wall seconds) */
+    uint64_t size, hash;       /* ... its size, and the hash of its content */
+    enum node_module_state state; /* as of the last node_systems_check() */
+};
+void node_system_module(const node_system *s, struct node_module *out);
+/* Look at every loaded module file again; returns how many systems' states
+ * changed (0: nothing for a caller to show). */
+unsigned node_systems_check(void);
+/* FNV-1a, 64 bits, of a regular file's content, and the file's mtime, size
+ * and inode (ino may be NULL) from the descriptor read; -1 with errno if it
+ * cannot be read. */
+int node_file_hash(const char *path, uint64_t *hash, struct timespec *mtime, uint64_t *size,
+                   ino_t *ino);
+
 /* What a LOAD would change: node_system_compare(old, new) lists, by name, the
  * states added and removed, the edges added and removed, the states whose
  * index changed and those whose requestable flag changed. The edges compared
@@ -210,6 +247,11 @@ int node_reload(node *n, node_system *sys, char *err, size_t errlen);
  * NODE_OK if the switch strands nothing. It changes nothing: the caller
  * refuses (node_load_failed) unless an operator forced the LOAD. */
 int node_reload_check(const node *n, const node_system *sys, char *why, size_t whylen);
+/* A LOAD under way shows LOAD_STATUS REQUEST (asked), SET (accepted), then
+ * INPROGRESS (loading, comparing, switching) before DONE (node_reload) or
+ * ERROR (node_load_failed). NODE_EINVAL for any other phase. A failure shown
+ * before (USERMSG, ACTIVE=False) holds until a LOAD succeeds. */
+int node_load_phase(node *n, enum node_load_status phase);
 /* The supervisor could not load the new code: LOAD_STATUS=ERROR, `why` goes
  * to the node's log; the old code keeps running. */
 void node_load_failed(node *n, const char *why);

@@ -51,6 +51,15 @@ struct node_system {
     char *path;            /* "" for wrapped systems */
     dev_t dev;             /* the module file when loaded (see system.c) */
     ino_t ino;
+    /* Its file's content when loaded and as last seen (node_systems_check):
+     * the hash is read again only when the mtime or size moved. */
+    struct module_file {
+        struct timespec mtime;
+        uint64_t size, hash;
+        ino_t ino;
+        bool valid;        /* seen: looked at and readable (else MISSING) */
+    } loaded_file, seen_file;
+    enum node_module_state module_state;
     node_system *next_loaded;
     unsigned refs;
     unsigned n_states, n_edges;

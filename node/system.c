@@ -32,11 +32,17 @@
  * not seen, for a file it has not loaded. The symlink and folder are removed
  * at once. Modules rewritten in place (same inode) are not detected, and
  * would crash the code mapped from them anyway.
+ *
+ * The file on disk: each loaded module keeps its file's mtime, size and
+ * content hash from the load, and node_systems_check() (a timer of the
+ * supervisor) says when the file no longer holds the code that runs, so
+ * operators see code that is installed but not loaded.
  */
 #include "node/node_priv.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -445,6 +451,146 @@ static void *open_module(const char *path, char *err, size_t errlen)
     return h;
 }
 
+/* ---- the module file on disk (node.h, "modified, not loaded") ---- */
+
+int node_file_hash(const char *path, uint64_t *hash, struct timespec *mtime, uint64_t *size,
+                   ino_t *ino)
+{
+    if (!path || !hash || !mtime || !size) {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    int bad = fstat(fd, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+    if (bad) {
+        close(fd);
+        errno = bad;
+        return -1;
+    }
+    uint64_t h = 14695981039346656037ull; /* FNV-1a, 64 bits */
+    unsigned char buf[64 * 1024];
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof(buf))) != 0) {
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        for (ssize_t i = 0; i < r; i++)
+            h = (h ^ buf[i]) * 1099511628211ull;
+    }
+    close(fd);
+    *hash = h;
+    *mtime = st.st_mtim;
+    *size = (uint64_t)st.st_size;
+    if (ino)
+        *ino = st.st_ino;
+    return 0;
+}
+
+/* The file as loaded: hashed once (node_systems_check compares with it). */
+static void module_record(node_system *s)
+{
+    struct module_file *f = &s->loaded_file;
+    f->valid = node_file_hash(s->path, &f->hash, &f->mtime, &f->size, &f->ino) == 0;
+    s->seen_file = *f;
+    s->module_state = NODE_MODULE_SAME;
+}
+
+static bool same_stat(const struct module_file *f, const struct stat *st)
+{
+    /* The inode too: a file replaced by one of the same size and mtime
+     * (rsync -t, install -p) is read again. */
+    return f->valid && f->ino == st->st_ino && f->size == (uint64_t)st->st_size &&
+           f->mtime.tv_sec == st->st_mtim.tv_sec && f->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* Look at s's file: one stat, and a read only if its inode, mtime or size moved
+ * since the last look (a touch is read once, then known). */
+static void module_look(node_system *s)
+{
+    struct stat st;
+    struct module_file *seen = &s->seen_file;
+    if (stat(s->path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        seen->valid = false;
+        return;
+    }
+    if (same_stat(seen, &st))
+        return;
+    if (same_stat(&s->loaded_file, &st)) {
+        *seen = s->loaded_file;
+        return;
+    }
+    seen->valid = node_file_hash(s->path, &seen->hash, &seen->mtime, &seen->size,
+                                 &seen->ino) == 0;
+}
+
+static enum node_module_state module_verdict(const node_system *s)
+{
+    if (!s->seen_file.valid)
+        return NODE_MODULE_MISSING;
+    /* A module that could not be read at load (valid false) has no hash to
+     * compare: only a file that is back counts, as unchanged. */
+    if (s->loaded_file.valid && s->seen_file.hash != s->loaded_file.hash)
+        return NODE_MODULE_CHANGED;
+    return NODE_MODULE_SAME;
+}
+
+unsigned node_systems_check(void)
+{
+    unsigned changed = 0;
+    for (node_system *s = loaded; s; s = s->next_loaded) {
+        /* Old and new code of one module are both loaded while nodes run
+         * either: the path is looked at once, by its newest system. */
+        node_system *first = loaded;
+        while (first != s && strcmp(first->path, s->path) != 0)
+            first = first->next_loaded;
+        if (first == s)
+            module_look(s);
+        else
+            s->seen_file = first->seen_file;
+        enum node_module_state st = module_verdict(s);
+        changed += st != s->module_state;
+        s->module_state = st;
+    }
+    return changed;
+}
+
+void node_system_module(const node_system *s, struct node_module *out)
+{
+    if (!out)
+        return;
+    *out = (struct node_module){.path = "", .state = NODE_MODULE_NONE};
+    if (!s || !s->path[0])
+        return;
+    out->path = s->path;
+    out->mtime = (double)s->loaded_file.mtime.tv_sec + s->loaded_file.mtime.tv_nsec * 1e-9;
+    out->size = s->loaded_file.size;
+    out->hash = s->loaded_file.hash;
+    out->state = s->module_state;
+}
+
+const char *const node_module_state_names[NODE_MODULE_MISSING + 1] = {"none", "same", "changed",
+                                                                       "missing"};
+
+const char *node_module_state_text(enum node_module_state st)
+{
+    switch (st) {
+    case NODE_MODULE_CHANGED:
+        return "module changed on disk since it was loaded";
+    case NODE_MODULE_MISSING:
+        return "module missing";
+    default:
+        return "";
+    }
+}
+
 /* The first <dir>/<name>.so of the search path into buf, and its file into
  * *st; false if none. */
 static bool find_module(const char *name, const char *search_path, char *buf, size_t len,
@@ -505,6 +651,7 @@ node_system *node_system_load(const char *name, const char *search_path, char *e
     }
     s->dev = st.st_dev;
     s->ino = st.st_ino;
+    module_record(s);
     s->next_loaded = loaded;
     loaded = s;
     return s;

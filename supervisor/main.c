@@ -364,6 +364,7 @@ static void sup_teardown(sup *s)
     ctl_free(s->ctl); /* its clients first: they may follow node logs */
     s->ctl = NULL;
     sched_stop(s);
+    sup_module_watch_stop(s);
     persist_close(s, true); /* a controlled exit is a clean one */
     cas_free(s->ca);
     cas_repeater_free(s->repeater);
@@ -611,6 +612,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    sup_module_watch_start(&s);
     ctl_start(s.ctl);
     sup_log(SUP_NOTICE, "ready: ca port %u (tcp %u), %u nodes (%d failed), %zu PVs",
             cas_udp_port(s.ca), cas_tcp_port(s.ca), s.n_nodes, failed, pvdb_count(s.db));

@@ -20,7 +20,7 @@ enum chan {
     C_NOTIFICATION, C_USERMSG, C_LOAD, C_LOAD_STATUS, C_LOAD_TIME, C_EXECTIME,
     C_EXECTIME_LAST, C_VERSION, C_MANAGER, C_SUBNODES_TOTAL, C_SUBNODES_NOT_OK,
     C_SPM_TOTAL, C_SPM_CHANGED, C_CRASHES, C_QUARANTINED, C_STALLED, C_CHANGED_BY,
-    C_SPM_MONITOR,
+    C_SPM_MONITOR, C_LOAD_PENDING,
     C_COUNT
 };
 
@@ -40,7 +40,7 @@ static const uint8_t ok_sev[] = {MAJOR, NO};                /* OK=False */
 static const uint8_t error_sev[] = {NO, MAJOR, MAJOR, MAJOR}; /* ERROR != False */
 static const uint8_t connect_sev[] = {NO, MAJOR};           /* CONNECT=ERROR */
 static const uint8_t true_major[] = {NO, MAJOR};            /* QUARANTINED=True */
-static const uint8_t true_minor[] = {NO, MINOR};            /* NOTIFICATION, STALLED=True */
+static const uint8_t true_minor[] = {NO, MINOR}; /* NOTIFICATION, STALLED, LOAD_PENDING=True */
 #undef NO
 #undef MINOR
 #undef MAJOR
@@ -267,6 +267,9 @@ static const struct chan_def chans[] = {
     /* KAGRA's Guardian screens read it: True while the set-point monitor
      * watches a channel (SPM_TOTAL > 0). */
     {C_SPM_MONITOR, "SPM_MONITOR", ENUM(bool_strs), NULL, NULL, 0, NULL},
+    /* Issue 13: True while the module file on disk is not the code that
+     * runs (changed or gone since it was loaded): a LOAD would run it. */
+    {C_LOAD_PENDING, "LOAD_PENDING", ENUM(bool_strs), NULL, NULL, 0, true_minor},
 };
 #undef ENUM
 
@@ -360,6 +363,7 @@ nodepv *nodepv_new(pvdb *db, const char *ifo, node *n, const char *version,
         pv_set_long(np->pv[zero_longs[i]], 0);
     set_enum(np, C_QUARANTINED, 0);
     set_enum(np, C_LOAD, 0);
+    set_enum(np, C_LOAD_PENDING, 0);
     nodepv_publish(np);
     return np;
 }
@@ -451,6 +455,7 @@ void nodepv_publish(nodepv *np)
 }
 
 void nodepv_set_crashes(nodepv *np, long crashes) { pv_set_long(np->pv[C_CRASHES], crashes); }
+void nodepv_set_load_pending(nodepv *np, bool pending) { set_enum(np, C_LOAD_PENDING, pending); }
 
 void nodepv_set_audit(nodepv *np, nodepv_audit_fn fn, void *arg)
 {

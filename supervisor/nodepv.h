@@ -32,6 +32,8 @@ void nodepv_writable_list(char *buf, size_t len);
 void nodepv_publish(nodepv *np);
 /* Values the supervisor owns (crash count, quarantine, subnode counts...). */
 void nodepv_set_crashes(nodepv *np, long crashes);
+/* LOAD_PENDING: the module file changed on disk (or is gone) since it was loaded. */
+void nodepv_set_load_pending(nodepv *np, bool pending);
 /* Every client write to a node channel, accepted or refused by the node:
  * the channel suffix ("REQUEST"), old and new values as text, the client. */
 typedef void (*nodepv_audit_fn)(void *arg, node *n, const char *channel, const char *old_value,

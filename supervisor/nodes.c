@@ -9,7 +9,9 @@
  * for a channel is its plant_ref, and the plant's news (connections, writes
  * refused later) go back to the node that holds the ref.
  */
+#include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,8 +203,10 @@ sup_node *sup_node_find(sup *s, const char *name)
     return sn;
 }
 
-static void sup_node_destroy(sup_node *sn)
+static void sup_node_destroy(sup *s, sup_node *sn)
 {
+    if (s->loop)
+        ev_timer_stop(s->loop, &sn->load_timer);
     nodepv_free(sn->pv);
     node_free(sn->node);
     if (sn->sys)
@@ -214,14 +218,27 @@ static void sup_node_destroy(sup_node *sn)
     free(sn);
 }
 
-int sup_node_load(sup *s, const char *name, bool dry_run, bool force,
-                  struct node_system_diff *diff, char *why, size_t whylen)
+/* ---- LOAD (issue 13) ---- */
+
+/* The phases a LOAD shows before its outcome (DONE or ERROR), in order. */
+static const enum node_load_status load_steps[] = {NODE_LOAD_REQUEST, NODE_LOAD_SET,
+                                                   NODE_LOAD_INPROGRESS};
+#define LOAD_STEPS (sizeof(load_steps) / sizeof(load_steps[0]))
+
+/* LOAD_STATUS to a phase of a LOAD under way, posted to its monitors now. */
+static void load_phase(sup_node *sn, enum node_load_status phase)
 {
-    sup_node *sn = sup_node_find(s, name);
-    if (!sn || !sn->node) {
-        snprintf(why, whylen, "node %s is not running", name);
-        return -1;
-    }
+    node_load_phase(sn->node, phase);
+    nodepv_publish(sn->pv);
+}
+
+static void module_show(sup *s, sup_node *sn, bool loaded);
+
+/* The LOAD itself: the module loaded, compared, checked and switched to;
+ * LOAD_STATUS ends at DONE or ERROR (see sup_node_load). */
+static int load_now(sup *s, sup_node *sn, bool dry_run, bool force,
+                    struct node_system_diff *diff, char *why, size_t whylen)
+{
     node *n = sn->node;
     char err[512];
     node_system *sys = node_system_load(sn->system, s->cfg.systems, err, sizeof(err));
@@ -254,6 +271,8 @@ int sup_node_load(sup *s, const char *name, bool dry_run, bool force,
     if (node_reload(n, sys, err, sizeof(err)) != NODE_OK) {
         snprintf(why, whylen, "%s", err);
         sup_log(SUP_ERR, "%s: reload refused: %s", sn->name, err);
+        if (node_load_status(n) != NODE_LOAD_ERROR) /* not said yet (from its own code) */
+            node_load_failed(n, err);
         node_system_unref(sys);
         return -1;
     }
@@ -262,18 +281,128 @@ int sup_node_load(sup *s, const char *name, bool dry_run, bool force,
     node_system_unref(sn->sys);
     sn->sys = sys;
     nodepv_states_changed(sn->pv);
+    module_show(s, sn, true);
     return 0;
 }
 
-/* LOAD=True from a client: load the system again and switch the node to it. A
- * LOAD over CA is never forced; LOAD_STATUS says how it went. */
+int sup_node_load(sup *s, const char *name, bool dry_run, bool force,
+                  struct node_system_diff *diff, char *why, size_t whylen)
+{
+    sup_node *sn = sup_node_find(s, name);
+    if (!sn || !sn->node) {
+        snprintf(why, whylen, "node %s is not running", name);
+        return -1;
+    }
+    if (!dry_run) {
+        /* Over a LOAD from CA still under way: this one is its outcome. */
+        if (s->loop)
+            ev_timer_stop(s->loop, &sn->load_timer);
+        sn->load_step = 0;
+        /* Each post is queued for each monitor on its own (CAS_SUB_QUEUE
+         * updates a subscription, ca/monitor.c), so the three phases and the
+         * outcome reach a monitor in order even within one loop iteration. */
+        for (unsigned k = 0; k < LOAD_STEPS; k++)
+            load_phase(sn, load_steps[k]);
+    }
+    int rc = load_now(s, sn, dry_run, force, diff, why, whylen);
+    nodepv_publish(sn->pv);
+    return rc;
+}
+
+/* The next phase of a LOAD over CA, one loop iteration after the last: a
+ * timer of 0 s runs after the next poll, so the CA server's flush (an
+ * ev_prepare) sends each phase before the next is posted, and the module is
+ * loaded only once INPROGRESS is out. */
+static void load_step_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    sup *s = w->data;
+    sup_node *sn = (sup_node *)((char *)w - offsetof(sup_node, load_timer));
+    unsigned k = sn->load_step;
+    assert(k >= 1 && k <= LOAD_STEPS);
+    if (k < LOAD_STEPS) {
+        load_phase(sn, load_steps[k]);
+        sn->load_step = k + 1;
+        ev_timer_set(w, 0, 0);
+        ev_timer_start(loop, w);
+        return;
+    }
+    sn->load_step = 0;
+    char why[512];
+    load_now(s, sn, false, false, NULL, why, sizeof(why));
+    nodepv_publish(sn->pv);
+}
+
+/* LOAD=True from a client: REQUEST at once, then SET, INPROGRESS and the
+ * LOAD itself on the next loop iterations (load_step_cb). A LOAD over CA is
+ * never forced; LOAD_STATUS says how it went. A LOAD while one is under way
+ * is refused (the write fails). */
 static int reload_node(node *n, void *arg)
 {
-    char why[512];
-    if (!sup_node_find(arg, node_name(n)))
+    sup *s = arg;
+    sup_node *sn = sup_node_find(s, node_name(n));
+    if (!sn || !s->loop || sn->load_step)
         return -1;
-    sup_node_load(arg, node_name(n), false, false, NULL, why, sizeof(why));
-    return 0; /* the write is accepted; LOAD_STATUS says how it went */
+    load_phase(sn, load_steps[0]);
+    sn->load_step = 1;
+    ev_timer_set(&sn->load_timer, 0, 0);
+    ev_timer_start(s->loop, &sn->load_timer);
+    return 0; /* the write is accepted; LOAD_STATUS says how it goes */
+}
+
+/* ---- LOAD_PENDING: the module file changed since it was loaded ---- */
+
+bool sup_node_load_pending(const sup_node *sn)
+{
+    return sn->module_shown == NODE_MODULE_CHANGED || sn->module_shown == NODE_MODULE_MISSING;
+}
+
+/* LOAD_PENDING, the node's log and guardctl's watchers follow what
+ * node_systems_check found of the node's module file; loaded: just (re)loaded,
+ * which its own log line says. */
+static void module_show(sup *s, sup_node *sn, bool loaded)
+{
+    struct node_module m;
+    node_system_module(sn->sys, &m);
+    if (m.state == sn->module_shown)
+        return;
+    bool was = sup_node_load_pending(sn);
+    sn->module_shown = m.state;
+    bool pending = sup_node_load_pending(sn);
+    if (pending)
+        node_log(sn->node, "LOAD_PENDING: %s: %s (LOAD to run it)",
+                 node_module_state_text(m.state), m.path);
+    else if (was && !loaded)
+        node_log(sn->node, "LOAD_PENDING: cleared: %s holds the running code", m.path);
+    nodepv_set_load_pending(sn->pv, pending);
+    sup_changed(s, false);
+}
+
+/* Every SUP_MODULE_CHECK s on the loop: a stat() per module path, and a read
+ * of a local .so only when its inode, mtime or size moved (node.h), which a
+ * slow timer can afford; the nodes are walked only when a verdict changed. */
+static void module_watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    sup *s = w->data;
+    if (node_systems_check() == 0)
+        return;
+    sup_node *sn, *tmp;
+    HASH_ITER(hh, s->nodes, sn, tmp)
+        module_show(s, sn, false);
+}
+
+void sup_module_watch_start(sup *s)
+{
+    ev_timer_init(&s->module_watch, module_watch_cb, SUP_MODULE_CHECK, SUP_MODULE_CHECK);
+    s->module_watch.data = s;
+    ev_timer_start(s->loop, &s->module_watch);
+}
+
+void sup_module_watch_stop(sup *s)
+{
+    if (s->loop)
+        ev_timer_stop(s->loop, &s->module_watch);
 }
 
 int sup_node_add(sup *s, const char *name, const char *system, const char *const *args,
@@ -294,6 +423,9 @@ int sup_node_add(sup *s, const char *name, const char *system, const char *const
         return -1;
     }
     snprintf(sn->name, sizeof(sn->name), "%s", name);
+    ev_timer_init(&sn->load_timer, load_step_cb, 0, 0);
+    sn->load_timer.data = s;
+    sn->module_shown = NODE_MODULE_SAME;
     if (n_args && !(sn->args = calloc(n_args, sizeof(char *)))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -323,9 +455,10 @@ int sup_node_add(sup *s, const char *name, const char *system, const char *const
     sched_add(s, sn);
     sup_set_failed(s, name, NULL);
     sup_medm_changed(s);
+    module_show(s, sn, true); /* a module rewritten in place since it was first loaded */
     return 0;
 fail:
-    sup_node_destroy(sn);
+    sup_node_destroy(s, sn);
     return -1;
 }
 
@@ -337,7 +470,7 @@ int sup_node_remove(sup *s, const char *name)
     sched_remove(s, sn);
     HASH_DEL(s->nodes, sn);
     s->n_nodes--;
-    sup_node_destroy(sn);
+    sup_node_destroy(s, sn);
     sup_medm_changed(s);
     if (s->ctl)
         ctl_node_removed(s->ctl);
@@ -412,7 +545,7 @@ void sup_nodes_free(sup *s)
     HASH_ITER(hh, s->nodes, sn, tmp) {
         sched_remove(s, sn);
         HASH_DEL(s->nodes, sn);
-        sup_node_destroy(sn);
+        sup_node_destroy(s, sn);
     }
     s->n_nodes = 0;
 }

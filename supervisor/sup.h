@@ -84,6 +84,13 @@ typedef struct sup_node {
         char value[PV_STRING_SIZE];
         double time;
     } request_set;
+    /* A LOAD over CA under way (nodes.c): its phases are shown one loop
+     * iteration apart, so that each reaches monitors; load_step counts those
+     * shown, 0 when none is under way. */
+    ev_timer load_timer;
+    unsigned load_step;
+    /* Its module file as LOAD_PENDING last showed it (node_systems_check). */
+    enum node_module_state module_shown;
     /* What was last queued to the store, to queue only changes. */
     uint64_t saved_gen;
     const grd_state *saved_req, *saved_state;
@@ -191,6 +198,7 @@ typedef struct sup {
     struct notify *notify;      /* systemd's notify socket, NULL without (notify.c) */
     struct ctl *ctl;            /* the control socket (ctl.h); NULL in --run */
     ev_timer medm_timer;        /* rewrites the MEDM screens (screens.c) */
+    ev_timer module_watch;      /* looks at module files: LOAD_PENDING (nodes.c) */
     /* Every node log line is also given to log_tap while it is set: ctl.c
      * sets it only while a client follows a log, so otherwise a line costs
      * one test. */
@@ -229,12 +237,24 @@ int sup_node_remove(sup *s, const char *name);
 sup_node *sup_node_find(sup *s, const char *name);
 /* LOAD a running node's system again (issue 13): the module is loaded beside the
  * old one, compared (into *diff, if not NULL) and checked (node_reload_check).
+ * Unless a dry run, LOAD_STATUS shows REQUEST, SET and INPROGRESS before the
+ * outcome (DONE or ERROR), all within this call (guardctl waits for its
+ * answer); a LOAD over CA spreads the same phases over loop iterations.
  * Returns 0 when switched; 1 for a dry run that would switch; -1 with `why`
  * when the node is not running or the module does not load (*diff untouched);
  * -2 with `why` when the preflight refuses (a dry run, or not forced): *diff
  * is filled. A failure that is not a dry run sets LOAD_STATUS=ERROR. */
 int sup_node_load(sup *s, const char *name, bool dry_run, bool force,
                   struct node_system_diff *diff, char *why, size_t whylen);
+/* LOAD_PENDING (issue 13): every SUP_MODULE_CHECK s the module files of the
+ * running nodes are looked at (node_systems_check: a stat per module path, a
+ * read only when one moved), and a node whose file no longer holds the code
+ * it runs shows LOAD_PENDING=True, says so in its log and in guardctl. */
+#define SUP_MODULE_CHECK 2.0
+void sup_module_watch_start(sup *s);
+void sup_module_watch_stop(sup *s);
+/* Whether the node's module file changed on disk (or is gone) since it was loaded. */
+bool sup_node_load_pending(const sup_node *sn);
 /* What operators see of the nodes changed: a step changed a node's state,
  * request, mode, op, OK, error... (sched.c), or, lifecycle true, a node
  * started, stopped, failed, was quarantined, released, enabled or disabled.

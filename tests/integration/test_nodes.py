@@ -77,6 +77,7 @@ PART_A = {
     "STALLED": (ENUM, BOOL, False),  # additions of issue 10 (README, "Node channels")
     "CHANGED_BY": (STRING, None, False),
     "SPM_MONITOR": (ENUM, BOOL, False),  # issue 11: KAGRA's screens read it
+    "LOAD_PENDING": (ENUM, BOOL, False),  # issue 13: the module file is not the code that runs
 }
 
 SUS_MENU = ["SAFE", "DAMPED", "MISALIGNED", "ALIGNED"]  # requestable, by index
@@ -445,16 +446,15 @@ def test_a_failed_load_holds_until_a_good_load(node_daemon, epics, tmp_path):
     assert c.get("STATE") == "DAMPED"
 
 
-def test_reload_node_compares_and_refuses_what_would_strand_it(node_daemon, epics, tmp_path):
-    """Issue 13, item 2: guardctl reload NODE loads the module beside the old one and prints
-    the difference; --dry-run changes nothing; a module without the node's state is refused
-    (also over CA, which never forces) until --force."""
+def good_node_from_a_copy(node_daemon, epics, tmp_path):
+    """A daemon running GOOD (mod_good) from a copy of the module in a folder of its own, and
+    install(version) replacing that copy (never rewriting it in place, docs/systems.md)."""
     modules = os.path.normpath(os.path.join(systems_dir(), "..", "tests", "node"))
     folder = tmp_path / "systems"
     folder.mkdir()
     module = str(folder / "mod_good.so")
 
-    def install(version):  # replaced, never rewritten in place (docs/systems.md)
+    def install(version):
         shutil.copyfile(os.path.join(modules, version + ".so"), module + ".new")
         os.rename(module + ".new", module)
 
@@ -465,6 +465,14 @@ def test_reload_node_compares_and_refuses_what_would_strand_it(node_daemon, epic
     guardctl = os.path.join(os.path.dirname(daemon_path()), "guardctl")
     ctl = lambda *a: subprocess.run([guardctl, "--socket", d.socket] + list(a),  # noqa: E731
                                     capture_output=True, text=True, timeout=10)
+    return d, c, ctl, module, install
+
+
+def test_reload_node_compares_and_refuses_what_would_strand_it(node_daemon, epics, tmp_path):
+    """Issue 13, item 2: guardctl reload NODE loads the module beside the old one and prints
+    the difference; --dry-run changes nothing; a module without the node's state is refused
+    (also over CA, which never forces) until --force."""
+    d, c, ctl, module, install = good_node_from_a_copy(node_daemon, epics, tmp_path)
     install("mod_good_v2")  # MIDDLE gone, DOWN->UP new: UP, the request and nominal, stay
     r = ctl("reload", "GOOD", "--dry-run")
     assert r.returncode == 0, r
@@ -539,6 +547,101 @@ def test_weighted_edges_take_the_cheapest_path(node_daemon, epics):
     assert by["SAFE"]["edges"] == ["TOP", "A"] and by["SAFE"]["weights"] == {"TOP": 10}
     assert by["TOP"]["edges"] == [] and by["TOP"]["weights"] == {"INIT": 3}
     assert by["INIT"]["weights"] == {}
+
+
+def fnv1a64(path):
+    h = 0xcbf29ce484222325
+    with open(path, "rb") as f:
+        for b in f.read():
+            h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return "%016x" % h
+
+
+def list_line(ctl, node):
+    r = ctl("list")
+    assert r.returncode == 0, r
+    return [line for line in r.stdout.splitlines() if line.startswith(node + " ")][0]
+
+
+def test_a_module_changed_on_disk_shows_load_pending_until_a_load(node_daemon, epics, tmp_path):
+    """Issue 13, modified not loaded: a module file whose content changed since the node loaded
+    it shows LOAD_PENDING=True (MINOR), `modified` in guardctl list, the file, its hash and
+    the change in guardctl status, and a line in the node's log; a touch alone does not; a
+    LOAD clears it; a module file that is gone is pending too."""
+    d, c, ctl, module, install = good_node_from_a_copy(node_daemon, epics, tmp_path)
+    loaded_hash = fnv1a64(module)
+    assert c.get("LOAD_PENDING") == 0 and severity(c, "LOAD_PENDING") == NO_ALARM
+    r = ctl("status", "GOOD")
+    assert "       Module: %s\n" % module in r.stdout, r.stdout
+    assert "hash %s" % loaded_hash in r.stdout, r.stdout
+    assert "modified on disk" not in r.stdout
+    # A touch: the content is the same, so nothing is pending (checked every 2 s).
+    later = time.time() + 100
+    os.utime(module, (later, later))
+    time.sleep(5)
+    assert c.get("LOAD_PENDING") == 0, "a touch alone made it pending"
+    assert "modified" not in list_line(ctl, "GOOD")
+    install("mod_good_v2")
+    assert wait_for(lambda: c.get("LOAD_PENDING") == 1, 10), "a changed module not noticed"
+    assert severity(c, "LOAD_PENDING") == MINOR
+    assert wait_for(lambda: "GOOD LOAD_PENDING: module changed on disk since it was loaded: %s"
+                    % module in d.log_text(), 5), d.log_text()
+    assert list_line(ctl, "GOOD").rstrip().endswith("modified"), list_line(ctl, "GOOD")
+    r = ctl("status", "GOOD")
+    assert "modified on disk since load (LOAD to run it)" in r.stdout, r.stdout
+    assert "hash %s" % loaded_hash in r.stdout, "the hash of the code that runs: " + r.stdout
+    assert c.get("STATE") == "UP", "the old code runs on"
+    assert c.put_status("LOAD", "True") == ECA_NORMAL
+    assert wait_for(lambda: c.get("LOAD_PENDING") == 0, 5), "a LOAD did not clear it"
+    assert severity(c, "LOAD_PENDING") == NO_ALARM
+    assert "modified" not in list_line(ctl, "GOOD")
+    assert "hash %s" % fnv1a64(module) in ctl("status", "GOOD").stdout
+    os.unlink(module)
+    assert wait_for(lambda: c.get("LOAD_PENDING") == 1, 10), "a missing module not noticed"
+    assert "GOOD LOAD_PENDING: module missing: %s" % module in d.log_text(), d.log_text()
+    assert "module missing on disk" in ctl("status", "GOOD").stdout
+    install("mod_good_v2")  # what runs, back: nothing pending, without a LOAD
+    assert wait_for(lambda: c.get("LOAD_PENDING") == 0, 10)
+    assert "GOOD LOAD_PENDING: cleared: %s holds the running code" % module in d.log_text()
+
+
+def test_a_load_shows_request_set_inprogress_then_its_outcome(node_daemon, epics, tmp_path):
+    """Issue 13: LOAD_STATUS goes REQUEST -> SET -> INPROGRESS -> DONE or ERROR, each value seen
+    by a monitor, for a LOAD over CA and for guardctl reload NODE (which answers the outcome)."""
+    d, c, ctl, module, install = good_node_from_a_copy(node_daemon, epics, tmp_path)
+    status = c.monitor("LOAD_STATUS")
+    assert wait_for(lambda: status.values() == [LOAD_STATUS.index("DONE")], 5), status.values()
+    sequence = [LOAD_STATUS.index(v) for v in ("REQUEST", "SET", "INPROGRESS")]
+
+    def load_seen(put, outcome):
+        before = len(status.values())
+        put()
+        want = sequence + [LOAD_STATUS.index(outcome)]
+        assert wait_for(lambda: len(status.values()) >= before + 4, 5), status.values()
+        time.sleep(0.3)
+        assert status.values()[before:] == want, status.values()[before:]
+
+    install("mod_good_v2")
+    load_seen(lambda: c.put_status("LOAD", "True") == ECA_NORMAL or pytest.fail("put"), "DONE")
+    assert wait_for(lambda: c.get("STATE") == "UP", 5) and c.get("ACTIVE") == 1
+    broken = module + ".broken"
+    with open(broken, "wb") as f:
+        f.write(b"not an ELF object\n")
+    os.rename(broken, module)
+    load_seen(lambda: c.put_status("LOAD", "True"), "ERROR")
+    assert c.get("ACTIVE") == 0 and c.get("USERMSG").startswith("LOAD ERROR: ")
+    install("mod_good")
+    replies = []
+    load_seen(lambda: replies.append(ctl("reload", "GOOD")), "DONE")
+    assert replies[0].returncode == 0 and replies[0].stdout.rstrip().endswith("loaded"), replies
+    assert c.get("ACTIVE") == 1 and "LOAD ERROR" not in c.get("USERMSG")
+    install("mod_good_v3")  # the node's state UP is gone: refused (over CA never forced)
+    load_seen(lambda: replies.append(ctl("reload", "GOOD")), "ERROR")
+    assert replies[1].returncode == 1 and "LOAD refused" in replies[1].stdout, replies[1]
+    r = ctl("reload", "GOOD", "--dry-run")
+    time.sleep(0.3)
+    assert r.returncode == 1 and status.values()[-1] == LOAD_STATUS.index("ERROR"), \
+        "a dry run shows no phases: %r" % status.values()
 
 
 # ---- refused writes ----

@@ -108,6 +108,7 @@ static const struct chan_spec chan_specs[] = {
     { "STALLED", DBF_ENUM, ENUMS(bool_strs), false, V_ANY },
     { "CHANGED_BY", DBF_STRING, NULL, 0, false, V_ANY },
     { "SPM_MONITOR", DBF_ENUM, ENUMS(bool_strs), false, V_ANY },
+    { "LOAD_PENDING", DBF_ENUM, ENUMS(bool_strs), false, V_ANY },
 };
 #undef ENUMS
 #define N_CHANS (sizeof chan_specs / sizeof chan_specs[0])

@@ -185,6 +185,34 @@ Test(reload, a_failed_load_keeps_the_old_code_running)
     cr_assert(!strstr(node_usermsg(n), "LOAD ERROR"), "%s", node_usermsg(n));
 }
 
+Test(reload, load_phases_show_without_ending_a_failure_or_activity)
+{
+    step(n);
+    cr_assert(node_active(n));
+    uint64_t gen = node_generation(n);
+    const enum node_load_status phases[] = {NODE_LOAD_REQUEST, NODE_LOAD_SET,
+                                            NODE_LOAD_INPROGRESS};
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(node_load_phase(n, phases[i]), NODE_OK);
+        cr_assert_eq(node_load_status(n), phases[i]);
+        cr_assert(node_active(n), "a LOAD under way is not a failure");
+    }
+    cr_assert_gt(node_generation(n), gen, "each phase is shown");
+    cr_assert_eq(node_load_phase(n, NODE_LOAD_DONE), NODE_EINVAL, "node_reload says DONE");
+    cr_assert_eq(node_load_phase(n, NODE_LOAD_ERROR), NODE_EINVAL);
+    cr_assert_eq(node_load_phase(NULL, NODE_LOAD_SET), NODE_EINVAL);
+    node_load_failed(n, "broken");
+    cr_assert(!node_active(n));
+    /* A new LOAD under way: the failure holds until it succeeds. */
+    cr_assert_eq(node_load_phase(n, NODE_LOAD_REQUEST), NODE_OK);
+    cr_assert(!node_active(n));
+    cr_assert(node_notification(n));
+    cr_assert(strncmp(node_usermsg(n), "LOAD ERROR: broken", 18) == 0, "%s", node_usermsg(n));
+    cr_assert_eq(node_reload(n, s2, err, sizeof(err)), NODE_OK);
+    cr_assert_eq(node_load_status(n), NODE_LOAD_DONE);
+    cr_assert(node_active(n));
+}
+
 Test(reload, private_data_is_kept_when_its_size_is_the_same)
 {
     int *p = grd_priv((grd_node *)n);

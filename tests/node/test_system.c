@@ -1,6 +1,7 @@
 /* test_system.c — loading and validating systems: the modules
  * tests/node/mod_*.so (built next to this binary) and in-memory tables. */
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sys/stat.h>
 
@@ -187,14 +188,22 @@ static void copy_file(const char *from, const char *to)
     cr_assert_eq(rename(tmp, to), 0); /* replace, never rewrite in place */
 }
 
+/* mod_good copied to <dir>/<name>.so in a new folder dir (a mkdtemp
+ * template), and loaded from there. */
+static node_system *load_a_copy(char *dir, char *so, size_t len, const char *name)
+{
+    cr_assert(mkdtemp(dir));
+    snprintf(so, len, "%s/%s.so", dir, name);
+    copy_file(path_of("mod_good"), so);
+    node_system *s = node_system_load(name, dir, err, sizeof(err));
+    cr_assert(s, "%s", err);
+    return s;
+}
+
 Test(loader, loading_a_replaced_module_gives_the_new_code)
 {
     char dir[] = "/tmp/test_system-XXXXXX", so[64];
-    cr_assert(mkdtemp(dir));
-    snprintf(so, sizeof(so), "%s/x.so", dir);
-    copy_file(path_of("mod_good"), so);
-    node_system *v1 = node_system_load("x", dir, err, sizeof(err));
-    cr_assert(v1, "%s", err);
+    node_system *v1 = load_a_copy(dir, so, sizeof(so), "x");
     cr_assert_str_eq(node_system_def(v1)->request, "UP");
     node_system *again = node_system_load("x", dir, err, sizeof(err));
     cr_assert(again, "%s", err);
@@ -220,6 +229,77 @@ Test(loader, loading_a_replaced_module_gives_the_new_code)
     cr_assert_null(h, "closed with the last reference");
     unlink(so);
     rmdir(dir);
+}
+
+static enum node_module_state module_state(const node_system *s)
+{
+    struct node_module m;
+    node_system_module(s, &m);
+    return m.state;
+}
+
+Test(loader, a_module_file_changed_on_disk_is_seen_and_a_touch_is_not)
+{
+    char dir[] = "/tmp/test_system-XXXXXX", so[64];
+    node_system *v1 = load_a_copy(dir, so, sizeof(so), "y");
+    struct node_module m;
+    node_system_module(v1, &m);
+    uint64_t hash, size;
+    struct timespec mtime;
+    cr_assert_eq(node_file_hash(so, &hash, &mtime, &size, NULL), 0);
+    cr_assert_str_eq(m.path, so);
+    cr_assert_eq(m.hash, hash, "the hash of the file as loaded");
+    cr_assert_eq(m.size, size);
+    cr_assert_eq(m.state, NODE_MODULE_SAME);
+    cr_assert_eq(node_systems_check(), 0);
+
+    struct timespec later[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+    cr_assert_eq(utimensat(AT_FDCWD, so, later, 0), 0); /* a touch: same content */
+    cr_assert_eq(node_systems_check(), 0);
+    cr_assert_eq(module_state(v1), NODE_MODULE_SAME, "a touch alone is not a change");
+
+    copy_file(path_of("mod_good_v2"), so);
+    cr_assert_eq(node_systems_check(), 1);
+    cr_assert_eq(module_state(v1), NODE_MODULE_CHANGED);
+    cr_assert_eq(node_systems_check(), 0, "known: nothing new");
+    cr_assert_str_eq(node_module_state_text(NODE_MODULE_CHANGED),
+                     "module changed on disk since it was loaded");
+
+    node_system *v2 = node_system_load("y", dir, err, sizeof(err));
+    cr_assert(v2, "%s", err);
+    cr_assert_eq(module_state(v2), NODE_MODULE_SAME, "the new code is what the file holds");
+    cr_assert_eq(node_systems_check(), 0);
+    cr_assert_eq(module_state(v1), NODE_MODULE_CHANGED, "v1 still is not what the file holds");
+
+    cr_assert_eq(unlink(so), 0);
+    cr_assert_eq(node_systems_check(), 2);
+    cr_assert_eq(module_state(v1), NODE_MODULE_MISSING);
+    cr_assert_eq(module_state(v2), NODE_MODULE_MISSING);
+    cr_assert_str_eq(node_module_state_text(NODE_MODULE_MISSING), "module missing");
+
+    copy_file(path_of("mod_good"), so); /* v1's content, in a new file */
+    cr_assert_eq(node_systems_check(), 2);
+    cr_assert_eq(module_state(v1), NODE_MODULE_SAME, "the same content is the same code");
+    cr_assert_eq(module_state(v2), NODE_MODULE_CHANGED);
+    node_system_unref(v1);
+    node_system_unref(v2);
+    unlink(so);
+    rmdir(dir);
+}
+
+Test(loader, module_info_of_bad_arguments_and_wrapped_systems)
+{
+    struct node_module m = {.state = NODE_MODULE_CHANGED};
+    node_system_module(NULL, &m);
+    cr_assert_eq(m.state, NODE_MODULE_NONE);
+    cr_assert_str_eq(m.path, "");
+    node_system_module(NULL, NULL); /* no crash */
+    uint64_t hash, size;
+    struct timespec mtime;
+    cr_assert_eq(node_file_hash(NULL, &hash, &mtime, &size, NULL), -1);
+    cr_assert_eq(node_file_hash("/nonexistent/x.so", &hash, &mtime, &size, NULL), -1);
+    cr_assert_eq(node_file_hash("/tmp", &hash, &mtime, &size, NULL), -1, "not a regular file");
+    cr_assert_str_eq(node_module_state_text(NODE_MODULE_SAME), "");
 }
 
 /* ---- in-memory validation ---- */
