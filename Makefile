@@ -111,9 +111,16 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(CORE_LIB) $(TEST_HELPER_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(WHOLE_CORE) $(LIBS_TEST) $(LIBS_LIBCA) $(LIBS_CORE)
 
 # Supervisor unit tests also link the supervisor module they test (not main).
-$(BUILD)/tests/supervisor/test_%: $(BUILD)/obj/tests/supervisor/test_%.o $(BUILD)/obj/supervisor/%.o $(CORE_LIB)
+# The configuration reader (also in guardsim and the config fuzzer): it holds
+# the access rules, which know the node channels.
+CONFIG_OBJ := $(BUILD)/obj/supervisor/config.o $(BUILD)/obj/supervisor/access.o \
+	$(BUILD)/obj/supervisor/nodepv.o
+SUP_TEST_SHARED := $(filter-out %/config.o,$(CONFIG_OBJ))
+$(BUILD)/tests/supervisor/test_%: $(BUILD)/obj/tests/supervisor/test_%.o $(BUILD)/obj/supervisor/%.o \
+		$(SUP_TEST_SHARED) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/obj/supervisor/$*.o $(WHOLE_CORE) $(LIBS_TEST) $(LIBS_CORE)
+	$(CC) $(LDFLAGS) -o $@ $< $(sort $(BUILD)/obj/supervisor/$*.o $(SUP_TEST_SHARED)) $(WHOLE_CORE) \
+		$(LIBS_TEST) $(LIBS_CORE)
 
 # Plant unit tests link the plant module (and libca).
 $(BUILD)/tests/plant/test_%: $(BUILD)/obj/tests/plant/test_%.o $(PLANT_OBJ) $(CORE_LIB) $(TEST_HELPER_OBJ)
@@ -152,8 +159,13 @@ check-unit: $(UNIT_BIN) $(TEST_MOD_SO) $(SYSTEM_SO)
 check-integration: $(INTEG_BIN) $(BINS)
 	@sh tools/run-tests.sh integration $(BUILD) $(INTEG_BIN)
 
-check-python: $(BINS) $(TEST_MOD_SO)
+check-python: $(BINS) $(TEST_MOD_SO) $(BUILD)/tests/integration/preload_ca_as.so
 	@sh tools/run-tests.sh python $(BUILD)
+
+# Loaded into python3's CA clients by the access tests (LD_PRELOAD): no sanitizers.
+$(BUILD)/tests/integration/preload_ca_as.so: tests/integration/preload_ca_as.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE -fPIC -shared -o $@ $< -ldl
 
 check-asan:
 	@rm -rf build/asan/reports && mkdir -p build/asan/reports
@@ -314,9 +326,10 @@ $(FUZZ_BUILD)/bin/ctl: $(FUZZ_BUILD)/obj/tests/fuzz/ctl.o $(FUZZ_SUP_OBJ) $(FUZZ
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_SUP_OBJ) -rdynamic \
 		-Wl,--whole-archive $(FUZZ_CORE_LIB) -Wl,--no-whole-archive $(LIBS_LIBCA) $(LIBS_CORE) $(LIBS_JSON)
 
-$(FUZZ_BUILD)/bin/config: $(FUZZ_BUILD)/obj/tests/fuzz/config.o $(FUZZ_BUILD)/obj/supervisor/config.o
+$(FUZZ_BUILD)/bin/config: $(FUZZ_BUILD)/obj/tests/fuzz/config.o $(FUZZ_BUILD)/obj/supervisor/config.o \
+		$(FUZZ_BUILD)/obj/supervisor/access.o $(FUZZ_BUILD)/obj/supervisor/nodepv.o $(FUZZ_CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -linih
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -linih $(LIBS_CORE)
 
 fuzz-build: $(FUZZ_BIN)
 

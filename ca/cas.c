@@ -207,25 +207,22 @@ int cas_config_from_env(struct cas_config *cfg, char *err, size_t errlen)
 
 /* ---- access rights ---- */
 
-static unsigned default_access(const pv *pv, const char *host, const char *user, void *arg)
+pv_client cas_client_who(const cas_client *c)
 {
-    (void)host, (void)user, (void)arg;
-    return CA_ACCESS_READ | (pv_writable(pv) ? CA_ACCESS_WRITE : 0);
+    return (pv_client){.host = c->host ? c->host : "", .user = c->user ? c->user : "",
+                       .ip = ntohl(c->peer.sin_addr.s_addr)};
 }
+
+/* pvdb's access bits are CA's (a PV that can never be written is never
+ * offered for writing: pv_access says so). */
+_Static_assert(PV_ACCESS_READ == CA_ACCESS_READ && PV_ACCESS_WRITE == CA_ACCESS_WRITE,
+               "pvdb and CA access bits differ");
 
 unsigned cas_rights(cas *s, const pv *pv, const cas_client *c)
 {
-    unsigned r = s->access(pv, c->host ? c->host : "", c->user ? c->user : "", s->access_arg);
-    /* A PV that can never be written is never offered for writing. */
-    if (!pv_writable(pv))
-        r &= ~(unsigned)CA_ACCESS_WRITE;
-    return r & (CA_ACCESS_READ | CA_ACCESS_WRITE);
-}
-
-void cas_set_access(cas *s, cas_access_fn fn, void *arg)
-{
-    s->access = fn ? fn : default_access;
-    s->access_arg = arg;
+    (void)s;
+    pv_client who = cas_client_who(c);
+    return pv_access(pv, &who);
 }
 
 void cas_access_changed(cas *s)
@@ -399,7 +396,6 @@ cas *cas_new(struct ev_loop *loop, pvdb *db, const struct cas_config *cfg, char 
     s->loop = loop;
     s->db = db;
     s->cfg = *cfg;
-    s->access = default_access;
     s->beacon_fd = -1;
     /* Largest reply: a hard limit with AUTO_ARRAY_BYTES=NO, as in rsrv;
      * otherwise generous (a count above a PV's is legal and zero-filled, and

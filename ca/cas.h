@@ -75,11 +75,11 @@ void cas_free(cas *s);
 uint16_t cas_tcp_port(const cas *s);
 uint16_t cas_udp_port(const cas *s);
 
-/* Access rights (CA_ACCESS_READ 1 | CA_ACCESS_WRITE 2) for one client on one
- * PV. host and user are what the client sent ("" if nothing). The default
- * gives read to everyone and write where the PV is writable. */
-typedef unsigned (*cas_access_fn)(const pv *pv, const char *host, const char *user, void *arg);
-void cas_set_access(cas *s, cas_access_fn fn, void *arg);
+/* Access rights (CA_ACCESS_READ 1 | CA_ACCESS_WRITE 2) are the pvdb's policy
+ * (pv_access) for the client as a pv_client: the user and host it sent
+ * (CLIENT_NAME, HOST_NAME; "" if nothing) and its peer address. A write on a
+ * channel without write rights is told to the policy (pv_write_refused) and
+ * fails with ECA_NOWTACCESS. */
 /* Re-evaluate every channel's rights (after the rules changed); clients whose
  * rights changed get ACCESS_RIGHTS and one update per subscription. */
 void cas_access_changed(cas *s);

@@ -181,8 +181,6 @@ struct cas {
     cas_client *clients;
     cas_client *dirty;
     size_t n_clients;
-    cas_access_fn access;
-    void *access_arg;
     struct cas_cache_slot cache[CAS_CACHE_SLOTS];
     unsigned cache_next;
     uint8_t *scratch;          /* decoded write values */
@@ -197,6 +195,8 @@ struct cas {
 /* cas.c */
 void cas_log(cas *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 unsigned cas_rights(cas *s, const pv *pv, const cas_client *c);
+/* The client as pvdb sees a writer (valid while c lives and its names stay). */
+pv_client cas_client_who(const cas_client *c);
 /* The largest request payload we take in now: EPICS_CA_MAX_ARRAY_BYTES, or
  * with AUTO_ARRAY_BYTES what a write of the largest PV served can need. */
 uint64_t cas_max_request(const cas *s);

@@ -665,7 +665,7 @@ static uint8_t *scratch(cas *s, size_t n)
 /* Apply a write; returns an ECA status. */
 static uint32_t do_write(cas_client *c, cas_channel *ch, const struct req *r)
 {
-    if (!(ch->rights & CA_ACCESS_WRITE))
+    if (!(ch->rights & CA_ACCESS_WRITE) && !pv_writable(ch->pv))
         return ECA_NOWTACCESS;
     if (!dbr_valid(r->h.data_type))
         return ECA_BADTYPE;
@@ -681,9 +681,12 @@ static uint32_t do_write(cas_client *c, cas_channel *ch, const struct req *r)
                              r->h.postsize);
     if (st != ECA_NORMAL || n == 0) /* n == 0: an alarm acknowledgement, a no-op here */
         return st;
-    pv_client who = {.host = c->host ? c->host : "", .user = c->user ? c->user : ""};
-    int err = pv_write(ch->pv, buf, n, &who);
-    if (err == PVDB_EREADONLY)
+    pv_client who = cas_client_who(c);
+    /* The rights the client was told decide (the policy's refused hook
+     * hears of a refusal, with the value, for its audit). */
+    int err = ch->rights & CA_ACCESS_WRITE ? pv_write(ch->pv, buf, n, &who)
+                                           : pv_write_refused(ch->pv, buf, n, &who);
+    if (err == PVDB_EREADONLY || err == PVDB_EACCESS)
         return ECA_NOWTACCESS;
     return err ? ECA_PUTFAIL : ECA_NORMAL;
 }

@@ -24,8 +24,11 @@
  *
  * REQUEST, MODE and OP are written through the node's channels exactly as a
  * CA client's put (pv_write_string with host "localhost" and the peer's user
- * name), so they get the same validation and the same audit record.
+ * name), so they get the same validation, the same access rules and the same
+ * audit record. load and release-manager, which stand for writes of LOAD and
+ * MANAGER, ask the same rules (policy_may_write) first.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,6 +36,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "supervisor/access.h"
 #include "plant/plant.h"
 #include "store/store.h"
 #include "ctl/ctl.h"
@@ -232,6 +236,32 @@ static const char *peer_who(struct ctl_peer *p, char *buf, size_t len)
 
 /* Membership is decided at accept from the peer's own groups (ctl.c). */
 static bool is_operator(const struct ctl_peer *p) { return p->operator_member; }
+
+/* The control socket's caller as a writer: its Unix user, from this host. */
+static pv_client peer_client(struct ctl_peer *p)
+{
+    return (pv_client){.host = PV_LOCAL_HOST, .user = peer_user(p), .ip = PV_LOCAL_IP};
+}
+
+/* NULL if the caller may write node's channel; else EPERM saying which
+ * rule refuses, and the attempt audited as a refused write of `value`. */
+static json_t *channel_refused(sup *s, struct ctl_peer *p, const char *node, const char *channel,
+                               const char *value)
+{
+    pv_client who = peer_client(p);
+    if (policy_may_write(s, node, channel, &who, NULL))
+        return NULL;
+    char why[1024];
+    policy_refusal_text(s, node, channel, &who, why, sizeof(why));
+    sup_log(SUP_NOTICE, "access: refused (control socket): %s", why);
+    if (s->store) {
+        struct store_audit a = {.node = node, .time = sup_wall(), .channel = channel,
+                                .new_value = value, .host = PV_LOCAL_HOST, .user = who.user,
+                                .accepted = false};
+        store_audit(s->store, &a);
+    }
+    return ctl_error(CTL_EPERM, "%s", why);
+}
 
 /* ---- nodes as JSON ---- */
 
@@ -1076,6 +1106,8 @@ static json_t *reload_node_cmd(sup *s, struct ctl_peer *p, json_t *args, bool fo
         return ctl_error(CTL_EINVAL, "argument 'dry_run' must be true or false");
     if (!sup_node_find(s, name))
         return unknown_node(name);
+    if (!json_is_true(dry) && (e = channel_refused(s, p, name, "LOAD", "True")))
+        return e;
     char who[160], why[600];
     peer_who(p, who, sizeof(who));
     struct node_system_diff *d = calloc(1, sizeof(*d)); /* 10 kB: not on the stack */
@@ -1286,12 +1318,17 @@ static json_t *write_control(sup *s, struct ctl_peer *p, sup_node *sn, const cha
     } else {
         snprintf(old, sizeof(old), "%.*s", PV_STRING_SIZE - 1, (const char *)pv_value(pv));
     }
-    pv_client who = {.host = "localhost", .user = peer_user(p)};
+    pv_client who = peer_client(p);
     int rc = pv_write_string(pv, value, &who);
     char what[PV_STRING_SIZE * 2 + 32];
     snprintf(what, sizeof(what), "%s %s -> %s%s", suffix, old, value,
              rc == PVDB_OK ? "" : " (refused)");
     log_change(p, what, sn->name);
+    if (rc == PVDB_EACCESS) {
+        char why[1024];
+        policy_refusal_text(s, sn->name, suffix, &who, why, sizeof(why));
+        return ctl_error(CTL_EPERM, "%s", why);
+    }
     if (rc != PVDB_OK)
         return ctl_error("EFAILED", "node %s refused %s=%s: %s", sn->name, suffix, value,
                          pvdb_strerror(rc));
@@ -1314,7 +1351,7 @@ static json_t *cmd_request(sup *s, struct ctl_peer *p, json_t *args)
         return e;
     if (!node_system_state(node_system_of(sn->node), state) || strlen(state) >= PV_STRING_SIZE) {
         /* Audited as a refused write, as a CA put of it would be. */
-        pv_client who = {.host = "localhost", .user = peer_user(p)};
+        pv_client who = peer_client(p);
         char chan[PV_NAME_MAX + 1];
         node_channel_name(chan, sizeof(chan), s->cfg.ifo, sn->name, "REQUEST");
         pv *pv = pvdb_find(s->db, chan);
@@ -1367,6 +1404,8 @@ static json_t *cmd_release_manager(sup *s, struct ctl_peer *p, json_t *args)
         return e;
     char was[PV_STRING_SIZE];
     snprintf(was, sizeof(was), "%s", node_manager(sn->node));
+    if (was[0] && (e = channel_refused(s, p, name, "MANAGER", "")))
+        return e;
     if (was[0]) {
         node_release_manager(sn->node);
         nodepv_publish(sn->pv); /* MANAGER empties now, not at the next cycle */
@@ -1693,6 +1732,64 @@ static json_t *cmd_spm_accept(sup *s, struct ctl_peer *p, json_t *args)
     return reply;
 }
 
+/* ---- guardctl access NODE [USER@HOST] ---- */
+
+/* Who may write each of the node's writable channels, and the rule that
+ * says so; with a user (and a numeric IPv4 host: guardctl looks names up,
+ * never the daemon), whether that user from that host may. */
+static json_t *cmd_access(sup *s, struct ctl_peer *p, json_t *args)
+{
+    (void)p;
+    const char *name, *user = NULL, *host = NULL;
+    json_t *e = arg_node_name(args, "node", true, &name);
+    if (!e)
+        e = arg_str(args, "user", false, &user);
+    if (!e)
+        e = arg_str(args, "host", false, &host);
+    if (e)
+        return e;
+    struct in_addr a = {0};
+    if (host && inet_pton(AF_INET, host, &a) != 1)
+        return ctl_error(CTL_EINVAL, "host '%s' is not an IPv4 address (a.b.c.d)", host);
+    if (host && !user)
+        return ctl_error(CTL_EINVAL, "a host without a user: give USER@HOST");
+    if (user && strlen(user) > 200)
+        return ctl_error(CTL_EINVAL, "user name longer than 200 characters");
+    struct reg r;
+    if ((e = reg_load(s, &r)))
+        return e;
+    bool known = reg_find(&r, name) || sup_node_find(s, name);
+    reg_free(&r);
+    if (!known)
+        return unknown_node(name);
+    pv_client who = {.host = "", .user = user ? user : "", .ip = host ? ntohl(a.s_addr) : 0};
+    json_t *reply = ok_reply(), *chans = json_array();
+    json_object_set_new(reply, "node", json_string(name));
+    json_object_set_new(reply, "open", json_boolean(access_open(s->cfg.access)));
+    json_object_set_new(reply, "user", user ? ctl_string(user) : json_null());
+    json_object_set_new(reply, "host", host ? json_string(host) : json_null());
+    static const char *const channels[] = {"REQUEST", "MODE", "OP", "LOAD", "MANAGER"};
+    for (size_t i = 0; i < sizeof(channels) / sizeof(channels[0]); i++) {
+        struct access_why why;
+        bool may = policy_may_write(s, name, channels[i], &who, &why);
+        char allows[2048];
+        access_explain(s->cfg.access, &why, allows, sizeof(allows));
+        json_t *c = json_pack("{s:s,s:s}", "channel", channels[i], "allows", allows);
+        if (why.file) {
+            json_object_set_new(c, "file", ctl_string(why.file));
+            json_object_set_new(c, "line", json_integer(why.line));
+            json_object_set_new(c, "section", ctl_string(why.pattern));
+            json_object_set_new(c, "key", ctl_string(why.key));
+            json_object_set_new(c, "value", ctl_string(why.value));
+        }
+        if (user)
+            json_object_set_new(c, "write", json_boolean(may));
+        json_array_append_new(chans, c);
+    }
+    json_object_set_new(reply, "channels", chans);
+    return reply;
+}
+
 /* ---- the command table ---- */
 
 typedef json_t *(*ctl_handler)(sup *s, struct ctl_peer *p, json_t *args);
@@ -1728,6 +1825,7 @@ static const struct command {
     {"spm-accept", true, cmd_spm_accept, {"node", "channels"}},
     {"states", false, cmd_states, {"node"}},
     {"watch", false, cmd_watch, {"nodes"}},
+    {"access", false, cmd_access, {"node", "user", "host"}},
 };
 
 json_t *ctlcmd_run(sup *s, struct ctl_peer *p, json_t *req)

@@ -14,10 +14,12 @@
  * the daemon is not running, or for is-ok / is-active a node that is not
  * (systemctl's convention); 4 permission denied.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -1144,6 +1146,64 @@ static void state_edges(json_t *state, char *buf, size_t len)
     }
 }
 
+/* -- access -- */
+
+/* guardctl access NODE [USER[@HOST]]: HOST may be a name, looked up here (a
+ * command-line tool may wait for DNS; the daemon never does); USER alone
+ * means from this host, as the control socket's own users write. */
+static int cmd_access(const struct command *c, int argc, char **argv)
+{
+    struct parsed p = parse_command(c, argc, argv, "", NULL);
+    if (p.first < 0)
+        return p.status;
+    json_t *args = json_pack("{s:s}", "node", argv[p.first]);
+    char user[256] = "", host[INET_ADDRSTRLEN] = "";
+    if (p.first + 1 < argc) {
+        const char *who = argv[p.first + 1], *at = strrchr(who, '@');
+        size_t ulen = at ? (size_t)(at - who) : strlen(who);
+        if (ulen == 0 || ulen >= sizeof(user) || (at && !at[1])) {
+            fprintf(stderr, "guardctl: '%s': expected USER or USER@HOST\n", who);
+            json_decref(args);
+            return EXIT_USAGE;
+        }
+        memcpy(user, who, ulen);
+        user[ulen] = '\0';
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+        const char *name = at ? at + 1 : "127.0.0.1";
+        int rc = getaddrinfo(name, NULL, &hints, &res);
+        if (rc != 0) {
+            fprintf(stderr, "guardctl: host %s: %s\n", name, gai_strerror(rc));
+            json_decref(args);
+            return EXIT_USAGE;
+        }
+        inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, host, sizeof(host));
+        freeaddrinfo(res);
+        json_object_set_new(args, "user", json_string(user));
+        json_object_set_new(args, "host", json_string(host));
+    }
+    json_t *reply = request("access", args);
+    if (json_out)
+        return print_json(reply);
+    if (is_true(reply, "open"))
+        printf("%s: access is OPEN (no access rules): anyone may write every channel\n",
+               str(reply, "node", "?"));
+    if (user[0])
+        printf("%s from %s:\n", user, host);
+    printf("%-8s  %s%s\n", "CHANNEL", user[0] ? "WRITE  " : "", "WHO MAY WRITE (RULE)");
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(reply, "channels"), i, x) {
+        const char *may = json_is_true(json_object_get(x, "write")) ? "yes    " : "NO     ";
+        printf("%-8s  %s%s\n", str(x, "channel", "?"), user[0] ? may : "", str(x, "allows", "?"));
+        if (json_object_get(x, "file"))
+            printf("%-8s  %s  rule %s:%lld: [access %s] %s = %s\n", "", user[0] ? "     " : "",
+                   str(x, "file", "?"), (long long)json_integer_value(json_object_get(x, "line")),
+                   str(x, "section", "?"), str(x, "key", "?"), str(x, "value", "?"));
+    }
+    json_decref(reply);
+    return EXIT_OK;
+}
+
 static int cmd_states(const struct command *c, int argc, char **argv)
 {
     static const struct option extra[] = {{"names", no_argument, NULL, '4'}, {NULL, 0, NULL, 0}};
@@ -1816,6 +1876,13 @@ static const struct command commands[] = {
      "quarantine, and its last 10 log lines. NODE may be a pattern ('SUS_*') or all.\n"
      "  -w, --watch     draw it again whenever it changes, until Ctrl-C\n"
      "  --json          the daemon's reply as JSON\n", 0, -1},
+    {"access", cmd_access, "NODE [USER[@HOST]]",
+     "Who may write the node's REQUEST, MODE, OP, LOAD and MANAGER, and the access rule that\n"
+     "says so (the configuration's [access] sections: guardiand.ini). With USER@HOST: whether\n"
+     "that CA user, connecting from HOST (an address, or a name looked up here), may write\n"
+     "each; USER alone means from this host, as `guardctl request` and the like write (as\n"
+     "your Unix user, from 127.0.0.1). Hosts count by address, never by the name a client\n"
+     "gives.\n", 1, 2},
     {"states", cmd_states, "NODE [--names]",
      "The states of the node's system, highest index first as Guardian prints them: index,\n"
      "requestable (*: in the REQUEST menu; any state can be requested), goto (reachable from\n"

@@ -1168,7 +1168,7 @@ int plant_put(plant_ref *r, const char *user, double num, const char *str, char 
             snprintf(why, whylen, "not connected");
             return GRD_ENOTCONN;
         }
-        pv_client who = {.host = "localhost", .user = user ? user : ""};
+        pv_client who = {.host = PV_LOCAL_HOST, .user = user ? user : "", .ip = PV_LOCAL_IP};
         int err = str ? pv_write_string(ch->pv, str, &who) : pv_write_double(ch->pv, num, &who);
         p->st.puts++;
         if (err == PVDB_OK) {

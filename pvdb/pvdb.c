@@ -50,6 +50,8 @@ struct pv {
 struct pv_group {
     pvdb *db;
     char *prefix;
+    const void *owner_kind;  /* pv_group_set_owner */
+    void *owner;
     pv *pvs;
     size_t count;
     pv_group *prev, *next;
@@ -62,6 +64,9 @@ struct pvdb {
     uint64_t posts;        /* posts so far: the source of generations */
     uint64_t names;        /* PVs added or removed so far (pvdb_names_version) */
     pv_group *groups;
+    pv_access_fn access;   /* NULL: everyone reads and writes */
+    pv_refused_fn refused;
+    void *access_arg;
 };
 
 static const size_t type_size[PV_NTYPES] = {
@@ -94,6 +99,7 @@ const char *pvdb_strerror(int err)
     case PVDB_EREADONLY: return "PV is read-only";
     case PVDB_ERANGE: return "value out of range";
     case PVDB_EREJECT: return "value refused by the PV's write handler";
+    case PVDB_EACCESS: return "no write access";
     default: return "unknown pvdb error";
     }
 }
@@ -598,11 +604,52 @@ static int check_write(const pv *p, const void *value, uint32_t n)
     return PVDB_OK;
 }
 
+void pvdb_set_access(pvdb *db, pv_access_fn fn, pv_refused_fn refused, void *arg)
+{
+    db->access = fn;
+    db->refused = refused;
+    db->access_arg = arg;
+}
+
+unsigned pv_access(const pv *p, const pv_client *who)
+{
+    const pvdb *db = p->group->db;
+    unsigned r = db->access ? db->access(p, who, db->access_arg)
+                            : PV_ACCESS_READ | PV_ACCESS_WRITE;
+    if (!p->writable)
+        r &= ~PV_ACCESS_WRITE;
+    return r & (PV_ACCESS_READ | PV_ACCESS_WRITE);
+}
+
+int pv_write_refused(pv *p, const void *value, uint32_t n, const pv_client *who)
+{
+    int err = check_write(p, value, n);
+    if (err)
+        return err;
+    const pvdb *db = p->group->db;
+    if (db->refused)
+        db->refused(p, value, n, who, db->access_arg);
+    return PVDB_EACCESS;
+}
+
+void pv_group_set_owner(pv_group *g, const void *kind, void *data)
+{
+    g->owner_kind = kind;
+    g->owner = data;
+}
+
+void *pv_group_owner(const pv_group *g, const void *kind)
+{
+    return g->owner_kind == kind ? g->owner : NULL;
+}
+
 int pv_write(pv *p, const void *value, uint32_t n, const pv_client *who)
 {
     int err = check_write(p, value, n);
     if (err)
         return err;
+    if (!(pv_access(p, who) & PV_ACCESS_WRITE))
+        return pv_write_refused(p, value, n, who);
     if (p->on_write) {
         p->in_handler = true;
         p->handler_stored = false;

@@ -81,6 +81,7 @@ enum pvdb_err {
     PVDB_EREADONLY = -4, /* write to a read-only PV */
     PVDB_ERANGE = -5,   /* value out of range (enum index, count) */
     PVDB_EREJECT = -6,  /* the PV's write handler refused the value */
+    PVDB_EACCESS = -7,  /* the writer has no write access (pvdb_set_access) */
 };
 const char *pvdb_strerror(int err);
 
@@ -99,11 +100,18 @@ typedef struct pv_limits {
     double ctrl_hi, ctrl_lo;
 } pv_limits;
 
-/* Who is writing: filled in by the CA server from CLIENT_NAME/HOST_NAME. */
+/* Who is writing: filled in by the CA server from CLIENT_NAME/HOST_NAME and
+ * the circuit's peer address, by other writers as they know themselves. */
 typedef struct pv_client {
-    const char *host;
-    const char *user;
+    const char *host;   /* the host as the client names it (HOST_NAME) */
+    const char *user;   /* the CA user name (CLIENT_NAME) */
+    uint32_t ip;        /* the address it connects from, IPv4, host order; 0: none */
 } pv_client;
+
+/* Writers inside this process (the control socket, nodes) write as from
+ * this host: 127.0.0.1, named "localhost". */
+#define PV_LOCAL_HOST "localhost"
+#define PV_LOCAL_IP 0x7F000001u
 
 typedef struct pvdb pvdb;
 typedef struct pv pv;
@@ -151,6 +159,21 @@ uint64_t pvdb_names_version(const pvdb *db);
  * shrinks): what the largest legitimate request for its values can need. */
 uint32_t pvdb_max_count(const pvdb *db);
 
+/* Who may read and write what: one policy for every writer (CA clients,
+ * and anything else calling pv_write). fn gives PV_ACCESS_READ and/or
+ * PV_ACCESS_WRITE for a writer on a PV (write only counts on a writable
+ * PV); refused, if not NULL, hears of each write pv_write refuses for
+ * access, with the value it would have written (checked as pv_write checks
+ * values). Default (fn NULL): everyone reads and writes. */
+#define PV_ACCESS_READ 1u
+#define PV_ACCESS_WRITE 2u
+typedef unsigned (*pv_access_fn)(const pv *pv, const pv_client *who, void *arg);
+typedef void (*pv_refused_fn)(pv *pv, const void *value, uint32_t n, const pv_client *who,
+                              void *arg);
+void pvdb_set_access(pvdb *db, pv_access_fn fn, pv_refused_fn refused, void *arg);
+/* The rights of who on pv under the policy (no write on a read-only PV). */
+unsigned pv_access(const pv *pv, const pv_client *who);
+
 /* ---- groups ---- */
 
 /* A new, empty group whose PVs are named prefix + def.name. */
@@ -162,6 +185,11 @@ int pv_group_add(pv_group *g, const pv_def *def, pv **out);
  * once, after it has been detached, and must not use the PV afterwards. */
 void pv_group_free(pv_group *g);
 const char *pv_group_prefix(const pv_group *g);
+/* What the group belongs to, for the access policy: data tagged with kind (a
+ * pointer unique to the owner's module). pv_group_owner returns the data if
+ * the group's kind is `kind`, else NULL. */
+void pv_group_set_owner(pv_group *g, const void *kind, void *data);
+void *pv_group_owner(const pv_group *g, const void *kind);
 size_t pv_group_count(const pv_group *g);
 
 /* ---- reading a PV ---- */
@@ -207,9 +235,16 @@ int pv_set_enums(pv *pv, const char *const *strs, unsigned n);
 void pv_post(pv *pv, unsigned events);
 
 /* ---- writes from outside (CA clients) ---- */
-/* Enforces writable, count and enum range, then runs the handler. value is in
- * the native type, host order, n elements. Returns 0 or a negative pvdb_err. */
+/* Enforces writable, count and enum range, then the access policy (refused:
+ * PVDB_EACCESS, and the policy's refused hook hears of it), then runs the
+ * handler. value is in the native type, host order, n elements. Returns 0
+ * or a negative pvdb_err. */
 int pv_write(pv *pv, const void *value, uint32_t n, const pv_client *who);
+/* A write the caller refused for access itself (a CA channel whose rights,
+ * as sent to its client, have no write): told to the refused hook like
+ * pv_write's own refusals, when the value is one pv_write would take.
+ * Returns PVDB_EACCESS, or the value's pvdb_err. */
+int pv_write_refused(pv *pv, const void *value, uint32_t n, const pv_client *who);
 /* The same from a double or a string, converted as the pv_set_* setters do
  * (an ENUM takes a state name or an index). */
 int pv_write_double(pv *pv, double v, const pv_client *who);

@@ -4,6 +4,7 @@
  * at the first problem, naming its line. Nothing of a half-read file is used.
  */
 #include "supervisor/config.h"
+#include "supervisor/access.h"
 #include "ca/cas.h"
 #include "plant/plant.h"
 
@@ -30,6 +31,8 @@
 
 struct parse {
     struct config *cfg;
+    const char *path;  /* the file being read (the configuration or its access_file) */
+    bool access_only;  /* access_file: only [users], [hosts] and [access] sections */
     char *err;
     size_t errlen;
     bool failed;
@@ -116,7 +119,7 @@ static int fail(struct parse *p, int line, const char *fmt, const char *a, const
 {
     char msg[256];
     snprintf(msg, sizeof(msg), fmt, a, b);
-    snprintf(p->err, p->errlen, "%s:%d: %s", p->cfg->path, line, msg);
+    snprintf(p->err, p->errlen, "%s:%d: %s", p->path, line, msg);
     p->failed = true;
     return 0; /* tells libinih to stop */
 }
@@ -305,6 +308,12 @@ static int global_key(struct parse *p, const char *key, const char *value, int l
                         value, "");
         return set_string(&cfg->control_socket, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
     }
+    if (strcmp(key, "access_file") == 0) {
+        if (!*value || strlen(value) > 1000)
+            return fail(p, line, "access_file '%s': expected a path of 1-1000 characters%s",
+                        value, "");
+        return set_string(&cfg->access_file, value) == 0 ? 1 : fail(p, line, "out of memory%s%s", "", "");
+    }
     if (strcmp(key, "medm_dir") == 0) {
         if (!*value || strlen(value) > 1000)
             return fail(p, line, "medm_dir '%s': expected a directory of 1-1000 characters%s",
@@ -427,6 +436,17 @@ static int on_key(void *user, const char *section, const char *key, const char *
     int line = p->line;
     if (p->failed)
         return 0;
+    if (access_section(section)) {
+        if (!p->cfg->access && !(p->cfg->access = access_new()))
+            return fail(p, line, "out of memory%s%s", "", "");
+        char msg[256];
+        if (access_key(p->cfg->access, section, key, value, p->path, line, msg, sizeof(msg)) < 0)
+            return fail(p, line, "%s%s", msg, "");
+        return 1;
+    }
+    if (p->access_only)
+        return fail(p, line, "[%s] in an access file (only [users NAME], [hosts NAME] and "
+                    "[access PATTERN] sections)%s", section, "");
     if (strcmp(section, "guardiand") == 0) {
         snprintf(p->section, sizeof(p->section), "%s", section);
         return global_key(p, key, value, line);
@@ -435,7 +455,8 @@ static int on_key(void *user, const char *section, const char *key, const char *
         struct config_node *n = section_node(p, section, line);
         return n ? node_key(p, n, key, value, line) : 0;
     }
-    return fail(p, line, "unknown section [%s] (expected [guardiand] or [node NAME])%s", section, "");
+    return fail(p, line, "unknown section [%s] (expected [guardiand], [node NAME], [users NAME], "
+                "[hosts NAME] or [access PATTERN])%s", section, "");
 }
 
 int config_defaults(struct config *cfg)
@@ -465,13 +486,12 @@ int config_defaults(struct config *cfg)
     return 0;
 }
 
-int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+/* Read one file (the configuration, or its access_file) into p->cfg. */
+static int read_file(struct parse *p, const char *path)
 {
-    if (config_defaults(cfg) < 0 || set_string(&cfg->path, path) < 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    struct parse p = {.cfg = cfg, .err = err, .errlen = errlen};
+    char *err = p->err;
+    size_t errlen = p->errlen;
+    p->path = path;
     /* Only a regular file of a sane size: a directory reads as an empty file
      * (which would stop every node), /dev/zero never ends. Opened without
      * blocking, so a FIFO cannot hold the start-up either. */
@@ -490,33 +510,63 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
         close(fd);
         return -1;
     }
-    if (!(p.file = fdopen(fd, "re"))) {
+    if (!(p->file = fdopen(fd, "re"))) {
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
-    int r = ini_parse_stream(read_line, &p, on_key, &p);
-    fclose(p.file);
-    free(p.seen);
-    if (p.too_long) {
+    int r = ini_parse_stream(read_line, p, on_key, p);
+    fclose(p->file);
+    free(p->seen);
+    p->seen = NULL;
+    p->n_seen = p->cap_seen = 0;
+    if (p->too_long) {
         snprintf(err, errlen,
                  "%s:%d: line longer than %d characters: split it (a key given again in a "
                  "[node] section continues its value)",
-                 path, p.too_long, INI_MAX_LINE - 2);
+                 path, p->too_long, INI_MAX_LINE - 2);
         return -1;
     }
-    if (p.failed)
+    if (p->failed)
         return -1;
     if (r > 0) {
         snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path, r);
         return -1;
     }
+    return 0;
+}
+
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+    if (config_defaults(cfg) < 0 || set_string(&cfg->path, path) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    struct parse p = {.cfg = cfg, .err = err, .errlen = errlen};
+    if (read_file(&p, path) < 0)
+        return -1;
     for (unsigned i = 0; i < cfg->n_nodes; i++)
         if (!cfg->nodes[i].system) {
             snprintf(err, errlen, "%s:%d: node %s has no system", path, cfg->nodes[i].line,
                      cfg->nodes[i].name);
             return -1;
         }
+    if (cfg->access_file) {
+        if (cfg->access) {
+            snprintf(err, errlen, "%s: access rules both here and in access_file %s: keep them "
+                     "in one place", path, cfg->access_file);
+            return -1;
+        }
+        struct parse a = {.cfg = cfg, .err = err, .errlen = errlen, .access_only = true};
+        if (read_file(&a, cfg->access_file) < 0)
+            return -1;
+        if (!cfg->access && !(cfg->access = access_new())) { /* an empty file: open */
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    if (cfg->access && access_finish(cfg->access, err, errlen) < 0)
+        return -1;
     return 0;
 }
 
@@ -539,5 +589,7 @@ void config_free(struct config *cfg)
     free(cfg->control_group);
     free(cfg->operator_group);
     free(cfg->plant_addr_list);
+    free(cfg->access_file);
+    access_free(cfg->access);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -27,6 +27,9 @@
  *   plant_addr_list = 10.0.0.255 10.0.1.7:5066  ; where libca searches (EPICS_CA_ADDR_LIST)
  *   plant_auto_addr_list = yes    ; EPICS_CA_AUTO_ADDR_LIST
  *   plant_connect_timeout = 5     ; seconds a write waits for its channel to connect
+ *   access_file = /etc/guardiand/access.ini  ; the access rules (else in this file)
+ *
+ *   [users NAME], [hosts NAME], [access PATTERN]   ; who may write what: access.h
  *
  *   [node SUS_ETMX]
  *   system = sus
@@ -44,6 +47,8 @@
 #include <stddef.h>
 
 #include "node/names.h" /* the rule for node, system and IFO names */
+
+struct access_rules;
 
 #define CONFIG_NAME_MAX (NAME_NODE_MAX + 1) /* a node name and its NUL (node/names.h) */
 #define CONFIG_FILE_MAX (16L << 20) /* bytes: a larger file is refused */
@@ -104,6 +109,11 @@ struct config {
     double plant_connect_timeout;
     struct config_node *nodes;
     unsigned n_nodes;
+    /* Who may write node channels (supervisor/access.h): read from this
+     * file's [users], [hosts] and [access] sections, or from access_file.
+     * NULL: no rules (open). Host names are not resolved here. */
+    char *access_file;
+    struct access_rules *access;
 };
 
 /* Read and check a configuration file. Returns 0, or -1 with err set. */

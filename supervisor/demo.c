@@ -229,12 +229,4 @@ void demo_free(struct demo *d)
     free(d);
 }
 
-/* The demo's access rule: the CA user `guest` may read but never write. */
-unsigned demo_access(const pv *pv, const char *host, const char *user, void *arg)
-{
-    (void)host, (void)arg;
-    unsigned r = 1; /* CA_ACCESS_READ */
-    if (pv_writable(pv) && strcmp(user, "guest") != 0)
-        r |= 2; /* CA_ACCESS_WRITE */
-    return r;
-}
+bool demo_read_only(const char *user) { return strcmp(user, "guest") == 0; }

@@ -614,6 +614,8 @@ int life_reload(sup *s, const char *who, bool force, struct life_report *r)
                 r->error);
     } else {
         rc = life_apply(s, &fresh, force, who, r); /* takes fresh when it applies it */
+        if (rc == 0)
+            policy_changed(s, who);
     }
     config_free(&fresh);
     life_note_reload(s, r);

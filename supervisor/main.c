@@ -31,6 +31,7 @@
 #include <sys/resource.h>
 
 #include "store/store.h"
+#include "supervisor/access.h"
 #include "supervisor/crash.h"
 #include "ctl/ctl.h"
 #include "supervisor/notify.h"
@@ -217,14 +218,19 @@ static int replace(char **slot, const char *value)
 }
 
 /* The configuration file (or the defaults), then the command line's
- * overrides; -1 with the reason in err. */
-static int load_config(struct config *cfg, const struct options *o, char *err, size_t errlen)
+ * overrides; -1 with the reason in err. Host names in the access rules are
+ * looked up only when !running (before the loop runs); a running daemon
+ * reuses those `in_force` has (access.h). */
+static int load_config(struct config *cfg, const struct options *o, bool running,
+                       const struct access_rules *in_force, char *err, size_t errlen)
 {
     if (o->config ? config_load(cfg, o->config, err, errlen) < 0 : config_defaults(cfg) < 0) {
         if (!o->config)
             snprintf(err, errlen, "out of memory");
         return -1;
     }
+    if (cfg->access && access_resolve(cfg->access, in_force, !running, err, errlen) < 0)
+        return -1;
     if ((o->ifo && replace(&cfg->ifo, o->ifo)) || (o->systems && replace(&cfg->systems, o->systems)) ||
         (o->database && replace(&cfg->database, o->database)) ||
         (o->control_socket && replace(&cfg->control_socket, o->control_socket))) {
@@ -310,8 +316,7 @@ static const struct options *the_options; /* for reread_config: set once, in mai
 
 static int reread_config(sup *s, struct config *out, char *err, size_t errlen)
 {
-    (void)s;
-    return load_config(out, the_options, err, errlen);
+    return load_config(out, the_options, true, s->cfg.access, err, errlen);
 }
 
 /* SIGHUP, told to systemd (`systemctl reload` waits for the READY=1; a
@@ -335,7 +340,7 @@ static int check_config(const struct options *o)
     copy.config = o->check;
     struct config cfg;
     char err[1024];
-    if (load_config(&cfg, &copy, err, sizeof(err)) < 0) {
+    if (load_config(&cfg, &copy, false, NULL, err, sizeof(err)) < 0) {
         sup_log(SUP_ERR, "%s", err);
         config_free(&cfg);
         return 2;
@@ -491,7 +496,7 @@ int main(int argc, char **argv)
     the_options = &opt;
     sup s = {.db_lock_fd = -1};
     char err[1024];
-    if (load_config(&s.cfg, &opt, err, sizeof(err)) < 0) {
+    if (load_config(&s.cfg, &opt, false, NULL, err, sizeof(err)) < 0) {
         sup_log(SUP_ERR, "%s", err);
         config_free(&s.cfg);
         return 2;
@@ -519,6 +524,7 @@ int main(int argc, char **argv)
         sup_log(SUP_ERR, "cannot create the event loop");
         return 1;
     }
+    policy_start(&s); /* before anything can write */
     sup_host_init(&s);
     if (start_plant(&s) < 0) {
         sup_teardown(&s);
@@ -600,8 +606,6 @@ int main(int argc, char **argv)
         sup_teardown(&s);
         return 1;
     }
-    if (opt.demo)
-        cas_set_access(s.ca, demo_access, s.demo);
     ev_signal sighup;
     ev_signal_init(&sighup, reload_cb, SIGHUP);
     sighup.data = &s;

@@ -211,6 +211,39 @@ static int write_load(pv *pv, const void *value, uint32_t n, const pv_client *wh
     return 0;
 }
 
+/* ---- access ---- */
+
+static const char owner_kind; /* tags the PV groups nodepv owns (pv_group_set_owner) */
+
+static nodepv *owner(const pv *pv) { return pv_group_owner(pv_get_group(pv), &owner_kind); }
+
+bool nodepv_identify(const pv *pv, const char **node, const char **channel)
+{
+    const nodepv *np = owner(pv);
+    if (!np)
+        return false;
+    *node = node_name(np->node);
+    *channel = pv_name(pv) + strlen(pv_group_prefix(np->group));
+    return true;
+}
+
+void nodepv_refused(pv *pv, const void *value, uint32_t n, const pv_client *who)
+{
+    (void)n;
+    nodepv *np = owner(pv);
+    if (!np)
+        return;
+    if (pv_type(pv) == PV_ENUM) {
+        uint16_t v;
+        memcpy(&v, value, sizeof(v));
+        audited_enum(np, pv, v, who, PVDB_EACCESS);
+    } else if (pv_type(pv) == PV_STRING) {
+        char text[PV_STRING_SIZE];
+        string_value(value, text);
+        audited(np, pv, text, who, PVDB_EACCESS);
+    }
+}
+
 /* ---- the channel table ---- */
 
 struct chan_def {
@@ -335,6 +368,7 @@ nodepv *nodepv_new(pvdb *db, const char *ifo, node *n, const char *version,
         return NULL;
     }
     np->node = n;
+    pv_group_set_owner(np->group, &owner_kind, np);
     np->on_load = on_load;
     np->arg = arg;
     static_assert(sizeof(chans) / sizeof(chans[0]) == C_COUNT, "one table entry a channel");

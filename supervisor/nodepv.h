@@ -28,6 +28,12 @@ void nodepv_free(nodepv *np);
 const char *nodepv_writable_channel(const char *suffix);
 /* "OP, MODE, ...": the writable channels, for messages. */
 void nodepv_writable_list(char *buf, size_t len);
+/* If pv is a node's channel: its node's name and the channel's suffix
+ * ("REQUEST"), valid while the node's channels are. */
+bool nodepv_identify(const pv *pv, const char **node, const char **channel);
+/* A write to a node channel refused for access (pvdb's refused hook): told
+ * to the audit hook, as refused, with the value it would have written. */
+void nodepv_refused(pv *pv, const void *value, uint32_t n, const pv_client *who);
 /* Copy the node's state into its PVs; cheap when nothing changed. */
 void nodepv_publish(nodepv *np);
 /* Values the supervisor owns (crash count, quarantine, subnode counts...). */

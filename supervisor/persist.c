@@ -43,9 +43,18 @@ static void audit(void *arg, node *n, const char *channel, const char *old_value
     sup *s = arg;
     if (!s->store)
         return;
+    /* The host as the client names it, and the address it wrote from (what
+     * access rules go by: a client can name its host anything). */
+    char host[300];
+    if (who && who->ip && who->ip != PV_LOCAL_IP)
+        snprintf(host, sizeof(host), "%.256s%s%u.%u.%u.%u%s", who->host ? who->host : "",
+                 who->host && *who->host ? " (" : "", who->ip >> 24, (who->ip >> 16) & 255,
+                 (who->ip >> 8) & 255, who->ip & 255, who->host && *who->host ? ")" : "");
+    else
+        snprintf(host, sizeof(host), "%.256s", who && who->host ? who->host : "");
     struct store_audit a = {.node = node_name(n), .time = sup_wall(), .channel = channel,
                             .old_value = old_value, .new_value = new_value,
-                            .host = who ? who->host : NULL, .user = who ? who->user : NULL,
+                            .host = who ? host : NULL, .user = who ? who->user : NULL,
                             .accepted = accepted};
     store_audit(s->store, &a);
     sup_node *sn = accepted && (strcmp(channel, "REQUEST") == 0 ||

@@ -209,6 +209,10 @@ typedef struct sup {
      * test. */
     void (*watch_tap)(void *arg, bool lifecycle);
     void *watch_tap_arg;
+    struct sup_refusals {       /* refused writes recorded: a token bucket (policy.c) */
+        double tokens, last;
+        unsigned dropped;
+    } refusals;
 } sup;
 
 /* log.c: the daemon's own messages, "guardiand: ..." on stderr, with
@@ -403,6 +407,22 @@ void sup_medm_stop(sup *s);
 /* demo.c: the demo PV set of docs/demo-pvs.md. */
 struct demo *demo_new(sup *s, unsigned count, char *err, size_t errlen);
 void demo_free(struct demo *d);
-unsigned demo_access(const pv *pv, const char *host, const char *user, void *arg);
+/* The demo's own rule: its CA user `guest` writes nothing (policy.c). */
+bool demo_read_only(const char *user);
+
+/* policy.c: who may write what, for every writer (pvdb_set_access): node
+ * channels by the access rules, the demo's rule, refused writes audited.
+ * policy_start before anything can write; policy_changed after the rules
+ * changed (a reload; who did it, for the log): connected CA clients get
+ * their new rights at once. */
+void policy_start(sup *s);
+void policy_changed(sup *s, const char *who);
+struct access_why;
+/* May who write node's channel (a suffix)? why (if not NULL) says which rule decided. */
+bool policy_may_write(sup *s, const char *node, const char *channel, const pv_client *who,
+                      struct access_why *why);
+/* "alice from 10.0.1.5 may not write REQUEST of SUS_ETMX: file:line: [access SUS_*] ..." */
+void policy_refusal_text(sup *s, const char *node, const char *channel, const pv_client *who,
+                         char *buf, size_t len);
 
 #endif

@@ -260,15 +260,25 @@ static void removable_remove(void)
 
 /* CA user `guest` reads only (as in the demo), `nobody` and host `denied`
  * get nothing, and while `strict` is poked on nobody writes. */
-static unsigned fz_access(const pv *p, const char *host, const char *user, void *arg)
+static unsigned fz_access(const pv *p, const pv_client *who, void *arg)
 {
     (void)arg;
-    if (strcmp(user, "nobody") == 0 || strcmp(host, "denied") == 0)
+    if (strcmp(who->user, "nobody") == 0 || strcmp(who->host, "denied") == 0)
         return 0;
-    unsigned r = CA_ACCESS_READ;
-    if (pv_writable(p) && !fz.strict && strcmp(user, "guest") != 0)
-        r |= CA_ACCESS_WRITE;
+    unsigned r = PV_ACCESS_READ;
+    if (pv_writable(p) && !fz.strict && strcmp(who->user, "guest") != 0)
+        r |= PV_ACCESS_WRITE;
     return r;
+}
+
+/* A refused write is looked at as the daemon's audit would (its value read). */
+static void fz_refused(pv *p, const void *value, uint32_t n, const pv_client *who, void *arg)
+{
+    (void)arg, (void)who;
+    volatile uint8_t sum = 0;
+    size_t bytes = (size_t)n * pv_type_size(pv_type(p));
+    for (size_t i = 0; i < bytes; i++)
+        sum += ((const uint8_t *)value)[i];
 }
 
 static cas *server_new(enum fz_server which)
@@ -294,7 +304,6 @@ static cas *server_new(enum fz_server which)
     cas *srv = cas_new(fz.loop, fz.db, &cfg, err, sizeof(err));
     if (!srv)
         die(err);
-    cas_set_access(srv, fz_access, NULL);
     return srv;
 }
 
@@ -305,6 +314,7 @@ cas *fz_ca_server(struct ev_loop **loop, enum fz_server which)
             !(fz.demo = pvdb_group_new(fz.db, "DEMO:")) ||
             !(fz.fuzz = pvdb_group_new(fz.db, "FUZZ:")))
             die("out of memory");
+        pvdb_set_access(fz.db, fz_access, fz_refused, NULL);
         add_demo();
         add_fuzz();
         fz.removable_first = fz.n_pvs;
