@@ -115,7 +115,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(CORE_LIB) $(TEST_HELPER_OBJ)
 # the access rules, which know the node channels.
 CONFIG_OBJ := $(BUILD)/obj/supervisor/config.o $(BUILD)/obj/supervisor/access.o \
 	$(BUILD)/obj/supervisor/nodepv.o
-SUP_TEST_SHARED := $(filter-out %/config.o,$(CONFIG_OBJ))
+SUP_TEST_SHARED := $(CONFIG_OBJ)
 $(BUILD)/tests/supervisor/test_%: $(BUILD)/obj/tests/supervisor/test_%.o $(BUILD)/obj/supervisor/%.o \
 		$(SUP_TEST_SHARED) $(CORE_LIB)
 	@mkdir -p $(dir $@)

@@ -10,7 +10,9 @@
  * A refused write is audited with who tried (nodepv_refused) and logged, at
  * most REFUSALS_RATE a second on average (a burst of REFUSALS_BURST): a
  * client refused in a loop must not fill the database or the journal; what
- * is dropped is counted and said with the next one recorded.
+ * is dropped is counted and said with the next one recorded. The same write
+ * refused again (the same PV, writer and value: a manager retrying its claim
+ * every cycle) is recorded once per REFUSAL_REPEAT seconds.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 
 #define REFUSALS_RATE 20.0
 #define REFUSALS_BURST 100.0
+#define REFUSAL_REPEAT 60.0
 
 bool policy_may_write(sup *s, const char *node, const char *channel, const pv_client *who,
                       struct access_why *why)
@@ -81,6 +84,33 @@ static bool take_token(struct sup_refusals *b)
     return true;
 }
 
+/* FNV-1a over some bytes, continuing from h. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ ((const uint8_t *)p)[i]) * 1099511628211u;
+    return h;
+}
+
+/* Whether this refusal repeats one recorded less than REFUSAL_REPEAT s ago
+ * (and if not, remember it). */
+static bool repeated(struct sup_refusals *b, const pv *pv, const void *value, uint32_t n,
+                     const pv_client *who)
+{
+    uint64_t h = fnv(14695981039346656037u, pv_name(pv), strlen(pv_name(pv)) + 1);
+    h = fnv(h, who->user ? who->user : "", strlen(who->user ? who->user : "") + 1);
+    h = fnv(h, &who->ip, sizeof(who->ip));
+    h = fnv(h, value, (size_t)n * pv_type_size(pv_type(pv)));
+    double now = sup_now();
+    const size_t slots = sizeof(b->recent) / sizeof(b->recent[0]);
+    for (size_t i = 0; i < slots; i++)
+        if (b->recent[i].hash == h && now - b->recent[i].time < REFUSAL_REPEAT)
+            return true;
+    b->recent[b->next] = (struct sup_refusal){.hash = h, .time = now};
+    b->next = (b->next + 1) % slots;
+    return false;
+}
+
 static void policy_refused(pv *pv, const void *value, uint32_t n, const pv_client *who,
                            void *arg)
 {
@@ -88,7 +118,7 @@ static void policy_refused(pv *pv, const void *value, uint32_t n, const pv_clien
     static const pv_client nobody = {.host = "", .user = ""};
     if (!who)
         who = &nobody;
-    if (!take_token(&s->refusals))
+    if (repeated(&s->refusals, pv, value, n, who) || !take_token(&s->refusals))
         return;
     const char *node, *channel;
     bool of_node = nodepv_identify(pv, &node, &channel);

@@ -212,6 +212,8 @@ typedef struct sup {
     struct sup_refusals {       /* refused writes recorded: a token bucket (policy.c) */
         double tokens, last;
         unsigned dropped;
+        struct sup_refusal { uint64_t hash; double time; } recent[32]; /* not repeated */
+        unsigned next;
     } refusals;
 } sup;
 
