@@ -398,3 +398,74 @@ Test(pvdb, watches_without_events_are_not_walked)
     cr_assert_eq(busy.deletes, 1);
     cr_assert(!pv_watch_active(&wb));
 }
+
+/* ---- the access policy ---- */
+
+struct policy_seen {
+    unsigned refused;
+    double value;
+    char user[16];
+};
+
+/* alice writes; everyone reads except "blind" */
+static unsigned only_alice(const pv *p, const pv_client *who, void *arg)
+{
+    (void)p, (void)arg;
+    if (strcmp(who->user, "blind") == 0)
+        return 0;
+    return PV_ACCESS_READ | (strcmp(who->user, "alice") == 0 ? PV_ACCESS_WRITE : 0);
+}
+
+static void note_refusal(pv *p, const void *value, uint32_t n, const pv_client *who, void *arg)
+{
+    (void)p, (void)n;
+    struct policy_seen *s = arg;
+    s->refused++;
+    memcpy(&s->value, value, sizeof(s->value));
+    snprintf(s->user, sizeof(s->user), "%s", who->user);
+}
+
+Test(pvdb, one_access_policy_for_every_writer)
+{
+    pv_group *g = pvdb_group_new(db, "T:");
+    pv *rw, *ro;
+    cr_assert_eq(pv_group_add(g, &(pv_def){.name = "RW", .type = PV_DOUBLE, .writable = true}, &rw), 0);
+    cr_assert_eq(pv_group_add(g, &(pv_def){.name = "RO", .type = PV_DOUBLE}, &ro), 0);
+    pv_client alice = {.host = "h", .user = "alice", .ip = 0x0A000001}, bob = {.host = "h", .user = "bob"},
+              blind = {.host = "h", .user = "blind"};
+    /* default: everyone writes what is writable */
+    cr_expect_eq(pv_access(rw, &bob), PV_ACCESS_READ | PV_ACCESS_WRITE);
+    cr_expect_eq(pv_access(ro, &bob), PV_ACCESS_READ);
+    struct policy_seen seen = {0};
+    pvdb_set_access(db, only_alice, note_refusal, &seen);
+    cr_expect_eq(pv_access(rw, &alice), PV_ACCESS_READ | PV_ACCESS_WRITE);
+    cr_expect_eq(pv_access(ro, &alice), PV_ACCESS_READ, "a read-only PV is never writable");
+    cr_expect_eq(pv_access(rw, &bob), PV_ACCESS_READ);
+    cr_expect_eq(pv_access(rw, &blind), 0u);
+    cr_expect_eq(pv_write_double(rw, 2.5, &alice), PVDB_OK);
+    cr_expect_eq(pv_write_double(rw, 7, &bob), PVDB_EACCESS);
+    cr_expect_eq(pv_get_double(rw), 2.5, "a refused write changed the value");
+    cr_expect_eq(seen.refused, 1u);
+    cr_expect_eq(seen.value, 7.0);
+    cr_expect_str_eq(seen.user, "bob");
+    /* a caller's own refusal (a CA channel without write rights) is told the same way */
+    double v = 9;
+    cr_expect_eq(pv_write_refused(rw, &v, 1, &alice), PVDB_EACCESS);
+    cr_expect_eq(seen.refused, 2u);
+    cr_expect_eq(pv_get_double(rw), 2.5);
+    /* ... but not a write that was never possible */
+    cr_expect_eq(pv_write_refused(ro, &v, 1, &alice), PVDB_EREADONLY);
+    cr_expect_eq(seen.refused, 2u);
+    cr_expect_str_eq(pvdb_strerror(PVDB_EACCESS), "no write access");
+}
+
+Test(pvdb, a_group_owner_is_found_only_by_its_kind)
+{
+    static const char kind, other;
+    int data = 5;
+    pv_group *g = pvdb_group_new(db, "O:");
+    cr_expect_null(pv_group_owner(g, &kind));
+    pv_group_set_owner(g, &kind, &data);
+    cr_expect_eq(pv_group_owner(g, &kind), &data);
+    cr_expect_null(pv_group_owner(g, &other));
+}
