@@ -1732,6 +1732,428 @@ static json_t *cmd_spm_accept(sup *s, struct ctl_peer *p, json_t *args)
     return reply;
 }
 
+/* ---- site snapshots: guardctl snapshot save|list|diff|restore|delete ---- */
+
+/* A node as a snapshot holds it, now or saved (strings owned). */
+struct snap_node {
+    char *node, *system, *request, *mode, *op;
+    bool enabled, running;
+};
+
+struct snap_list {
+    struct snap_node *v;
+    unsigned n, cap;
+    bool oom;
+    double time;         /* the saved snapshot's head */
+    char user[64];
+};
+
+static void snap_push(struct snap_list *l, const char *node, const char *system, bool enabled,
+                      bool running, const char *request, const char *mode, const char *op)
+{
+    if (l->n == l->cap) {
+        unsigned cap = l->cap ? 2 * l->cap : 64;
+        struct snap_node *g = realloc(l->v, cap * sizeof(*g));
+        if (!g) {
+            l->oom = true;
+            return;
+        }
+        l->v = g;
+        l->cap = cap;
+    }
+    struct snap_node *x = &l->v[l->n++];
+    *x = (struct snap_node){.enabled = enabled, .running = running};
+    x->node = dup_or_null(node, &l->oom);
+    x->system = dup_or_null(system, &l->oom);
+    x->request = dup_or_null(request && *request ? request : NULL, &l->oom);
+    x->mode = dup_or_null(mode, &l->oom);
+    x->op = dup_or_null(op, &l->oom);
+}
+
+static void snap_free(struct snap_list *l)
+{
+    for (unsigned i = 0; i < l->n; i++) {
+        free(l->v[i].node);
+        free(l->v[i].system);
+        free(l->v[i].request);
+        free(l->v[i].mode);
+        free(l->v[i].op);
+    }
+    free(l->v);
+    *l = (struct snap_list){0};
+}
+
+static const struct snap_node *snap_find(const struct snap_list *l, const char *node)
+{
+    for (unsigned i = 0; i < l->n; i++)
+        if (strcmp(l->v[i].node, node) == 0)
+            return &l->v[i];
+    return NULL;
+}
+
+/* Every node the daemon knows now: registered ones (running or not) and
+ * running ones the registry does not hold; a running node's controls as
+ * its channels hold them. NULL or an error reply. */
+static json_t *snap_now(sup *s, struct snap_list *now)
+{
+    struct reg r;
+    json_t *e = reg_load(s, &r);
+    if (e)
+        return e;
+    *now = (struct snap_list){0};
+    for (unsigned i = 0; i < r.n; i++) {
+        const struct reg_node *rn = &r.v[i];
+        sup_node *sn = sup_node_find(s, rn->name);
+        if (sn) {
+            struct life_controls c;
+            life_controls(s, sn, &c);
+            snap_push(now, rn->name, sn->system, rn->enabled, true, c.request, c.mode, c.op);
+        } else {
+            snap_push(now, rn->name, rn->system, rn->enabled, false, rn->request, rn->mode, rn->op);
+        }
+    }
+    sup_node *sn, *tmp;
+    HASH_ITER(hh, s->nodes, sn, tmp) {
+        if (reg_find(&r, sn->name))
+            continue;
+        struct life_controls c;
+        life_controls(s, sn, &c);
+        snap_push(now, sn->name, sn->system, true, true, c.request, c.mode, c.op);
+    }
+    reg_free(&r);
+    if (now->oom) {
+        snap_free(now);
+        return ctl_error("ENOMEM", "out of memory");
+    }
+    return NULL;
+}
+
+static json_t *arg_snapshot(json_t *args, const char **name)
+{
+    json_t *e = arg_str(args, "name", true, name);
+    if (!e && !name_valid_snapshot(*name))
+        e = ctl_error(CTL_EINVAL, "snapshot name '%s': 1-%d of A-Z a-z 0-9 _ . -, not "
+                      "starting with . or -", *name, NAME_SNAPSHOT_MAX);
+    return e;
+}
+
+static json_t *cmd_snapshot_save(sup *s, struct ctl_peer *p, json_t *args)
+{
+    const char *name;
+    json_t *e = need_store(s);
+    json_t *force = json_object_get(args, "force");
+    if (!e)
+        e = arg_snapshot(args, &name);
+    if (!e && force && !json_is_boolean(force))
+        e = ctl_error(CTL_EINVAL, "argument 'force' must be true or false");
+    struct snap_list now;
+    if (e || (e = snap_now(s, &now)))
+        return e;
+    struct store_snapshot_node *rows = calloc(now.n ? now.n : 1, sizeof(*rows));
+    if (!rows) {
+        snap_free(&now);
+        return ctl_error("ENOMEM", "out of memory");
+    }
+    for (unsigned i = 0; i < now.n; i++)
+        rows[i] = (struct store_snapshot_node){
+            .node = now.v[i].node, .system = now.v[i].system, .enabled = now.v[i].enabled,
+            .running = now.v[i].running, .request = now.v[i].request, .mode = now.v[i].mode,
+            .op = now.v[i].op};
+    struct store_snapshot head = {.name = name, .time = sup_wall(), .user = peer_user(p),
+                                  .nodes = now.n};
+    int rc = store_snapshot_save(s->store, &head, rows, now.n, json_is_true(force));
+    free(rows);
+    unsigned n = now.n;
+    snap_free(&now);
+    if (rc == STORE_EEXIST)
+        return ctl_error("EEXIST", "snapshot %s exists; --force replaces it", name);
+    if (rc != STORE_OK)
+        return ctl_error("EIO", "database: %s", store_errmsg(s->store));
+    char what[160];
+    snprintf(what, sizeof(what), "snapshot save %s (%u nodes)%s", name, n,
+             json_is_true(force) ? " --force" : "");
+    log_change(p, what, "site");
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "name", json_string(name));
+    json_object_set_new(reply, "nodes", json_integer(n));
+    return reply;
+}
+
+static int snapshot_row(void *arg, const struct store_snapshot *snap)
+{
+    json_array_append_new(arg, json_pack("{s:s,s:f,s:o,s:i}", "name", snap->name, "time",
+                                         snap->time, "user", opt_string(snap->user), "nodes",
+                                         (int)snap->nodes));
+    return 0;
+}
+
+static json_t *cmd_snapshot_list(sup *s, struct ctl_peer *p, json_t *args)
+{
+    (void)p, (void)args;
+    json_t *e = need_store(s);
+    if (e)
+        return e;
+    json_t *rows = json_array();
+    if (store_snapshot_list(s->store, snapshot_row, rows) < 0) {
+        json_decref(rows);
+        return ctl_error("EIO", "database: %s", store_errmsg(s->store));
+    }
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "snapshots", rows);
+    return reply;
+}
+
+static json_t *cmd_snapshot_delete(sup *s, struct ctl_peer *p, json_t *args)
+{
+    const char *name;
+    json_t *e = need_store(s);
+    if (e || (e = arg_snapshot(args, &name)))
+        return e;
+    int rc = store_snapshot_delete(s->store, name);
+    if (rc == STORE_ENOENT)
+        return ctl_error("ENOENT", "no snapshot %s (guardctl snapshot list shows them)", name);
+    if (rc != STORE_OK)
+        return ctl_error("EIO", "database: %s", store_errmsg(s->store));
+    char what[120];
+    snprintf(what, sizeof(what), "snapshot delete %s", name);
+    log_change(p, what, "site");
+    return ok_reply();
+}
+
+static int saved_head(void *arg, const struct store_snapshot *snap)
+{
+    struct snap_list *l = arg;
+    l->time = snap->time;
+    snprintf(l->user, sizeof(l->user), "%s", snap->user ? snap->user : "");
+    return 0;
+}
+
+static int saved_node(void *arg, const struct store_snapshot_node *x)
+{
+    snap_push(arg, x->node, x->system, x->enabled, x->running, x->request, x->mode, x->op);
+    return 0;
+}
+
+/* The saved snapshot `name` and the nodes now; NULL or an error reply. */
+static json_t *snap_load(sup *s, const char *name, struct snap_list *saved, struct snap_list *now)
+{
+    json_t *e = need_store(s);
+    if (e)
+        return e;
+    *saved = (struct snap_list){0};
+    int rc = store_snapshot_get(s->store, name, saved_head, saved_node, saved);
+    if (rc == STORE_ENOENT)
+        return ctl_error("ENOENT", "no snapshot %s (guardctl snapshot list shows them)", name);
+    if (rc != STORE_OK || saved->oom) {
+        snap_free(saved);
+        return rc != STORE_OK ? ctl_error("EIO", "database: %s", store_errmsg(s->store))
+                              : ctl_error("ENOMEM", "out of memory");
+    }
+    if ((e = snap_now(s, now)))
+        snap_free(saved);
+    return e;
+}
+
+static bool same(const char *a, const char *b) { return !a || (b && strcmp(a, b) == 0); }
+
+/* One difference: what, the snapshot's value, now's. */
+static void difference(json_t *changes, const char *what, const char *then, const char *now)
+{
+    json_array_append_new(changes, json_pack("{s:s,s:o,s:o}", "what", what, "snapshot",
+                                             opt_string(then), "now", opt_string(now)));
+}
+
+/* What differs for one node of the snapshot (x) from now (cur, NULL: gone). */
+static json_t *node_differences(const struct snap_node *x, const struct snap_node *cur)
+{
+    json_t *changes = json_array();
+    if (!cur) {
+        difference(changes, "exists", "yes", "no");
+        return changes;
+    }
+    if (x->enabled != cur->enabled)
+        difference(changes, "enabled", x->enabled ? "yes" : "no", cur->enabled ? "yes" : "no");
+    if (x->running != cur->running)
+        difference(changes, "running", x->running ? "yes" : "no", cur->running ? "yes" : "no");
+    if (strcmp(x->system, cur->system) != 0)
+        difference(changes, "system", x->system, cur->system);
+    if (!same(x->mode, cur->mode))
+        difference(changes, "MODE", x->mode, cur->mode);
+    if (!same(x->op, cur->op))
+        difference(changes, "OP", x->op, cur->op);
+    if (!same(x->request, cur->request))
+        difference(changes, "REQUEST", x->request, cur->request);
+    return changes;
+}
+
+/* The NODE... of restore: each in the snapshot or known now; NULL or an error. */
+static json_t *snap_filter(json_t *args, const struct snap_list *saved,
+                           const struct snap_list *now, json_t **only)
+{
+    *only = NULL;
+    if (!json_object_get(args, "nodes"))
+        return NULL;
+    json_t *e = arg_nodes(args, false, only);
+    size_t i;
+    json_t *x;
+    json_array_foreach(*only, i, x)
+        if (!e && !snap_find(saved, json_string_value(x)))
+            e = snap_find(now, json_string_value(x))
+                    ? ctl_error(CTL_EINVAL, "node %s is not in the snapshot",
+                                json_string_value(x))
+                    : unknown_node(json_string_value(x));
+    return e;
+}
+
+static bool wanted_node(json_t *only, const char *node)
+{
+    if (!only)
+        return true;
+    size_t i;
+    json_t *x;
+    json_array_foreach(only, i, x)
+        if (strcmp(json_string_value(x), node) == 0)
+            return true;
+    return false;
+}
+
+/* diff (restore == false) and restore: per node of the snapshot, what
+ * differs, and for restore what was done about each difference. */
+static json_t *snapshot_apply(sup *s, struct ctl_peer *p, json_t *args, bool restore)
+{
+    const char *name;
+    json_t *dry = json_object_get(args, "dry_run");
+    json_t *e = arg_snapshot(args, &name);
+    if (!e && dry && !json_is_boolean(dry))
+        e = ctl_error(CTL_EINVAL, "argument 'dry_run' must be true or false");
+    struct snap_list saved, now;
+    if (e || (e = snap_load(s, name, &saved, &now)))
+        return e;
+    json_t *only;
+    if ((e = snap_filter(args, &saved, &now, &only))) {
+        snap_free(&saved);
+        snap_free(&now);
+        return e;
+    }
+    bool apply = restore && !json_is_true(dry);
+    char who[128];
+    peer_who(p, who, sizeof(who));
+    json_t *nodes = json_array(), *extra = json_array();
+    unsigned failed = 0;
+    char first[600] = "";
+    for (unsigned i = 0; i < saved.n; i++) {
+        const struct snap_node *x = &saved.v[i];
+        if (!wanted_node(only, x->node))
+            continue;
+        const struct snap_node *cur = snap_find(&now, x->node);
+        json_t *changes = node_differences(x, cur);
+        if (!json_array_size(changes)) {
+            json_decref(changes);
+            continue;
+        }
+        json_t *row = json_pack("{s:s,s:o}", "node", x->node, "changes", changes);
+        json_array_append_new(nodes, row);
+        if (!restore)
+            continue;
+        /* Each difference gets a result: done, would be done, or why not. */
+        size_t k;
+        json_t *c;
+        sup_node *sn = sup_node_find(s, x->node);
+        json_array_foreach(changes, k, c) {
+            const char *what = json_string_value(json_object_get(c, "what"));
+            char msg[600] = "";
+            int rc = 0;
+            if (strcmp(what, "exists") == 0) {
+                snprintf(msg, sizeof(msg), "%s no longer exists (destroyed, or no longer in the "
+                         "configuration); not restored", x->node);
+                rc = -1;
+            } else if (strcmp(what, "system") == 0) {
+                snprintf(msg, sizeof(msg), "runs system %s now, %s then: left as it is",
+                         cur->system, x->system);
+            } else if (!apply) {
+                snprintf(msg, sizeof(msg), "would be restored");
+                if (strcmp(what, "REQUEST") == 0 && sn &&
+                    !node_system_state(node_system_of(sn->node), x->request)) {
+                    snprintf(msg, sizeof(msg), "state %s no longer exists in system %s; would "
+                             "not be restored", x->request, sn->system);
+                    rc = -1;
+                }
+            } else if (strcmp(what, "enabled") == 0) {
+                struct node_act a = {.s = s, .name = x->node, .who = who, .what = x->enabled};
+                rc = enable_one(&a, msg, sizeof(msg));
+            } else if (strcmp(what, "running") == 0) {
+                struct reg r;
+                json_t *re = reg_load(s, &r);
+                if (re) {
+                    snprintf(msg, sizeof(msg), "%s", json_string_value(json_object_get(re, "error")));
+                    json_decref(re);
+                    rc = -1;
+                } else {
+                    struct node_act a = {.s = s, .name = x->node, .who = who,
+                                         .what = x->running ? ACT_START : ACT_STOP,
+                                         .sn = sup_node_find(s, x->node),
+                                         .rn = reg_find(&r, x->node)};
+                    rc = run_one(&a, msg, sizeof(msg));
+                    reg_free(&r);
+                }
+                sn = sup_node_find(s, x->node);
+            } else if (!sn) {
+                /* Not running: what it will start with (the registry's saved controls). */
+                bool req = strcmp(what, "REQUEST") == 0, mode = strcmp(what, "MODE") == 0;
+                const char *v = req ? x->request : mode ? x->mode : x->op;
+                rc = store_node_state(s->store, x->node, req ? v : NULL, mode ? v : NULL,
+                                      !req && !mode ? v : NULL, NULL) == STORE_OK ? 0 : -1;
+                snprintf(msg, sizeof(msg), rc ? "could not be saved" : "saved for its next start "
+                         "(it does not run)");
+            } else {
+                bool req = strcmp(what, "REQUEST") == 0;
+                const char *v = req ? x->request : strcmp(what, "MODE") == 0 ? x->mode : x->op;
+                if (req && !node_system_state(node_system_of(sn->node), v)) {
+                    snprintf(msg, sizeof(msg), "state %s no longer exists in system %s; not "
+                             "restored", v, sn->system);
+                    rc = -1;
+                } else {
+                    json_t *w = write_control(s, p, sn, what, v);
+                    rc = json_is_true(json_object_get(w, "ok")) ? 0 : -1;
+                    snprintf(msg, sizeof(msg), "%s", rc ? json_string_value(json_object_get(w, "error"))
+                                                       : "restored");
+                    json_decref(w);
+                }
+            }
+            json_object_set_new(c, "result", json_string(msg));
+            json_object_set_new(c, "failed", json_boolean(rc != 0));
+            if (rc && !failed++)
+                snprintf(first, sizeof(first), "%s: %s: %s", x->node, what, msg);
+        }
+    }
+    for (unsigned i = 0; i < now.n; i++)
+        if (!snap_find(&saved, now.v[i].node) && !only)
+            json_array_append_new(extra, json_string(now.v[i].node));
+    if (apply) {
+        char what[160];
+        snprintf(what, sizeof(what), "snapshot restore %s (%zu nodes differed, %u refused)", name,
+                 json_array_size(nodes), failed);
+        log_change(p, what, "site");
+    }
+    /* A refusal of some is an answer (each with its reason), not an error:
+     * the client prints every result and exits 1. */
+    json_t *reply = ok_reply();
+    json_object_set_new(reply, "first_failure", failed ? ctl_string(first) : json_null());
+    json_object_set_new(reply, "name", json_string(name));
+    json_object_set_new(reply, "time", json_real(saved.time));
+    json_object_set_new(reply, "user", ctl_string(saved.user));
+    json_object_set_new(reply, "dry_run", json_boolean(restore && !apply));
+    json_object_set_new(reply, "nodes", nodes);
+    json_object_set_new(reply, "not_in_snapshot", extra);
+    json_object_set_new(reply, "failed", json_integer(failed));
+    snap_free(&saved);
+    snap_free(&now);
+    return reply;
+}
+
+static json_t *cmd_snapshot_diff(sup *s, struct ctl_peer *p, json_t *a) { return snapshot_apply(s, p, a, false); }
+static json_t *cmd_snapshot_restore(sup *s, struct ctl_peer *p, json_t *a) { return snapshot_apply(s, p, a, true); }
+
 /* ---- guardctl access NODE [USER@HOST] ---- */
 
 /* Who may write each of the node's writable channels, and the rule that
@@ -1826,6 +2248,11 @@ static const struct command {
     {"states", false, cmd_states, {"node"}},
     {"watch", false, cmd_watch, {"nodes"}},
     {"access", false, cmd_access, {"node", "user", "host"}},
+    {"snapshot-save", true, cmd_snapshot_save, {"name", "force"}},
+    {"snapshot-list", false, cmd_snapshot_list, {NULL}},
+    {"snapshot-diff", false, cmd_snapshot_diff, {"name", "nodes"}},
+    {"snapshot-restore", true, cmd_snapshot_restore, {"name", "nodes", "dry_run"}},
+    {"snapshot-delete", true, cmd_snapshot_delete, {"name"}},
 };
 
 json_t *ctlcmd_run(sup *s, struct ctl_peer *p, json_t *req)

@@ -1146,6 +1146,106 @@ static void state_edges(json_t *state, char *buf, size_t len)
     }
 }
 
+/* -- snapshot -- */
+
+static const char *snap_value(json_t *x, const char *key)
+{
+    const char *v = str(x, key, NULL);
+    return v ? v : "-";
+}
+
+/* save NAME [--force], list, diff NAME [NODE...], restore NAME [--dry-run]
+ * [NODE...], delete NAME. */
+static int cmd_snapshot(const struct command *c, int argc, char **argv)
+{
+    static const struct option extra[] = {{"force", no_argument, NULL, 'F'},
+                                          {"dry-run", no_argument, NULL, 'D'},
+                                          {NULL, 0, NULL, 0}};
+    struct parsed p = parse_command(c, argc, argv, "", extra);
+    if (p.first < 0)
+        return p.status;
+    const char *sub = argv[p.first];
+    int nargs = argc - p.first - 1;
+    const char *name = nargs > 0 ? argv[p.first + 1] : NULL;
+    bool list = strcmp(sub, "list") == 0, save = strcmp(sub, "save") == 0,
+         del = strcmp(sub, "delete") == 0, diff = strcmp(sub, "diff") == 0,
+         restore = strcmp(sub, "restore") == 0;
+    if (!list && !save && !del && !diff && !restore)
+        return usage_error(c, "unknown snapshot command '%s'", sub);
+    if ((list && nargs) || (!list && !nargs) || ((save || del) && nargs > 1))
+        return usage_error(c, "%s", list ? "list takes no arguments"
+                                         : nargs ? "too many arguments" : "missing NAME");
+    if ((p.force && !save) || (p.dry_run && !restore))
+        return usage_error(c, "%s", p.force ? "--force is for save" : "--dry-run is for restore");
+    char cmd[32];
+    snprintf(cmd, sizeof(cmd), "snapshot-%s", sub);
+    json_t *args = json_object();
+    if (name)
+        json_object_set_new(args, "name", json_string(name));
+    if (save)
+        json_object_set_new(args, "force", json_boolean(p.force));
+    if (restore)
+        json_object_set_new(args, "dry_run", json_boolean(p.dry_run));
+    if ((diff || restore) && nargs > 1)
+        json_object_set_new(args, "nodes", names_array(argc, argv, p.first + 2));
+    json_t *reply = request(cmd, args);
+    if (json_out) {
+        long long failed = json_integer_value(json_object_get(reply, "failed"));
+        print_json(reply);
+        return failed ? EXIT_FAILED : EXIT_OK;
+    }
+    size_t i;
+    json_t *x;
+    if (save) {
+        printf("snapshot %s saved: %lld nodes\n", name,
+               (long long)json_integer_value(json_object_get(reply, "nodes")));
+    } else if (del) {
+        printf("snapshot %s deleted\n", name);
+    } else if (list) {
+        printf("%-24s  %-23s  %-12s  %s\n", "NAME", "SAVED", "BY", "NODES");
+        json_array_foreach(json_object_get(reply, "snapshots"), i, x) {
+            char t[32];
+            printf("%-24s  %-23s  %-12s  %lld\n", str(x, "name", "?"),
+                   fmt_time(json_number_value(json_object_get(x, "time")), t, sizeof(t)),
+                   str(x, "user", "-"), (long long)json_integer_value(json_object_get(x, "nodes")));
+        }
+    } else {
+        char t[32];
+        printf("snapshot %s (saved %s by %s)%s\n", name,
+               fmt_time(json_number_value(json_object_get(reply, "time")), t, sizeof(t)),
+               str(reply, "user", "?"),
+               is_true(reply, "dry_run") ? ": dry run, nothing changed" : "");
+        json_t *nodes = json_object_get(reply, "nodes");
+        if (!json_array_size(nodes))
+            printf("no differences\n");
+        json_array_foreach(nodes, i, x) {
+            size_t k;
+            json_t *d;
+            json_array_foreach(json_object_get(x, "changes"), k, d) {
+                printf("%-24s  %-8s  %s -> %s", str(x, "node", "?"), str(d, "what", "?"),
+                       snap_value(d, "now"), snap_value(d, "snapshot"));
+                if (json_object_get(d, "result"))
+                    printf("  %s%s", is_true(d, "failed") ? "REFUSED: " : "",
+                           str(d, "result", ""));
+                putchar('\n');
+            }
+        }
+        json_t *extra_nodes = json_object_get(reply, "not_in_snapshot");
+        if (json_array_size(extra_nodes)) {
+            printf("not in the snapshot (left alone):");
+            json_array_foreach(extra_nodes, i, x)
+                printf(" %s", json_string_value(x));
+            putchar('\n');
+        }
+    }
+    long long failed = json_integer_value(json_object_get(reply, "failed"));
+    if (failed)
+        fprintf(stderr, "guardctl: %lld change%s not restored; first: %s\n", failed,
+                failed == 1 ? "" : "s", str(reply, "first_failure", "?"));
+    json_decref(reply);
+    return failed ? EXIT_FAILED : EXIT_OK;
+}
+
 /* -- access -- */
 
 /* guardctl access NODE [USER[@HOST]]: HOST may be a name, looked up here (a
@@ -1876,6 +1976,17 @@ static const struct command commands[] = {
      "quarantine, and its last 10 log lines. NODE may be a pattern ('SUS_*') or all.\n"
      "  -w, --watch     draw it again whenever it changes, until Ctrl-C\n"
      "  --json          the daemon's reply as JSON\n", 0, -1},
+    {"snapshot", cmd_snapshot, "save NAME [--force] | list | diff NAME [NODE...] | "
+     "restore NAME [--dry-run] [NODE...] | delete NAME",
+     "Site snapshots, kept in the database until deleted (never pruned). save records every\n"
+     "node's REQUEST, MODE and OP, whether it runs and is enabled, with who and when (an\n"
+     "existing NAME only with --force). diff shows what differs now (NOW -> SNAPSHOT).\n"
+     "restore puts it back through the same path as `guardctl request/mode/op/enable/start/\n"
+     "stop` (validated, audited, access rules applied): only what differs, per node; a state\n"
+     "that no longer exists in the node's system, or a node that no longer exists, is refused\n"
+     "and said, the rest still restored (exit 1). Nodes that are not in the snapshot are left\n"
+     "alone. --dry-run shows what would be done; NODE... limits it to those nodes. Names:\n"
+     "1-64 of A-Z a-z 0-9 _ . -.\n", 1, -1},
     {"access", cmd_access, "NODE [USER[@HOST]]",
      "Who may write the node's REQUEST, MODE, OP, LOAD and MANAGER, and the access rule that\n"
      "says so (the configuration's [access] sections: guardiand.ini). With USER@HOST: whether\n"

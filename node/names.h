@@ -11,6 +11,8 @@
  *           of a module file (<system>.so) found on the systems path, so
  *           never a path ("sus", "sus.v2", "my-lock").
  *   IFO     1-8 of A-Z 0-9: the first part of every channel name ("X1").
+ *   snapshot  1-64 of A-Z a-z 0-9 _ . -, not starting with . or -: a site
+ *           snapshot's name ("before-vent", "2026-11-28"), typed by operators.
  */
 #ifndef GUARDIAND_NAMES_H
 #define GUARDIAND_NAMES_H
@@ -21,6 +23,7 @@
 #define NAME_NODE_MAX 63
 #define NAME_SYSTEM_MAX 64
 #define NAME_IFO_MAX 8
+#define NAME_SNAPSHOT_MAX 64
 
 static inline bool name_chars(const char *s, size_t max, bool lower, const char *extra)
 {
@@ -45,5 +48,10 @@ static inline bool name_valid_system(const char *s)
 }
 
 static inline bool name_valid_ifo(const char *s) { return name_chars(s, NAME_IFO_MAX, false, ""); }
+
+static inline bool name_valid_snapshot(const char *s)
+{
+    return name_chars(s, NAME_SNAPSHOT_MAX, true, "_.-") && s[0] != '.' && s[0] != '-';
+}
 
 #endif

@@ -2,8 +2,9 @@
  *
  * Files: open.c (checking, opening, migrating, closing), queue.c (the
  * in-memory queue, the flush, degraded mode, pruning, checkpoints, status),
- * registry.c (the node registry and boots), crash.c (the crash journal and
- * the quarantine counts), query.c (history queries for the control socket).
+ * registry.c (the node registry and boots), snapshot.c (site snapshots),
+ * crash.c (the crash journal and the quarantine counts), query.c (history
+ * queries for the control socket).
  *
  * Invariants: no transaction is open between two calls into the store (each
  * call that begins one commits or rolls back before it returns); every queued

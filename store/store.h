@@ -304,6 +304,38 @@ int store_log_lines(store *s, const char *node, double since, unsigned limit, st
 int store_audit_newest(store *s, const char *node, const char *channel, store_audit_fn fn,
                        void *arg);
 
+/* ---- site snapshots (synchronous: operator actions) ---- */
+
+/* A snapshot: every node's controls at one moment, kept until deleted (never
+ * pruned). Names follow name_valid_snapshot (node/names.h). */
+struct store_snapshot {
+    const char *name;
+    double time;
+    const char *user;        /* who saved it; may be NULL */
+    unsigned nodes;
+};
+/* One node in it: request, mode and op NULL when nothing was known. */
+struct store_snapshot_node {
+    const char *node;
+    const char *system;
+    bool enabled, running;
+    const char *request, *mode, *op;
+};
+typedef int (*store_snapshot_fn)(void *arg, const struct store_snapshot *snap);
+typedef int (*store_snapshot_node_fn)(void *arg, const struct store_snapshot_node *n);
+/* Save nodes under name, in one transaction. An existing snapshot of that
+ * name: STORE_EEXIST, unless replace. STORE_EINVAL for a bad name or node. */
+int store_snapshot_save(store *s, const struct store_snapshot *snap,
+                        const struct store_snapshot_node *nodes, unsigned n, bool replace);
+/* Every snapshot, newest first; the number listed or a negative store_err. */
+int store_snapshot_list(store *s, store_snapshot_fn fn, void *arg);
+/* One snapshot: head once, then fn for each node by name. 0, STORE_ENOENT
+ * or another negative store_err. Callbacks may stop it (non-zero). */
+int store_snapshot_get(store *s, const char *name, store_snapshot_fn head,
+                       store_snapshot_node_fn fn, void *arg);
+/* STORE_OK or STORE_ENOENT. */
+int store_snapshot_delete(store *s, const char *name);
+
 /* ---- status ---- */
 
 struct store_status {

@@ -168,10 +168,17 @@ void persist_close(sup *s, bool clean)
         persist_unlock(s);
         return;
     }
-    /* Queue the final state of every node, then flush and end the boot. */
+    /* Queue the final state of every node, then flush and end the boot. The
+     * controls as the channels hold them: a write accepted just before the
+     * signal is applied by the node only at its next cycle, which will not
+     * come, and must not be lost (as at a stop: lifecycle.c). */
     sup_node *sn, *tmp;
-    HASH_ITER(hh, s->nodes, sn, tmp)
+    HASH_ITER(hh, s->nodes, sn, tmp) {
         persist_after_step(s, sn);
+        struct life_controls c;
+        life_controls(s, sn, &c);
+        store_node_state(s->store, sn->name, c.request[0] ? c.request : NULL, c.mode, c.op, NULL);
+    }
     store_boot_end(s->store, clean);
     store_close(s->store);
     s->store = NULL;

@@ -1449,3 +1449,84 @@ Test(store, log_retention_prunes_lines_and_heads_apart_from_history)
     st = open_with(&o); /* would prune at open */
     cr_assert_eq(sql_int("SELECT count(*) FROM node_log WHERE time < strftime('%s','now') - 86400 * 7"), 1);
 }
+
+/* ---- site snapshots ---- */
+
+struct snap_seen {
+    char head[128];
+    char rows[8][160];
+    unsigned n;
+};
+
+static int snap_head(void *arg, const struct store_snapshot *snap)
+{
+    struct snap_seen *s = arg;
+    snprintf(s->head, sizeof(s->head), "%s %s %u", snap->name, snap->user ? snap->user : "-",
+             snap->nodes);
+    return 0;
+}
+
+static int snap_row(void *arg, const struct store_snapshot_node *x)
+{
+    struct snap_seen *s = arg;
+    if (s->n < 8)
+        snprintf(s->rows[s->n++], sizeof(s->rows[0]), "%s %s %d %d %s %s %s", x->node, x->system,
+                 x->enabled, x->running, x->request ? x->request : "-", x->mode ? x->mode : "-",
+                 x->op ? x->op : "-");
+    return 0;
+}
+
+static int snap_name(void *arg, const struct store_snapshot *snap)
+{
+    struct snap_seen *s = arg;
+    if (s->n < 8)
+        snprintf(s->rows[s->n++], sizeof(s->rows[0]), "%s", snap->name);
+    return 0;
+}
+
+Test(store, snapshots_are_saved_read_replaced_and_deleted)
+{
+    st = open_default();
+    struct store_snapshot_node nodes[] = {
+        {.node = "SUS_ETMX", .system = "sus", .enabled = true, .running = true,
+         .request = "ALIGNED", .mode = "AUTO", .op = "EXEC"},
+        {.node = "B1", .system = "bench", .enabled = false, .running = false},
+    };
+    struct store_snapshot head = {.name = "before-vent", .time = 1000, .user = "alice", .nodes = 2};
+    cr_assert_eq(store_snapshot_save(st, &head, nodes, 2, false), STORE_OK);
+    cr_expect_eq(store_snapshot_save(st, &head, nodes, 2, false), STORE_EEXIST);
+    struct snap_seen seen = {0};
+    cr_assert_eq(store_snapshot_get(st, "before-vent", snap_head, snap_row, &seen), STORE_OK);
+    cr_expect_str_eq(seen.head, "before-vent alice 2");
+    cr_assert_eq(seen.n, 2u);
+    cr_expect_str_eq(seen.rows[0], "B1 bench 0 0 - - -"); /* by name */
+    cr_expect_str_eq(seen.rows[1], "SUS_ETMX sus 1 1 ALIGNED AUTO EXEC");
+    /* replaced: only the new rows */
+    head.time = 2000;
+    head.nodes = 1;
+    cr_assert_eq(store_snapshot_save(st, &head, nodes + 1, 1, true), STORE_OK);
+    struct store_snapshot other = {.name = "later", .time = 3000, .nodes = 0};
+    cr_assert_eq(store_snapshot_save(st, &other, NULL, 0, false), STORE_OK);
+    memset(&seen, 0, sizeof(seen));
+    cr_assert_eq(store_snapshot_get(st, "before-vent", snap_head, snap_row, &seen), STORE_OK);
+    cr_expect_eq(seen.n, 1u);
+    cr_expect_eq(sql_int("SELECT count(*) FROM snapshot_nodes"), 1);
+    memset(&seen, 0, sizeof(seen));
+    cr_assert_eq(store_snapshot_list(st, snap_name, &seen), 2);
+    cr_expect_str_eq(seen.rows[0], "later"); /* newest first */
+    /* bad input changes nothing */
+    cr_expect_eq(store_snapshot_save(st, &(struct store_snapshot){.name = "-x"}, NULL, 0, false),
+                 STORE_EINVAL);
+    struct store_snapshot_node twice[] = {nodes[1], nodes[1]};
+    struct store_snapshot t = {.name = "twice", .time = 1};
+    cr_expect_eq(store_snapshot_save(st, &t, twice, 2, false), STORE_EINVAL);
+    cr_expect_eq(store_snapshot_get(st, "twice", NULL, NULL, NULL), STORE_ENOENT);
+    struct store_snapshot_node bad = {.node = "lower", .system = "x"};
+    cr_expect_eq(store_snapshot_save(st, &t, &bad, 1, false), STORE_EINVAL);
+    /* kept across a reopen; deleted with their rows */
+    reopen();
+    cr_expect_eq(store_snapshot_delete(st, "before-vent"), STORE_OK);
+    cr_expect_eq(store_snapshot_delete(st, "before-vent"), STORE_ENOENT);
+    cr_expect_eq(sql_int("SELECT count(*) FROM snapshot_nodes"), 0);
+    cr_expect_eq(sql_int("SELECT count(*) FROM snapshots"), 1);
+}
