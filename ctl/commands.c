@@ -2040,7 +2040,7 @@ static json_t *snapshot_apply(sup *s, struct ctl_peer *p, json_t *args, bool res
     peer_who(p, who, sizeof(who));
     json_t *nodes = json_array(), *extra = json_array();
     unsigned failed = 0;
-    char first[600] = "";
+    char first[700] = "";
     for (unsigned i = 0; i < saved.n; i++) {
         const struct snap_node *x = &saved.v[i];
         if (!wanted_node(only, x->node))
@@ -2123,7 +2123,7 @@ static json_t *snapshot_apply(sup *s, struct ctl_peer *p, json_t *args, bool res
             json_object_set_new(c, "result", json_string(msg));
             json_object_set_new(c, "failed", json_boolean(rc != 0));
             if (rc && !failed++)
-                snprintf(first, sizeof(first), "%s: %s: %s", x->node, what, msg);
+                snprintf(first, sizeof(first), "%.63s: %.16s: %.599s", x->node, what, msg);
         }
     }
     for (unsigned i = 0; i < now.n; i++)
