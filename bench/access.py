@@ -22,7 +22,6 @@ The daemon is $GUARDIAND, else build/bin/guardiand (guardctl beside it).
 """
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
