@@ -438,6 +438,7 @@ void node_step(node *n)
 {
     if (!n || n->magic != NODE_MAGIC || n->in_code)
         return;
+    n->stepped = true;
     n->n_trail = 0;
     bool restarted = apply_controls(n);
     node_claim_check(n);

@@ -13,6 +13,7 @@
  */
 #include "node/node_priv.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +240,35 @@ int node_set_mode(node *n, enum node_mode mode)
         return NODE_EINVAL;
     n->mode_pending = true;
     n->mode_next = mode;
+    return NODE_OK;
+}
+
+int node_start_with(node *n, const char *request, int mode, int op)
+{
+    if (!n || n->magic != NODE_MAGIC || n->stepped || n->in_code ||
+        (mode != -1 && mode != NODE_MODE_AUTO && mode != NODE_MODE_MANAGED &&
+         mode != NODE_MODE_MANUAL) ||
+        (op != -1 && op != NODE_OP_STOP && op != NODE_OP_PAUSE && op != NODE_OP_EXEC))
+        return NODE_EINVAL;
+    int pos = request ? node_system_pos(n->sys, request) : n->req;
+    if (pos < 0)
+        return NODE_ENOSTATE;
+    assert(n->cur == n->sys->init);
+    bool changed = pos != n->req;
+    n->req = pos;
+    if (mode != -1)
+        n->mode = (enum node_mode)mode;
+    if (op != -1) {
+        n->op = (enum node_op)op;
+        n->stopped = n->op == NODE_OP_STOP;
+    }
+    /* As a request given at the first cycle would: MANUAL goes straight to it. */
+    if (request && (changed || n->req == n->cur || n->mode == NODE_MODE_MANUAL))
+        n->react = true;
+    node_log(n, "starts with REQUEST %s, MODE %s, OP %s", node_state_name_at(n, n->req),
+             node_mode_names[n->mode], node_op_names[n->op]);
+    engine_repath(n);
+    node_publish(n);
     return NODE_OK;
 }
 

@@ -236,6 +236,14 @@ void node_step(node *n);
 int node_request(node *n, const char *state);
 int node_set_mode(node *n, enum node_mode mode);
 int node_set_op(node *n, enum node_op op);
+/* The controls a node starts with (a restart's saved ones), in force at
+ * once rather than at the next cycle: only before its first step, as if it
+ * had been created with them, so that its channels show them from the start
+ * and a stop before that step keeps them (a quarantined node never steps).
+ * request NULL, mode or op -1: that default stays. NODE_ENOSTATE for an
+ * unknown state, NODE_EINVAL for a bad mode or op or a node that has run;
+ * either way nothing changes. */
+int node_start_with(node *n, const char *request, int mode, int op);
 /* Switch to another (reloaded) system without leaving the current state if
  * it still exists; otherwise start again from INIT. Clears ERROR. Takes its
  * own reference on sys and drops the one on the old system. Errors (sys NULL:

@@ -142,6 +142,7 @@ struct node {
     int cur, req, target;
     bool entered, in_run, done;
     bool stalled, nopath, error, connected, stopped;
+    bool stepped;          /* node_step has run (node_start_with is too late) */
     enum node_op op;
     enum node_mode mode;
     enum node_status status;

@@ -18,6 +18,7 @@
  * (sup_node_too_slow; a fault is recorded); that is not saved: a restart
  * gives the node a fresh chance, judged again within seconds.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -247,16 +248,19 @@ int persist_node_list(sup *s, bool seed,
 void persist_node_started(sup *s, sup_node *sn, const struct sup_node_spec *spec)
 {
     nodepv_set_audit(sn->pv, audit, s);
-    /* Saved controls: validated against the system as it is now. */
-    if (spec->request && node_request(sn->node, spec->request) != NODE_OK)
+    /* Saved controls: validated against the system as it is now, and in
+     * force (and on the channels) before the first step. */
+    const char *request = spec->request;
+    if (request && !node_system_state(sn->sys, request)) {
         sup_log(SUP_WARNING, "%s: saved request %s is not a state of %s now; keeping %s",
-                sn->name, spec->request, sn->system, node_requested(sn->node)->name);
-    int mode = node_mode_value(spec->mode);
-    if (mode >= 0)
-        node_set_mode(sn->node, (enum node_mode)mode);
-    int op = node_op_value(spec->op);
-    if (op >= 0)
-        node_set_op(sn->node, (enum node_op)op);
+                sn->name, request, sn->system, node_requested(sn->node)->name);
+        request = NULL;
+    }
+    int rc = node_start_with(sn->node, request, node_mode_value(spec->mode),
+                             node_op_value(spec->op));
+    assert(rc == NODE_OK);
+    (void)rc;
+    nodepv_publish(sn->pv);
     if (!s->store)
         return;
     int total = store_crash_total(s->store, sn->name);

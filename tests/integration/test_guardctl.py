@@ -679,6 +679,27 @@ def test_stop_right_after_a_request_keeps_it(ctl):
     assert wait_for(lambda: c.node("SUS_X")["request"] == "DAMPED")
 
 
+def test_a_node_starts_with_its_saved_controls_in_force(ctl):
+    """Saved controls are the node's, and its channels', from its start rather than from its
+    first cycle: a stop before that cycle keeps them (it used to save the defaults the channels
+    showed until then), and a client reading at once reads them."""
+    c = ctl()
+    c.ok("request", "SUS_X", "DAMPED")
+    c.ok("mode", "SUS_X", "MANUAL")
+    c.ok("op", "SUS_X", "PAUSE")
+    c.ok("stop", "SUS_X")
+    for _ in range(5):  # each start and stop well inside the node's first cycle
+        c.ok("start", "SUS_X")
+        n = c.node("SUS_X")
+        assert (n["request"], n["mode"], n["op"]) == ("DAMPED", "MANUAL", "PAUSE"), n
+        c.ok("stop", "SUS_X")
+    c.ok("start", "SUS_X")
+    assert get("X1:GRD-SUS_X_MODE", as_string=True) == "MANUAL"
+    assert get("X1:GRD-SUS_X_OP", as_string=True) == "PAUSE"
+    assert get("X1:GRD-SUS_X_REQUEST") == "DAMPED"
+    assert "starts with REQUEST DAMPED, MODE MANUAL, OP PAUSE" in c.ok("log", "SUS_X").stdout
+
+
 def test_reload_applies_the_file_and_says_what_changed(ctl):
     """Item 2: guardctl reload prints what started, stopped, restarted or failed; a file that
     does not parse is refused with file:line (exit 1), changes nothing, and shows in status."""

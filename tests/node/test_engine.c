@@ -213,6 +213,48 @@ Test(engine, start_at_needs_a_path_to_the_request)
     assert_state("B");
 }
 
+/* node_start_with (a restart's saved controls): in force at once, before the
+ * first cycle, published, and nothing left pending for that cycle. */
+Test(engine, start_with_puts_saved_controls_in_force_at_once)
+{
+    uint64_t gen = node_generation(n);
+    cr_assert_eq(node_start_with(n, "NOT_HERE", NODE_MODE_MANUAL, -1), NODE_ENOSTATE);
+    cr_assert_eq(node_start_with(n, "D", 7, -1), NODE_EINVAL);
+    cr_assert_eq(node_start_with(n, "D", -1, 3), NODE_EINVAL);
+    cr_assert_eq(node_mode(n), NODE_MODE_AUTO, "a refusal changes nothing");
+    cr_assert_str_eq(S(node_requested(n)), "C");
+    cr_assert_eq(node_start_with(n, "D", NODE_MODE_MANAGED, NODE_OP_PAUSE), NODE_OK);
+    cr_assert_str_eq(S(node_requested(n)), "D");
+    cr_assert_eq(node_mode(n), NODE_MODE_MANAGED);
+    cr_assert_eq(node_op(n), NODE_OP_PAUSE);
+    cr_assert_neq(node_generation(n), gen, "published: the channels show them");
+    assert_log_seq(0, "starts with REQUEST D, MODE MANAGED, OP PAUSE", "calculating path: INIT->D");
+    steps(n, 3);
+    cr_assert_eq(log_find_sub(0, "MODE: "), -1, "nothing was pending");
+    cr_assert_eq(log_find_sub(0, "OP: "), -1);
+    cr_assert_eq(log_find_sub(0, "REQUEST: "), -1);
+    cr_assert_eq(node_start_with(n, "C", -1, -1), NODE_EINVAL, "only before the first cycle");
+}
+
+Test(engine, start_with_manual_goes_to_the_request_as_a_first_cycle_request_would)
+{
+    cr_assert_eq(node_start_with(n, "D", NODE_MODE_MANUAL, -1), NODE_OK);
+    steps(n, 4);
+    assert_state("D");
+    cr_assert_neq(log_find(0, "MANUAL: INIT->D"), -1);
+}
+
+Test(engine, start_with_op_stop_waits_for_exec_then_heads_for_the_request)
+{
+    cr_assert_eq(node_start_with(n, "D", -1, NODE_OP_STOP), NODE_OK);
+    steps(n, 5);
+    cr_assert_eq(beh("INIT")->mains, 0, "stopped: no state code runs");
+    cr_assert_eq(node_set_op(n, NODE_OP_EXEC), NODE_OK);
+    for (int i = 0; i < 40 && !(node_done(n) && strcmp(S(node_state(n)), "D") == 0); i++)
+        step(n);
+    assert_state("D");
+}
+
 /* node_system_edges (guardctl states): explicit edges only, in the system's order. */
 Test(engine, explicit_edges_of_a_state)
 {
