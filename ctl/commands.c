@@ -2072,10 +2072,17 @@ static json_t *snapshot_apply(sup *s, struct ctl_peer *p, json_t *args, bool res
                          cur->system, x->system);
             } else if (!apply) {
                 snprintf(msg, sizeof(msg), "would be restored");
+                pv_client me = peer_client(p);
+                bool control = strcmp(what, "enabled") != 0 && strcmp(what, "running") != 0;
                 if (strcmp(what, "REQUEST") == 0 && sn &&
                     !node_system_state(node_system_of(sn->node), x->request)) {
                     snprintf(msg, sizeof(msg), "state %s no longer exists in system %s; would "
                              "not be restored", x->request, sn->system);
+                    rc = -1;
+                } else if (control && !policy_may_write(s, x->node, what, &me, NULL)) {
+                    char why[560];
+                    policy_refusal_text(s, x->node, what, &me, why, sizeof(why));
+                    snprintf(msg, sizeof(msg), "%s; would not be restored", why);
                     rc = -1;
                 }
             } else if (strcmp(what, "enabled") == 0) {
@@ -2098,13 +2105,28 @@ static json_t *snapshot_apply(sup *s, struct ctl_peer *p, json_t *args, bool res
                 }
                 sn = sup_node_find(s, x->node);
             } else if (!sn) {
-                /* Not running: what it will start with (the registry's saved controls). */
+                /* Not running: what it will start with (the registry's saved controls),
+                 * under the same rules and audit as a write to its channel. */
                 bool req = strcmp(what, "REQUEST") == 0, mode = strcmp(what, "MODE") == 0;
                 const char *v = req ? x->request : mode ? x->mode : x->op;
-                rc = store_node_state(s->store, x->node, req ? v : NULL, mode ? v : NULL,
-                                      !req && !mode ? v : NULL, NULL) == STORE_OK ? 0 : -1;
-                snprintf(msg, sizeof(msg), rc ? "could not be saved" : "saved for its next start "
-                         "(it does not run)");
+                json_t *refused = channel_refused(s, p, x->node, what, v);
+                if (refused) {
+                    snprintf(msg, sizeof(msg), "%s",
+                             json_string_value(json_object_get(refused, "error")));
+                    json_decref(refused);
+                    rc = -1;
+                } else {
+                    rc = store_node_state(s->store, x->node, req ? v : NULL, mode ? v : NULL,
+                                          !req && !mode ? v : NULL, NULL) == STORE_OK ? 0 : -1;
+                    snprintf(msg, sizeof(msg), rc ? "could not be saved" : "saved for its next "
+                             "start (it does not run)");
+                    const char *was = req ? cur->request : mode ? cur->mode : cur->op;
+                    struct store_audit a = {.node = x->node, .time = sup_wall(), .channel = what,
+                                            .old_value = was, .new_value = v,
+                                            .host = PV_LOCAL_HOST, .user = peer_user(p),
+                                            .accepted = rc == 0};
+                    store_audit(s->store, &a);
+                }
             } else {
                 bool req = strcmp(what, "REQUEST") == 0;
                 const char *v = req ? x->request : strcmp(what, "MODE") == 0 ? x->mode : x->op;

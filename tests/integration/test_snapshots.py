@@ -157,6 +157,50 @@ def test_restore_follows_the_access_rules(ctl):
     assert c.node("B1")["mode"] == "AUTO"
 
 
+def test_restore_of_stopped_nodes_follows_the_access_rules_too(ctl):
+    # A node that does not run gets its saved controls, not a channel write: the same rules
+    # and the same audit all the same (root may not write SUS_*'s MODE).
+    rules = ["[users commissioners]", "members = carol", "[access SUS_*]", "MODE = commissioners",
+             "[access *]", "* = *", ""]
+    c = ctl(extra=rules)
+    c.ok("stop", "SUS_X")
+    c.ok("stop", "B1")
+    c.ok("snapshot", "save", "s")
+    with open(c.config) as f:
+        text = f.read()
+    with open(c.config, "w") as f:
+        f.write(text.replace("MODE = commissioners", "MODE = *"))
+    c.ok("reload")
+    for n in ("SUS_X", "B1"):
+        c.ok("start", n)
+        c.ok("mode", n, "MANUAL")
+        c.ok("stop", n)
+    with open(c.config, "w") as f:
+        f.write(text)
+    c.ok("reload")
+    refusal = "REFUSED: root from 127.0.0.1 may not write MODE of SUS_X"
+    r = snap(c, "restore", "s", "--dry-run")
+    assert r.returncode == 1 and refusal in r.stdout and "would not be restored" in r.stdout, \
+        r.stdout
+    assert "B1                        MODE      MANUAL -> AUTO  would be restored" in r.stdout
+    r = snap(c, "restore", "s")
+    assert r.returncode == 1 and refusal in r.stdout, r.stdout
+    assert "B1                        MODE      MANUAL -> AUTO  saved for its next start" \
+        in r.stdout, r.stdout
+    assert c.node("SUS_X")["mode"] == "MANUAL" and c.node("B1")["mode"] == "AUTO"
+    assert wait_for(lambda: c.json("audit", "SUS_X", "MODE")["audit"][0]["new"] == "AUTO", 5)
+    refused = c.json("audit", "SUS_X", "MODE")["audit"][0]
+    assert (refused["user"], refused["accepted"]) == ("root", False), refused
+    assert wait_for(lambda: c.json("audit", "B1", "MODE")["audit"][0]["new"] == "AUTO", 5)
+    saved = c.json("audit", "B1", "MODE")["audit"][0]
+    assert (saved["old"], saved["user"], saved["accepted"]) == ("MANUAL", "root", True), saved
+    # What they start with is what the restore left.
+    c.ok("start", "SUS_X")
+    c.ok("start", "B1")
+    assert get(pv("SUS_X", "MODE"), as_string=True) == "MANUAL"
+    assert get(pv("B1", "MODE"), as_string=True) == "AUTO"
+
+
 def test_snapshots_outlive_restarts_and_are_never_pruned(ctl):
     c = ctl()
     c.ok("request", "SUS_X", "SAFE")
