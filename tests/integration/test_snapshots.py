@@ -22,6 +22,16 @@ def snap(c, *args):
     return c.run("snapshot", *args)
 
 
+def edit_config(c, old, new):
+    """Replace old by new in the daemon's configuration file and apply it (guardctl reload)."""
+    with open(c.config) as f:
+        text = f.read()
+    assert old in text, old
+    with open(c.config, "w") as f:
+        f.write(text.replace(old, new))
+    c.ok("reload")
+
+
 def controls(c, name):
     n = c.node(name)
     return n["request"], n["mode"], n["op"], n["running"], n["enabled"]
@@ -112,11 +122,7 @@ def test_vanished_states_and_nodes_are_refused_and_said(ctl):
     c.ok("destroy", "TEMP")
     c.ok("create", "NEW", "bench")
     c.ok("mode", "B1", "MANUAL")
-    with open(c.config) as f:
-        text = f.read()
-    with open(c.config, "w") as f:
-        f.write(text.replace("system = mod_good\n", "system = mod_good_v2\n"))
-    c.ok("reload")
+    edit_config(c, "system = mod_good\n", "system = mod_good_v2\n")
     assert wait_for(lambda: c.node("G1")["system"] == "mod_good_v2", 5)
     r = snap(c, "restore", "before")
     assert r.returncode == 1, (r.stdout, r.stderr)
@@ -138,17 +144,11 @@ def test_restore_follows_the_access_rules(ctl):
     c = ctl(extra=rules)
     c.ok("snapshot", "save", "s")
     c.ok("request", "SUS_X", "SAFE")
-    with open(c.config) as f:
-        text = f.read()
     c.ok("mode", "B1", "MANUAL")
     # root may not write SUS_X's MODE; make it differ by the database: a later rule change.
-    with open(c.config, "w") as f:
-        f.write(text.replace("MODE = commissioners", "MODE = *"))
-    c.ok("reload")
+    edit_config(c, "MODE = commissioners", "MODE = *")
     c.ok("mode", "SUS_X", "MANUAL")
-    with open(c.config, "w") as f:
-        f.write(text)
-    c.ok("reload")
+    edit_config(c, "MODE = *", "MODE = commissioners")
     r = snap(c, "restore", "s")
     assert r.returncode == 1
     assert "REFUSED: root from 127.0.0.1 may not write MODE of SUS_X" in r.stdout, r.stdout
@@ -166,18 +166,12 @@ def test_restore_of_stopped_nodes_follows_the_access_rules_too(ctl):
     c.ok("stop", "SUS_X")
     c.ok("stop", "B1")
     c.ok("snapshot", "save", "s")
-    with open(c.config) as f:
-        text = f.read()
-    with open(c.config, "w") as f:
-        f.write(text.replace("MODE = commissioners", "MODE = *"))
-    c.ok("reload")
+    edit_config(c, "MODE = commissioners", "MODE = *")
     for n in ("SUS_X", "B1"):
         c.ok("start", n)
         c.ok("mode", n, "MANUAL")
         c.ok("stop", n)
-    with open(c.config, "w") as f:
-        f.write(text)
-    c.ok("reload")
+    edit_config(c, "MODE = *", "MODE = commissioners")
     refusal = "REFUSED: root from 127.0.0.1 may not write MODE of SUS_X"
     r = snap(c, "restore", "s", "--dry-run")
     assert r.returncode == 1 and refusal in r.stdout and "would not be restored" in r.stdout, \
