@@ -221,6 +221,16 @@ void node_free(node *n)
 
 /* ---- operator controls ---- */
 
+static bool mode_valid(int mode)
+{
+    return mode == NODE_MODE_AUTO || mode == NODE_MODE_MANAGED || mode == NODE_MODE_MANUAL;
+}
+
+static bool op_valid(int op)
+{
+    return op == NODE_OP_STOP || op == NODE_OP_PAUSE || op == NODE_OP_EXEC;
+}
+
 int node_request(node *n, const char *state)
 {
     if (!n || n->magic != NODE_MAGIC || !state)
@@ -235,8 +245,7 @@ int node_request(node *n, const char *state)
 
 int node_set_mode(node *n, enum node_mode mode)
 {
-    if (!n || n->magic != NODE_MAGIC ||
-        (mode != NODE_MODE_AUTO && mode != NODE_MODE_MANAGED && mode != NODE_MODE_MANUAL))
+    if (!n || n->magic != NODE_MAGIC || !mode_valid((int)mode))
         return NODE_EINVAL;
     n->mode_pending = true;
     n->mode_next = mode;
@@ -246,9 +255,7 @@ int node_set_mode(node *n, enum node_mode mode)
 int node_start_with(node *n, const char *request, int mode, int op)
 {
     if (!n || n->magic != NODE_MAGIC || n->stepped || n->in_code ||
-        (mode != -1 && mode != NODE_MODE_AUTO && mode != NODE_MODE_MANAGED &&
-         mode != NODE_MODE_MANUAL) ||
-        (op != -1 && op != NODE_OP_STOP && op != NODE_OP_PAUSE && op != NODE_OP_EXEC))
+        (mode != -1 && !mode_valid(mode)) || (op != -1 && !op_valid(op)))
         return NODE_EINVAL;
     int pos = request ? node_system_pos(n->sys, request) : n->req;
     if (pos < 0)
@@ -274,8 +281,7 @@ int node_start_with(node *n, const char *request, int mode, int op)
 
 int node_set_op(node *n, enum node_op op)
 {
-    if (!n || n->magic != NODE_MAGIC ||
-        (op != NODE_OP_STOP && op != NODE_OP_PAUSE && op != NODE_OP_EXEC))
+    if (!n || n->magic != NODE_MAGIC || !op_valid((int)op))
         return NODE_EINVAL;
     n->op_pending = true;
     n->op_next = op;
